@@ -1,0 +1,55 @@
+"""deepfake-hf: turn transformers vision encoders into deepfake detectors.
+
+The public names load on first use, so `deepfake-hf --help` and light modules start without
+importing torch. Touching any of them (or calling `register()`) registers the detector with
+transformers' Auto classes, so `pipeline("image-classification", model=folder)` works in-process
+without `trust_remote_code`.
+"""
+
+import importlib
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "DeepfakeDetectorConfig": ".configuration_deepfake",
+    "DeepfakeDetectorForImageClassification": ".modeling_deepfake",
+    "export_native": ".export",
+    "NativeExportError": ".export",
+}
+_registered = False
+
+
+def register():
+    """Register the detector with AutoConfig / AutoModelForImageClassification (idempotent)."""
+    global _registered
+    if _registered:
+        return
+    from transformers import AutoConfig, AutoModelForImageClassification
+
+    from .configuration_deepfake import DeepfakeDetectorConfig
+    from .modeling_deepfake import DeepfakeDetectorForImageClassification
+
+    AutoConfig.register(DeepfakeDetectorConfig.model_type, DeepfakeDetectorConfig, exist_ok=True)
+    AutoModelForImageClassification.register(
+        DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification, exist_ok=True
+    )
+    # Saved folders carry `auto_map` and the two code files, so they load anywhere with trust_remote_code=True.
+    DeepfakeDetectorConfig.register_for_auto_class()
+    DeepfakeDetectorForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+    _registered = True
+
+
+def __getattr__(name):
+    if name not in _LAZY:
+        raise AttributeError(f"module 'deepfake_hf' has no attribute {name!r}")
+    register()
+    value = getattr(importlib.import_module(_LAZY[name], __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__():
+    return sorted([*globals(), *_LAZY])
+
+
+__all__ = ["DeepfakeDetectorConfig", "DeepfakeDetectorForImageClassification", "export_native", "register", "__version__"]

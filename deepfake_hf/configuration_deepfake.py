@@ -1,0 +1,176 @@
+"""Configuration of a deepfake detector: any vision encoder, a pooling rule and a binary real/fake head.
+
+This file is copied next to the weights when a model is saved (remote code), so it imports nothing
+from deepfake_hf and only relative names inside its own folder.
+"""
+
+from transformers import AutoConfig, PretrainedConfig
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+from transformers.configuration_utils import SubConfigSpec
+
+# Encoders whose output has a CLS token at position 0 of `last_hidden_state`.
+TOKEN_BACKBONES = ("vit", "clip_vision_model", "dinov2", "deit", "beit", "siglip_vision_model", "vit_mae")
+# Encoders whose `last_hidden_state` is a (batch, channels, height, width) feature map.
+CONV_BACKBONES = ("convnext", "convnextv2", "resnet", "efficientnet", "regnet", "bit")
+# Full multimodal configs whose vision tower is taken when given as a backbone.
+VISION_TOWER_OF = {"clip": "vision_config", "siglip": "vision_config", "clipseg": "vision_config"}
+
+# The pooling each family was published with: ViT/DINOv2 classify the CLS token after the final
+# LayerNorm; CLIP's LN-tuning recipe uses `pooler_output` (CLS after post_layernorm); CNNs and timm
+# models expose a global average pool as `pooler_output`.
+DEFAULT_POOLING = {"vit": "cls", "dinov2": "cls", "deit": "cls", "beit": "mean", "clip_vision_model": "pooler"}
+
+POOLINGS = ("cls", "mean", "pooler")
+AGGREGATIONS = ("mean", "confident")
+
+
+def _as_backbone_config(backbone_config):
+    """Accept a config object or a dict (with `model_type`); take the vision tower of a full CLIP config."""
+    if backbone_config is None:
+        backbone_config = {"model_type": "vit"}
+    if isinstance(backbone_config, dict):
+        backbone_config = dict(backbone_config)
+        model_type = backbone_config.pop("model_type", None)
+        if model_type is None:
+            raise ValueError("backbone_config: a dict needs a 'model_type' key (e.g. 'vit', 'clip_vision_model').")
+        if model_type not in CONFIG_MAPPING:
+            raise ValueError(f"backbone_config: unknown model_type {model_type!r} for this transformers version.")
+        try:
+            backbone_config = AutoConfig.for_model(model_type, **backbone_config)
+        except Exception as error:  # unknown model_type, or the backbone's own validation
+            reason = str(error).strip().splitlines()[-1].strip()
+            raise ValueError(f"backbone_config ({model_type}): {reason}") from None
+    if not isinstance(backbone_config, PretrainedConfig):
+        raise TypeError(
+            f"backbone_config: expected a transformers config or a dict, got {type(backbone_config).__name__}."
+        )
+    tower = VISION_TOWER_OF.get(backbone_config.model_type)
+    if tower is not None:
+        backbone_config = getattr(backbone_config, tower)
+    return backbone_config
+
+
+class DeepfakeDetectorConfig(PretrainedConfig):
+    r"""
+    Configuration of [`DeepfakeDetectorForImageClassification`].
+
+    Args:
+        backbone_config (`PretrainedConfig` or `dict`):
+            The encoder: any config `AutoModel` can build (vit, clip_vision_model, dinov2, convnext, resnet,
+            timm_wrapper, ...). A full `clip` config contributes its vision tower. A dict needs `model_type`.
+        pooling (`str`, *optional*):
+            How the encoder output becomes one feature vector: `"cls"` (token 0 of the last hidden state),
+            `"mean"` (mean of patch tokens, or of the feature map for CNNs) or `"pooler"` (the encoder's
+            `pooler_output`). Defaults to what the backbone family was published with.
+        normalize_features (`bool`): L2-normalise the pooled features before the linear head.
+        classifier_dropout (`float`): dropout on the pooled features during training.
+        label_smoothing (`float`): label smoothing of the cross-entropy loss, in [0, 1).
+        alignment_weight, uniformity_weight (`float`): weights of the alignment and uniformity losses
+            (Wang and Isola, 2020) on L2-normalised features; 0 switches them off.
+        alignment_alpha, uniformity_t (`float`): the exponents of those losses (2 and 2 in the paper).
+        slerp_augmentation (`bool`): add spherical interpolations between same-class features as extra
+            training features (the CLIP LN-tuning recipe, arXiv 2503.19683).
+        threshold (`float`): fake probability at or above which the label is "fake", in (0, 1).
+        calibration_temperature (`float`): logits are divided by it (temperature scaling), > 0; fitted by
+            `deepfake-hf calibrate`. (Named so because `temperature` is a generation parameter in transformers.)
+        num_frames (`int`): frames sampled per video.
+        video_aggregation (`str`): `"mean"` of frame probabilities, or `"confident"` (DFDC winner).
+        confident_threshold (`float`), confident_fraction (`float`): with `"confident"`, frames with a fake
+            probability above `confident_threshold` are averaged alone when they are more than
+            `confident_fraction` of the frames.
+        image_size (`int`, *optional*): input resolution; defaults to the backbone's `image_size` or 224.
+    """
+
+    model_type = "deepfake_detector"
+    sub_configs_defaults = {"backbone_config": SubConfigSpec(config_class=AutoConfig, model_type="vit")}
+
+    def __init__(
+        self,
+        backbone_config=None,
+        pooling=None,
+        normalize_features=False,
+        classifier_dropout=0.0,
+        label_smoothing=0.0,
+        alignment_weight=0.0,
+        uniformity_weight=0.0,
+        alignment_alpha=2.0,
+        uniformity_t=2.0,
+        slerp_augmentation=False,
+        threshold=0.5,
+        calibration_temperature=1.0,
+        num_frames=32,
+        video_aggregation="mean",
+        confident_threshold=0.8,
+        confident_fraction=0.5,
+        image_size=None,
+        **kwargs,
+    ):
+        self.backbone_config = _as_backbone_config(backbone_config)
+        backbone_type = self.backbone_config.model_type
+        self.pooling = pooling if pooling is not None else DEFAULT_POOLING.get(backbone_type, "pooler")
+        self.normalize_features = bool(normalize_features)
+        self.classifier_dropout = float(classifier_dropout)
+        self.label_smoothing = float(label_smoothing)
+        self.alignment_weight = float(alignment_weight)
+        self.uniformity_weight = float(uniformity_weight)
+        self.alignment_alpha = float(alignment_alpha)
+        self.uniformity_t = float(uniformity_t)
+        self.slerp_augmentation = bool(slerp_augmentation)
+        self.threshold = float(threshold)
+        self.calibration_temperature = float(calibration_temperature)
+        self.num_frames = int(num_frames)
+        self.video_aggregation = video_aggregation
+        self.confident_threshold = float(confident_threshold)
+        self.confident_fraction = float(confident_fraction)
+        self.image_size = int(image_size or getattr(self.backbone_config, "image_size", None) or 224)
+        kwargs.setdefault("id2label", {0: "real", 1: "fake"})
+        kwargs.setdefault("label2id", {"real": 0, "fake": 1})
+        super().__init__(**kwargs)
+        self._validate()
+
+    def _validate(self):
+        backbone_type = self.backbone_config.model_type
+        if self.pooling not in POOLINGS:
+            raise ValueError(f"pooling: {self.pooling!r} is not one of {', '.join(POOLINGS)}.")
+        if self.pooling == "cls" and backbone_type not in TOKEN_BACKBONES:
+            raise ValueError(
+                f"pooling: 'cls' needs a transformer backbone with a CLS token; {backbone_type!r} has none "
+                "(use 'pooler' or 'mean')."
+            )
+        if self.slerp_augmentation and not self.normalize_features:
+            raise ValueError("slerp_augmentation: interpolates on the unit sphere, so it needs normalize_features=True.")
+        if self.video_aggregation not in AGGREGATIONS:
+            raise ValueError(f"video_aggregation: {self.video_aggregation!r} is not one of {', '.join(AGGREGATIONS)}.")
+        ranges = {
+            "classifier_dropout": (0.0 <= self.classifier_dropout < 1.0, "in [0, 1)"),
+            "label_smoothing": (0.0 <= self.label_smoothing < 1.0, "in [0, 1)"),
+            "alignment_weight": (self.alignment_weight >= 0.0, ">= 0"),
+            "uniformity_weight": (self.uniformity_weight >= 0.0, ">= 0"),
+            "alignment_alpha": (self.alignment_alpha > 0.0, "> 0"),
+            "uniformity_t": (self.uniformity_t > 0.0, "> 0"),
+            "threshold": (0.0 < self.threshold < 1.0, "in (0, 1)"),
+            "calibration_temperature": (self.calibration_temperature > 0.0, "> 0"),
+            "num_frames": (self.num_frames >= 1, ">= 1"),
+            "confident_threshold": (0.0 < self.confident_threshold < 1.0, "in (0, 1)"),
+            "confident_fraction": (0.0 <= self.confident_fraction < 1.0, "in [0, 1)"),
+            "image_size": (self.image_size >= 1, ">= 1"),
+        }
+        for name, (ok, expected) in ranges.items():
+            if not ok:
+                raise ValueError(f"{name}: {getattr(self, name)!r} must be {expected}.")
+        labels = {int(k): v for k, v in (self.id2label or {}).items()}
+        if labels != {0: "real", 1: "fake"}:
+            raise ValueError(f"id2label: a deepfake detector has the labels {{0: 'real', 1: 'fake'}}, got {labels}.")
+
+    @property
+    def hidden_size(self):
+        """Width of the pooled feature vector."""
+        backbone = self.backbone_config
+        if getattr(backbone, "hidden_sizes", None):
+            return backbone.hidden_sizes[-1]
+        if getattr(backbone, "num_features", None):
+            return backbone.num_features
+        return backbone.hidden_size
+
+
+__all__ = ["DeepfakeDetectorConfig"]

@@ -1,0 +1,82 @@
+"""Export a detector as a stock transformers checkpoint where that is exact.
+
+A stock `ViTForImageClassification` classifies the CLS token after the final LayerNorm; a stock
+`CLIPForImageClassification` classifies the mean of the patch tokens (no post_layernorm). A detector
+with the same pooling, no L2 normalisation and a plain linear head is exactly one of those; its
+calibration (temperature and threshold) folds into the head's weights and bias. Anything else is
+refused with the reason, because an export that silently changes scores is worse than none.
+"""
+
+import os
+from pathlib import Path
+
+import torch
+from transformers import CLIPConfig, CLIPForImageClassification, ViTForImageClassification
+
+from .configuration_deepfake import DeepfakeDetectorConfig
+from .modeling_deepfake import DeepfakeDetectorForImageClassification, _logit
+
+
+class NativeExportError(ValueError):
+    """The model cannot be written as a stock transformers class without changing its scores."""
+
+
+# backbone model_type -> (stock class, pooling it applies, name of its encoder attribute)
+NATIVE_CLASSES = {
+    "vit": (ViTForImageClassification, "cls", "vit"),
+    "clip_vision_model": (CLIPForImageClassification, "mean", "vision_model"),
+}
+
+
+def native_export_problem(config):
+    """Why `config` has no exact stock equivalent, or None when it has one."""
+    backbone_type = config.backbone_config.model_type
+    if backbone_type not in NATIVE_CLASSES:
+        return f"no stock transformers classifier matches a {backbone_type!r} backbone (only vit and clip vision)"
+    stock_class, pooling, _ = NATIVE_CLASSES[backbone_type]
+    if config.pooling != pooling:
+        return f"{stock_class.__name__} pools with {pooling!r} but this model uses pooling={config.pooling!r}"
+    if config.normalize_features:
+        return f"{stock_class.__name__} has no L2 normalisation before the head (normalize_features=True)"
+    return None
+
+
+def _folded_head(model):
+    """The head with temperature and threshold folded in, so a stock softmax gives the model's scores."""
+    config = model.config
+    weight = model.classifier.weight.detach() / config.calibration_temperature
+    bias = model.classifier.bias.detach() / config.calibration_temperature
+    bias = bias - torch.tensor([0.0, _logit(config.threshold)], dtype=bias.dtype)
+    return {"weight": weight.clone(), "bias": bias.clone()}
+
+
+def export_native(model_or_folder, out_dir, overwrite=False):
+    """Write a stock `ViTForImageClassification` / `CLIPForImageClassification` checkpoint to `out_dir`.
+
+    Raises `NativeExportError` with a one-line reason when the conversion would not be exact, and
+    `FileExistsError` when `out_dir` is not empty and `overwrite` is False. Returns the output path.
+    """
+    from_folder = isinstance(model_or_folder, (str, os.PathLike))
+    # Refuse before loading any weights: the config alone decides.
+    config = DeepfakeDetectorConfig.from_pretrained(model_or_folder) if from_folder else model_or_folder.config
+    problem = native_export_problem(config)
+    if problem:
+        raise NativeExportError(f"cannot export natively: {problem}")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
+        raise FileExistsError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite)")
+    model = DeepfakeDetectorForImageClassification.from_pretrained(model_or_folder) if from_folder else model_or_folder
+
+    stock_class, _, encoder_name = NATIVE_CLASSES[config.backbone_config.model_type]
+    labels = {"id2label": dict(config.id2label), "label2id": dict(config.label2id)}
+    if stock_class is CLIPForImageClassification:
+        stock_config = CLIPConfig(vision_config=config.backbone_config.to_dict(), **labels)
+    else:
+        stock_config = type(config.backbone_config)(**{**config.backbone_config.to_dict(), **labels})
+    stock = stock_class(stock_config).eval()
+    getattr(stock, encoder_name).load_state_dict(model.backbone.state_dict(), strict=True)
+    stock.classifier.load_state_dict(_folded_head(model), strict=True)
+    stock.save_pretrained(out_dir)
+
+    model.matching_image_processor().save_pretrained(out_dir)
+    return out_dir

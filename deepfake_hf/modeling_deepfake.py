@@ -1,0 +1,314 @@
+"""Deepfake detector: a vision encoder, a pooling rule, optional L2 normalisation and a linear real/fake head.
+
+This file is copied next to the weights when a model is saved (remote code): it imports only
+transformers, torch and its sibling `configuration_deepfake`.
+"""
+
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoImageProcessor, AutoModel, PreTrainedModel
+from transformers.modeling_outputs import ImageClassifierOutput
+
+from .configuration_deepfake import CONV_BACKBONES, DeepfakeDetectorConfig
+
+# ImageNet statistics, used by DINOv2, ConvNeXt and ResNet checkpoints.
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+
+
+@dataclass
+class DeepfakeDetectorOutput(ImageClassifierOutput):
+    """`ImageClassifierOutput` plus the pooled features the head saw (after L2 normalisation when configured)."""
+
+    image_features: torch.FloatTensor | None = None
+
+
+def default_image_processor(config):
+    """The preprocessing each backbone family was trained with, at the detector's input size."""
+    from transformers import BitImageProcessor, CLIPImageProcessor, ConvNextImageProcessor, ViTImageProcessor
+
+    size = config.image_size
+    backbone_type = config.backbone_config.model_type
+    if backbone_type in ("clip_vision_model", "siglip_vision_model"):
+        return CLIPImageProcessor(size={"shortest_edge": size}, crop_size={"height": size, "width": size})
+    if backbone_type == "dinov2":
+        return BitImageProcessor(
+            size={"shortest_edge": size},
+            crop_size={"height": size, "width": size},
+            image_mean=IMAGENET_MEAN,
+            image_std=IMAGENET_STD,
+            do_convert_rgb=True,
+        )
+    if backbone_type in CONV_BACKBONES or backbone_type == "timm_wrapper":
+        # crop_pct 1.0: resize straight to the input size, as face crops are already framed.
+        return ConvNextImageProcessor(size={"shortest_edge": size}, crop_pct=1.0)
+    return ViTImageProcessor(size={"height": size, "width": size})
+
+
+def confident_mean(frame_probabilities, threshold, fraction):
+    """Video score from frame fake-probabilities with the DFDC winner's "confident" strategy.
+
+    When more than `fraction` of the frames are confidently fake (p > threshold), average only those;
+    when more than 90% are confidently real (p < 1 - threshold), average only those; otherwise average
+    all frames (Seferbekov, DFDC 1st place, 2020). `frame_probabilities` is (videos, frames).
+    """
+    frames = frame_probabilities.shape[-1]
+    fake = frame_probabilities > threshold
+    real = frame_probabilities < 1.0 - threshold
+
+    def masked_mean(mask):
+        return (frame_probabilities * mask).sum(-1) / mask.sum(-1).clamp(min=1)
+
+    score = frame_probabilities.mean(-1)
+    score = torch.where(real.sum(-1) > 0.9 * frames, masked_mean(real), score)
+    return torch.where(fake.sum(-1) > fraction * frames, masked_mean(fake), score)
+
+
+def alignment_loss(features, labels, alpha=2.0):
+    """Mean ||z_i - z_j||^alpha over same-label pairs i < j (Wang and Isola, ICML 2020)."""
+    distances = torch.cdist(features, features)
+    same = labels[:, None] == labels[None, :]
+    pairs = torch.triu(same, diagonal=1)
+    if not pairs.any():
+        return features.new_zeros(())
+    return distances[pairs].pow(alpha).mean()
+
+
+def uniformity_loss(features, t=2.0):
+    """log E exp(-t ||z_i - z_j||^2) over pairs i < j (Wang and Isola, ICML 2020)."""
+    if features.shape[0] < 2:
+        return features.new_zeros(())
+    return torch.pdist(features, p=2).pow(2).mul(-t).exp().mean().log()
+
+
+def slerp(start, end, t):
+    """Spherical interpolation between unit vectors, row by row; `t` is (batch,) in [0, 1]."""
+    cos = (start * end).sum(-1).clamp(-1 + 1e-7, 1 - 1e-7)
+    angle = torch.acos(cos)[:, None]
+    t = t[:, None]
+    sin = torch.sin(angle)
+    # Nearly parallel vectors: interpolate linearly, the limit of slerp as the angle goes to 0.
+    linear = (1 - t) * start + t * end
+    spherical = (torch.sin((1 - t) * angle) * start + torch.sin(t * angle) * end) / sin.clamp(min=1e-7)
+    return torch.where(sin > 1e-4, spherical, linear)
+
+
+def same_class_partners(labels, generator=None):
+    """For each row, the index of a random other row with the same label (itself when it is alone)."""
+    same = (labels[:, None] == labels[None, :]).float()
+    if labels.shape[0] > 1:
+        alone = same.sum(-1) == 1
+        same.fill_diagonal_(0)
+        same[alone, torch.nonzero(alone).flatten()] = 1
+    return torch.multinomial(same, 1, generator=generator).squeeze(-1)
+
+
+class DeepfakeDetectorPreTrainedModel(PreTrainedModel):
+    config_class = DeepfakeDetectorConfig
+    config: DeepfakeDetectorConfig
+    base_model_prefix = "backbone"
+    main_input_name = "pixel_values"
+    input_modalities = ("image", "video")
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _supports_flash_attn = True
+    _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        if isinstance(module, nn.Linear) and module is getattr(self, "classifier", None):
+            nn.init.normal_(module.weight, std=0.02)
+            nn.init.zeros_(module.bias)
+        elif hasattr(self, "backbone") and isinstance(self.backbone, PreTrainedModel):
+            self.backbone._init_weights(module)
+
+
+class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
+    """Scores an image (4-D `pixel_values`) or a video (5-D: batch, frames, channels, height, width).
+
+    `logits` are calibrated: divided by `config.calibration_temperature` and shifted so that
+    `softmax(logits)[..., 1] >= 0.5` exactly when the fake probability reaches `config.threshold`.
+    The loss is computed on the uncalibrated head output, so calibration never changes training.
+    """
+
+    def __init__(self, config: DeepfakeDetectorConfig):
+        super().__init__(config)
+        backbone_kwargs = {}
+        if config.backbone_config.model_type in ("vit", "deit"):
+            backbone_kwargs["add_pooling_layer"] = config.pooling == "pooler"
+        self.backbone = AutoModel.from_config(config.backbone_config, **backbone_kwargs)
+        self.dropout = nn.Dropout(config.classifier_dropout)
+        self.classifier = nn.Linear(config.hidden_size, config.num_labels)
+        self.image_processor = None  # set by from_backbone; written next to the weights by save_pretrained
+        self.post_init()
+
+    # ----------------------------------------------------------------------------------------- features
+    def get_image_features(self, pixel_values, **backbone_kwargs):
+        """Pooled features of a batch of images, as the head sees them (L2-normalised when configured)."""
+        return self._features(pixel_values, **backbone_kwargs)[0]
+
+    def _features(self, pixel_values, **backbone_kwargs):
+        outputs = self.backbone(pixel_values=pixel_values, **backbone_kwargs)
+        pooling = self.config.pooling
+        if pooling == "pooler":
+            features = outputs.pooler_output
+        elif pooling == "cls":
+            features = outputs.last_hidden_state[:, 0]
+        elif outputs.last_hidden_state.ndim == 4:  # mean over a CNN feature map
+            features = outputs.last_hidden_state.mean(dim=(2, 3))
+        else:  # mean over patch tokens, CLS excluded
+            features = outputs.last_hidden_state[:, 1:].mean(dim=1)
+        features = features.flatten(1)
+        if self.config.normalize_features:
+            features = F.normalize(features, dim=-1)
+        return features, outputs
+
+    # --------------------------------------------------------------------------------------- calibration
+    def calibrated_logits(self, logits):
+        """Temperature-scaled logits, shifted so that 0.5 is the decision threshold."""
+        shift = torch.tensor([0.0, _logit(self.config.threshold)], dtype=logits.dtype, device=logits.device)
+        return logits / self.config.calibration_temperature - shift
+
+    def _video_logits(self, fake_probability):
+        """Two-class logits whose softmax gives the threshold-centred video decision score."""
+        p = fake_probability.clamp(1e-7, 1 - 1e-7)
+        fake = torch.log(p) - torch.log1p(-p) - _logit(self.config.threshold)
+        return torch.stack([torch.zeros_like(fake), fake], dim=-1)
+
+    def aggregate_frames(self, frame_probabilities):
+        """(videos, frames) fake probabilities -> (videos,) with the configured aggregation."""
+        if self.config.video_aggregation == "confident":
+            return confident_mean(frame_probabilities, self.config.confident_threshold, self.config.confident_fraction)
+        return frame_probabilities.mean(-1)
+
+    # -------------------------------------------------------------------------------------------- losses
+    def compute_loss(self, features, labels):
+        """Cross-entropy (label smoothing), alignment, uniformity and slerp augmentation, as configured."""
+        config = self.config
+        logits = self.classifier(self.dropout(features))
+        ce_logits, ce_labels = logits, labels
+        if config.slerp_augmentation and self.training and features.shape[0] > 1:
+            partners = same_class_partners(labels)
+            t = torch.rand(features.shape[0], device=features.device, dtype=features.dtype)
+            mixed = slerp(features, features[partners], t)
+            ce_logits = torch.cat([logits, self.classifier(self.dropout(mixed))])
+            ce_labels = torch.cat([labels, labels])
+        loss = F.cross_entropy(ce_logits.float(), ce_labels, label_smoothing=config.label_smoothing)
+        if config.alignment_weight or config.uniformity_weight:
+            unit = F.normalize(features.float(), dim=-1)
+            if config.alignment_weight:
+                loss = loss + config.alignment_weight * alignment_loss(unit, labels, config.alignment_alpha)
+            if config.uniformity_weight:
+                loss = loss + config.uniformity_weight * uniformity_loss(unit, config.uniformity_t)
+        return loss, logits
+
+    # ------------------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        pixel_values=None,
+        labels=None,
+        output_hidden_states=None,
+        output_attentions=None,
+        return_dict=None,
+        **kwargs,
+    ):
+        backbone_kwargs = {}
+        if output_hidden_states:
+            backbone_kwargs["output_hidden_states"] = True
+        if output_attentions:
+            backbone_kwargs["output_attentions"] = True
+        if pixel_values.ndim == 5:
+            return self._forward_video(pixel_values, labels, backbone_kwargs)
+
+        features, outputs = self._features(pixel_values, **backbone_kwargs)
+        loss = None
+        if labels is not None:
+            loss, logits = self.compute_loss(features, labels)
+        else:
+            logits = self.classifier(self.dropout(features))
+        return DeepfakeDetectorOutput(
+            loss=loss,
+            logits=self.calibrated_logits(logits),
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+            image_features=features,
+        )
+
+    def _forward_video(self, pixel_values, labels, backbone_kwargs):
+        videos, frames = pixel_values.shape[:2]
+        features, outputs = self._features(pixel_values.flatten(0, 1), **backbone_kwargs)
+        raw_logits = self.classifier(self.dropout(features))
+        fake_probability = self.calibrated_logits(raw_logits).softmax(-1)[:, 1]
+        fake_probability = self.aggregate_frames(fake_probability.view(videos, frames))
+        loss = None
+        if labels is not None:
+            raw_probability = raw_logits.softmax(-1)[:, 1].view(videos, frames).mean(-1).clamp(1e-7, 1 - 1e-7)
+            loss = F.binary_cross_entropy(raw_probability.float(), labels.float())
+        return DeepfakeDetectorOutput(
+            loss=loss,
+            logits=self._video_logits(fake_probability),
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+            image_features=features.view(videos, frames, -1),
+        )
+
+    # -------------------------------------------------------------------------------------- construction
+    @classmethod
+    def from_backbone(cls, pretrained_model_name_or_path, image_processor=True, **config_kwargs):
+        """A detector whose encoder starts from pretrained weights (a local folder or a Hub id).
+
+        A full CLIP checkpoint contributes its vision tower. `config_kwargs` go to
+        `DeepfakeDetectorConfig`; extra loading options (`revision`, `cache_dir`, `token`,
+        `local_files_only`) go to `from_pretrained`. The checkpoint's own image processor is kept
+        when it has one.
+        """
+        from transformers import AutoConfig
+
+        load_keys = ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code")
+        load_kwargs = {key: config_kwargs.pop(key) for key in load_keys if key in config_kwargs}
+        encoder_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
+        config = DeepfakeDetectorConfig(backbone_config=encoder_config, **config_kwargs)
+        model = cls(config)
+        encoder_class = type(model.backbone)
+        encoder_kwargs = {}
+        if config.backbone_config.model_type in ("vit", "deit"):
+            encoder_kwargs["add_pooling_layer"] = config.pooling == "pooler"
+        encoder = encoder_class.from_pretrained(pretrained_model_name_or_path, **encoder_kwargs, **load_kwargs)
+        missing, unexpected = model.backbone.load_state_dict(encoder.state_dict(), strict=False)
+        if missing:
+            raise ValueError(f"{pretrained_model_name_or_path}: encoder weights missing for {missing[:5]}")
+        model.config.backbone_config = encoder.config
+        if image_processor:
+            try:
+                model.image_processor = AutoImageProcessor.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
+            except (OSError, ValueError):
+                model.image_processor = None
+        return model
+
+    def matching_image_processor(self):
+        """The encoder checkpoint's own processor when known, else the backbone family's default."""
+        if self.image_processor is not None:
+            return self.image_processor
+        source = self.config.name_or_path
+        if source and os.path.isfile(os.path.join(source, "preprocessor_config.json")):
+            return AutoImageProcessor.from_pretrained(source)
+        return default_image_processor(self.config)
+
+    def save_pretrained(self, save_directory, *args, **kwargs):
+        """Save weights and config, and the image processor that matches the backbone."""
+        super().save_pretrained(save_directory, *args, **kwargs)
+        if kwargs.get("is_main_process", True):
+            self.matching_image_processor().save_pretrained(save_directory)
+
+
+def _logit(p):
+    return math.log(p) - math.log1p(-p)
+
+
+__all__ = ["DeepfakeDetectorForImageClassification", "DeepfakeDetectorPreTrainedModel", "DeepfakeDetectorOutput"]

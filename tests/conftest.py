@@ -1,0 +1,78 @@
+"""Shared test helpers: tiny random backbones (transformers' ModelTester sizes), generated media, subprocesses."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_MEDIA = PROJECT_ROOT.parent / "shared" / "media"
+IMAGE_SIZE = 32
+
+TRANSFORMER = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
+                   image_size=IMAGE_SIZE, patch_size=8)
+TINY_BACKBONES = {
+    "vit": dict(model_type="vit", **TRANSFORMER),
+    "clip_vision_model": dict(model_type="clip_vision_model", **TRANSFORMER),
+    "dinov2": dict(model_type="dinov2", **TRANSFORMER),
+    "convnext": dict(model_type="convnext", hidden_sizes=[16, 32], depths=[1, 1], num_stages=2, image_size=IMAGE_SIZE),
+    "resnet": dict(model_type="resnet", embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1]),
+}
+
+
+def tiny_detector(family="vit", seed=0, **config_kwargs):
+    """A randomly initialised detector on a tiny backbone, in eval mode."""
+    import torch
+
+    from deepfake_hf import DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification
+
+    torch.manual_seed(seed)
+    config_kwargs.setdefault("image_size", IMAGE_SIZE)
+    config = DeepfakeDetectorConfig(backbone_config=dict(TINY_BACKBONES[family]), **config_kwargs)
+    return DeepfakeDetectorForImageClassification(config).eval()
+
+
+def write_image(path, size=(48, 40), seed=0, mode="RGB"):
+    """A random-noise image file; returns its path."""
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    pixels = rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).convert(mode).save(path)
+    return Path(path)
+
+
+def run_python(code, *args, env=None, timeout=300):
+    """Run `code` in a fresh interpreter (no state from this process); returns CompletedProcess."""
+    full_env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error", **(env or {})}
+    result = subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                            env=full_env, timeout=timeout)
+    assert result.returncode == 0, f"subprocess failed:\n{result.stderr[-3000:]}"
+    return result
+
+
+PIPELINE_SCORES = """
+import json, sys
+from transformers import pipeline
+classify = pipeline("image-classification", model=sys.argv[1], **json.loads(sys.argv[3]))
+print(json.dumps(classify(sys.argv[2])))
+"""
+
+
+def pipeline_scores(model_dir, image, trust_remote_code):
+    """{label: score} from `pipeline("image-classification")` run in a fresh process."""
+    options = json.dumps({"trust_remote_code": True} if trust_remote_code else {})
+    out = run_python(PIPELINE_SCORES, model_dir, image, options).stdout.strip().splitlines()[-1]
+    return {row["label"]: row["score"] for row in json.loads(out)}
+
+
+@pytest.fixture
+def shared_media():
+    if not (SHARED_MEDIA / "manifest.csv").is_file():
+        pytest.skip(f"shared media not found at {SHARED_MEDIA}")
+    return SHARED_MEDIA
