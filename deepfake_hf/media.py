@@ -1,0 +1,406 @@
+"""Safe image opening and uniform video frame sampling.
+
+Every problem with an input file becomes a `MediaError` whose message is one line, "PATH: problem",
+so a batch can report it and go on. Images go through Pillow (EXIF orientation applied; grayscale,
+palette, RGBA, CMYK and 16-bit converted to 8-bit RGB; Pillow's decompression-bomb limit kept;
+truncated files rejected). Videos go through PyAV (the `video` extra): the packet index is read
+first (cheap, no decoding), frames are chosen by presentation time so variable frame rates are
+sampled evenly, and the decoder seeks to the keyframe before each chosen frame only when that
+skips work. Rotation metadata (portrait phone video) is applied to the returned frames.
+"""
+
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
+VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
+# Smaller images carry no usable face and break resizing/cropping downstream.
+MIN_IMAGE_SIDE = 8
+# A scheme of two or more letters, so Windows drive letters ("C:/") are not taken for URLs.
+_URL = re.compile(r"^[a-z][a-z0-9+.-]+:/", re.IGNORECASE)
+
+
+class MediaError(ValueError):
+    """A file that cannot be used, with a one-line message "PATH: problem"."""
+
+    def __init__(self, path, problem):
+        self.path = str(path)
+        self.problem = " ".join(str(problem).split())  # always one line
+        super().__init__(f"{self.path}: {self.problem}")
+
+
+def is_url(value):
+    """True for "scheme://..." strings (also after pathlib collapsed the double slash)."""
+    return bool(_URL.match(os.fspath(value))) if isinstance(value, (str, os.PathLike)) else False
+
+
+def media_kind(path):
+    """"image", "video" or None, from the file extension (case-insensitive)."""
+    suffix = Path(str(path)).suffix.lower()
+    if suffix in IMAGE_EXTENSIONS:
+        return "image"
+    if suffix in VIDEO_EXTENSIONS:
+        return "video"
+    return None
+
+
+def list_media_files(inputs):
+    """Expand files and folders into a list of paths, in order, without duplicates.
+
+    Folders are searched recursively (sorted, hidden entries skipped) for image and video
+    extensions only. Paths given explicitly are kept whatever they are (missing files,
+    unsupported types), so the caller reports them instead of silently dropping them.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    found, seen = [], set()
+
+    def add(path):
+        key = os.path.abspath(path)
+        if key not in seen:
+            seen.add(key)
+            found.append(Path(path))
+
+    for item in inputs:
+        item = Path(item)
+        if not item.is_dir():
+            add(item)
+            continue
+        for root, dirs, files in os.walk(item):
+            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+            for name in sorted(files):
+                if not name.startswith(".") and media_kind(name) is not None:
+                    add(Path(root) / name)
+    return found
+
+
+# ------------------------------------------------------------------------------------------------ images
+def _check_file(path):
+    if is_url(path):
+        raise MediaError(path, "URLs are not supported; download the file and pass its path")
+    path = Path(path)
+    if not path.exists():
+        raise MediaError(path, "no such file")
+    if path.is_dir():
+        raise MediaError(path, "is a directory")
+    if path.stat().st_size == 0:
+        raise MediaError(path, "empty file (0 bytes)")
+    return path
+
+
+def _to_rgb(image):
+    """Any Pillow mode -> 8-bit RGB (alpha composited over white, 16-bit and float rescaled)."""
+    from PIL import Image
+
+    mode = image.mode
+    if mode == "RGB":
+        return image
+    if mode.startswith("I") or mode == "F":
+        pixels = np.asarray(image).astype(np.float64)
+        if mode.startswith("I;16") or (mode == "I" and pixels.max(initial=0) > 255):
+            pixels = pixels / 257.0  # 16-bit range onto 8-bit
+        elif mode == "F" and pixels.max(initial=0) <= 1.0:
+            pixels = pixels * 255.0
+        gray = Image.fromarray(np.clip(np.rint(pixels), 0, 255).astype(np.uint8), "L")
+        return gray.convert("RGB")
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La") or (mode == "P" and "transparency" in image.info):
+        rgba = image.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(background, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+def _check_size(image, path):
+    width, height = image.size
+    if min(width, height) < MIN_IMAGE_SIDE:
+        raise MediaError(path, f"image is {width}x{height} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed")
+
+
+def _bomb_message():
+    from PIL import Image
+
+    limit = f" (over {2 * Image.MAX_IMAGE_PIXELS} pixels)" if Image.MAX_IMAGE_PIXELS else ""
+    return f"image too large, refused as a possible decompression bomb{limit}"
+
+
+def _open_pil(path):
+    """Open an image file lazily, turning Pillow's errors into MediaError."""
+    from PIL import Image, UnidentifiedImageError
+
+    path = _check_file(path)
+    try:
+        return Image.open(path)
+    except Image.DecompressionBombError as error:
+        raise MediaError(path, _bomb_message()) from None
+    except UnidentifiedImageError:
+        raise MediaError(path, "not a readable image (unknown or corrupt format)") from None
+    except (OSError, SyntaxError, ValueError) as error:
+        raise MediaError(path, f"cannot read image ({error})") from None
+
+
+def _load_frame(image, path):
+    """Decode the current frame fully, apply EXIF orientation, convert to RGB."""
+    from PIL import Image, ImageOps
+
+    try:
+        image.load()
+        oriented = ImageOps.exif_transpose(image)
+        return _to_rgb(oriented if oriented is not None else image)
+    except Image.DecompressionBombError as error:
+        raise MediaError(path, _bomb_message()) from None
+    except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
+        problem = "truncated or corrupt image" if "truncat" in str(error).lower() or isinstance(error, (SyntaxError, EOFError)) else "cannot decode image"
+        raise MediaError(path, f"{problem} ({error})") from None
+
+
+def open_image(source):
+    """An RGB `PIL.Image` from a path, a PIL image or a numpy array (HxW, HxWx1/3/4; uint8, uint16 or float).
+
+    Animated images give their first frame (`read_video_frames` samples all of them).
+    Raises `MediaError` with a one-line message naming the file.
+    """
+    from PIL import Image
+
+    if isinstance(source, Image.Image):
+        name = getattr(source, "filename", "") or "<PIL image>"
+        image = _to_rgb(source)
+    elif isinstance(source, np.ndarray):
+        name = "<array>"
+        image = _array_to_image(source)
+    else:
+        name = source
+        with _open_pil(source) as opened:
+            opened.seek(0)
+            image = _load_frame(opened, source)
+    _check_size(image, name)
+    return image
+
+
+def _array_to_image(array):
+    from PIL import Image
+
+    if array.ndim == 3 and array.shape[0] in (1, 3, 4) and array.shape[-1] not in (1, 3, 4):
+        array = np.moveaxis(array, 0, -1)  # channels first -> last
+    if array.ndim == 3 and array.shape[-1] == 1:
+        array = array[..., 0]
+    if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
+        raise MediaError("<array>", f"expected an HxW or HxWxC (C=1, 3, 4) array, got shape {tuple(array.shape)}")
+    if array.dtype == np.uint16:
+        array = array / 257.0
+    elif np.issubdtype(array.dtype, np.floating) and array.size and np.nanmax(array) <= 1.0:
+        array = array * 255.0
+    array = np.clip(np.nan_to_num(np.asarray(array, dtype=np.float64)), 0, 255).round().astype(np.uint8)
+    mode = "L" if array.ndim == 2 else {3: "RGB", 4: "RGBA"}[array.shape[-1]]
+    return _to_rgb(Image.fromarray(array, mode))
+
+
+def is_animated(path):
+    """True for an image file with more than one frame (GIF, WebP, APNG)."""
+    try:
+        with _open_pil(path) as image:
+            return getattr(image, "n_frames", 1) > 1
+    except MediaError:
+        return False
+
+
+def _sample_indices(times, num_frames):
+    """Indices of the frames nearest to `num_frames` evenly spaced instants from the first to the last time.
+
+    With constant frame rate this equals `linspace(0, n - 1, num_frames)` rounded (DeepfakeBench's
+    sampling); with variable frame rate it stays even in time rather than in frame count.
+    """
+    times = np.asarray(times, dtype=np.float64)
+    targets = np.linspace(times[0], times[-1], num_frames)
+    right = np.clip(np.searchsorted(times, targets), 1, len(times) - 1) if len(times) > 1 else np.zeros(num_frames, int)
+    if len(times) == 1:
+        return [0] * num_frames
+    left = right - 1
+    nearer_left = (targets - times[left]) <= (times[right] - targets)
+    return np.where(nearer_left, left, right).tolist()
+
+
+def _read_animated_frames(path, num_frames):
+    with _open_pil(path) as image:
+        count = getattr(image, "n_frames", 1)
+        durations = []
+        for index in range(count):
+            image.seek(index)
+            durations.append(float(image.info.get("duration", 0) or 100))
+        starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]])
+        frames, cache = [], {}
+        for index in _sample_indices(starts, num_frames):
+            if index not in cache:
+                image.seek(index)
+                cache[index] = _load_frame(image, path)
+            frames.append(cache[index])
+    _check_size(frames[0], path)
+    return frames
+
+
+# ------------------------------------------------------------------------------------------------ videos
+def _import_av():
+    try:
+        import av
+    except ImportError:
+        raise ImportError("reading videos needs PyAV: pip install 'deepfake-hf[video]'") from None
+    return av
+
+
+def _rotate(image, degrees):
+    """Apply a display-matrix rotation (counter-clockwise degrees, as PyAV reports it)."""
+    from PIL import Image
+
+    degrees = int(round(degrees)) % 360
+    if degrees == 0:
+        return image
+    transpose = {90: Image.Transpose.ROTATE_90, 180: Image.Transpose.ROTATE_180, 270: Image.Transpose.ROTATE_270}
+    if degrees in transpose:
+        return image.transpose(transpose[degrees])
+    return image.rotate(degrees, expand=True)
+
+
+def video_info(path):
+    """{"frames", "duration", "fps", "width", "height", "has_audio"} from the packet index (no decoding)."""
+    av = _import_av()
+    path = _check_file(path)
+    with _open_container(av, path) as container:
+        stream, packets = _video_packets(av, container, path)
+        times = [pts * stream.time_base for pts, _ in packets]
+        duration = float(times[-1] - times[0]) if len(times) > 1 else 0.0
+        return {
+            "frames": len(packets),
+            "duration": duration,
+            "fps": float(stream.average_rate) if stream.average_rate else None,
+            "width": stream.codec_context.width,
+            "height": stream.codec_context.height,
+            "has_audio": bool(container.streams.audio),
+        }
+
+
+def _open_container(av, path):
+    try:
+        return av.open(str(path), metadata_errors="ignore")
+    except av.FFmpegError as error:
+        raise MediaError(path, f"not a readable video ({_short(error)})") from None
+
+
+def _short(error):
+    text = getattr(error, "strerror", None) or str(error)
+    return " ".join(str(text).split())[:200]
+
+
+def _video_packets(av, container, path):
+    """The video stream and its packets' (pts, is_keyframe) in presentation order."""
+    if not container.streams.video:
+        others = sorted({stream.type for stream in container.streams})
+        found = f" (only {', '.join(others)})" if others else ""
+        raise MediaError(path, f"no video stream{found}")
+    stream = container.streams.video[0]
+    packets = []
+    try:
+        for packet in container.demux(stream):
+            if packet.pts is not None and packet.size > 0:
+                packets.append((packet.pts, packet.is_keyframe))
+    except av.FFmpegError as error:
+        raise MediaError(path, f"broken video container ({_short(error)})") from None
+    if not packets:
+        raise MediaError(path, "video stream has no frames")
+    expected = stream.frames or 0
+    if expected and len(packets) < expected:
+        raise MediaError(path, f"truncated video: {len(packets)} of {expected} frames present")
+    packets.sort()
+    return stream, packets
+
+
+def read_video_frames(path, num_frames=32):
+    """`num_frames` RGB `PIL.Image` frames spread evenly over the whole video, in order.
+
+    Frames repeat when the video is shorter than `num_frames`. Animated images (GIF, WebP, APNG)
+    are sampled the same way. Raises `MediaError` (one line, naming the file) for a missing,
+    empty or broken file, a container with no video stream, or a video with no decodable frame.
+    """
+    if num_frames < 1:
+        raise ValueError(f"num_frames: {num_frames} must be >= 1")
+    if media_kind(path) == "image":
+        return _read_animated_frames(path, num_frames)
+    av = _import_av()
+    path = _check_file(path)
+    with _open_container(av, path) as container:
+        stream, packets = _video_packets(av, container, path)
+        stream.thread_type = "AUTO"
+        pts = [p for p, _ in packets]
+        wanted = sorted(set(pts[i] for i in _sample_indices(pts, num_frames)))
+        keyframes = [p for p, key in packets if key] or [pts[0]]
+        decoded = _decode_at(av, container, stream, wanted, keyframes, path)
+    if not decoded:
+        raise MediaError(path, "no decodable video frames")
+    # Every wanted pts maps to the decoded frame nearest before it (or the first one).
+    times = sorted(decoded)
+    frames = []
+    for index in _sample_indices(pts, num_frames):
+        target = pts[index]
+        position = max(0, np.searchsorted(times, target, side="right") - 1)
+        frames.append(decoded[times[position]])
+    return frames
+
+
+def _decode_at(av, container, stream, wanted, keyframes, path):
+    """Decode the frames whose pts are in `wanted` (sorted): {pts: PIL image}.
+
+    Seeks to the keyframe before the next wanted frame when that keyframe lies beyond the frame
+    just decoded; otherwise decodes forward, which is cheaper. A wanted pts that never comes out
+    of the decoder gets the frame shown at that instant (the last one before it).
+    """
+
+    def image_of(frame):
+        return _rotate(frame.to_image(), frame.rotation)
+
+    decoded = {}
+    remaining = list(wanted)
+    frames = previous = None
+    while remaining:
+        target = remaining[0]
+        keyframe = keyframes[max(0, np.searchsorted(keyframes, target, side="right") - 1)]
+        if frames is None or previous is None or keyframe > previous.pts:
+            container.seek(int(keyframe), stream=stream, backward=True, any_frame=False)
+            frames, previous = container.decode(stream), None
+        reached = False
+        try:
+            for frame in frames:
+                if frame.pts is None:
+                    continue
+                if frame.pts >= target:
+                    chosen = frame if frame.pts == target or previous is None else previous
+                    decoded[remaining.pop(0)] = image_of(chosen)
+                    while remaining and remaining[0] <= frame.pts:  # one frame can serve several targets
+                        decoded[remaining.pop(0)] = image_of(frame)
+                    previous, reached = frame, True
+                    break
+                previous = frame
+        except av.FFmpegError as error:
+            if not decoded and previous is None:
+                raise MediaError(path, f"cannot decode video ({_short(error)})") from None
+        if not reached:
+            # The decoder ended (or failed) before the target: later frames are not there.
+            if previous is not None:
+                for pts in remaining:
+                    decoded[pts] = image_of(previous)
+            break
+    return decoded
+
+
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "VIDEO_EXTENSIONS",
+    "MediaError",
+    "is_animated",
+    "is_url",
+    "list_media_files",
+    "media_kind",
+    "open_image",
+    "read_video_frames",
+    "video_info",
+]

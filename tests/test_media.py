@@ -1,0 +1,243 @@
+"""media.py: safe image opening, video frame sampling, file listing; every bad input is one-line MediaError."""
+
+import hashlib
+import os
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepfake_hf.media import (
+    MediaError,
+    is_url,
+    list_media_files,
+    media_kind,
+    open_image,
+    read_video_frames,
+    video_info,
+)
+
+from .media_samples import BAD_CASES, level_index, write_bad_inputs, write_video
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("bad")
+    return write_bad_inputs(folder)
+
+
+def read_any(path, num_frames=4):
+    kind = media_kind(path)
+    if kind == "video":
+        return read_video_frames(path, num_frames)
+    if kind == "image":
+        return [open_image(path)]
+    raise MediaError(path, "unsupported")
+
+
+def assert_one_line_error(path, expected_words):
+    with pytest.raises(MediaError) as caught:
+        read_any(path)
+    message = str(caught.value)
+    assert "\n" not in message
+    assert message.startswith(f"{path}: ")
+    assert any(word in message.lower() for word in expected_words), message
+    return message
+
+
+# --------------------------------------------------------------------------------------- bad inputs
+def test_empty_file(bad_inputs):
+    assert_one_line_error(bad_inputs["empty"], ["empty"])
+
+
+def test_text_file_named_jpg(bad_inputs):
+    assert_one_line_error(bad_inputs["text_jpg"], ["not a readable image"])
+
+
+def test_text_file_named_mp4(bad_inputs):
+    assert_one_line_error(bad_inputs["text_mp4"], ["not a readable video"])
+
+
+def test_truncated_jpeg(bad_inputs):
+    assert_one_line_error(bad_inputs["truncated_jpeg"], ["truncated"])
+
+
+def test_truncated_png(bad_inputs):
+    assert_one_line_error(bad_inputs["truncated_png"], ["truncated", "corrupt"])
+
+
+def test_truncated_mp4(bad_inputs):
+    assert_one_line_error(bad_inputs["truncated_mp4"], ["not a readable video", "truncated", "broken"])
+
+
+def test_one_pixel_image(bad_inputs):
+    assert_one_line_error(bad_inputs["one_pixel"], ["1x1"])
+
+
+def test_png_header_claiming_30000_squared_is_refused_before_decoding(bad_inputs):
+    assert_one_line_error(bad_inputs["huge_header"], ["too large"])
+
+
+def test_audio_only_mp4(bad_inputs):
+    message = assert_one_line_error(bad_inputs["audio_only"], ["no video stream"])
+    assert "audio" in message
+
+
+def test_missing_path(tmp_path):
+    assert_one_line_error(tmp_path / "nowhere.mp4", ["no such file"])
+    with pytest.raises(MediaError, match="no such file"):
+        open_image(tmp_path / "nowhere.png")
+
+
+def test_unsupported_extension_is_not_media(bad_inputs):
+    assert media_kind(bad_inputs["unsupported"]) is None
+    assert media_kind("clip.MP4") == "video" and media_kind("a/b.JpEg") == "image"
+
+
+def test_urls_are_refused():
+    assert is_url("https://example.com/a.jpg") and is_url("hf://x/y") and not is_url("C:/images/a.jpg")
+    with pytest.raises(MediaError, match="URLs are not supported"):
+        open_image("https://example.com/a.jpg")
+
+
+# ---------------------------------------------------------------------------------- tricky but valid
+def test_cmyk_jpeg_is_converted_to_rgb(bad_inputs):
+    image = open_image(bad_inputs["cmyk"])
+    assert image.mode == "RGB" and image.size == (64, 64)
+    reference = np.asarray(Image.open(bad_inputs["good_image"]).convert("RGB"), dtype=np.float64)
+    # Same noise, CMYK JPEG round trip: close to the RGB original, not inverted.
+    assert np.abs(np.asarray(image, dtype=np.float64) - reference).mean() < 40
+
+
+def test_16_bit_png_is_rescaled_not_clipped(bad_inputs):
+    raw = np.asarray(Image.open(bad_inputs["png16"]), dtype=np.float64)
+    assert raw.max() > 255  # really 16-bit on disk
+    image = np.asarray(open_image(bad_inputs["png16"]))
+    assert image.shape == (64, 64, 3)
+    np.testing.assert_allclose(image[..., 0], np.rint(raw / 257), atol=1)
+    assert 0 < (image[..., 0] == 255).mean() < 0.01  # a plain convert("RGB") would saturate most pixels
+
+
+def test_animated_gif_first_frame_and_all_frames(bad_inputs):
+    first = open_image(bad_inputs["gif"])
+    assert np.asarray(first).mean() < 5
+    frames = read_video_frames(bad_inputs["gif"], 5)
+    levels = [int(np.asarray(frame).mean()) for frame in frames]
+    assert levels == sorted(levels) and len(set(levels)) == 5
+
+
+def test_exif_orientation_applied(tmp_path):
+    pixels = np.zeros((40, 60, 3), dtype=np.uint8)
+    pixels[:, :30] = 255  # left half white
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    path = tmp_path / "rotated.jpg"
+    Image.fromarray(pixels).save(path, exif=exif, quality=95)
+    image = np.asarray(open_image(path).convert("L"))
+    assert image.shape == (60, 40)
+    assert image[:25].mean() > 200 and image[-25:].mean() < 50  # white half now on top
+
+
+def test_open_image_modes_and_arrays():
+    rgba = Image.new("RGBA", (16, 16), (255, 0, 0, 0))
+    assert open_image(rgba).getpixel((0, 0)) == (255, 255, 255)  # transparent over white
+    assert open_image(Image.new("L", (16, 16), 7)).getpixel((3, 3)) == (7, 7, 7)
+    assert open_image(np.full((16, 16), 1.0, dtype=np.float32)).getpixel((0, 0)) == (255, 255, 255)
+    assert open_image(np.zeros((3, 16, 20), dtype=np.uint8)).size == (20, 16)  # channels first
+    with pytest.raises(MediaError, match="1x1"):
+        open_image(np.zeros((1, 1, 3), dtype=np.uint8))
+
+
+# ------------------------------------------------------------------------------------------- videos
+def test_video_frames_uniform_over_duration(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", frames=31, fps=10)
+    frames = read_video_frames(path, num_frames=7)
+    assert len(frames) == 7 and all(frame.size == (64, 48) for frame in frames)
+    assert [level_index(frame) for frame in frames] == [0, 5, 10, 15, 20, 25, 30]
+    assert video_info(path)["frames"] == 31
+
+
+def test_video_shorter_than_requested_repeats_frames(tmp_path):
+    path = write_video(tmp_path / "short.mp4", frames=3)
+    indices = [level_index(frame) for frame in read_video_frames(path, num_frames=8)]
+    assert len(indices) == 8 and set(indices) == {0, 1, 2} and indices == sorted(indices)
+
+
+def test_video_with_audio_stream(tmp_path):
+    path = write_video(tmp_path / "talk.mp4", frames=20, audio=True)
+    assert video_info(path)["has_audio"]
+    assert [level_index(frame) for frame in read_video_frames(path, 5)] == [0, 5, 9, 14, 19]
+
+
+def test_portrait_video(tmp_path):
+    path = write_video(tmp_path / "portrait.mp4", frames=10, size=(48, 80))
+    frames = read_video_frames(path, 4)
+    assert {frame.size for frame in frames} == {(48, 80)}
+
+
+@pytest.mark.parametrize("rotation, bright_corner", [(90, (-5, 5)), (-90, (5, -5))])
+def test_rotation_metadata_applied(tmp_path, rotation, bright_corner):
+    path = write_video(tmp_path / "rotated.mp4", frames=6, size=(64, 32), rotation=rotation, marker=True)
+    frame = np.asarray(read_video_frames(path, 2)[0].convert("L"))
+    assert frame.shape == (64, 32)  # displayed portrait
+    row, col = bright_corner
+    assert frame[row, col] > 200  # the top-left marker moved where the display rotation puts it
+    assert frame[-row - 1 if row > 0 else 4, col] < 100
+
+
+def test_variable_frame_rate_sampled_by_time(tmp_path):
+    # 10 frames in the first 0.1 s, then 10 frames over the next 1.8 s.
+    times = [0.01 * i for i in range(10)] + [0.1 + 0.2 * i for i in range(10)]
+    path = write_video(tmp_path / "vfr.mp4", frames=20, times=times)
+    indices = [level_index(frame) for frame in read_video_frames(path, 5)]
+    # Even in time: one frame from the dense start, the rest spread over the slow part
+    # (a frame-count linspace would give [0, 5, 10, 14, 19]).
+    assert indices[0] == 0 and indices[-1] == 19
+    assert all(index >= 10 for index in indices[1:])
+    assert len(set(indices)) == 5
+
+
+def test_num_frames_must_be_positive(tmp_path):
+    with pytest.raises(ValueError, match="num_frames"):
+        read_video_frames(tmp_path / "x.mp4", 0)
+
+
+# -------------------------------------------------------------------------------------------- listing
+def test_list_media_files_recurses_and_keeps_explicit_paths(tmp_path):
+    (tmp_path / "a" / "b").mkdir(parents=True)
+    for name in ("a/one.JPG", "a/b/two.mp4", "a/notes.txt", "a/.hidden.png", "top.png"):
+        (tmp_path / name).write_bytes(b"x")
+    found = list_media_files([tmp_path / "a", tmp_path / "top.png", tmp_path / "missing.jpg", tmp_path / "a/one.JPG"])
+    names = [path.relative_to(tmp_path).as_posix() for path in found]
+    assert names == ["a/one.JPG", "a/b/two.mp4", "top.png", "missing.jpg"]
+
+
+def test_reading_never_modifies_inputs(bad_inputs):
+    folder = bad_inputs["empty"].parent
+
+    def snapshot():
+        return {
+            path.name: (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
+            for path in sorted(folder.iterdir())
+        }
+
+    before = snapshot()
+    for path in bad_inputs.values():
+        try:
+            read_any(path)
+        except MediaError:
+            pass
+    assert snapshot() == before
+    assert sorted(os.listdir(folder)) == sorted(before)
+
+
+# ----------------------------------------------------------------------------------------- real media
+def test_real_videos_decode_to_requested_count(shared_media):
+    videos = sorted((shared_media / "videos").rglob("*.mp4"))
+    assert videos
+    for path in videos:
+        frames = read_video_frames(path, num_frames=8)
+        assert len(frames) == 8, path
+        assert all(frame.mode == "RGB" and min(frame.size) >= 240 for frame in frames)
+        # Sampled frames differ (a stuck decoder would repeat one frame).
+        assert len({frame.tobytes()[::997] for frame in frames}) > 4, path
