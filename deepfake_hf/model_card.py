@@ -1,0 +1,457 @@
+"""Model cards: the Hub page of a detector, rendered from its folder, its run and its metrics.
+
+`render_model_card(model_dir)` reads the model's config (and weights header, for the size), the run's
+resolved recipe, `metrics.json` (the evaluation's output) and `trainer_state.json` when they are there,
+merges the per-recipe card source in `model_cards/<recipe>.yaml` (description, citation) and renders
+`model_cards/template.md` with `huggingface_hub.ModelCard`. Every number on the card comes from those
+files: a metric the run did not compute is not shown, and a model without an evaluation gets a valid card
+without `model-index`.
+"""
+
+import json
+import re
+import struct
+from pathlib import Path
+
+MODEL_CARD_DIRNAME = "model_cards"
+TEMPLATE_NAME = "template.md"
+
+# metrics.json key -> (model-index metric type, display name); these go into `model-index`.
+MODEL_INDEX_METRICS = {
+    "auroc": ("roc_auc", "AUROC"),
+    "eer": ("eer", "EER"),
+    "ap": ("average_precision", "AP"),
+    "accuracy": ("accuracy", "Accuracy"),
+}
+# Columns of the body's evaluation tables, when the run computed them.
+TABLE_METRICS = {
+    "auroc": "AUROC",
+    "eer": "EER",
+    "ap": "AP",
+    "accuracy": "Accuracy",
+    "balanced_accuracy": "Balanced acc.",
+    "f1": "F1",
+    "log_loss": "Log loss",
+    "ece": "ECE",
+}
+LEVELS = ("frame", "video")
+# Recipe keys that never go into the card's training table (the published numbers live in `reference`:
+# they are not this run's, so the card does not repeat them).
+RECIPE_SKIP_KEYS = ("reference", "source_file")
+
+
+# ------------------------------------------------------------------------------------------ files
+def model_cards_dir():
+    """`model_cards/`: inside the installed package, or at the top of the source tree."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / MODEL_CARD_DIRNAME, package.parent / MODEL_CARD_DIRNAME):
+        if (candidate / TEMPLATE_NAME).is_file():
+            return candidate
+    raise FileNotFoundError(f"{MODEL_CARD_DIRNAME}/{TEMPLATE_NAME} not found next to {package}")
+
+
+def load_card_source(recipe_name):
+    """The per-recipe card source (title, description, citation, references, base_model, license) or {}."""
+    import yaml
+
+    if not recipe_name:
+        return {}
+    path = model_cards_dir() / f"{recipe_name}.yaml"
+    return (yaml.safe_load(path.read_text()) or {}) if path.is_file() else {}
+
+
+def locate_run(model_dir):
+    """(model folder, run folder or None) for a model folder, or a run folder holding `model/`."""
+    path = Path(model_dir)
+    if (path / "config.json").is_file():
+        parent = path.parent
+        is_run = any((parent / name).exists() for name in ("recipe.yaml", "eval", "trainer_state.json"))
+        return path, (parent if is_run else None)
+    if (path / "model" / "config.json").is_file():
+        return path / "model", path
+    raise FileNotFoundError(f"{path}: no config.json here or in {path / 'model'} (not a saved model or run folder)")
+
+
+def _read_json(path):
+    try:
+        return json.loads(Path(path).read_text())
+    except json.JSONDecodeError as error:
+        raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+
+
+def find_metrics(model_path, run_path):
+    """The evaluation's metrics.json next to the model or in the run's eval/ folder, or None."""
+    candidates = [model_path / "metrics.json"]
+    if run_path is not None:
+        candidates += [run_path / "eval" / "metrics.json", run_path / "metrics.json"]
+    return next((path for path in candidates if path.is_file()), None)
+
+
+def load_metrics(metrics, model_path=None, run_path=None):
+    """metrics.json contents from a dict, a path, or (None) the run's own file; None when there is none."""
+    if metrics is None:
+        if model_path is None:
+            return None
+        metrics = find_metrics(model_path, run_path)
+        if metrics is None:
+            return None
+    if isinstance(metrics, (str, Path)):
+        metrics = _read_json(metrics)
+    if not isinstance(metrics, dict):
+        raise TypeError(f"metrics: expected a metrics.json dict or path, got {type(metrics).__name__}")
+    return metrics
+
+
+def load_recipe_dict(recipe, run_path=None):
+    """The resolved recipe as a plain dict: from a Recipe, a dict, a YAML path, a built-in name, or the run."""
+    import yaml
+
+    if recipe is None:
+        if run_path is None or not (run_path / "recipe.yaml").is_file():
+            return None
+        recipe = run_path / "recipe.yaml"
+    if hasattr(recipe, "to_dict"):
+        return recipe.to_dict()
+    if isinstance(recipe, dict):
+        return dict(recipe)
+    path = Path(recipe)
+    if not path.is_file():
+        from .recipes import find_recipe  # a built-in recipe name
+
+        path = find_recipe(str(recipe))
+    data = yaml.safe_load(path.read_text()) or {}
+    data.setdefault("name", path.stem)
+    return data
+
+
+def count_parameters(model_path):
+    """Number of parameters from the safetensors headers (no weights are loaded); None when unknown."""
+    total, found = 0, False
+    for file in sorted(Path(model_path).glob("*.safetensors")):
+        with open(file, "rb") as handle:
+            (length,) = struct.unpack("<Q", handle.read(8))
+            header = json.loads(handle.read(length))
+        for name, info in header.items():
+            if name != "__metadata__":
+                count = 1
+                for dim in info["shape"]:
+                    count *= dim
+                total += count
+                found = True
+    return total if found else None
+
+
+# ------------------------------------------------------------------------------------------ formatting
+def _number(value):
+    if value is None:
+        return "undefined"
+    if isinstance(value, bool) or isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4f}" if abs(value) >= 1e-3 or value == 0 else f"{value:.2e}"
+    return str(value)
+
+
+def _human_count(count):
+    if count is None:
+        return "an unknown number of"
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if count >= size:
+            return f"{count / size:.1f}{unit}"
+    return str(count)
+
+
+def _with_interval(values, key):
+    text = _number(values.get(key))
+    interval = (values.get("ci") or {}).get(key)
+    if interval and values.get(key) is not None:
+        text += f" ({_number(interval[0])}–{_number(interval[1])})"
+    return text
+
+
+def _table(header, rows):
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _present_metrics(level_dicts, catalogue):
+    """Metric keys (in catalogue order) that at least one of the level dicts computed."""
+    return [key for key in catalogue if any(key in values for values in level_dicts)]
+
+
+def _flatten(data, prefix=""):
+    rows = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict) and value:
+            rows += _flatten(value, f"{name}.")
+        elif value not in (None, {}, []):
+            rows.append((name, value))
+    return rows
+
+
+def _slug(name):
+    return re.sub(r"[^a-z0-9]+", "-", str(name).lower()).strip("-") or "test-set"
+
+
+# ------------------------------------------------------------------------------------------ sections
+def eval_results(metrics, model_name):
+    """`EvalResult`s for model-index: frame and video AUROC / EER / AP / accuracy of each test set."""
+    from huggingface_hub import EvalResult
+
+    results = []
+    for set_name, levels in (metrics or {}).get("test_sets", {}).items():
+        for level in LEVELS:
+            values = (levels or {}).get(level) or {}
+            for key, (metric_type, label) in MODEL_INDEX_METRICS.items():
+                value = values.get(key)
+                if value is None:  # not computed, or undefined (e.g. one class only): never invented
+                    continue
+                results.append(
+                    EvalResult(
+                        task_type="image-classification",
+                        task_name="Deepfake detection",
+                        dataset_type=_slug(set_name),
+                        dataset_name=str(set_name),
+                        dataset_split="test",
+                        metric_type=metric_type,
+                        metric_value=value,
+                        metric_name=f"{level.capitalize()} {label}",
+                        metric_config=level,
+                    )
+                )
+    return results
+
+
+def evaluation_section(metrics):
+    """Markdown tables: per test set and level, per manipulation method, robustness, with intervals."""
+    test_sets = (metrics or {}).get("test_sets") or {}
+    if not test_sets:
+        return ("This model has not been evaluated yet, so this card reports no metrics. Run "
+                "`deepfake-hf evaluate` and push again to add them.")
+    parts = []
+    rows, level_dicts = [], []
+    for set_name, levels in test_sets.items():
+        for level in LEVELS:
+            values = (levels or {}).get(level)
+            if values:
+                level_dicts.append(values)
+                rows.append((set_name, level, values))
+    columns = _present_metrics(level_dicts, TABLE_METRICS)
+    parts.append(_table(
+        ["Test set", "Level", "n (real / fake)"] + [TABLE_METRICS[key] for key in columns],
+        [[name, level, _counts(values)] + [_with_interval(values, key) if key in values else "–" for key in columns]
+         for name, level, values in rows],
+    ))
+    if any("ci" in values for values in level_dicts):
+        parts.append("Intervals in brackets are the bootstrap confidence intervals computed by the evaluation.")
+    notes = ["Frame metrics score every frame or image."]
+    if any(level == "video" for _, level, _ in rows):
+        notes.append("Video metrics average the frame probabilities of each video (grouped by the full source path).")
+    if "accuracy" in columns:
+        notes.append("Accuracy is at the model's decision threshold.")
+    parts.append(" ".join(notes))
+
+    method_rows = []
+    for set_name, levels in test_sets.items():
+        for method, by_level in ((levels or {}).get("per_method") or {}).items():
+            for level in LEVELS:
+                values = (by_level or {}).get(level)
+                if values:
+                    method_rows.append((set_name, method, level, values))
+    if method_rows:
+        columns = _present_metrics([row[3] for row in method_rows], TABLE_METRICS)
+        parts.append("### Per manipulation method")
+        parts.append(_table(
+            ["Test set", "Method", "Level"] + [TABLE_METRICS[key] for key in columns],
+            [[s, m, lv] + [_with_interval(v, key) if key in v else "–" for key in columns]
+             for s, m, lv, v in method_rows],
+        ))
+
+    robustness = (metrics or {}).get("robustness") or {}
+    if robustness:
+        perturbations = list(dict.fromkeys(p for sweep in robustness.values() for p in (sweep or {})))
+        sets = list(robustness)
+        metric_keys = _present_metrics([v for sweep in robustness.values() for v in (sweep or {}).values()],
+                                       TABLE_METRICS)
+        parts.append("### Robustness")
+        parts.append("The same test data after each perturbation (`name:strength`).")
+        parts.append(_table(
+            ["Perturbation"] + [f"{s} {TABLE_METRICS[k]}" for s in sets for k in metric_keys],
+            [[p] + [_with_interval((robustness[s] or {}).get(p) or {}, k) if k in ((robustness[s] or {}).get(p) or {})
+                    else "–" for s in sets for k in metric_keys] for p in perturbations],
+        ))
+    return "\n\n".join(parts)
+
+
+def _counts(values):
+    if "n_real" in values and "n_fake" in values:
+        return f"{values['n_real']} / {values['n_fake']}"
+    return str(values["n"]) if "n" in values else "–"
+
+
+def calibration_section(config, metrics):
+    lines = []
+    if config.get("model_type") == "deepfake_detector":
+        threshold = config.get("threshold", 0.5)
+        temperature = config.get("calibration_temperature", 1.0)
+        lines.append(
+            f"The label is `fake` when the calibrated fake probability is at least the threshold "
+            f"**{float(threshold):g}**; logits are divided by the temperature **{float(temperature):g}** "
+            "first. The `fake` score that `pipeline` returns is re-centred so that 0.5 is the threshold."
+        )
+        lines.append(
+            f"Videos: {config.get('num_frames', 32)} frames sampled uniformly, aggregated with "
+            f"`{config.get('video_aggregation', 'mean')}`."
+        )
+    else:
+        lines.append("The threshold and temperature of the detector are folded into this checkpoint's classifier: "
+                     "the `fake` score crosses 0.5 exactly at the decision threshold.")
+    calibration = (metrics or {}).get("calibration") or {}
+    if calibration:
+        lines.append("Calibration measured by the evaluation:")
+        lines.append(_table(["Quantity", "Value"], [[k, _number(v)] for k, v in _flatten(calibration)]))
+    return "\n\n".join(lines)
+
+
+def training_section(recipe, run_path):
+    parts = []
+    if recipe:
+        rows = [(key, value) for key, value in _flatten(recipe)
+                if key.split(".")[0] not in RECIPE_SKIP_KEYS]
+        rows = [(key, json.dumps(value) if isinstance(value, (list, dict)) else value) for key, value in rows]
+        parts.append("The resolved training recipe (`deepfake-hf train` re-runs it):")
+        parts.append(_table(["Setting", "Value"], [[f"`{k}`", f"`{v}`"] for k, v in rows]))
+    else:
+        parts.append("No training recipe was recorded with this model.")
+    validation = run_path / "val_metrics.json" if run_path is not None else None
+    if validation is not None and validation.is_file():
+        values = _read_json(validation)
+        numeric = [(k.removeprefix("eval_"), v) for k, v in _flatten(values) if isinstance(v, (int, float))]
+        if numeric:
+            parts.append("Validation metrics of the selected checkpoint (the validation split chose it; test sets "
+                         "were not used in training):")
+            parts.append(_table(["Metric", "Value"], [[k, _number(v)] for k, v in numeric]))
+    return "\n\n".join(parts)
+
+
+def hardware_section(run_path):
+    state_path = run_path / "trainer_state.json" if run_path is not None else None
+    if state_path is None or not state_path.is_file():
+        return "Not recorded for this model."
+    state = _read_json(state_path)
+    facts = []
+    runtime = next((entry["train_runtime"] for entry in reversed(state.get("log_history", []))
+                    if "train_runtime" in entry), None)
+    if runtime is not None:
+        facts.append(f"training time {runtime / 60:.1f} min ({runtime:.0f} s)")
+    if state.get("global_step"):
+        facts.append(f"{state['global_step']} optimisation steps")
+    if state.get("epoch"):
+        facts.append(f"{_number(float(state['epoch']))} epochs")
+    if state.get("train_batch_size"):
+        facts.append(f"batch size {state['train_batch_size']} per device")
+    for key in ("hardware", "device"):
+        if state.get(key):
+            facts.append(f"hardware: {state[key]}")
+    return ("From trainer_state.json: " + ", ".join(facts) + ".") if facts else "Not recorded for this model."
+
+
+# ------------------------------------------------------------------------------------------ card
+def _hub_dataset_ids(recipe):
+    """Training sources that name Hub datasets explicitly (`hf://datasets/ORG/NAME`); local paths stay private."""
+    sources = list(((recipe or {}).get("data") or {}).get("train") or [])
+    prefix = "hf://datasets/"
+    return [s[len(prefix):] for s in sources if isinstance(s, str) and s.startswith(prefix)]
+
+
+def _base_model(config, recipe, source):
+    backbone = ((recipe or {}).get("model") or {}).get("backbone")
+    if backbone and not Path(backbone).exists():
+        return backbone
+    name = (config.get("backbone_config") or {}).get("_name_or_path")
+    if name and re.match(r"^[\w.-]+/[\w.-]+$", name) and not Path(name).exists():
+        return name
+    return source.get("base_model")
+
+
+def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, example=None, license=None):
+    """Render the model card of a saved detector (a model folder, or a run folder holding `model/`).
+
+    Args:
+        model_dir: the model folder (config.json + weights) or a run folder (model/, recipe.yaml, eval/).
+        metrics: metrics.json contents or path; default: the run's own (model/metrics.json, RUN/eval/metrics.json).
+        recipe: a `Recipe`, dict, YAML path or built-in name; default: RUN/recipe.yaml.
+        repo_id: the Hub id used in the usage snippets (default: the folder name).
+        example: a widget example `{"src": URL, "title": str, "output": [{"label", "score"}, ...]}` whose
+            output the caller computed with this model.
+        license: overrides the card source's license (default apache-2.0).
+
+    Returns a `huggingface_hub.ModelCard`; `card.save(path)` writes README.md.
+    """
+    from huggingface_hub import ModelCard, ModelCardData
+
+    model_path, run_path = locate_run(model_dir)
+    config = _read_json(model_path / "config.json")
+    metrics = load_metrics(metrics, model_path, run_path)
+    recipe = load_recipe_dict(recipe, run_path)
+    recipe_name = (recipe or {}).get("name")
+    if not recipe_name and run_path is not None and (run_path / "summary.json").is_file():
+        recipe_name = "quickstart"
+    source = load_card_source(recipe_name)
+
+    remote_code = config.get("model_type") == "deepfake_detector"
+    backbone_type = (config.get("backbone_config") or {}).get("model_type") or config.get("model_type")
+    repo_id = repo_id or model_path.resolve().name
+    model_name = repo_id.split("/")[-1]
+    results = eval_results(metrics, model_name)
+    base_model = _base_model(config, recipe, source)
+
+    tags = ["deepfake-detection", "image-classification", "vision", backbone_type]
+    if remote_code:
+        tags.append("custom_code")
+    present = {r.metric_type for r in results}
+    data = ModelCardData(
+        license=license or source.get("license") or "apache-2.0",
+        library_name="transformers",
+        pipeline_tag="image-classification",
+        tags=tags,
+        base_model=base_model,
+        datasets=_hub_dataset_ids(recipe) or None,
+        metrics=[metric_type for metric_type, _ in MODEL_INDEX_METRICS.values() if metric_type in present] or None,
+        model_name=model_name if results else None,
+        eval_results=results or None,
+    )
+    if example:
+        data.widget = [{"src": example["src"], "example_title": example.get("title", "Example"),
+                        "output": [{"label": row["label"], "score": row["score"]} for row in example["output"]]}]
+
+    title = source.get("title") or f"Deepfake detector ({backbone_type})"
+    description = source.get("description") or (
+        f"A binary real/fake classifier on a `{backbone_type}` encoder, trained with deepfake-hf"
+        + (f" (recipe `{recipe_name}`)." if recipe_name else ".")
+    )
+    template = (model_cards_dir() / TEMPLATE_NAME).read_text()
+    card = ModelCard.from_template(
+        data,
+        template_str=template,
+        title=title,
+        description=description.strip(),
+        repo_id=repo_id,
+        remote_code=remote_code,
+        architecture=(config.get("architectures") or [""])[0],
+        backbone_type=backbone_type,
+        parameters=_human_count(count_parameters(model_path)),
+        calibration=calibration_section(config, metrics),
+        training=training_section(recipe, run_path),
+        evaluation=evaluation_section(metrics),
+        hardware=hardware_section(run_path),
+        scope=source.get("scope") or "face swaps and face reenactment, on face crops",
+        citation=(source.get("citation") or "").strip(),
+        references=source.get("references") or [],
+    )
+    return card
+
+
+__all__ = ["render_model_card", "eval_results", "load_metrics", "locate_run", "model_cards_dir"]
