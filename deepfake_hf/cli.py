@@ -65,8 +65,135 @@ def run_quickstart(args):
     return EXIT_OK
 
 
+# -------------------------------------------------------------------------------------------- train
+def add_train(subparsers):
+    parser = subparsers.add_parser(
+        "train",
+        help="train a detector from a recipe (built-in name or YAML file)",
+        description="Builds data, model, PEFT tuning and TrainingArguments from a recipe and runs the stock "
+        "Trainer; selects the best checkpoint on the validation split and writes DIR/model (plain merged "
+        "checkpoint), DIR/adapter, DIR/recipe.yaml, DIR/trainer_state.json, DIR/val_metrics.json. Runs the same "
+        "under torchrun / accelerate launch.",
+    )
+    parser.add_argument("recipe", help="built-in recipe name (e.g. clip-l14-ln, quickstart) or a recipe YAML file")
+    parser.add_argument("--output-dir", help="run folder (default: runs/RECIPE_NAME)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a recipe field, e.g. --set training.learning_rate=1e-4 (repeatable)")
+    parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the run folder")
+    parser.add_argument("--random-init", action="store_true",
+                        help="build the encoder from the recipe's architecture with random weights (no download)")
+    parser.add_argument("--dry-run", action="store_true", help="build model and tuning only; no data, no training")
+    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    parser.set_defaults(run=run_train)
+
+
+def run_train(args):
+    import json
+    import warnings
+
+    from .recipes import RecipeError, load_recipe
+    from .training import TrainingError, dry_run, train
+
+    warnings.filterwarnings("ignore", message="Unsupported layer type")  # peft on LayerNorms: harmless
+    try:
+        recipe = load_recipe(args.recipe, args.overrides)
+        if args.dry_run:
+            result = dry_run(recipe, random_init=args.random_init)
+        else:
+            result = train(recipe, args.output_dir or f"runs/{recipe.name}", resume=args.resume,
+                           random_init=args.random_init)
+    except (RecipeError, TrainingError, FileExistsError) as error:
+        raise CommandError(str(error)) from None
+    if args.json:
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        for key, value in result.items():
+            print(f"{key}: {value}")
+    return EXIT_OK
+
+
+# ----------------------------------------------------------------------------------------- evaluate
+def add_evaluate(subparsers):
+    parser = subparsers.add_parser(
+        "evaluate",
+        help="evaluate a detector on named test sets: metrics, cross-dataset table, plots, robustness",
+        description="Each DATA (folder with real/ and fake/, CSV/JSONL manifest, video folder, DeepfakeBench "
+        "JSON) is one test set, named after it or given as --name NAME=DATA. Writes predictions.csv, "
+        "metrics.json, report.md and PNG plots to --out.",
+    )
+    parser.add_argument("model", help="folder of a saved detector (or any image classifier with a 'fake' label)")
+    parser.add_argument("data", nargs="*", help="test data sources")
+    parser.add_argument("--name", action="append", default=[], metavar="NAME=DATA", help="a named test set")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--perturb", nargs="+", default=[], metavar="KIND:V1,V2",
+                        help="re-score under perturbations, e.g. jpeg:90,70,50 resize:0.5,0.25 blur:1,2 noise:0.02")
+    parser.add_argument("--faces", default="none", choices=["none", "auto", "dlib"], help="face cropping")
+    parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the model's)")
+    parser.add_argument("--aggregation", choices=["mean", "confident"], default=None,
+                        help="video score from frame scores (default: the model's)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals (0: none)")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    parser.set_defaults(run=run_evaluate)
+
+
+def run_evaluate(args):
+    from .evaluation import EvaluationError, evaluate_model, parse_named_sources, parse_perturbations, summary_table
+
+    try:
+        test_sets = parse_named_sources(args.data, args.name)
+        result = evaluate_model(args.model, test_sets, args.out, perturbations=parse_perturbations(args.perturb),
+                                faces=args.faces, num_frames=args.num_frames, batch_size=args.batch_size,
+                                n_resamples=args.bootstrap, aggregation=args.aggregation, overwrite=args.overwrite,
+                                plots=not args.no_plots)
+    except EvaluationError as error:
+        raise CommandError(str(error)) from None
+    print("\n".join(summary_table(result)))
+    for name, message in result.get("errors", {}).items():
+        print(f"{name}: not evaluated: {message}", file=sys.stderr)
+    print(f"predictions.csv, metrics.json, report.md and plots written to {args.out}")
+    return EXIT_PARTIAL if result.get("errors") else EXIT_OK
+
+
+# ---------------------------------------------------------------------------------------- calibrate
+def add_calibrate(subparsers):
+    parser = subparsers.add_parser(
+        "calibrate",
+        help="fit temperature scaling and a decision threshold on validation data, stored in the model",
+        description="Fits the temperature on validation data, then the threshold at the equal-error point "
+        "(--method eer) or at a target false-positive rate (--method fpr --target-fpr 0.05), and writes both "
+        "into MODEL/config.json (previous values kept in MODEL/calibration.json). Use validation data only.",
+    )
+    parser.add_argument("model", help="folder of a saved deepfake-hf detector (updated in place)")
+    parser.add_argument("data", nargs="+", help="validation data sources")
+    parser.add_argument("--method", choices=["eer", "fpr"], default="eer")
+    parser.add_argument("--target-fpr", type=float, default=None, help="with --method fpr, e.g. 0.05")
+    parser.add_argument("--faces", default="none", choices=["none", "auto", "dlib"], help="face cropping")
+    parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the model's)")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.set_defaults(run=run_calibrate)
+
+
+def run_calibrate(args):
+    from .evaluation import EvaluationError, calibrate_model, parse_named_sources
+
+    try:
+        record = calibrate_model(args.model, parse_named_sources(args.data), method=args.method,
+                                 target_fpr=args.target_fpr, faces=args.faces, num_frames=args.num_frames,
+                                 batch_size=args.batch_size)
+    except EvaluationError as error:
+        raise CommandError(str(error)) from None
+    print(f"calibration_temperature {record['previous']['calibration_temperature']:g} -> "
+          f"{record['calibration_temperature']:.4g}; threshold {record['previous']['threshold']:g} -> "
+          f"{record['threshold']:.4g} (validation FPR {record['false_positive_rate']:.3f}, "
+          f"TPR {record['true_positive_rate']:.3f}, n={record['n']})")
+    print(f"written to {args.model}/config.json")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------- main
-COMMANDS = [add_quickstart, add_export]
+COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate]
 
 
 def build_parser():
