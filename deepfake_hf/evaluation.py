@@ -1,0 +1,570 @@
+"""Evaluate a detector on named test sets the way the deepfake-detection literature reports it.
+
+`evaluate_model(model, {name: source})` scores every frame of every test set, computes frame- and
+video-level metrics (videos grouped by full path) with bootstrap intervals, per manipulation method,
+and optionally under perturbations (JPEG, resizing, blur, noise), then writes
+
+    predictions.csv   test_set, path, group, video, frame, label, method, score (calibrated fake probability;
+                      `video` is the full-path key video metrics group by, see `video_keys`)
+    metrics.json      {"model", "test_sets": {name: {"frame", "video", "per_method"}}, "robustness"}
+    report.md         the papers' cross-dataset table (rows: test sets) with 95% intervals
+    roc.png, score_histograms.png, reliability.png (and robustness.png with perturbations)
+
+`calibrate_model` fits temperature scaling and a decision threshold on validation data and stores
+them in the model's config.json, where the model applies them (pipeline, predict and the app).
+"""
+
+import csv
+import io
+import json
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
+
+PERTURBATIONS = {
+    # name: (what the strength is, whether a smaller value is a stronger perturbation, the unperturbed value)
+    "jpeg": ("JPEG quality", True, 100.0),
+    "resize": ("scale factor", True, 1.0),
+    "blur": ("Gaussian blur sigma (px)", False, 0.0),
+    "noise": ("Gaussian noise std (0-1 range)", False, 0.0),
+}
+TABLE_COLUMNS = (("frame", "auroc", "frame AUROC"), ("video", "auroc", "video AUROC"), ("frame", "eer", "EER"),
+                 ("frame", "ap", "AP"), ("frame", "accuracy", "accuracy"))
+
+
+class EvaluationError(ValueError):
+    """A one-line problem with the model or a data source."""
+
+
+# ----------------------------------------------------------------------------------------- model
+@dataclass
+class ScoredModel:
+    """A loaded image classifier, its processor, and how to read a calibrated fake probability from it."""
+
+    model: object
+    processor: object
+    fake_index: int
+    threshold: float
+    temperature: float
+    device: str
+    name: str
+
+    def margins(self, images, batch_size=32):
+        """logit(fake) - logit(other) of the model's output for PIL images (calibrated, threshold-centred)."""
+        import torch
+
+        out = []
+        for start in range(0, len(images), batch_size):
+            inputs = self.processor(images=images[start:start + batch_size], return_tensors="pt")
+            pixel_values = inputs["pixel_values"].to(self.device, dtype=next(self.model.parameters()).dtype)
+            with torch.no_grad():
+                logits = self.model(pixel_values=pixel_values).logits.float()
+            other = logits.clone()
+            other[:, self.fake_index] = -torch.inf
+            out.append((logits[:, self.fake_index] - other.logsumexp(-1)).cpu().numpy())
+        return np.concatenate(out) if out else np.zeros(0)
+
+    def probabilities(self, margins):
+        """Calibrated fake probabilities from output margins: undo the threshold centring."""
+        return _sigmoid(np.asarray(margins, dtype=float) + _logit(self.threshold))
+
+    def raw_margins(self, margins):
+        """Uncalibrated head margins (temperature 1, threshold 0.5), for fitting a new calibration."""
+        return (np.asarray(margins, dtype=float) + _logit(self.threshold)) * self.temperature
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _logit(p):
+    return math.log(p) - math.log1p(-p)
+
+
+def load_model(model_path, device=None):
+    """A saved detector (or any 2-class image classifier with a "fake" label) ready to score images."""
+    import torch
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from . import register
+
+    register()
+    model_path = os.fspath(model_path)
+    if not os.path.isfile(os.path.join(model_path, "config.json")):
+        raise EvaluationError(f"{model_path}: not a model folder (no config.json)")
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        model = AutoModelForImageClassification.from_pretrained(model_path).to(device).eval()
+    except (OSError, ValueError, KeyError) as error:
+        raise EvaluationError(f"{model_path}: cannot load the model ({str(error).splitlines()[0]})") from None
+    if os.path.isfile(os.path.join(model_path, "preprocessor_config.json")):
+        processor = AutoImageProcessor.from_pretrained(model_path)
+    elif hasattr(model, "matching_image_processor"):
+        processor = model.matching_image_processor()
+    else:
+        raise EvaluationError(f"{model_path}: no preprocessor_config.json")
+    label2id = {str(k).lower(): int(v) for k, v in model.config.label2id.items()}
+    if "fake" not in label2id:
+        raise EvaluationError(f"{model_path}: no 'fake' label in config.label2id {sorted(label2id)}")
+    return ScoredModel(
+        model=model,
+        processor=processor,
+        fake_index=label2id["fake"],
+        threshold=float(getattr(model.config, "threshold", 0.5)),
+        temperature=float(getattr(model.config, "calibration_temperature", 1.0)),
+        device=device,
+        name=model_path,
+    )
+
+
+# ----------------------------------------------------------------------------------------- data
+def parse_named_sources(sources=(), named=()):
+    """{name: spec} from plain specs (named after the file or folder) and NAME=SPEC strings."""
+    result = {}
+    for spec in sources:
+        name = Path(str(spec).split("#")[0].rstrip("/")).stem or str(spec)
+        base, suffix = name, 2
+        while name in result:
+            name, suffix = f"{base}-{suffix}", suffix + 1
+        result[name] = str(spec)
+    for item in named:
+        name, sep, spec = str(item).partition("=")
+        if not sep or not name or not spec:
+            raise EvaluationError(f"--name {item!r}: expected NAME=DATA")
+        if name in result:
+            raise EvaluationError(f"--name {name}: test set name used twice")
+        result[name] = spec
+    if not result:
+        raise EvaluationError("no test data given")
+    return result
+
+
+def load_test_set(spec, faces="none", num_frames=32, cache_dir=None, label_map=None):
+    """One data source as a dataset with columns image, label, path, group, method, frame."""
+    from .data import DataSourceError, load_source
+
+    try:
+        return load_source(spec, label_map=label_map, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
+                           verbose=False)
+    except DataSourceError as error:
+        raise EvaluationError(str(error)) from None
+
+
+def video_keys(paths, groups):
+    """The video each row belongs to, as a full path: video-level metrics average over these.
+
+    A video file's frames share its path. Images (face crops, frame folders) belong to their folder
+    when their `group` is shared with other images, else each still is its own item. Folder names alone
+    are not enough: FF++ fakes of one source video sit in folders of the same name under each method
+    (DeepfakeBench's grouping merges them), and a manifest's video id can repeat across methods, so
+    the key is the full folder path, split further by group where one folder holds several groups.
+    """
+    from .media import media_kind
+
+    paths = [str(p) for p in paths]
+    groups = [str(g) for g in groups]
+    shared = {}
+    for path, group in zip(paths, groups):
+        shared[group] = shared.get(group, 0) + 1
+    containers = []
+    for path, group in zip(paths, groups):
+        if media_kind(path) == "video" or shared[group] == 1:
+            containers.append(path)
+        else:
+            containers.append(os.path.dirname(path))
+    groups_in = {}
+    for container, group in zip(containers, groups):
+        groups_in.setdefault(container, set()).add(group)
+    return [container if len(groups_in[container]) == 1 else f"{container}#{group}"
+            for container, group in zip(containers, groups)]
+
+
+# ----------------------------------------------------------------------------------------- perturbations
+def parse_perturbations(items):
+    """["jpeg:90,70", "blur:1"] -> [("jpeg", 90.0), ("jpeg", 70.0), ("blur", 1.0)], validated."""
+    parsed = []
+    for item in items or ():
+        kind, sep, values = str(item).partition(":")
+        if kind not in PERTURBATIONS or not sep:
+            raise EvaluationError(f"--perturb {item!r}: expected KIND:V1,V2 with KIND one of {', '.join(PERTURBATIONS)}")
+        for value in values.split(","):
+            try:
+                strength = float(value)
+            except ValueError:
+                raise EvaluationError(f"--perturb {item!r}: {value!r} is not a number") from None
+            valid = {"jpeg": 1 <= strength <= 100, "resize": 0 < strength <= 1, "blur": strength > 0,
+                     "noise": strength > 0}[kind]
+            if not valid:
+                raise EvaluationError(f"--perturb {item!r}: {value} out of range for {kind} "
+                                      "(jpeg 1-100, resize (0, 1], blur > 0, noise > 0)")
+            parsed.append((kind, strength))
+    return parsed
+
+
+def perturbation_name(kind, strength):
+    return f"{kind}:{strength:g}"
+
+
+def perturb(image, kind, strength, seed=0):
+    """A degraded copy of a PIL RGB image: JPEG re-encoding, down-then-up resizing, Gaussian blur or noise."""
+    from PIL import Image, ImageFilter
+
+    image = image.convert("RGB")
+    if kind == "jpeg":
+        buffer = io.BytesIO()
+        image.save(buffer, format="JPEG", quality=int(round(strength)))
+        return Image.open(io.BytesIO(buffer.getvalue())).convert("RGB")
+    if kind == "resize":  # lose resolution, keep the size the processor expects
+        small = (max(1, round(image.width * strength)), max(1, round(image.height * strength)))
+        return image.resize(small, Image.BILINEAR).resize(image.size, Image.BILINEAR)
+    if kind == "blur":
+        return image.filter(ImageFilter.GaussianBlur(radius=strength))
+    if kind == "noise":
+        rng = np.random.default_rng(seed)
+        pixels = np.asarray(image, dtype=np.float32) / 255.0
+        noisy = np.clip(pixels + rng.normal(0.0, strength, pixels.shape), 0.0, 1.0)
+        return Image.fromarray((noisy * 255.0 + 0.5).astype(np.uint8))
+    raise EvaluationError(f"unknown perturbation {kind!r}")
+
+
+# ----------------------------------------------------------------------------------------- scoring
+def score_dataset(scored_model, dataset, batch_size=32, perturbation=None, description="scoring"):
+    """Output margins of every row of `dataset` (optionally perturbed), with a progress bar."""
+    from tqdm.auto import tqdm
+
+    margins = []
+    for start in tqdm(range(0, len(dataset), batch_size), desc=description, unit="batch", leave=False):
+        images = dataset[start:start + batch_size]["image"]
+        if perturbation is not None:
+            images = [perturb(image, *perturbation, seed=start + i) for i, image in enumerate(images)]
+        else:
+            images = [image.convert("RGB") for image in images]
+        margins.append(scored_model.margins(images, batch_size=batch_size))
+    return np.concatenate(margins) if margins else np.zeros(0)
+
+
+def test_set_metrics(labels, scores, groups, methods, threshold, aggregation="mean", n_resamples=1000, seed=0,
+                     confident_threshold=0.8, confident_fraction=0.5):
+    """metrics.json's entry for one test set: frame, video and per-method metrics.
+
+    A method's metrics compare the set's real samples with that method's fakes (as FF++ per-method tables do).
+    """
+    options = dict(threshold=threshold, aggregation=aggregation, confident_threshold=confident_threshold,
+                   confident_fraction=confident_fraction)
+    labels = np.asarray(labels, dtype=int)
+    scores = np.asarray(scores, dtype=float)
+    groups = np.asarray(groups, dtype=object)
+    methods = np.asarray(methods, dtype=object)
+    entry = evaluate_scores(labels, scores, groups, n_resamples=n_resamples, seed=seed, **options)
+    entry["per_method"] = {}
+    fake_methods = sorted({m for m, y in zip(methods, labels) if y == 1 and m})
+    if len(fake_methods) > 1 or (fake_methods and (labels == 0).any()):
+        for method in fake_methods:
+            rows = (labels == 0) | (methods == method)
+            entry["per_method"][method] = evaluate_scores(labels[rows], scores[rows], groups[rows], n_resamples=0,
+                                                          **options)
+    return entry
+
+
+def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none", num_frames=None,
+                   batch_size=32, n_resamples=1000, aggregation=None, overwrite=False, device=None, seed=0,
+                   cache_dir=None, plots=True):
+    """Score `test_sets` ({name: data spec}) with the model and write predictions, metrics, report and plots.
+
+    Returns the metrics dict (also in metrics.json).
+    """
+    out_dir = Path(out_dir)
+    _check_out_dir(out_dir, overwrite)
+    test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
+    scored = load_model(model_path, device=device)
+    config = scored.model.config
+    num_frames = num_frames or getattr(config, "num_frames", 32)
+    aggregation = aggregation or getattr(config, "video_aggregation", "mean")
+    aggregation_options = dict(confident_threshold=getattr(config, "confident_threshold", 0.8),
+                               confident_fraction=getattr(config, "confident_fraction", 0.5))
+    perturbations = parse_perturbations(perturbations) if perturbations and isinstance(perturbations[0], str) \
+        else list(perturbations)
+
+    datasets_by_name, errors = {}, {}
+    for name, spec in test_sets.items():  # a broken source is reported; the other test sets still run
+        try:
+            datasets_by_name[name] = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir)
+        except EvaluationError as error:
+            errors[name] = str(error)
+    if not datasets_by_name:
+        raise EvaluationError("; ".join(errors.values()))
+    result = {"model": str(model_path), "threshold": scored.threshold, "calibration_temperature": scored.temperature,
+              "video_aggregation": aggregation, "test_sets": {}, "sources": dict(test_sets)}
+    if errors:
+        result["errors"] = errors
+    rows, curves = [], {}
+    robustness = {}
+    for name, dataset in datasets_by_name.items():
+        columns = {key: dataset[key] for key in ("label", "path", "group", "method", "frame")}
+        columns["video"] = video_keys(columns["path"], columns["group"])
+        margins = score_dataset(scored, dataset, batch_size, description=name)
+        scores = scored.probabilities(margins)
+        result["test_sets"][name] = test_set_metrics(
+            columns["label"], scores, columns["video"], columns["method"], scored.threshold, aggregation,
+            n_resamples, seed, **aggregation_options)
+        curves[name] = (np.asarray(columns["label"]), scores)
+        rows.extend(zip([name] * len(scores), columns["path"], columns["group"], columns["video"], columns["frame"],
+                        columns["label"], columns["method"], scores.tolist()))
+        if perturbations:
+            robustness[name] = {"clean": _robustness_entry(columns, scores, scored.threshold, aggregation,
+                                                           aggregation_options)}
+            for perturbation in perturbations:
+                key = perturbation_name(*perturbation)
+                perturbed = scored.probabilities(
+                    score_dataset(scored, dataset, batch_size, perturbation, description=f"{name} {key}"))
+                robustness[name][key] = _robustness_entry(columns, perturbed, scored.threshold, aggregation,
+                                                          aggregation_options)
+    if robustness:
+        result["robustness"] = robustness
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "predictions.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["test_set", "path", "group", "video", "frame", "label", "method", "score"])
+        writer.writerows(rows)
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    if plots:
+        result_plots = write_plots(curves, out_dir, robustness)
+    else:
+        result_plots = []
+    (out_dir / "report.md").write_text(render_report(result, result_plots))
+    return result
+
+
+def _robustness_entry(columns, scores, threshold, aggregation, aggregation_options):
+    frame = binary_metrics(columns["label"], scores, threshold)
+    entry = {key: frame[key] for key in ("auroc", "ap", "eer", "accuracy")}
+    if len(set(columns["video"])) < len(scores):
+        _, v_scores, v_labels = video_scores(scores, columns["video"], aggregation, columns["label"],
+                                             **aggregation_options)
+        entry["video_auroc"] = binary_metrics(v_labels, v_scores, threshold)["auroc"]
+    return entry
+
+
+def _check_out_dir(out_dir, overwrite):
+    if out_dir.exists() and not out_dir.is_dir():
+        raise EvaluationError(f"{out_dir}: exists and is not a folder")
+    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
+        raise EvaluationError(f"{out_dir}: folder is not empty (use --overwrite)")
+
+
+# ----------------------------------------------------------------------------------------- report
+def _cell(metrics, key, percent=True):
+    if not metrics or metrics.get(key) is None:
+        return "n/a"
+    scale, digits = (100.0, 1) if percent else (1.0, 3)
+    text = f"{metrics[key] * scale:.{digits}f}"
+    interval = (metrics.get("ci") or {}).get(key)
+    if interval:
+        text += f" [{interval[0] * scale:.{digits}f}, {interval[1] * scale:.{digits}f}]"
+    return text
+
+
+def summary_table(result):
+    """The cross-dataset table as markdown lines: rows test sets, columns as in the papers."""
+    lines = ["| test set | frames | videos | " + " | ".join(label for _, _, label in TABLE_COLUMNS) + " |",
+             "|---|---|---|" + "---|" * len(TABLE_COLUMNS)]
+    for name, entry in result["test_sets"].items():
+        videos = entry["video"]["n"] if entry["video"] else "-"
+        cells = [_cell(entry[level], key) for level, key, _ in TABLE_COLUMNS]
+        lines.append(f"| {name} | {entry['frame']['n']} | {videos} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render_report(result, plots=()):
+    """report.md: cross-dataset table (percent, 95% bootstrap intervals), per-method and robustness tables."""
+    lines = [f"# Evaluation of `{result['model']}`", "",
+             f"Decision threshold {result['threshold']:g} (fake probability), calibration temperature "
+             f"{result['calibration_temperature']:g}, video score: {result['video_aggregation']} of frame "
+             "scores per video (grouped by full path). Values in percent; brackets: 95% bootstrap intervals "
+             "that resample whole videos (stills: single images).", ""]
+    lines += summary_table(result)
+    for name, message in result.get("errors", {}).items():
+        lines += ["", f"**{name} not evaluated**: {message}"]
+    undefined = {(name, level, key): reason for name, entry in result["test_sets"].items()
+                 for level in ("frame", "video") if entry[level]
+                 for key, reason in entry[level]["reasons"].items() if key in ("auroc", "eer", "ap")}
+    if undefined:
+        lines += ["", "n/a: " + "; ".join(sorted({f"{name} {level}: {reason}"
+                                                   for (name, level, _), reason in undefined.items()}))]
+    method_rows = [(name, method, m) for name, entry in result["test_sets"].items()
+                   for method, m in entry["per_method"].items()]
+    if method_rows:
+        lines += ["", "## Per manipulation method (real samples vs. that method's fakes)", "",
+                  "| test set | method | frame AUROC | video AUROC | EER | AP |", "|---|---|---|---|---|---|"]
+        for name, method, m in method_rows:
+            lines.append(f"| {name} | {method} | {_cell(m['frame'], 'auroc')} | {_cell(m['video'], 'auroc')} | "
+                         f"{_cell(m['frame'], 'eer')} | {_cell(m['frame'], 'ap')} |")
+    if result.get("robustness"):
+        keys = list(next(iter(result["robustness"].values())))
+        lines += ["", "## Robustness (frame AUROC under perturbation)", "",
+                  "| test set | " + " | ".join(keys) + " |", "|---|" + "---|" * len(keys)]
+        for name, entries in result["robustness"].items():
+            lines.append(f"| {name} | " + " | ".join(_cell(entries[key], "auroc") for key in keys) + " |")
+    if plots:
+        lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
+    lines += ["", "Metric definitions: AUROC and AP (average precision) from the ranking of fake probabilities; "
+              "EER is the interpolated ROC point where FPR = 1 - TPR; accuracy at the decision threshold. "
+              "Full values, log loss, Brier score and ECE: metrics.json.", ""]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------------------- plots
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError:
+        raise EvaluationError("plots need matplotlib: pip install 'deepfake-hf[app]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def write_plots(curves, out_dir, robustness=None):
+    """ROC curves, score histograms per class, reliability diagram (and robustness) as PNG files."""
+    from sklearn.calibration import calibration_curve
+    from sklearn.metrics import roc_curve
+
+    plt = _pyplot()
+    out_dir = Path(out_dir)
+    written = []
+
+    figure, axis = plt.subplots(figsize=(5, 5))
+    for name, (labels, scores) in curves.items():
+        if 0 < labels.sum() < labels.size:
+            fpr, tpr, _ = roc_curve(labels, scores)
+            auroc = binary_metrics(labels, scores)["auroc"]
+            axis.plot(fpr, tpr, label=f"{name} (AUROC {auroc:.3f})")
+    axis.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="chance")
+    axis.plot([0, 1], [1, 0], ":", color="grey", linewidth=0.8, label="EER line")
+    axis.set(xlabel="false-positive rate (real called fake)", ylabel="true-positive rate (fake caught)",
+             title="ROC (frame level)", xlim=(0, 1), ylim=(0, 1.01))
+    axis.legend(loc="lower right", fontsize=8)
+    written.append(_save(figure, out_dir / "roc.png", plt))
+
+    count = len(curves)
+    figure, axes = plt.subplots(1, count, figsize=(4.5 * count, 3.5), squeeze=False)
+    bins = np.linspace(0, 1, 26)
+    for axis, (name, (labels, scores)) in zip(axes[0], curves.items()):
+        axis.hist(scores[labels == 0], bins=bins, alpha=0.6, label=f"real (n={int((labels == 0).sum())})")
+        axis.hist(scores[labels == 1], bins=bins, alpha=0.6, label=f"fake (n={int((labels == 1).sum())})")
+        axis.set(title=name, xlabel="fake probability", ylabel="frames")
+        axis.legend(fontsize=8)
+    figure.suptitle("Score distribution per class")
+    written.append(_save(figure, out_dir / "score_histograms.png", plt))
+
+    figure, axis = plt.subplots(figsize=(5, 5))
+    axis.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="perfectly calibrated")
+    for name, (labels, scores) in curves.items():
+        if labels.size:
+            prob_true, prob_pred = calibration_curve(labels, scores, n_bins=15, strategy="uniform")  # ECE's bins
+            ece = binary_metrics(labels, scores)["ece"]
+            axis.plot(prob_pred, prob_true, "o-", label=f"{name} (ECE {ece:.3f})")
+    axis.set(xlabel="mean predicted fake probability", ylabel="fraction fake", title="Reliability diagram",
+             xlim=(0, 1), ylim=(0, 1))
+    axis.legend(loc="upper left", fontsize=8)
+    written.append(_save(figure, out_dir / "reliability.png", plt))
+
+    if robustness:
+        written.append(plot_robustness(robustness, out_dir / "robustness.png"))
+    return written
+
+
+def plot_robustness(robustness, path):
+    """AUROC against perturbation strength, one panel per perturbation kind, one line per test set."""
+    plt = _pyplot()
+    kinds = [kind for kind in PERTURBATIONS
+             if any(key.startswith(kind + ":") for entries in robustness.values() for key in entries)]
+    figure, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 3.5), squeeze=False)
+    for axis, kind in zip(axes[0], kinds):
+        label, smaller_is_stronger, unperturbed = PERTURBATIONS[kind]
+        for name, entries in robustness.items():
+            points = sorted((float(key.split(":")[1]), entry["auroc"]) for key, entry in entries.items()
+                            if key.startswith(kind + ":") and entry["auroc"] is not None)
+            if entries["clean"]["auroc"] is not None:  # the unperturbed score starts each line
+                points = sorted(points + [(unperturbed, entries["clean"]["auroc"])])
+            if points:
+                axis.plot(*zip(*points), "o-", label=name)
+        if smaller_is_stronger:
+            axis.invert_xaxis()
+        axis.set(title=kind, xlabel=f"{label} (stronger ->)", ylabel="frame AUROC", ylim=(0, 1.02))
+        axis.legend(fontsize=8)
+    figure.suptitle("Robustness: frame AUROC against perturbation strength")
+    return _save(figure, path, plt)
+
+
+def _save(figure, path, plt):
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return str(path)
+
+
+# ----------------------------------------------------------------------------------------- calibration
+def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, faces="none", num_frames=None,
+                    batch_size=32, device=None, cache_dir=None):
+    """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
+
+    method "eer": the threshold at the equal-error point; "fpr": the lowest threshold whose false-positive
+    rate on the validation reals is at most `target_fpr`. The previous values and the fit's numbers are
+    written to calibration.json next to the config. Returns that record.
+    """
+    from .metrics import equal_error_rate
+
+    if method not in ("eer", "fpr"):
+        raise EvaluationError(f"calibration method must be 'eer' or 'fpr', got {method!r}")
+    if method == "fpr" and (target_fpr is None or not 0.0 <= target_fpr < 1.0):
+        raise EvaluationError("--target-fpr in [0, 1) is needed with --method fpr")
+    val_sources = {str(name): os.fspath(spec) for name, spec in val_sources.items()}
+    scored = load_model(model_path, device=device)
+    if not hasattr(scored.model.config, "calibration_temperature"):
+        raise EvaluationError(f"{model_path}: not a deepfake-hf detector (no calibration_temperature in its config)")
+    num_frames = num_frames or scored.model.config.num_frames
+    labels, raw = [], []
+    for name, spec in val_sources.items():
+        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir)
+        raw.append(scored.raw_margins(score_dataset(scored, dataset, batch_size, description=f"calibrate {name}")))
+        labels.append(np.asarray(dataset["label"]))
+    labels, raw = np.concatenate(labels), np.concatenate(raw)
+    if not 0 < labels.sum() < labels.size:
+        raise EvaluationError("validation data must contain both real and fake samples")
+
+    temperature = fit_temperature(labels, raw)
+    probabilities = _sigmoid(raw / temperature)
+    if method == "eer":
+        threshold = equal_error_rate(labels, probabilities)[1]
+    else:
+        threshold = threshold_at_fpr(labels, probabilities, target_fpr)
+    threshold = float(min(max(threshold, 1e-6), 1 - 1e-6))
+    before = binary_metrics(labels, scored.probabilities((raw / scored.temperature) - _logit(scored.threshold)),
+                            scored.threshold)
+    after = binary_metrics(labels, probabilities, threshold)
+
+    config_path = Path(model_path) / "config.json"
+    config = json.loads(config_path.read_text())
+    record = {
+        "method": method, "target_fpr": target_fpr, "validation": dict(val_sources), "n": int(labels.size),
+        "previous": {"calibration_temperature": config.get("calibration_temperature", 1.0),
+                     "threshold": config.get("threshold", 0.5)},
+        "calibration_temperature": temperature, "threshold": threshold,
+        "before": {key: before[key] for key in ("log_loss", "ece", "accuracy", "balanced_accuracy")},
+        "after": {key: after[key] for key in ("log_loss", "ece", "accuracy", "balanced_accuracy")},
+        "false_positive_rate": float((probabilities[labels == 0] >= threshold).mean()),
+        "true_positive_rate": float((probabilities[labels == 1] >= threshold).mean()),
+    }
+    config["calibration_temperature"] = temperature
+    config["threshold"] = threshold
+    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    (Path(model_path) / "calibration.json").write_text(json.dumps(record, indent=2))
+    return record
