@@ -300,3 +300,24 @@ def test_shared_ffpp_faces_and_videos(shared_media, tmp_path):
     home = {Path(g).stem: name for name, split in splits.items() for g in split["group"]}
     for fake, real in (("519_515", "519"), ("634_660", "634"), ("004_982", "004")):
         assert home[fake] == home[real]
+
+
+def test_face_crops_from_shared_videos(shared_media, tmp_path, caplog):
+    faces = pytest.importorskip("deepfake_hf.faces")
+    if not faces.dlib_available():
+        pytest.skip("dlib (the faces extra) is not installed")
+    manifest = tmp_path / "videos.csv"
+    manifest.write_text(f"path,label,method\n{shared_media / 'videos/ffpp/original/004.mp4'},real,\n"
+                        f"{shared_media / 'videos/ffpp/NeuralTextures/004_982.mp4'},fake,NeuralTextures\n")
+    write_image(tmp_path / "noise.png", size=(64, 64))
+    with open(manifest, "a") as handle:
+        handle.write("noise.png,real,\n")
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+        dataset, report = load_source(manifest, faces="dlib", num_frames=2, face_size=128, cache_dir=tmp_path / "c",
+                                      return_report=True, verbose=False)
+    assert len(dataset) == 4 and {dataset[i]["image"].size for i in range(4)} == {(128, 128)}
+    assert report["counts"]["files_without_face"] == 1 and report["counts"]["skipped"] == 1
+    assert any("noise.png: no face found" in r.getMessage() for r in caplog.records)
+    # An aligned crop is mostly face: skin-toned centre, unlike the whole 1280x720 studio frame.
+    centre = np.asarray(dataset[0]["image"], dtype=float)[48:80, 48:80]
+    assert centre[..., 0].mean() > centre[..., 2].mean()
