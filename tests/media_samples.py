@@ -145,3 +145,16 @@ def write_bad_inputs(folder, good_image=True, good_video=True):
 BAD_CASES = ("empty", "text_jpg", "text_mp4", "truncated_jpeg", "truncated_png", "truncated_mp4", "one_pixel",
              "huge_header", "audio_only", "unsupported")
 VALID_TRICKY_CASES = ("cmyk", "png16", "gif")
+
+
+_REAL_FRAMES = {}
+
+
+def real_video_frames(path, num_frames=8):
+    """Decoded frames of a shared-media video, cached for the test session (decoding full HD is slow)."""
+    from deepfake_hf.media import read_video_frames
+
+    key = (str(path), num_frames)
+    if key not in _REAL_FRAMES:
+        _REAL_FRAMES[key] = read_video_frames(path, num_frames)
+    return _REAL_FRAMES[key]

@@ -17,7 +17,7 @@ from deepfake_hf.media import (
     video_info,
 )
 
-from .media_samples import BAD_CASES, level_index, write_bad_inputs, write_video
+from .media_samples import level_index, real_video_frames, write_bad_inputs, write_video
 
 
 @pytest.fixture(scope="module")
@@ -236,7 +236,7 @@ def test_real_videos_decode_to_requested_count(shared_media):
     videos = sorted((shared_media / "videos").rglob("*.mp4"))
     assert videos
     for path in videos:
-        frames = read_video_frames(path, num_frames=8)
+        frames = real_video_frames(path, num_frames=8)
         assert len(frames) == 8, path
         assert all(frame.mode == "RGB" and min(frame.size) >= 240 for frame in frames)
         # Sampled frames differ (a stuck decoder would repeat one frame).

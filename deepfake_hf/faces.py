@@ -1,0 +1,283 @@
+"""Face detection, 5-point alignment and crops.
+
+A face detector is anything with `detect(image) -> list[Face]`. Backends:
+
+- `"dlib"` (the `faces` extra): dlib's HOG frontal face detector run on a downscaled copy of the
+  frame (boxes mapped back), then the 68-point shape predictor on the full-resolution frame, reduced
+  to five key points the way DeepfakeBench does (or the ArcFace eye-centre convention).
+- `"none"`: finds nothing; callers score the whole frame.
+- `"auto"`: dlib when it is installed, else `"none"`.
+
+`align_face` is the DeepfakeBench convention: the five points are mapped onto the ArcFace
+112x112 template by a least-squares similarity transform, the field of view is enlarged by
+`scale` (1.3) around the template centre, and the crop is `size` x `size` (256). `margin_crop`
+is the DFDC winner's plain box crop with a relative margin (30%).
+"""
+
+import importlib.util
+import math
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+
+# ArcFace 5-point template for 112x112 crops (insightface): left eye, right eye, nose tip,
+# left mouth corner, right mouth corner, in image coordinates (x right, y down).
+ARCFACE_TEMPLATE = np.array(
+    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
+    dtype=np.float64,
+)
+FACE_DETECTORS = ("auto", "dlib", "none")
+
+
+@dataclass
+class Face:
+    """A detected face: `box` (x0, y0, x1, y1) in pixels, detector `score`, `landmarks` (5, 2) or None."""
+
+    box: tuple
+    score: float = 1.0
+    landmarks: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def area(self):
+        x0, y0, x1, y1 = self.box
+        return max(0.0, x1 - x0) * max(0.0, y1 - y0)
+
+
+def box_iou(a, b):
+    """Intersection over union of two (x0, y0, x1, y1) boxes."""
+    x0, y0 = max(a[0], b[0]), max(a[1], b[1])
+    x1, y1 = min(a[2], b[2]), min(a[3], b[3])
+    inter = max(0.0, x1 - x0) * max(0.0, y1 - y0)
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 0.0
+
+
+# ------------------------------------------------------------------------------------------ detectors
+class NoFaceDetector:
+    """Finds no faces: the whole frame is scored."""
+
+    name = "none"
+
+    def detect(self, image):
+        return []
+
+
+class DlibFaceDetector:
+    """dlib HOG detector + 68-point landmarks, reduced to the five ArcFace points.
+
+    Detection runs on a copy whose longest side is at most `detect_size` pixels (full-HD frames
+    are ~10x slower otherwise); when nothing is found there, it tries once more with dlib's 2x
+    upsampling, which finds faces down to ~40 pixels at that scale.
+    """
+
+    name = "dlib"
+
+    def __init__(self, detect_size=640, min_score=0.0, keypoints="deepfakebench"):
+        try:
+            import dlib
+        except ImportError:
+            raise ImportError("the dlib face detector needs the faces extra: pip install 'deepfake-hf[faces]'") from None
+        self._dlib = dlib
+        self.detect_size = detect_size
+        self.min_score = min_score
+        five_points_from_68(np.zeros((68, 2)), keypoints)  # validate the name early
+        self.keypoints = keypoints
+        self._detector = dlib.get_frontal_face_detector()
+        self._predictor = dlib.shape_predictor(_dlib_model_path("shape_predictor_68_face_landmarks.dat"))
+
+    def detect(self, image):
+        """Faces in a PIL image (RGB), largest first."""
+        rgb = np.asarray(image.convert("RGB"))
+        factor = min(1.0, self.detect_size / max(rgb.shape[:2])) if self.detect_size else 1.0
+        small = rgb
+        if factor < 1.0:
+            small = np.asarray(image.convert("RGB").resize((round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))))
+        rects, scores = self._run(small, upsample=0)
+        if not rects:
+            rects, scores = self._run(small, upsample=1)
+        faces = []
+        height, width = rgb.shape[:2]
+        for rect, score in zip(rects, scores):
+            box = (
+                max(0.0, rect.left() / factor),
+                max(0.0, rect.top() / factor),
+                min(float(width), (rect.right() + 1) / factor),
+                min(float(height), (rect.bottom() + 1) / factor),
+            )
+            full_rect = self._dlib.rectangle(*(int(round(v)) for v in box))
+            shape = self._predictor(rgb, full_rect)
+            points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], dtype=np.float64)
+            faces.append(Face(box=box, score=float(score), landmarks=five_points_from_68(points, self.keypoints)))
+        return sorted(faces, key=lambda face: face.area, reverse=True)
+
+    def _run(self, pixels, upsample):
+        rects, scores, _ = self._detector.run(pixels, upsample, self.min_score)
+        keep = [(rect, score) for rect, score in zip(rects, scores) if score >= self.min_score]
+        return [rect for rect, _ in keep], [score for _, score in keep]
+
+
+def _dlib_model_path(filename):
+    # `import face_recognition_models` needs pkg_resources, gone from recent setuptools: locate the files instead.
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or spec.origin is None:
+        raise ImportError("dlib landmark models are missing: pip install 'deepfake-hf[faces]'")
+    path = os.path.join(os.path.dirname(spec.origin), "models", filename)
+    if not os.path.isfile(path):
+        raise ImportError(f"dlib model file {filename} not found in {os.path.dirname(path)}; reinstall the faces extra")
+    return path
+
+
+# Five key points from the 68-point layout (0-based). DeepfakeBench's preprocessing takes single
+# landmarks: 37 and 44 (upper eyelids), 30 (nose tip), 49 and 55 (next to the mouth corners); matching
+# them keeps crops interchangeable with its released face frames. "centres" is the ArcFace convention
+# (eye centres, exact mouth corners 48 and 54).
+KEYPOINT_CONVENTIONS = ("deepfakebench", "centres")
+
+
+def five_points_from_68(points, convention="deepfakebench"):
+    """The five alignment points (left eye, right eye, nose, left mouth, right mouth) from 68 landmarks."""
+    points = np.asarray(points, dtype=np.float64)
+    if convention == "deepfakebench":
+        return points[[37, 44, 30, 49, 55]].copy()
+    if convention == "centres":
+        return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]])
+    raise ValueError(f"keypoints: {convention!r} is not one of {', '.join(KEYPOINT_CONVENTIONS)}.")
+
+
+def dlib_available():
+    return importlib.util.find_spec("dlib") is not None and importlib.util.find_spec("face_recognition_models") is not None
+
+
+def get_face_detector(name="auto", **options):
+    """A detector by name: "auto" (dlib when installed, else none), "dlib" or "none"."""
+    if not isinstance(name, str):
+        return name  # already a detector object
+    if name not in FACE_DETECTORS:
+        raise ValueError(f"faces: {name!r} is not one of {', '.join(FACE_DETECTORS)}.")
+    if name == "none" or (name == "auto" and not dlib_available()):
+        return NoFaceDetector()
+    return DlibFaceDetector(**options)
+
+
+# ------------------------------------------------------------------------------------------ alignment
+def similarity_transform(source, target):
+    """The 2x3 similarity (rotation, uniform scale, translation) best mapping `source` points onto `target`.
+
+    Least squares (Umeyama, 1991): centre both point sets, the rotation comes from the SVD of their
+    cross-covariance, the scale from the ratio of explained to source variance.
+    """
+    source = np.asarray(source, dtype=np.float64)
+    target = np.asarray(target, dtype=np.float64)
+    source_mean, target_mean = source.mean(0), target.mean(0)
+    src, dst = source - source_mean, target - target_mean
+    covariance = dst.T @ src / len(source)
+    u, singular, vt = np.linalg.svd(covariance)
+    sign = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:  # no reflections
+        sign[-1] = -1
+    rotation = u @ np.diag(sign) @ vt
+    variance = (src**2).sum() / len(source)
+    scale = (singular * sign).sum() / variance if variance > 0 else 1.0
+    translation = target_mean - scale * rotation @ source_mean
+    return np.hstack([scale * rotation, translation[:, None]])
+
+
+def aligned_template(size=256, scale=1.3):
+    """Where the five points land in an aligned `size` crop: the ArcFace template scaled to `size`,
+    shrunk by `scale` around the crop centre so the crop shows `scale` times more around the face."""
+    centre = size / 2.0
+    return centre + (ARCFACE_TEMPLATE * size / 112.0 - centre) / scale
+
+
+def alignment_matrix(landmarks, size=256, scale=1.3):
+    """2x3 matrix mapping image coordinates into the aligned crop."""
+    return similarity_transform(landmarks, aligned_template(size, scale))
+
+
+def warp_affine(image, matrix, size):
+    """Resample `image` through the 2x3 image->crop `matrix` into a `size` (w, h) crop (bilinear)."""
+    from PIL import Image
+
+    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
+    return image.convert("RGB").transform(size, Image.Transform.AFFINE, data=tuple(inverse.flatten()),
+                                          resample=Image.Resampling.BILINEAR)
+
+
+def align_face(image, face, size=256, scale=1.3):
+    """DeepfakeBench-style aligned face crop (`size` x `size`); needs the face's five landmarks."""
+    if face.landmarks is None:
+        raise ValueError("align_face: this face has no landmarks; use margin_crop or a detector with landmarks")
+    return warp_affine(image, alignment_matrix(face.landmarks, size, scale), (size, size))
+
+
+def margin_crop(image, face, margin=0.3, size=None):
+    """The face box grown by `margin` of its size on every side, clipped to the image, resized to `size` (square)."""
+    from PIL import Image
+
+    x0, y0, x1, y1 = face.box
+    width, height = x1 - x0, y1 - y0
+    box = (
+        max(0, math.floor(x0 - margin * width)),
+        max(0, math.floor(y0 - margin * height)),
+        min(image.width, math.ceil(x1 + margin * width)),
+        min(image.height, math.ceil(y1 + margin * height)),
+    )
+    crop = image.convert("RGB").crop(box)
+    if size is not None:
+        crop = crop.resize((size, size), Image.Resampling.BILINEAR)
+    return crop
+
+
+def crop_face(image, face, crop="align", size=256, scale=1.3, margin=0.3):
+    """`align_face` when the face has landmarks and `crop == "align"`, else `margin_crop`."""
+    if crop == "align" and face.landmarks is not None:
+        return align_face(image, face, size=size, scale=scale)
+    return margin_crop(image, face, margin=margin, size=size)
+
+
+def track_faces(faces_per_frame, min_iou=0.3):
+    """Link faces across frames by box overlap: a list of tracks, each a {frame index: face index} dict.
+
+    Each face joins the track whose latest box overlaps it most (IoU >= `min_iou`), largest faces
+    first; a face that matches no track starts a new one.
+    """
+    tracks, last_box = [], []
+    for frame_index, faces in enumerate(faces_per_frame):
+        taken = set()
+        order = sorted(range(len(faces)), key=lambda i: faces[i].area, reverse=True)
+        for face_index in order:
+            box = faces[face_index].box
+            best, best_iou = None, min_iou
+            for track_index, previous in enumerate(last_box):
+                if track_index in taken:
+                    continue
+                iou = box_iou(box, previous)
+                if iou >= best_iou:
+                    best, best_iou = track_index, iou
+            if best is None:
+                tracks.append({})
+                last_box.append(box)
+                best = len(tracks) - 1
+            tracks[best][frame_index] = face_index
+            last_box[best] = box
+            taken.add(best)
+    return tracks
+
+
+__all__ = [
+    "ARCFACE_TEMPLATE",
+    "DlibFaceDetector",
+    "Face",
+    "NoFaceDetector",
+    "align_face",
+    "aligned_template",
+    "alignment_matrix",
+    "box_iou",
+    "crop_face",
+    "five_points_from_68",
+    "get_face_detector",
+    "margin_crop",
+    "similarity_transform",
+    "track_faces",
+]

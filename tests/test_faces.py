@@ -1,0 +1,191 @@
+"""faces.py: similarity alignment (DeepfakeBench convention), crops, tracking, dlib on real faces."""
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+from deepfake_hf.faces import (
+    ARCFACE_TEMPLATE,
+    Face,
+    align_face,
+    aligned_template,
+    alignment_matrix,
+    box_iou,
+    crop_face,
+    dlib_available,
+    five_points_from_68,
+    get_face_detector,
+    margin_crop,
+    similarity_transform,
+    track_faces,
+)
+
+from .conftest import PROJECT_ROOT
+from .media_samples import real_video_frames
+
+needs_dlib = pytest.mark.skipif(not dlib_available(), reason="dlib / face_recognition_models not installed")
+ARTIFACTS = PROJECT_ROOT / "test-artifacts"
+
+
+def apply(matrix, points):
+    return np.asarray(points) @ matrix[:, :2].T + matrix[:, 2]
+
+
+def test_similarity_transform_recovers_known_transform():
+    rng = np.random.default_rng(0)
+    source = rng.uniform(0, 100, size=(5, 2))
+    angle, scale, shift = 0.4, 1.7, np.array([12.0, -30.0])
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    target = source @ (scale * rotation).T + shift
+    matrix = similarity_transform(source, target)
+    np.testing.assert_allclose(matrix[:, :2], scale * rotation, atol=1e-9)
+    np.testing.assert_allclose(matrix[:, 2], shift, atol=1e-9)
+
+
+def test_similarity_transform_never_reflects():
+    source = np.array([[0, 0], [3, 0], [0, 1], [2, 2.0]])
+    mirrored = source * [-1, 1]
+    matrix = similarity_transform(source, mirrored)
+    # The best proper similarity, not the mirror: a rotation matrix (orthogonal, det +1) times a scale.
+    linear = matrix[:, :2]
+    scale = math.sqrt(abs(np.linalg.det(linear)))
+    np.testing.assert_allclose(linear @ linear.T, scale**2 * np.eye(2), atol=1e-9)
+    assert np.linalg.det(linear) > 0
+
+
+def test_aligned_template_scale_and_centre():
+    np.testing.assert_allclose(aligned_template(112, 1.0), ARCFACE_TEMPLATE)
+    enlarged = aligned_template(256, 1.3)
+    centre = np.array([128.0, 128.0])
+    # Enlarging the field of view by 1.3 shrinks the face by 1.3 around the crop centre.
+    np.testing.assert_allclose(enlarged - centre, (ARCFACE_TEMPLATE * 256 / 112 - centre) / 1.3)
+
+
+def test_align_face_puts_landmarks_on_the_template():
+    # A 400x300 image with five dots where a rotated, scaled face's key points are.
+    angle, scale, shift = 0.3, 1.6, np.array([140.0, 60.0])
+    rotation = np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+    landmarks = ARCFACE_TEMPLATE @ (scale * rotation).T + shift
+    image = Image.new("RGB", (400, 300))
+    draw = ImageDraw.Draw(image)
+    for x, y in landmarks:
+        draw.ellipse((x - 3, y - 3, x + 3, y + 3), fill=(255, 255, 255))
+    crop = align_face(image, Face(box=(0, 0, 1, 1), landmarks=landmarks))
+    assert crop.size == (256, 256)
+    pixels = np.asarray(crop.convert("L"))
+    for x, y in aligned_template(256, 1.3):
+        assert pixels[int(round(y)), int(round(x))] > 200  # each dot lands on its template position
+    assert (pixels > 128).mean() < 0.02  # and nothing else is bright
+
+
+def test_align_face_needs_landmarks():
+    with pytest.raises(ValueError, match="no landmarks"):
+        align_face(Image.new("RGB", (64, 64)), Face(box=(0, 0, 10, 10)))
+
+
+def test_margin_crop_grows_box_and_clips():
+    image = Image.new("RGB", (200, 100))
+    assert margin_crop(image, Face(box=(50, 20, 150, 80)), margin=0.3).size == (160, 96)  # 30% each side, clipped
+    assert margin_crop(image, Face(box=(80, 30, 120, 70)), margin=0.25).size == (60, 60)
+    assert margin_crop(image, Face(box=(80, 30, 120, 70)), size=64).size == (64, 64)
+    # crop_face falls back to the margin crop when there are no landmarks
+    assert crop_face(image, Face(box=(80, 30, 120, 70)), crop="align", size=32).size == (32, 32)
+
+
+def test_five_points_conventions():
+    points = np.arange(136, dtype=np.float64).reshape(68, 2)
+    np.testing.assert_array_equal(five_points_from_68(points)[:, 0], points[[37, 44, 30, 49, 55], 0])
+    centres = five_points_from_68(points, "centres")
+    np.testing.assert_allclose(centres[0], points[36:42].mean(0))
+    with pytest.raises(ValueError, match="keypoints"):
+        five_points_from_68(points, "other")
+
+
+def test_get_face_detector_names():
+    assert get_face_detector("none").detect(Image.new("RGB", (32, 32))) == []
+    assert get_face_detector("auto").name == ("dlib" if dlib_available() else "none")
+    with pytest.raises(ValueError, match="faces: 'mtcnn'"):
+        get_face_detector("mtcnn")
+
+
+def test_track_faces_links_by_overlap():
+    left, right = (0, 0, 10, 10), (50, 0, 60, 10)
+    frames = [
+        [Face(box=left), Face(box=right)],
+        [Face(box=(51, 0, 61, 10)), Face(box=(1, 0, 11, 10))],  # order swapped, boxes moved a little
+        [Face(box=(2, 1, 12, 11))],  # the right person is gone
+        [Face(box=(100, 50, 110, 60))],  # someone new
+    ]
+    tracks = track_faces(frames)
+    assert tracks == [{0: 0, 1: 1, 2: 0}, {0: 1, 1: 0}, {3: 0}]
+    assert box_iou(left, left) == 1.0 and box_iou(left, right) == 0.0
+
+
+@needs_dlib
+def test_dlib_finds_the_astronaut():
+    data = pytest.importorskip("skimage.data")
+    image = Image.fromarray(data.astronaut())
+    faces = get_face_detector("dlib").detect(image)
+    assert len(faces) == 1
+    x0, y0, x1, y1 = faces[0].box
+    assert faces[0].landmarks.shape == (5, 2)
+    assert all(x0 - 5 <= x <= x1 + 5 and y0 - 5 <= y <= y1 + 5 for x, y in faces[0].landmarks)
+    # The same face found on a 4x upscaled copy (detected at reduced size, boxes mapped back).
+    big = image.resize((2048, 2048))
+    big_faces = get_face_detector("dlib").detect(big)
+    assert len(big_faces) == 1
+    big_box, box = np.array(big_faces[0].box) / 4, np.array(faces[0].box)
+    np.testing.assert_allclose((big_box[:2] + big_box[2:]) / 2, (box[:2] + box[2:]) / 2, atol=10)
+    assert 0.8 < (big_box[2] - big_box[0]) / (box[2] - box[0]) < 1.25
+
+
+# ----------------------------------------------------------------------------------------- real media
+@needs_dlib
+def test_alignment_reproduces_deepfakebench_crops(shared_media):
+    """Re-aligning DeepfakeBench-style released face crops is (nearly) the identity transform."""
+    detector = get_face_detector("dlib")
+    paths = sorted((shared_media / "faces").rglob("*.png"))[::4]
+    assert paths
+    for path in paths:
+        image = Image.open(path)
+        faces = detector.detect(image)
+        assert faces, path
+        matrix = alignment_matrix(faces[0].landmarks, size=image.width)
+        assert abs(math.sqrt(np.linalg.det(matrix[:, :2])) - 1) < 0.03, path
+        assert np.abs(matrix[:, 2]).max() < 8, path
+
+
+@needs_dlib
+def test_dlib_on_real_videos_and_contact_sheet(shared_media):
+    detector = get_face_detector("dlib")
+    videos = sorted((shared_media / "videos").rglob("*.mp4"))
+    assert videos
+    sheet_tiles = []
+    for path in videos:
+        frames = real_video_frames(path, 8)
+        found = 0
+        for index, frame in enumerate(frames):
+            faces = detector.detect(frame)
+            if not faces:
+                continue
+            found += 1
+            crop = align_face(frame, faces[0])
+            assert crop.size == (256, 256)
+            inside = apply(alignment_matrix(faces[0].landmarks), faces[0].landmarks)
+            assert (inside > 0).all() and (inside < 256).all(), path
+            # centred: the landmarks' centroid is near the middle of the crop
+            assert np.abs(inside.mean(0) - 128).max() < 40, path
+            if index in (0, 4):
+                sheet_tiles.append(crop)
+        assert found >= 0.9 * len(frames), f"{path}: faces in {found}/{len(frames)} frames"
+    ARTIFACTS.mkdir(exist_ok=True)
+    columns = 8
+    rows = math.ceil(len(sheet_tiles) / columns)
+    sheet = Image.new("RGB", (128 * columns, 128 * rows))
+    for i, tile in enumerate(sheet_tiles):
+        sheet.paste(tile.resize((128, 128)), (128 * (i % columns), 128 * (i // columns)))
+    sheet.save(ARTIFACTS / "aligned_faces.png")
+    assert Path(ARTIFACTS / "aligned_faces.png").stat().st_size > 10_000
