@@ -282,16 +282,20 @@ def fit_temperature(labels, logits):
 
 
 def threshold_at_fpr(labels, scores, target_fpr):
-    """The lowest threshold whose false-positive rate (real scored >= threshold) is at most `target_fpr`."""
+    """A threshold whose false-positive rate (real scored >= threshold) is at most `target_fpr`, with the
+    most fake samples caught: midway between the highest real score that must stay below it and the next
+    higher score, so float rounding in a reloaded model does not move any sample across it."""
     labels, scores = _as_arrays(labels, scores)
     real = np.sort(scores[labels == 0])[::-1]
     if real.size == 0:
         raise ValueError("no real samples to set a false-positive rate on")
     allowed = int(math.floor(target_fpr * real.size + 1e-9))  # real samples that may score >= threshold
     if allowed >= real.size:
-        return float(np.nextafter(real[-1], -np.inf)) if real[-1] > 0 else 0.0
-    # strictly above the (allowed+1)-th highest real score, so at most `allowed` reals reach it
-    return float(np.nextafter(real[allowed], np.inf))
+        return float(real[-1])
+    below = real[allowed]  # this real sample, and all lower ones, must be called real
+    above = scores[scores > below]
+    upper = above.min() if above.size else max(1.0, below + 1.0)
+    return float(below + (upper - below) / 2)
 
 
 # ------------------------------------------------------------------------------------------ Trainer

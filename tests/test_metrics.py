@@ -185,8 +185,12 @@ def test_threshold_at_fpr():
         threshold = threshold_at_fpr(labels, scores, target)
         fpr = (scores[labels == 0] >= threshold).mean()
         assert fpr <= target + 1e-12
-        # the lowest such threshold: the next real score below it would break the target
-        assert (scores[labels == 0] >= threshold - 1e-6).mean() > target
+        # the same decisions as the lowest threshold meeting the target (found by brute force)
+        lowest = min(t for t in np.unique(scores) if (scores[labels == 0] >= t).mean() <= target)
+        assert ((scores >= threshold) == (scores >= lowest)).all()
+        # and away from every score (midway), so rounding cannot flip a sample
+        assert np.abs(scores - threshold).min() > 0.01
+    assert threshold_at_fpr(labels, scores, 0.0) == pytest.approx((0.9 + 0.95) / 2)
 
 
 def test_trainer_compute_metrics_from_logits():

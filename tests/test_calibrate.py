@@ -1,0 +1,89 @@
+"""`calibrate`: fitted temperature and threshold land in config.json, and predictions use them."""
+
+import json
+
+import numpy as np
+import pytest
+
+from deepfake_hf.evaluation import EvaluationError, calibrate_model, load_model, score_dataset
+
+from .conftest import tiny_detector, write_image
+
+
+@pytest.fixture
+def setup(tmp_path):
+    model_dir = tmp_path / "model"
+    tiny_detector("vit", seed=5).save_pretrained(model_dir)
+    for label, offset in (("real", 0), ("fake", 100)):
+        for i in range(8):
+            write_image(tmp_path / "val" / label / f"{i}.png", size=(32, 32), seed=offset + i)
+    return model_dir, tmp_path / "val"
+
+
+def fake_probabilities(model_dir, folder):
+    from deepfake_hf.evaluation import load_test_set
+
+    scored = load_model(model_dir, device="cpu")
+    dataset = load_test_set(str(folder), cache_dir=False)
+    return scored, np.asarray(dataset["label"]), dataset["path"], score_dataset(scored, dataset)
+
+
+def test_calibrate_fpr_changes_threshold_and_pipeline_uses_it(setup):
+    from transformers import pipeline
+
+    import deepfake_hf
+
+    model_dir, val = setup
+    before = json.loads((model_dir / "config.json").read_text())
+    _, labels, paths, margins = fake_probabilities(model_dir, val)
+    record = calibrate_model(model_dir, {"val": val}, method="fpr", target_fpr=0.0)
+    after = json.loads((model_dir / "config.json").read_text())
+    assert after["threshold"] == pytest.approx(record["threshold"]) != before["threshold"]
+    assert after["calibration_temperature"] == pytest.approx(record["calibration_temperature"])
+    assert after["calibration_temperature"] != before["calibration_temperature"]
+    assert record["previous"]["threshold"] == before["threshold"]
+    assert json.loads((model_dir / "calibration.json").read_text())["threshold"] == record["threshold"]
+    assert record["false_positive_rate"] == 0.0
+
+    # the reloaded model applies the stored values: re-scored validation reals are all below the threshold
+    scored, labels2, _, new_margins = fake_probabilities(model_dir, val)
+    assert scored.threshold == pytest.approx(after["threshold"])
+    probabilities = scored.probabilities(new_margins)
+    assert (probabilities[labels2 == 0] < after["threshold"]).all()
+    # temperature scaling: new margin = old raw margin / T - logit(threshold)
+    raw = margins  # the saved model had T = 1, threshold 0.5
+    expected = raw / after["calibration_temperature"] - np.log(after["threshold"] / (1 - after["threshold"]))
+    assert new_margins == pytest.approx(expected, abs=1e-4)
+
+    # pipeline's label is the thresholded decision (in-process, registered classes)
+    deepfake_hf.register()
+    classify = pipeline("image-classification", model=str(model_dir))
+    for path, probability in zip(paths, probabilities):
+        top = classify(path)[0]["label"]
+        assert top == ("fake" if probability >= after["threshold"] else "real")
+    real_labels = {classify(p)[0]["label"] for p, y in zip(paths, labels2) if y == 0}
+    assert real_labels == {"real"}
+
+
+def test_calibrate_eer_cli(setup, capsys):
+    from deepfake_hf.cli import main
+
+    model_dir, val = setup
+    assert main(["calibrate", str(model_dir), str(val)]) == 0
+    assert "threshold 0.5 ->" in capsys.readouterr().out
+    config = json.loads((model_dir / "config.json").read_text())
+    record = json.loads((model_dir / "calibration.json").read_text())
+    assert record["method"] == "eer" and config["threshold"] == pytest.approx(record["threshold"])
+    # at the EER threshold the validation FPR and FNR are close (16 samples: within a couple of samples)
+    assert abs(record["false_positive_rate"] - (1 - record["true_positive_rate"])) <= 0.25
+    assert main(["calibrate", str(model_dir), str(val), "--method", "fpr"]) == 1
+    assert "--target-fpr" in capsys.readouterr().err
+
+
+def test_calibrate_needs_both_classes(setup, tmp_path):
+    model_dir, _ = setup
+    for i in range(3):
+        write_image(tmp_path / "only_real" / "real" / f"{i}.png", size=(32, 32), seed=i)
+    with pytest.raises(EvaluationError, match="both real and fake"):
+        calibrate_model(model_dir, {"v": tmp_path / "only_real"})
+    assert json.loads((model_dir / "config.json").read_text())["threshold"] == 0.5  # untouched
