@@ -25,13 +25,14 @@ from .recipes import Recipe, RecipeError, load_recipe
 
 logger = logging.getLogger(__name__)
 
-# LoRA targets per encoder family: the attention query/value projections (Hu et al., 2021).
+# LoRA targets per encoder family: the attention query/value projections (Hu et al., 2021), as named in the
+# installed transformers (5.x renamed ViT/DINOv2's query/value to q_proj/v_proj).
 LORA_TARGETS = {
     "clip_vision_model": ["q_proj", "v_proj"],
     "siglip_vision_model": ["q_proj", "v_proj"],
-    "vit": ["query", "value"],
-    "deit": ["query", "value"],
-    "dinov2": ["query", "value"],
+    "vit": ["q_proj", "v_proj"],
+    "deit": ["q_proj", "v_proj"],
+    "dinov2": ["q_proj", "v_proj"],
     "convnext": ["pwconv1", "pwconv2"],
 }
 
@@ -274,6 +275,8 @@ def training_arguments(recipe, output_dir, check_only=False):
     args.setdefault("greater_is_better", recipe.evaluation.metric not in ("eer", "log_loss", "brier", "ece", "loss"))
     args.setdefault("save_total_limit", 2)
     args.setdefault("report_to", "none")
+    if not torch.cuda.is_available():
+        args.setdefault("dataloader_pin_memory", False)
     args["remove_unused_columns"] = False
     if args.get("activation_checkpointing") or args.get("gradient_checkpointing"):
         # Reentrant checkpointing gives LayerNorm-only training zero gradients (frozen inputs).
@@ -312,7 +315,13 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
     if resume and not any(checkpoints.glob("checkpoint-*")):
         raise TrainingError(f"{out}: no checkpoint to resume from in {checkpoints}")
 
-    datasets = datasets if datasets is not None else build_datasets(recipe)
+    if datasets is None:
+        from .data import DataSourceError
+
+        try:
+            datasets = build_datasets(recipe)
+        except (DataSourceError, ValueError) as error:
+            raise TrainingError(f"data: {_one_line(error)}") from None
     check_datasets(datasets)
     model = build_model(recipe, random_init=random_init)
     processor = model.matching_image_processor()
@@ -335,6 +344,12 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=validation_set,
                       compute_metrics=trainer_compute_metrics, preprocess_logits_for_metrics=_logits_only,
                       callbacks=[Progress()])
+    resumed_from_step = None
+    if resume:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(str(checkpoints))
+        resumed_from_step = json.loads((Path(last) / "trainer_state.json").read_text())["global_step"]
     result = trainer.train(resume_from_checkpoint=True if resume else None)
     val_metrics = trainer.evaluate()
     summary = {
@@ -343,6 +358,7 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
         "model": str(out / "model"),
         "adapter": None,
         "global_step": trainer.state.global_step,
+        "resumed_from_step": resumed_from_step,
         "world_size": args.world_size,
         "best_checkpoint": trainer.state.best_model_checkpoint,
         "train_loss": result.training_loss,
@@ -370,7 +386,7 @@ def save_run(model, processor, recipe, out, val_metrics, trainer, summary):
     (out / "recipe.yaml").write_text(recipe.to_yaml())
     trainer.state.save_to_json(str(out / "trainer_state.json"))
     (out / "val_metrics.json").write_text(json.dumps(_jsonable(val_metrics), indent=2))
-    write_model_card(out / "model", recipe=recipe, metrics={"validation": val_metrics})
+    write_model_card(out / "model", recipe=recipe)
 
 
 def write_model_card(model_dir, recipe=None, metrics=None):
