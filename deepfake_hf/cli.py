@@ -192,8 +192,53 @@ def run_calibrate(args):
     return EXIT_OK
 
 
+# -------------------------------------------------------------------------------------------- probe
+def add_probe(subparsers):
+    parser = subparsers.add_parser(
+        "probe",
+        help="frozen-feature probe: SVM / LDA / k-NN / logistic regression on frozen encoder features",
+        description="Extracts (and caches) pooled features of one or more frozen encoders (concatenated), "
+        "cross-validates a scikit-learn classifier with folds that never split a video, writes the evaluate "
+        "outputs, and saves the probe to OUT/probe (reload: deepfake-hf evaluate OUT/probe DATA). A linear "
+        "probe on one backbone is also saved as a detector in OUT/model that loads with pipeline().",
+    )
+    parser.add_argument("data", nargs="+", help="training data sources (pooled)")
+    parser.add_argument("--backbone", action="append", required=True,
+                        help="encoder checkpoint or detector folder; repeat to concatenate features")
+    parser.add_argument("--classifier", default="logreg", choices=["logreg", "linear-svm", "lda", "svm", "knn"])
+    parser.add_argument("--pca", type=int, default=None, help="reduce features to N components first")
+    parser.add_argument("--no-standardize", action="store_true", help="skip feature standardisation")
+    parser.add_argument("--folds", type=int, default=5)
+    parser.add_argument("--faces", default="none", choices=["none", "auto", "dlib"], help="face cropping")
+    parser.add_argument("--num-frames", type=int, default=32, help="frames per video")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals")
+    parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    parser.add_argument("--out", required=True, help="output folder")
+    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    parser.set_defaults(run=run_probe)
+
+
+def run_probe(args):
+    from .evaluation import EvaluationError, parse_named_sources, summary_table
+    from .probes import ProbeError, run_probe as probe
+
+    try:
+        result = probe(parse_named_sources(args.data), args.backbone, args.out, classifier=args.classifier,
+                       folds=args.folds, pca=args.pca, standardize=not args.no_standardize, faces=args.faces,
+                       num_frames=args.num_frames, batch_size=args.batch_size, n_resamples=args.bootstrap,
+                       overwrite=args.overwrite, plots=not args.no_plots)
+    except (EvaluationError, ProbeError) as error:
+        raise CommandError(str(error)) from None
+    print("\n".join(summary_table(result)))
+    print(f"probe saved to {result['probe']['saved']}"
+          + (f"; detector (loads with pipeline) in {result['probe']['detector']}" if "detector" in result["probe"]
+             else ""))
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------- main
-COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate]
+COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_probe]
 
 
 def build_parser():

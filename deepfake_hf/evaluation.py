@@ -87,7 +87,7 @@ def _logit(p):
 
 
 def load_model(model_path, device=None):
-    """A saved detector (or any 2-class image classifier with a "fake" label) ready to score images."""
+    """A saved detector (or any 2-class image classifier with a "fake" label, or a saved probe) ready to score."""
     import torch
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
@@ -95,6 +95,13 @@ def load_model(model_path, device=None):
 
     register()
     model_path = os.fspath(model_path)
+    if os.path.isfile(os.path.join(model_path, "probe.json")):  # a saved frozen-feature probe (probes.py)
+        from .probes import ProbeError, load_probe
+
+        try:
+            return load_probe(model_path, device=device)
+        except (ProbeError, OSError) as error:
+            raise EvaluationError(f"{model_path}: cannot load the probe ({error})") from None
     if not os.path.isfile(os.path.join(model_path, "config.json")):
         raise EvaluationError(f"{model_path}: not a model folder (no config.json)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
@@ -282,7 +289,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
     _check_out_dir(out_dir, overwrite)
     test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
     scored = load_model(model_path, device=device)
-    config = scored.model.config
+    config = getattr(scored.model, "config", None)  # None for a probe: the defaults below apply
     num_frames = num_frames or getattr(config, "num_frames", 32)
     aggregation = aggregation or getattr(config, "video_aggregation", "mean")
     aggregation_options = dict(confident_threshold=getattr(config, "confident_threshold", 0.8),
@@ -528,7 +535,7 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
         raise EvaluationError("--target-fpr in [0, 1) is needed with --method fpr")
     val_sources = {str(name): os.fspath(spec) for name, spec in val_sources.items()}
     scored = load_model(model_path, device=device)
-    if not hasattr(scored.model.config, "calibration_temperature"):
+    if not hasattr(getattr(scored.model, "config", None), "calibration_temperature"):
         raise EvaluationError(f"{model_path}: not a deepfake-hf detector (no calibration_temperature in its config)")
     num_frames = num_frames or scored.model.config.num_frames
     labels, raw = [], []
