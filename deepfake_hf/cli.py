@@ -237,8 +237,37 @@ def run_probe(args):
     return EXIT_OK
 
 
+# ------------------------------------------------------------------------------------------ explain
+def add_explain(subparsers):
+    parser = subparsers.add_parser(
+        "explain",
+        help="heatmap of where a detector looks (attention rollout or Grad-CAM) as an overlay PNG",
+        description="Attention rollout for ViT-family backbones (vit, deit, dinov2, clip_vision_model; "
+        "loaded with eager attention) and Grad-CAM for every backbone, drawn over the crop the model saw.",
+    )
+    parser.add_argument("model", help="folder of a saved deepfake-hf detector")
+    parser.add_argument("image", help="image file")
+    parser.add_argument("--out", required=True, help="output PNG")
+    parser.add_argument("--method", choices=["auto", "rollout", "gradcam"], default="auto",
+                        help="auto: rollout for ViT-family backbones, else Grad-CAM")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    parser.set_defaults(run=run_explain)
+
+
+def run_explain(args):
+    from .explain import ExplainError, explain_to_file
+
+    try:
+        result = explain_to_file(args.model, args.image, args.out, method=args.method, overwrite=args.overwrite)
+    except ExplainError as error:
+        raise CommandError(str(error)) from None
+    print(f"{args.image}: {result['label']} (fake score {result['fake_probability']:.3f}); "
+          f"{result['method']} heatmap written to {args.out}")
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------- main
-COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_probe]
+COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_probe, add_explain]
 
 
 def build_parser():
