@@ -190,24 +190,33 @@ def bootstrap_ci(labels, scores, groups=None, metrics=CI_METRICS, threshold=0.5,
     """Percentile bootstrap intervals {metric: [low, high]} (None when too few resamples define it).
 
     With `groups`, whole groups (videos) are resampled with all their frames, so correlated frames
-    do not shrink the interval; without, single samples are resampled.
+    do not shrink the interval; without, single samples are resampled. A resample is a vector of
+    per-row multiplicities, so AUROC, AP, EER and (balanced) accuracy are computed as weighted
+    metrics on one pre-sorted copy of the scores (`weighted_ranking_metrics`, equal to scikit-learn's
+    with `sample_weight`); other metrics go through `binary_metrics` on the resampled rows.
     """
     labels, scores = _as_arrays(labels, scores)
     rng = np.random.default_rng(seed)
     if groups is None:
-        units = [np.array([i]) for i in range(labels.size)]
+        unit_of_row = np.arange(labels.size)
     else:
-        _, inverse = np.unique(np.asarray([str(g) for g in groups], dtype=object), return_inverse=True)
-        order = np.argsort(inverse, kind="stable")
-        units = np.split(order, np.cumsum(np.bincount(inverse))[:-1])
+        _, unit_of_row = np.unique(np.asarray([str(g) for g in groups], dtype=object), return_inverse=True)
+    n_units = int(unit_of_row.max()) + 1 if labels.size else 0
     intervals = dict.fromkeys(metrics)
-    if not units:
+    if not n_units:
         return intervals
+    fast = set(metrics) <= set(WEIGHTED_METRICS)
+    order = np.argsort(-scores, kind="stable")
+    ranked = (labels[order], scores[order], unit_of_row[order])
     values = {metric: [] for metric in metrics}
     for _ in range(n_resamples):
-        chosen = rng.integers(0, len(units), size=len(units))
-        rows = np.concatenate([units[i] for i in chosen])
-        sample = _resample_metrics(labels[rows], scores[rows], metrics, threshold)
+        counts = np.bincount(rng.integers(0, n_units, size=n_units), minlength=n_units)
+        if fast:
+            sample = weighted_ranking_metrics(ranked[0], ranked[1], counts[ranked[2]].astype(float), threshold,
+                                              presorted=True)
+        else:
+            rows = np.repeat(np.arange(labels.size), counts[unit_of_row])
+            sample = binary_metrics(labels[rows], scores[rows], threshold)
         for metric in metrics:
             if sample.get(metric) is not None:
                 values[metric].append(sample[metric])
@@ -220,24 +229,54 @@ def bootstrap_ci(labels, scores, groups=None, metrics=CI_METRICS, threshold=0.5,
     return intervals
 
 
-def _resample_metrics(labels, scores, metrics, threshold):
-    """The requested metrics of one resample; the cheap ones without binary_metrics' full pass."""
-    if set(metrics) <= {"accuracy", "auroc", "ap", "eer", "balanced_accuracy"}:
-        from sklearn.metrics import average_precision_score, roc_auc_score
+WEIGHTED_METRICS = ("accuracy", "balanced_accuracy", "auroc", "ap", "eer")
 
-        out = {"accuracy": float(((scores >= threshold) == labels).mean())}
-        n_fake = labels.sum()
-        if 0 < n_fake < labels.size:
-            predicted = scores >= threshold
-            out["balanced_accuracy"] = 0.5 * (predicted[labels == 1].mean() + (~predicted[labels == 0]).mean())
-            if "auroc" in metrics:
-                out["auroc"] = roc_auc_score(labels, scores)
-            if "ap" in metrics:
-                out["ap"] = average_precision_score(labels, scores)
-            if "eer" in metrics:
-                out["eer"] = equal_error_rate(labels, scores)[0]
+
+def weighted_ranking_metrics(labels, scores, weights, threshold=0.5, presorted=False):
+    """Accuracy, balanced accuracy, AUROC, AP and EER with per-sample weights, in one pass over sorted scores.
+
+    Same definitions as `binary_metrics` (AUROC: trapezoid under the ROC; AP: sum over distinct
+    thresholds of recall increase times precision; EER: linear interpolation between ROC points);
+    undefined ones are absent. `presorted`: scores are already in decreasing order.
+    """
+    labels = np.asarray(labels)
+    scores = np.asarray(scores, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    if not presorted:
+        order = np.argsort(-scores, kind="stable")
+        labels, scores, weights = labels[order], scores[order], weights[order]
+    fake_weight = weights * labels
+    real_weight = weights - fake_weight
+    total = weights.sum()
+    out = {}
+    if total <= 0:
         return out
-    return binary_metrics(labels, scores, threshold)
+    called_fake = scores >= threshold
+    positives, negatives = fake_weight.sum(), real_weight.sum()
+    caught, false_alarms = fake_weight[called_fake].sum(), real_weight[called_fake].sum()
+    out["accuracy"] = float((caught + negatives - false_alarms) / total)
+    if positives <= 0 or negatives <= 0:
+        return out
+    out["balanced_accuracy"] = float(0.5 * (caught / positives + (negatives - false_alarms) / negatives))
+    ends = np.r_[np.nonzero(np.diff(scores))[0], scores.size - 1]  # last row of each run of tied scores
+    tp = np.cumsum(fake_weight)[ends]
+    fp = np.cumsum(real_weight)[ends]
+    tpr = np.r_[0.0, tp / positives]
+    fpr = np.r_[0.0, fp / negatives]
+    out["auroc"] = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 1.0)
+    out["ap"] = float(np.sum(np.diff(tpr) * precision))
+    gap = 1.0 - fpr - tpr  # decreasing along the curve; EER where it crosses 0
+    after = int(np.argmax(gap <= 0))
+    if after == 0:
+        out["eer"] = 0.0
+    else:
+        before = after - 1
+        step = gap[before] - gap[after]
+        w = gap[before] / step if step > 0 else 0.0
+        out["eer"] = float(fpr[before] + w * (fpr[after] - fpr[before]))
+    return out
 
 
 # ------------------------------------------------------------------------------------------ reports

@@ -214,3 +214,25 @@ def test_evaluate_module_loads_offline(monkeypatch, tmp_path):
     result = metric.compute(predictions=scores.tolist(), references=labels.tolist())
     assert result["auroc"] == pytest.approx(skm.roc_auc_score(labels, scores))
     assert result["eer"] == pytest.approx(brute_force_eer(labels, scores), abs=1e-9)
+
+
+def test_weighted_ranking_metrics_match_sklearn_with_sample_weight():
+    from deepfake_hf.metrics import weighted_ranking_metrics
+
+    rng = np.random.default_rng(3)
+    for seed in range(4):
+        labels, scores = fixed_inputs(n=150, seed=seed)
+        weights = rng.integers(0, 4, size=labels.size).astype(float)  # a bootstrap resample's multiplicities
+        out = weighted_ranking_metrics(labels, scores, weights, threshold=0.45)
+        predicted = (scores >= 0.45).astype(int)
+        assert out["auroc"] == pytest.approx(skm.roc_auc_score(labels, scores, sample_weight=weights), abs=1e-12)
+        assert out["ap"] == pytest.approx(skm.average_precision_score(labels, scores, sample_weight=weights),
+                                          abs=1e-12)
+        assert out["accuracy"] == pytest.approx(skm.accuracy_score(labels, predicted, sample_weight=weights))
+        assert out["balanced_accuracy"] == pytest.approx(
+            skm.balanced_accuracy_score(labels, predicted, sample_weight=weights))
+        # unit weights: the same EER as the brentq/sklearn computation and the brute force
+        rows = np.repeat(np.arange(labels.size), weights.astype(int))
+        assert out["eer"] == pytest.approx(equal_error_rate(labels[rows], scores[rows])[0], abs=1e-9)
+        assert out["eer"] == pytest.approx(brute_force_eer(labels[rows], scores[rows]), abs=1e-9)
+    assert "auroc" not in weighted_ranking_metrics([1, 1], [0.2, 0.3], [1, 1])
