@@ -192,6 +192,81 @@ def run_calibrate(args):
     return EXIT_OK
 
 
+# --------------------------------------------------------------------------------------------- push
+def add_push(subparsers):
+    parser = subparsers.add_parser(
+        "push",
+        help="publish a model or run folder to the Hugging Face Hub (weights, code, card, metrics)",
+        description="Assembles the repo folder (safetensors weights, config with auto_map and the code files or "
+        "the native export, image processor, README.md model card, metrics.json, plots) and uploads it in one "
+        "commit. Needs a token (`hf auth login` or HF_TOKEN) unless --dry-run.",
+    )
+    parser.add_argument("source", metavar="RUN_OR_MODEL_DIR", help="a saved detector folder or a run folder")
+    parser.add_argument("--repo-id", required=True, help="the Hub repo, e.g. your-name/deepfake-detector")
+    parser.add_argument("--native", action="store_true", help="upload the stock transformers export (no remote code)")
+    parser.add_argument("--private", action="store_true", help="create the repo as private")
+    parser.add_argument("--revision", metavar="BRANCH", help="push to this branch (created if missing)")
+    parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing directly")
+    parser.add_argument("--example", metavar="IMAGE", help="an example image for the card's widget (scored here)")
+    parser.add_argument("--dry-run", metavar="OUT_DIR", help="write the folder that would be uploaded; upload nothing")
+    parser.add_argument("--overwrite", action="store_true", help="with --dry-run: replace a non-empty OUT_DIR")
+    parser.set_defaults(run=run_push)
+
+
+def run_push(args):
+    from .hub import HubError, assemble_model_repo, push_model
+
+    try:
+        if args.dry_run:
+            out = assemble_model_repo(args.source, args.dry_run, args.repo_id, native=args.native,
+                                      overwrite=args.overwrite, example_image=args.example)
+            files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+            print(f"dry run: {len(files)} files that would be uploaded to {args.repo_id} are in {out}")
+            for name in files:
+                print(f"  {name}")
+            return EXIT_OK
+        result = push_model(args.source, args.repo_id, native=args.native, private=args.private,
+                            revision=args.revision, create_pr=args.create_pr, example_image=args.example)
+    except (HubError, FileExistsError, FileNotFoundError, ValueError) as error:
+        raise CommandError(str(error)) from None
+    print(f"pushed {len(result['files'])} files to {result['repo_url']}")
+    print(f"commit: {result['commit_url']}")
+    if result["pr_url"]:
+        print(f"pull request: {result['pr_url']}")
+    return EXIT_OK
+
+
+def add_push_space(subparsers):
+    parser = subparsers.add_parser(
+        "push-space",
+        help="create a Gradio Space demo for a model on the Hub",
+        description="Uploads README.md (Space front matter), app.py and requirements.txt pinned to this version.",
+    )
+    parser.add_argument("--model", required=True, help="the model's Hub id")
+    parser.add_argument("--space-id", required=True, help="the Space to create or update, e.g. your-name/deepfake-demo")
+    parser.add_argument("--private", action="store_true", help="create the Space as private")
+    parser.add_argument("--title", help="the Space's title")
+    parser.add_argument("--dry-run", metavar="OUT_DIR", help="write the Space folder; upload nothing")
+    parser.add_argument("--overwrite", action="store_true", help="with --dry-run: replace a non-empty OUT_DIR")
+    parser.set_defaults(run=run_push_space)
+
+
+def run_push_space(args):
+    from .hub import HubError, assemble_space, push_space
+
+    try:
+        if args.dry_run:
+            out = assemble_space(args.model, args.dry_run, title=args.title, overwrite=args.overwrite)
+            print(f"dry run: the Space folder for {args.space_id} is in {out}")
+            return EXIT_OK
+        result = push_space(args.model, args.space_id, private=args.private, title=args.title)
+    except (HubError, FileExistsError) as error:
+        raise CommandError(str(error)) from None
+    print(f"Space: {result['space_url']}")
+    print(f"commit: {result['commit_url']}")
+    return EXIT_OK
+
+
 # -------------------------------------------------------------------------------------------- probe
 def add_probe(subparsers):
     parser = subparsers.add_parser(
@@ -267,7 +342,7 @@ def run_explain(args):
 
 
 # ------------------------------------------------------------------------------------------- main
-COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_probe, add_explain]
+COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_push, add_push_space, add_probe, add_explain]
 
 
 def build_parser():

@@ -37,7 +37,8 @@ TABLE_METRICS = {
 LEVELS = ("frame", "video")
 # Recipe keys that never go into the card's training table (the published numbers live in `reference`:
 # they are not this run's, so the card does not repeat them).
-RECIPE_SKIP_KEYS = ("reference", "source_file")
+# `model.architecture` only matters for random-init runs; the card states the saved config instead.
+RECIPE_SKIP_KEYS = ("reference", "source_file", "model.architecture")
 
 
 # ------------------------------------------------------------------------------------------ files
@@ -319,7 +320,7 @@ def training_section(recipe, run_path):
     parts = []
     if recipe:
         rows = [(key, value) for key, value in _flatten(recipe)
-                if key.split(".")[0] not in RECIPE_SKIP_KEYS]
+                if not any(key == skip or key.startswith(skip + ".") for skip in RECIPE_SKIP_KEYS)]
         rows = [(key, json.dumps(value) if isinstance(value, (list, dict)) else value) for key, value in rows]
         parts.append("The resolved training recipe (`deepfake-hf train` re-runs it):")
         parts.append(_table(["Setting", "Value"], [[f"`{k}`", f"`{v}`"] for k, v in rows]))
@@ -376,7 +377,8 @@ def _base_model(config, recipe, source):
     return source.get("base_model")
 
 
-def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, example=None, license=None):
+def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, example=None, license=None,
+                      run_dir=None):
     """Render the model card of a saved detector (a model folder, or a run folder holding `model/`).
 
     Args:
@@ -387,12 +389,16 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
         example: a widget example `{"src": URL, "title": str, "output": [{"label", "score"}, ...]}` whose
             output the caller computed with this model.
         license: overrides the card source's license (default apache-2.0).
+        run_dir: the run folder (recipe.yaml, trainer_state.json, eval/) when `model_dir` is not inside it,
+            e.g. a repo folder being assembled for upload.
 
     Returns a `huggingface_hub.ModelCard`; `card.save(path)` writes README.md.
     """
     from huggingface_hub import ModelCard, ModelCardData
 
     model_path, run_path = locate_run(model_dir)
+    if run_dir is not None:
+        run_path = Path(run_dir)
     config = _read_json(model_path / "config.json")
     metrics = load_metrics(metrics, model_path, run_path)
     recipe = load_recipe_dict(recipe, run_path)

@@ -1,0 +1,308 @@
+"""Publish detectors and demos on the Hugging Face Hub.
+
+`assemble_model_repo` writes the exact folder a model repo gets: safetensors weights, the config with
+`auto_map` and the two remote-code files (or, with `native=True`, a stock transformers checkpoint), the
+image processor, README.md (the model card), metrics.json, the evaluation's plots and the resolved recipe.
+`push_model` uploads that folder with `HfApi().upload_folder` in one commit. `assemble_space` /
+`push_space` do the same for a Gradio Space running `app.py` on a published model.
+
+Hub failures become one-line `HubError`s: a missing or rejected token, a repo owned by someone else,
+permission errors, and network failures (transient ones, 5xx, 429 and connection errors, are retried).
+"""
+
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+from .model_card import find_metrics, locate_run, render_model_card
+
+CODE_FILES = ("configuration_deepfake.py", "modeling_deepfake.py")
+TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
+SPACE_APP_FILE = "app.py"
+# The line of app.py that push-space rewrites so a Space knows its model without any settings.
+DEFAULT_MODEL_LINE = "DEFAULT_MODEL = None"
+
+
+class HubError(RuntimeError):
+    """A Hub problem the user can act on; str() is one line."""
+
+
+# ------------------------------------------------------------------------------------------ folders
+def _prepare_out_dir(out_dir, overwrite):
+    out = Path(out_dir)
+    if out.exists() and any(out.iterdir()):
+        if not overwrite:
+            raise FileExistsError(f"{out}: exists and is not empty (pass --overwrite to replace it)")
+        shutil.rmtree(out)
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False, example_image=None,
+                        endpoint=None):
+    """Write the folder that `push_model` uploads; returns its path.
+
+    `source` is a saved detector folder or a run folder (model/, recipe.yaml, eval/metrics.json, plots).
+    With `native=True` the weights are the stock transformers export (`export_native`), which needs no
+    remote code; it is refused with a one-line reason when it would change the scores.
+    `example_image`: an image copied as example.png whose scores, computed here with the assembled model,
+    become the card's widget example.
+    """
+    from . import register
+    from .export import NativeExportError, export_native
+
+    model_path, run_path = locate_run(source)
+    out = _prepare_out_dir(out_dir, overwrite)
+    if native:
+        try:
+            export_native(model_path, out, overwrite=True)
+        except NativeExportError as error:
+            raise HubError(str(error)) from None
+    else:
+        # Re-saving writes safetensors, `auto_map`, this package's code files and the matching processor.
+        register()
+        from .modeling_deepfake import DeepfakeDetectorForImageClassification
+
+        DeepfakeDetectorForImageClassification.from_pretrained(model_path).save_pretrained(out)
+
+    metrics_path = find_metrics(model_path, run_path)
+    if metrics_path is not None:
+        shutil.copyfile(metrics_path, out / "metrics.json")
+        plots = sorted(metrics_path.parent.glob("*.png"))
+        if plots:
+            (out / "plots").mkdir()
+            for plot in plots:
+                shutil.copyfile(plot, out / "plots" / plot.name)
+    if run_path is not None and (run_path / "recipe.yaml").is_file():
+        shutil.copyfile(run_path / "recipe.yaml", out / "recipe.yaml")
+
+    example = None
+    if example_image is not None:
+        example = _widget_example(out, example_image, repo_id, endpoint)
+    card = render_model_card(out, metrics=metrics_path, recipe=run_path / "recipe.yaml" if (
+        run_path is not None and (run_path / "recipe.yaml").is_file()) else None,
+        repo_id=repo_id, example=example, run_dir=run_path)
+    card.save(out / "README.md")
+    return out
+
+
+def _widget_example(repo_dir, image, repo_id, endpoint):
+    """Copy `image` as example.png and score it with the assembled model (the card's static widget output)."""
+    from transformers import pipeline
+
+    from . import register
+    from .media import open_image
+
+    register()
+    open_image(image).save(repo_dir / "example.png")
+    classify = pipeline("image-classification", model=str(repo_dir), trust_remote_code=True)
+    output = [{"label": row["label"], "score": round(float(row["score"]), 4)}
+              for row in classify(str(repo_dir / "example.png"))]
+    base = (endpoint or _default_endpoint()).rstrip("/")
+    return {"src": f"{base}/{repo_id}/resolve/main/example.png", "title": "Example", "output": output}
+
+
+def _default_endpoint():
+    from huggingface_hub import constants
+
+    return constants.ENDPOINT
+
+
+def _space_app_source():
+    """The app.py shipped in the wheel (deepfake_hf/app.py) or at the top of the source tree."""
+    package = Path(__file__).resolve().parent
+    for candidate in (package / SPACE_APP_FILE, package.parent / SPACE_APP_FILE):
+        if candidate.is_file():
+            return candidate
+    raise HubError(f"{SPACE_APP_FILE} not found next to {package}: reinstall deepfake-hf")
+
+
+def assemble_space(model_id, out_dir, title=None, overwrite=False):
+    """Write a Gradio Space folder: README.md (Space front matter), app.py and requirements.txt."""
+    from huggingface_hub import SpaceCard, SpaceCardData
+
+    from . import __version__
+
+    if Path(model_id).exists():
+        raise HubError(f"{model_id}: is a local folder; a Space needs a Hub model id (push the model first)")
+    out = _prepare_out_dir(out_dir, overwrite)
+    app = _space_app_source().read_text()
+    if DEFAULT_MODEL_LINE not in app:
+        raise HubError(f"{_space_app_source()}: has no line {DEFAULT_MODEL_LINE!r} to set the Space's model")
+    (out / SPACE_APP_FILE).write_text(app.replace(DEFAULT_MODEL_LINE, f"DEFAULT_MODEL = {model_id!r}", 1))
+    (out / "requirements.txt").write_text(f"deepfake-hf[app,video]=={__version__}\n")
+    data = SpaceCardData(
+        title=title or f"Deepfake detector: {model_id.split('/')[-1]}"[:60],
+        sdk="gradio",
+        sdk_version=_installed_version("gradio"),
+        app_file=SPACE_APP_FILE,
+        license="apache-2.0",
+        models=[model_id],
+        tags=["deepfake-detection"],
+        emoji="🔍",
+        colorFrom="gray",
+        colorTo="blue",
+        pinned=False,
+        short_description="Real or fake? A deepfake detector demo",
+    )
+    body = (
+        f"\n# {data.title}\n\nUpload an image or a video and the detector "
+        f"[`{model_id}`](https://huggingface.co/{model_id}) says whether it looks manipulated. The score is a "
+        "signal for a human reviewer, never proof: read the model card's limitations before relying on it.\n"
+    )
+    SpaceCard(f"---\n{data.to_yaml()}\n---\n{body}").save(out / "README.md")
+    return out
+
+
+def _installed_version(distribution):
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version(distribution)
+    except PackageNotFoundError:
+        return None
+
+
+# ------------------------------------------------------------------------------------------ Hub calls
+def _is_network_error(error):
+    names = {cls.__name__ for cls in type(error).__mro__}
+    return bool(names & {"TransportError", "NetworkError", "TimeoutException"}) or (
+        isinstance(error, (ConnectionError, TimeoutError)) and "HfHubHTTPError" not in names
+    )
+
+
+def _http_status(error):
+    response = getattr(error, "response", None)
+    return getattr(response, "status_code", None)
+
+
+def _server_message(error):
+    response = getattr(error, "response", None)
+    headers = getattr(response, "headers", None) or {}
+    message = headers.get("X-Error-Message")
+    if not message:
+        try:
+            message = response.json().get("error")
+        except Exception:  # not JSON, or no response body
+            message = None
+    return " ".join(str(message or str(error).splitlines()[0]).split())
+
+
+def _root_cause(error):
+    """The HTTP or network error behind wrappers such as 'Error while uploading X to the Hub'."""
+    seen = error
+    while seen is not None:
+        if _http_status(seen) is not None or _is_network_error(seen):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return error
+
+
+def _call(what, function, *args, retries=3, retry_wait=2.0, endpoint=None, **kwargs):
+    """Run a Hub call, retrying transient failures; raise `HubError` with one line otherwise."""
+    for attempt in range(1, retries + 1):
+        try:
+            return function(*args, **kwargs)
+        except HubError:
+            raise
+        except Exception as error:  # mapped to one line below
+            cause = _root_cause(error)
+            status = _http_status(cause)
+            transient = status in TRANSIENT_STATUS or (status is None and _is_network_error(cause))
+            if transient and attempt < retries:
+                time.sleep(retry_wait * 2 ** (attempt - 1))
+                continue
+            raise HubError(_describe(what, cause, status, attempt, endpoint)) from None
+
+
+def _describe(what, error, status, attempts, endpoint):
+    tries = f" after {attempts} attempts" if attempts > 1 else ""
+    if status == 401:
+        return (f"{what}: the Hub rejected the token (401 Unauthorized): it is invalid or expired; "
+                "run `hf auth login` or set HF_TOKEN")
+    if status == 403:
+        return (f"{what}: permission denied (403 Forbidden): {_server_message(error)} "
+                "(a read-only token, or a repo you cannot write to)")
+    if status == 404:
+        return f"{what}: not found (404): {_server_message(error)}"
+    if status is not None:
+        return f"{what}: the Hub answered HTTP {status}{tries}: {_server_message(error)}"
+    if _is_network_error(error):
+        reason = " ".join(str(error).split()) or type(error).__name__
+        return f"{what}: cannot reach the Hub at {endpoint or _default_endpoint()}{tries} ({reason})"
+    return f"{what}: {type(error).__name__}: {' '.join(str(error).split())}"
+
+
+def _authenticated_api(token, endpoint, retries, retry_wait):
+    """(HfApi, user name, writable namespaces); a missing or rejected token is a one-line HubError."""
+    from huggingface_hub import HfApi, constants, get_token
+
+    if constants.HF_HUB_OFFLINE:
+        raise HubError("HF_HUB_OFFLINE is set: unset it to publish to the Hub")
+    token = token or get_token()
+    if not token:
+        raise HubError("no Hugging Face token: run `hf auth login` or set the HF_TOKEN environment variable")
+    api = HfApi(endpoint=endpoint, token=token)
+    me = _call("checking the token", api.whoami, retries=retries, retry_wait=retry_wait, endpoint=api.endpoint)
+    namespaces = [me["name"], *(org["name"] for org in me.get("orgs", []))]
+    return api, me["name"], namespaces
+
+
+def _check_namespace(repo_id, user, namespaces, kind="repo"):
+    if "/" not in repo_id:
+        return f"{user}/{repo_id}"
+    namespace = repo_id.split("/")[0]
+    if namespace not in namespaces:
+        orgs = ", ".join(namespaces[1:]) or "none"
+        raise HubError(f"{repo_id}: this {kind} belongs to {namespace!r}, not to you ({user}) or your "
+                       f"organisations ({orgs}); choose a repo id under your own namespace")
+    return repo_id
+
+
+def push_model(source, repo_id, native=False, private=False, revision=None, create_pr=False, token=None,
+               endpoint=None, commit_message=None, example_image=None, retries=3, retry_wait=2.0):
+    """Assemble the repo folder of `source` and upload it to `repo_id` in one commit.
+
+    Returns {"repo_url", "commit_url", "pr_url", "files"}. Raises `HubError` (one line).
+    """
+    api, user, namespaces = _authenticated_api(token, endpoint, retries, retry_wait)
+    repo_id = _check_namespace(repo_id, user, namespaces)
+    options = dict(retries=retries, retry_wait=retry_wait, endpoint=api.endpoint)
+    with tempfile.TemporaryDirectory(prefix="deepfake-hf-push-") as tmp:
+        folder = assemble_model_repo(source, Path(tmp) / "repo", repo_id, native=native,
+                                     example_image=example_image, endpoint=api.endpoint)
+        files = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+        repo_url = _call(f"creating {repo_id}", api.create_repo, repo_id, private=private, exist_ok=True, **options)
+        if revision:
+            _call(f"creating branch {revision} of {repo_id}", api.create_branch, repo_id, branch=revision,
+                  exist_ok=True, **options)
+        info = _call(
+            f"uploading to {repo_id}", api.upload_folder, repo_id=repo_id, folder_path=str(folder),
+            revision=revision, create_pr=create_pr,
+            commit_message=commit_message or ("Upload deepfake detector (native transformers export)" if native
+                                              else "Upload deepfake detector"),
+            **options,
+        )
+    return {"repo_url": str(repo_url), "commit_url": info.commit_url, "pr_url": info.pr_url, "files": files}
+
+
+def push_space(model_id, space_id, private=False, token=None, endpoint=None, title=None, retries=3,
+               retry_wait=2.0):
+    """Create (or update) a Gradio Space that runs app.py on `model_id`; returns {"space_url", "commit_url"}."""
+    api, user, namespaces = _authenticated_api(token, endpoint, retries, retry_wait)
+    space_id = _check_namespace(space_id, user, namespaces, kind="Space")
+    options = dict(retries=retries, retry_wait=retry_wait, endpoint=api.endpoint)
+    exists = _call(f"looking up {model_id}", api.repo_exists, model_id, **options)
+    if not exists:
+        raise HubError(f"{model_id}: no such model on {api.endpoint} (push it first with `deepfake-hf push`)")
+    with tempfile.TemporaryDirectory(prefix="deepfake-hf-space-") as tmp:
+        folder = assemble_space(model_id, Path(tmp) / "space", title=title)
+        url = _call(f"creating Space {space_id}", api.create_repo, space_id, repo_type="space", space_sdk="gradio",
+                    private=private, exist_ok=True, **options)
+        info = _call(f"uploading to Space {space_id}", api.upload_folder, repo_id=space_id, repo_type="space",
+                     folder_path=str(folder), commit_message=f"Deepfake detector demo for {model_id}", **options)
+    return {"space_url": str(url), "commit_url": info.commit_url}
+
+
+__all__ = ["HubError", "assemble_model_repo", "assemble_space", "push_model", "push_space"]

@@ -1,0 +1,146 @@
+"""The Gradio app (top-level app.py): launched on 127.0.0.1 with a tiny model and called with gradio_client."""
+
+import csv
+
+import numpy as np
+import pytest
+
+from tests.app_server import running_app
+from tests.conftest import tiny_detector, write_image
+
+pytest.importorskip("gradio")
+pytest.importorskip("gradio_client")
+
+
+def write_video(path, frames=12, size=48, seed=0):
+    import av
+
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=8)
+        stream.width = stream.height = size
+        stream.pix_fmt = "yuv420p"
+        for _ in range(frames):
+            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def media(tmp_path_factory):
+    root = tmp_path_factory.mktemp("app")
+    tiny_detector("vit", seed=1, num_frames=6).save_pretrained(root / "model")
+    (root / "broken.png").write_text("this is not an image")
+    return {
+        "model": root / "model",
+        "image": write_image(root / "photo.png", size=(64, 64), seed=2),
+        "broken": root / "broken.png",
+        "video": write_video(root / "clip.mp4"),
+        "big": write_image(root / "big.png", size=(900, 900), seed=3),  # ~2.4 MB of noise, over the 1mb limit
+    }
+
+
+@pytest.fixture(scope="module")
+def client(media):
+    from gradio_client import Client
+
+    env = {"DEEPFAKE_HF_FACES": "none", "DEEPFAKE_HF_MAX_FILE_SIZE": "1mb"}
+    with running_app(media["model"], env) as url:
+        yield Client(url, verbose=False)
+
+
+@pytest.fixture(scope="module")
+def local_detector(media):
+    from deepfake_hf.inference import Detector
+
+    return Detector.from_pretrained(str(media["model"]), faces="none", progress=False)
+
+
+def test_image_verdict_matches_the_detector(client, media, local_detector):
+    from gradio_client import handle_file
+
+    verdict, probabilities, faces, heatmap = client.predict(handle_file(str(media["image"])),
+                                                            api_name="/analyse_image")
+    (expected,) = local_detector(str(media["image"]))
+    assert f"### {'🟥' if expected['label'] == 'fake' else '🟩'} {expected['label'].upper()}" in verdict
+    assert f"{expected['fake_probability']:.1%} fake probability" in verdict
+    confidences = {row["label"]: row["confidence"] for row in probabilities["confidences"]}
+    assert confidences["fake"] == pytest.approx(expected["fake_probability"], abs=1e-5)
+    assert confidences["real"] == pytest.approx(1 - expected["fake_probability"], abs=1e-5)
+    assert probabilities["label"] == expected["label"]
+    assert faces["annotations"] == [] and faces["image"]  # face detection off: the image, no boxes
+
+
+def test_bad_file_gets_a_visible_message(client, media):
+    from gradio_client import handle_file
+
+    verdict, probabilities, faces, heatmap = client.predict(handle_file(str(media["broken"])),
+                                                            api_name="/analyse_image")
+    assert verdict.startswith("### ⚠️ Could not analyse this file")
+    assert "broken.png: not a readable image" in verdict
+    assert faces is None and heatmap is None
+
+
+def test_video_verdict_frame_plot_and_gallery(client, media, local_detector):
+    from gradio_client import handle_file
+
+    verdict, probabilities, plot, gallery = client.predict(handle_file(str(media["video"])),
+                                                           api_name="/analyse_video")
+    (expected,) = local_detector(str(media["video"]), frame_scores=True)
+    assert expected["frames"] == 6 and "6 frames scored" in verdict
+    assert plot["columns"] == ["frame", "fake probability"]
+    assert [row[0] for row in plot["data"]] == list(range(6))
+    assert [row[1] for row in plot["data"]] == pytest.approx(expected["frame_scores"], abs=1e-6)
+    assert len(gallery) == 4  # the most suspicious frames, most suspicious first
+    top = sorted(expected["frame_scores"], reverse=True)[:4]
+    assert [item["caption"] for item in gallery] == [
+        f"frame {expected['frame_scores'].index(score)}: {score:.1%} fake" for score in top]
+    assert {row["label"]: row["confidence"] for row in probabilities["confidences"]}["fake"] == pytest.approx(
+        expected["fake_probability"], abs=1e-5)
+
+
+def test_batch_table_and_csv(client, media):
+    from gradio_client import handle_file
+
+    table, csv_path = client.predict([handle_file(str(media["image"])), handle_file(str(media["broken"])),
+                                      handle_file(str(media["video"]))], api_name="/analyse_batch")
+    assert table["headers"] == ["file", "kind", "label", "fake probability", "frames", "faces", "note"]
+    rows = {row[0]: row for row in table["data"]}
+    assert set(rows) == {"photo.png", "broken.png", "clip.mp4"}
+    assert rows["photo.png"][1] == "image" and rows["photo.png"][2] in ("real", "fake")
+    assert rows["clip.mp4"][1] == "video" and rows["clip.mp4"][4] == 6
+    assert rows["broken.png"][2] == "error" and "not a readable image" in rows["broken.png"][6]
+    with open(csv_path, newline="") as handle:
+        written = list(csv.reader(handle))
+    assert written[0] == table["headers"] and len(written) == 4
+
+
+def test_about_and_upload_limit(client, media):
+    from gradio_client import handle_file
+
+    about = client.predict(api_name="/about")
+    assert str(media["model"]) in about and "at least **0.5**" in about and "never proof" in about
+    with pytest.raises(Exception, match="(?i)size|large|exceed"):
+        client.predict(handle_file(str(media["big"])), api_name="/analyse_image")
+
+
+def test_model_resolution_time_limit_and_no_model(media, monkeypatch):
+    import app
+
+    monkeypatch.setenv("DEEPFAKE_HF_MODEL", "from-env")
+    assert app.resolve_model("from-cli") == "from-cli"
+    assert app.resolve_model(None) == "from-env"
+    monkeypatch.delenv("DEEPFAKE_HF_MODEL")
+    monkeypatch.setattr(app, "DEFAULT_MODEL", "from-space")
+    assert app.resolve_model(None) == "from-space"
+
+    no_model = app.DeepfakeDemo(None)
+    assert app.NO_MODEL_MESSAGE in no_model.analyse_image(str(media["image"]))[0]
+    assert app.NO_MODEL_MESSAGE in no_model.about()
+
+    slow = app.DeepfakeDemo(str(media["model"]), faces="none", time_limit=1e-4)
+    verdict = slow.analyse_image(str(media["image"]))[0]
+    assert "took longer than" in verdict and "abandoned" in verdict

@@ -1,0 +1,186 @@
+"""Publishing through a local fake Hub: push, load back in a fresh process, error paths, Spaces."""
+
+import json
+import socket
+
+import pytest
+import yaml
+
+from tests.conftest import PIPELINE_SCORES, run_python, tiny_detector, write_image
+from tests.fake_hub import FakeHub
+
+METRICS = {"model": "m", "test_sets": {"FF++": {"frame": {"auroc": 0.6125, "eer": 0.4, "n": 8, "n_real": 4,
+                                                          "n_fake": 4}, "video": None}}}
+
+
+@pytest.fixture(scope="module")
+def hub():
+    with FakeHub(tokens={"hf_alice": "alice", "hf_bob": "bob"}, orgs={"alice": ["alice-lab"]}) as running:
+        yield running
+
+
+@pytest.fixture
+def hub_env(hub, monkeypatch, tmp_path):
+    """This process talks to the fake Hub as alice (huggingface_hub reads these constants at import)."""
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)  # the fake Hub speaks legacy LFS, not Xet
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "no-token-file"))
+    monkeypatch.setenv("HF_TOKEN", "hf_alice")
+    return hub
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory):
+    """A finished run: model/, recipe.yaml, eval/metrics.json and a plot."""
+    run = tmp_path_factory.mktemp("run")
+    tiny_detector("vit", seed=3).save_pretrained(run / "model")
+    (run / "eval").mkdir()
+    (run / "eval" / "metrics.json").write_text(json.dumps(METRICS))
+    write_image(run / "eval" / "roc.png", size=(20, 20))
+    (run / "recipe.yaml").write_text(yaml.safe_dump({"name": "vit-in21k", "tuning": {"method": "full"}}))
+    return run
+
+
+def push(*args):
+    from deepfake_hf.cli import main
+
+    return main(["push", *map(str, args)])
+
+
+def fresh_env(hub, tmp_path):
+    return {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "hf_alice",
+            "HF_HOME": str(tmp_path / "hf-home")}
+
+
+def test_push_then_pipeline_from_fake_hub_in_fresh_process(hub_env, run_dir, tmp_path, capsys):
+    from transformers import pipeline
+
+    assert push(run_dir, "--repo-id", "alice/detector") == 0
+    assert push(run_dir, "--repo-id", "alice/detector-native", "--native") == 0
+    out = capsys.readouterr().out
+    assert "pushed" in out and "alice/detector" in out
+
+    custom = hub_env.files("alice/detector")
+    assert {"config.json", "model.safetensors", "configuration_deepfake.py", "modeling_deepfake.py",
+            "preprocessor_config.json", "README.md", "metrics.json", "plots/roc.png", "recipe.yaml"} <= set(custom)
+    assert "auto_map" in json.loads(custom["config.json"])
+    card = custom["README.md"].decode()
+    assert "0.6125" in card and "trust_remote_code=True" in card
+    native = hub_env.files("alice/detector-native")
+    assert not any(name.endswith(".py") for name in native)
+    assert json.loads(native["config.json"])["architectures"] == ["ViTForImageClassification"]
+    assert "trust_remote_code" not in native["README.md"].decode()
+
+    image = write_image(tmp_path / "face.png", seed=5)
+    local = {row["label"]: row["score"] for row in pipeline("image-classification", model=str(run_dir / "model"))(
+        str(image))}
+    env = fresh_env(hub_env, tmp_path)
+    remote_code = run_python(PIPELINE_SCORES, "alice/detector", image, json.dumps({"trust_remote_code": True}),
+                             env=env)
+    native_scores = run_python(PIPELINE_SCORES, "alice/detector-native", image, "{}", env=env)
+    for result in (remote_code, native_scores):
+        scores = {row["label"]: row["score"] for row in json.loads(result.stdout.strip().splitlines()[-1])}
+        assert scores.keys() == {"real", "fake"}
+        for label, score in local.items():
+            assert scores[label] == pytest.approx(score, abs=1e-5)
+    assert any(path.startswith("/alice/detector-native/resolve/") for _, path in hub_env.requests)
+
+
+def test_dry_run_writes_exactly_the_uploaded_folder(hub_env, run_dir, tmp_path):
+    assert push(run_dir, "--repo-id", "alice/dry", "--dry-run", tmp_path / "out") == 0
+    written = {str(p.relative_to(tmp_path / "out")): p.read_bytes()
+               for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    assert ("model", "alice/dry") not in hub_env.repos  # the dry run uploaded nothing
+    assert push(run_dir, "--repo-id", "alice/dry") == 0
+    uploaded = hub_env.files("alice/dry")
+    uploaded.pop(".gitattributes")
+    assert set(uploaded) == set(written)
+    for name in ("README.md", "config.json", "metrics.json", "model.safetensors", "modeling_deepfake.py"):
+        assert uploaded[name] == written[name], name
+    # a second dry run into the same folder refuses without --overwrite
+    assert push(run_dir, "--repo-id", "alice/dry", "--dry-run", tmp_path / "out") == 1
+
+
+def test_private_branch_and_pull_request(hub_env, run_dir, capsys):
+    assert push(run_dir, "--repo-id", "alice/private-det", "--private", "--revision", "dev") == 0
+    repo = hub_env.repos[("model", "alice/private-det")]
+    assert repo.private
+    assert "model.safetensors" in hub_env.files("alice/private-det", revision="dev")
+    assert set(hub_env.files("alice/private-det")) == {".gitattributes"}  # main untouched
+
+    capsys.readouterr()
+    assert push(run_dir, "--repo-id", "alice/private-det", "--create-pr") == 0
+    out = capsys.readouterr().out
+    assert "pull request: " in out and "/discussions/1" in out
+    assert "model.safetensors" in hub_env.files("alice/private-det", revision="refs/pr/1")
+    assert set(hub_env.files("alice/private-det")) == {".gitattributes"}
+
+    from huggingface_hub import HfApi
+    from huggingface_hub.errors import RepositoryNotFoundError
+
+    with pytest.raises(RepositoryNotFoundError):  # private: invisible without alice's token
+        HfApi(endpoint=hub_env.url, token=False).model_info("alice/private-det")
+
+
+def test_clear_one_line_errors(hub_env, run_dir, monkeypatch, capsys):
+    monkeypatch.delenv("HF_TOKEN")
+    assert push(run_dir, "--repo-id", "alice/x") == 1
+    assert "no Hugging Face token" in capsys.readouterr().err
+
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    assert push(run_dir, "--repo-id", "alice/x") == 1
+    err = capsys.readouterr().err
+    assert "401" in err and "invalid or expired" in err and len(err.strip().splitlines()) == 1
+
+    monkeypatch.setenv("HF_TOKEN", "hf_alice")
+    hub_env.create_repo("bob/theirs")
+    assert push(run_dir, "--repo-id", "bob/theirs") == 1
+    err = capsys.readouterr().err
+    assert "belongs to 'bob'" in err and len(err.strip().splitlines()) == 1
+    assert set(hub_env.files("bob/theirs")) == {".gitattributes"}
+
+
+def test_network_failures_are_retried_then_reported(hub_env, run_dir):
+    from deepfake_hf.hub import HubError, push_model
+
+    commits_before = sum(1 for method, path in hub_env.requests if path.endswith("/commit/main"))
+    hub_env.fail("commit", 503, times=1)  # one transient failure: retried, then the push succeeds
+    result = push_model(run_dir / "model", "alice/retried", retry_wait=0)
+    assert "model.safetensors" in result["files"]
+    commits = sum(1 for method, path in hub_env.requests if path.endswith("/commit/main")) - commits_before
+    assert commits == 2 and "model.safetensors" in hub_env.files("alice/retried")
+
+    with socket.socket() as probe:  # a port nobody listens on: the network is "down"
+        probe.bind(("127.0.0.1", 0))
+        closed = f"http://127.0.0.1:{probe.getsockname()[1]}"
+    with pytest.raises(HubError) as error:
+        push_model(run_dir / "model", "alice/down", endpoint=closed, retries=2, retry_wait=0)
+    message = str(error.value)
+    assert "cannot reach the Hub" in message and closed in message and "after 2 attempts" in message
+    assert "\n" not in message
+
+
+def test_push_space(hub_env, tmp_path):
+    from deepfake_hf import __version__
+    from deepfake_hf.cli import main
+
+    assert main(["push-space", "--model", "alice/detector-space-model", "--space-id", "alice/demo",
+                 "--dry-run", str(tmp_path / "space")]) == 0
+    front = yaml.safe_load((tmp_path / "space" / "README.md").read_text().split("---")[1])
+    assert front["sdk"] == "gradio" and front["app_file"] == "app.py"
+    assert front["models"] == ["alice/detector-space-model"]
+    assert (tmp_path / "space" / "requirements.txt").read_text().strip() == f"deepfake-hf[app,video]=={__version__}"
+    app = (tmp_path / "space" / "app.py").read_text()
+    assert "DEFAULT_MODEL = 'alice/detector-space-model'" in app
+    compile(app, "app.py", "exec")
+
+    # the model must exist on the Hub before a Space can use it
+    assert main(["push-space", "--model", "alice/missing", "--space-id", "alice/demo"]) == 1
+    hub_env.create_repo("alice/detector-space-model")
+    assert main(["push-space", "--model", "alice/detector-space-model", "--space-id", "alice/demo"]) == 0
+    space = hub_env.files("alice/demo", repo_type="space")
+    assert {"README.md", "app.py", "requirements.txt"} <= set(space)
+    assert hub_env.repos[("space", "alice/demo")].sdk == "gradio"
