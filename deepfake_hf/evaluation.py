@@ -309,6 +309,9 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
               "video_aggregation": aggregation, "test_sets": {}, "sources": dict(test_sets)}
     if errors:
         result["errors"] = errors
+    calibration_record = Path(model_path) / "calibration.json"
+    if calibration_record.is_file():  # how the stored threshold and temperature were fitted
+        result["calibration"] = json.loads(calibration_record.read_text())
     rows, curves = [], {}
     robustness = {}
     for name, dataset in datasets_by_name.items():

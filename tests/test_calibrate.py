@@ -10,6 +10,12 @@ from deepfake_hf.evaluation import EvaluationError, calibrate_model, load_model,
 from .conftest import tiny_detector, write_image
 
 
+@pytest.fixture(autouse=True)
+def isolated_cache(monkeypatch, tmp_path):
+    """Dataset and feature caches go to the test's folder, not ~/.cache."""
+    monkeypatch.setenv("DEEPFAKE_HF_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def setup(tmp_path):
     model_dir = tmp_path / "model"
@@ -87,3 +93,20 @@ def test_calibrate_needs_both_classes(setup, tmp_path):
     with pytest.raises(EvaluationError, match="both real and fake"):
         calibrate_model(model_dir, {"v": tmp_path / "only_real"})
     assert json.loads((model_dir / "config.json").read_text())["threshold"] == 0.5  # untouched
+
+
+def test_evaluate_reports_the_calibration(setup, tmp_path):
+    from deepfake_hf.evaluation import evaluate_model
+
+    model_dir, val = setup
+    record = calibrate_model(model_dir, {"val": val}, method="fpr", target_fpr=0.0)
+    result = evaluate_model(model_dir, {"val": val}, tmp_path / "eval", n_resamples=0, plots=False)
+    assert result["threshold"] == pytest.approx(record["threshold"])
+    assert result["calibration"]["method"] == "fpr"
+    # evaluation applies the stored threshold: no validation real is called fake
+    import csv
+
+    rows = list(csv.DictReader(open(tmp_path / "eval" / "predictions.csv")))
+    real_scores = [float(r["score"]) for r in rows if r["label"] == "0"]
+    assert len(real_scores) == 8 and max(real_scores) < result["threshold"]
+    assert result["test_sets"]["val"]["frame"]["precision"] in (None, 1.0)
