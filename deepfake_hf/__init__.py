@@ -13,6 +13,9 @@ __version__ = "0.1.0"
 _LAZY = {
     "DeepfakeDetectorConfig": ".configuration_deepfake",
     "DeepfakeDetectorForImageClassification": ".modeling_deepfake",
+    "DeepfakeDetectorForVideoClassification": ".modeling_deepfake",
+    "DeepfakeVideoProcessor": ".modeling_deepfake",
+    "Detector": ".inference",
     "export_native": ".export",
     "NativeExportError": ".export",
 }
@@ -20,22 +23,32 @@ _registered = False
 
 
 def register():
-    """Register the detector with AutoConfig / AutoModelForImageClassification (idempotent)."""
+    """Register the detector with AutoConfig, AutoModelFor{Image,Video}Classification, AutoVideoProcessor (idempotent)."""
     global _registered
     if _registered:
         return
-    from transformers import AutoConfig, AutoModelForImageClassification
+    from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForVideoClassification, AutoVideoProcessor
 
     from .configuration_deepfake import DeepfakeDetectorConfig
-    from .modeling_deepfake import DeepfakeDetectorForImageClassification
+    from .modeling_deepfake import (
+        DeepfakeDetectorForImageClassification,
+        DeepfakeDetectorForVideoClassification,
+        DeepfakeVideoProcessor,
+    )
 
     AutoConfig.register(DeepfakeDetectorConfig.model_type, DeepfakeDetectorConfig, exist_ok=True)
     AutoModelForImageClassification.register(
         DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification, exist_ok=True
     )
+    AutoModelForVideoClassification.register(
+        DeepfakeDetectorConfig, DeepfakeDetectorForVideoClassification, exist_ok=True
+    )
+    AutoVideoProcessor.register(DeepfakeDetectorConfig, DeepfakeVideoProcessor, exist_ok=True)
     # Saved folders carry `auto_map` and the two code files, so they load anywhere with trust_remote_code=True.
     DeepfakeDetectorConfig.register_for_auto_class()
     DeepfakeDetectorForImageClassification.register_for_auto_class("AutoModelForImageClassification")
+    DeepfakeDetectorForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
+    DeepfakeVideoProcessor.register_for_auto_class("AutoVideoProcessor")
     _registered = True
 
 

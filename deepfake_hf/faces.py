@@ -68,12 +68,14 @@ class DlibFaceDetector:
 
     Detection runs on a copy whose longest side is at most `detect_size` pixels (full-HD frames
     are ~10x slower otherwise); when nothing is found there, it tries once more with dlib's 2x
-    upsampling, which finds faces down to ~40 pixels at that scale.
+    upsampling, which finds faces down to ~40 pixels at that scale. Detections scoring below
+    `min_score` (dlib's SVM margin; frontal faces score ~0.5-2) are dropped as likely false positives
+    unless they are the best detection in the frame.
     """
 
     name = "dlib"
 
-    def __init__(self, detect_size=640, min_score=0.0, keypoints="deepfakebench"):
+    def __init__(self, detect_size=640, min_score=0.1, keypoints="deepfakebench"):
         try:
             import dlib
         except ImportError:
@@ -112,8 +114,11 @@ class DlibFaceDetector:
         return sorted(faces, key=lambda face: face.area, reverse=True)
 
     def _run(self, pixels, upsample):
-        rects, scores, _ = self._detector.run(pixels, upsample, self.min_score)
-        keep = [(rect, score) for rect, score in zip(rects, scores) if score >= self.min_score]
+        rects, scores, _ = self._detector.run(pixels, upsample, 0.0)
+        best = max(scores, default=0.0)
+        # A weak detection is kept when it is the frame's best (a profile face scores low); beside a
+        # stronger face it is most likely a false positive (hands, patterns).
+        keep = [(rect, score) for rect, score in zip(rects, scores) if score >= self.min_score or score == best]
         return [rect for rect, _ in keep], [score for _, score in keep]
 
 

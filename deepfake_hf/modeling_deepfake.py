@@ -8,11 +8,13 @@ import math
 import os
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoImageProcessor, AutoModel, PreTrainedModel
 from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.video_processing_utils import BaseVideoProcessor
 
 from .configuration_deepfake import CONV_BACKBONES, DeepfakeDetectorConfig
 
@@ -244,7 +246,9 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         videos, frames = pixel_values.shape[:2]
         features, outputs = self._features(pixel_values.flatten(0, 1), **backbone_kwargs)
         raw_logits = self.classifier(self.dropout(features))
-        fake_probability = self.calibrated_logits(raw_logits).softmax(-1)[:, 1]
+        # Aggregate calibrated (temperature-scaled) frame probabilities; `_video_logits` applies the
+        # threshold shift once, to the video score.
+        fake_probability = (raw_logits / self.config.calibration_temperature).softmax(-1)[:, 1]
         fake_probability = self.aggregate_frames(fake_probability.view(videos, frames))
         loss = None
         if labels is not None:
@@ -301,14 +305,129 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         return default_image_processor(self.config)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save weights and config, and the image processor that matches the backbone."""
+        """Save weights and config, and the image and video processors that match the backbone."""
+        if getattr(type(self), "_auto_class", None) is not None:
+            # One checkpoint serves both tasks: with remote code, AutoModelForVideoClassification finds the video class.
+            self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
-            self.matching_image_processor().save_pretrained(save_directory)
+            image_processor = self.matching_image_processor()
+            image_processor.save_pretrained(save_directory)
+            video_processor = DeepfakeVideoProcessor.from_image_processor(image_processor, num_frames=self.config.num_frames)
+            video_processor.save_pretrained(save_directory)
+
+
+class DeepfakeDetectorForVideoClassification(DeepfakeDetectorForImageClassification):
+    """The same detector for `pipeline("video-classification")`: 5-D input, one real/fake score per clip.
+
+    Takes `pixel_values` or a video processor's `pixel_values_videos` of shape (batch, frames, C, H, W);
+    frame probabilities are aggregated with `config.video_aggregation`. Weights are shared with the
+    image class, so any saved detector loads as either.
+    """
+
+    def forward(self, pixel_values=None, labels=None, pixel_values_videos=None, **kwargs):
+        if pixel_values is None:
+            pixel_values = pixel_values_videos
+        if pixel_values is not None and pixel_values.ndim == 4:  # a single clip without the batch axis
+            pixel_values = pixel_values[None]
+        return super().forward(pixel_values=pixel_values, labels=labels, **kwargs)
+
+
+AUTO_MAP = {
+    "AutoModelForImageClassification": f"modeling_deepfake.{DeepfakeDetectorForImageClassification.__name__}",
+    "AutoModelForVideoClassification": f"modeling_deepfake.{DeepfakeDetectorForVideoClassification.__name__}",
+}
+
+
+# ------------------------------------------------------------------------------------------- video processor
+class DeepfakeVideoProcessor(BaseVideoProcessor):
+    """Video processor for the detector: decodes with PyAV, samples `num_frames` frames evenly over the whole
+    clip (frame indices `linspace(0, n - 1, num_frames)`, nearest frame, repeats for short clips), applies
+    rotation metadata, then the same resize / crop / normalisation as the image processor.
+
+    Returns `pixel_values_videos` of shape (batch, frames, C, H, W).
+    """
+
+    num_frames = 32
+    do_sample_frames = True
+
+    @classmethod
+    def from_image_processor(cls, image_processor, **kwargs):
+        """The video counterpart of an image processor (same geometry and normalisation)."""
+        settings = image_processor.to_dict()
+        options = {key: settings[key] for key in VIDEO_PROCESSOR_KEYS if settings.get(key) is not None}
+        size = dict(settings.get("size") or {})
+        crop_pct = settings.get("crop_pct")
+        if crop_pct is not None and "shortest_edge" in size:  # ConvNeXt-style: resize then centre crop
+            edge = size["shortest_edge"]
+            if edge < 384:
+                options.update(size={"shortest_edge": int(edge / crop_pct)}, do_center_crop=True,
+                               crop_size={"height": edge, "width": edge})
+            else:
+                options.update(size={"height": edge, "width": edge}, do_center_crop=False)
+        return cls(**options, **kwargs)
+
+    def sample_frames(self, metadata, num_frames=None, fps=None, **kwargs):
+        num_frames = int(num_frames or self.num_frames)
+        total = int(metadata.total_num_frames)
+        positions = np.linspace(0, max(total - 1, 0), num_frames)
+        return np.ceil(positions - 0.5).astype(np.int64)  # nearest frame, ties to the earlier one
+
+    def fetch_videos(self, video_url_or_urls, sample_indices_fn=None):
+        if isinstance(video_url_or_urls, list):
+            return list(zip(*[self.fetch_videos(item, sample_indices_fn) for item in video_url_or_urls]))
+        return read_video_pyav_rotated(video_url_or_urls, sample_indices_fn)
+
+
+VIDEO_PROCESSOR_KEYS = ("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale",
+                        "rescale_factor", "do_normalize", "image_mean", "image_std", "do_convert_rgb")
+
+
+def read_video_pyav_rotated(path, sample_indices_fn=None):
+    """(frames array (T, H, W, 3) uint8, VideoMetadata) for the indices `sample_indices_fn` picks.
+
+    Decodes forward once up to the last wanted frame; applies the stream's display rotation.
+    """
+    import av
+    from transformers.video_utils import VideoMetadata
+
+    if isinstance(path, str) and path.startswith(("http://", "https://")):
+        raise ValueError(f"{path}: download the video first; URLs are not decoded here")
+    with av.open(str(path)) as container:
+        if not container.streams.video:
+            raise ValueError(f"{path}: no video stream")
+        stream = container.streams.video[0]
+        total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
+        if total == 0:
+            raise ValueError(f"{path}: the video has no frames")
+        container.seek(0)
+        fps = float(stream.average_rate or 0)
+        metadata = VideoMetadata(total_num_frames=total, fps=fps, duration=total / fps if fps else 0.0,
+                                 video_backend="pyav", height=stream.height, width=stream.width)
+        indices = np.asarray(sample_indices_fn(metadata=metadata) if sample_indices_fn else np.arange(total))
+        wanted, frames = set(indices.tolist()), {}
+        for index, frame in enumerate(container.decode(stream)):
+            if index in wanted:
+                frames[index] = np.rot90(frame.to_ndarray(format="rgb24"), k=round(frame.rotation / 90) % 4)
+            if index >= indices.max():
+                break
+    if not frames:
+        raise ValueError(f"{path}: no decodable frames")
+    decoded = sorted(frames)
+    # A frame index past the decodable end (a frame count that overstates) takes the last decoded frame.
+    video = np.stack([frames[index] if index in frames else frames[decoded[-1]] for index in indices.tolist()])
+    metadata.frames_indices = indices
+    return np.ascontiguousarray(video), metadata
 
 
 def _logit(p):
     return math.log(p) - math.log1p(-p)
 
 
-__all__ = ["DeepfakeDetectorForImageClassification", "DeepfakeDetectorPreTrainedModel", "DeepfakeDetectorOutput"]
+__all__ = [
+    "DeepfakeDetectorForImageClassification",
+    "DeepfakeDetectorForVideoClassification",
+    "DeepfakeDetectorPreTrainedModel",
+    "DeepfakeDetectorOutput",
+    "DeepfakeVideoProcessor",
+]

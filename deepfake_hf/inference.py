@@ -1,0 +1,325 @@
+"""`Detector`: batched, face-aware real/fake scoring of images and videos.
+
+    detector = Detector.from_pretrained("my-detector", faces="dlib")
+    for result in detector(["clip.mp4", "photo.jpg"]):
+        print(result["path"], result["label"], result["fake_probability"])
+
+Files are decoded, searched for faces and preprocessed in background threads while the model scores
+the crops of earlier files; crops from several files share a batch. Each file gives one result dict:
+
+- `path`, `kind` ("image" or "video"), `label` ("real"/"fake", or None on error),
+- `fake_probability`: the calibrated probability (the model's temperature applied) that the file is
+  fake; the label is "fake" when it reaches the model's threshold,
+- `frames`: frames scored; `faces`: people found (tracked across video frames; None when face
+  detection is off, 0 when it found nobody and whole frames were scored),
+- `note`: what the result rests on when that is not the normal case (e.g. no face found),
+- `error`: None, or a one-line "PATH: problem" for a file that could not be scored,
+- `frame_scores` (on request): per sampled frame, the highest fake probability among its faces
+  (None for a frame without a face while others had faces).
+
+With faces, each person is scored on their own and the file's score is the most suspicious
+person's; a person must appear in at least a quarter of the frames with faces (or be the
+longest-tracked one) so a one-frame false detection does not decide a video.
+"""
+
+import math
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+
+from .media import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    MediaError,
+    is_animated,
+    is_url,
+    list_media_files,
+    media_kind,
+    open_image,
+    read_video_frames,
+)
+
+AGGREGATIONS = ("mean", "confident")
+MIN_TRACK_SHARE = 0.25
+
+
+def _logit(p):
+    return math.log(p) - math.log1p(-p)
+
+
+class Detector:
+    """Scores images and videos with a deepfake detector (any image-classification model with a "fake" label)."""
+
+    def __init__(self, model, image_processor, faces="none", num_frames=None, aggregate=None, batch_size=16,
+                 device=None, crop="align", face_size=256, face_scale=1.3, margin=0.3, workers=2, progress=None):
+        import torch
+
+        from .faces import get_face_detector
+
+        config = model.config
+        labels = {str(name).lower(): int(index) for index, name in config.id2label.items()}
+        if "fake" not in labels:
+            raise ValueError(f"model: no 'fake' label in id2label {dict(config.id2label)}; not a deepfake detector")
+        self.fake_index = labels["fake"]
+        self.model = model.eval()
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model.to(self.device)
+        self.image_processor = image_processor
+        self.threshold = float(getattr(config, "threshold", 0.5))
+        self.num_frames = int(num_frames or getattr(config, "num_frames", 32))
+        self.aggregate = aggregate or getattr(config, "video_aggregation", "mean")
+        if self.aggregate not in AGGREGATIONS:
+            raise ValueError(f"aggregate: {self.aggregate!r} is not one of {', '.join(AGGREGATIONS)}.")
+        self.confident_threshold = float(getattr(config, "confident_threshold", 0.8))
+        self.confident_fraction = float(getattr(config, "confident_fraction", 0.5))
+        if self.num_frames < 1 or batch_size < 1:
+            raise ValueError("num_frames and batch_size must be >= 1")
+        if crop not in ("align", "margin"):
+            raise ValueError(f"crop: {crop!r} is not one of align, margin.")
+        self.face_detector = get_face_detector(faces)
+        self.crop, self.face_size, self.face_scale, self.margin = crop, face_size, face_scale, margin
+        self.batch_size = batch_size
+        self.workers = max(1, int(workers))
+        self.progress = progress
+
+    @classmethod
+    def from_pretrained(cls, path_or_id, faces="none", num_frames=None, aggregate=None, batch_size=16, device=None,
+                        **kwargs):
+        """Load a saved detector folder or Hub id (and its image processor).
+
+        Loading options (`revision`, `token`, `trust_remote_code`, `local_files_only`, `cache_dir`)
+        go to `from_pretrained`; the rest to `Detector(...)`.
+        """
+        from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+        from . import register
+
+        register()
+        load_keys = ("revision", "token", "trust_remote_code", "local_files_only", "cache_dir")
+        load_kwargs = {key: kwargs.pop(key) for key in load_keys if key in kwargs}
+        model = AutoModelForImageClassification.from_pretrained(path_or_id, **load_kwargs)
+        try:
+            processor = AutoImageProcessor.from_pretrained(path_or_id, **load_kwargs)
+        except (OSError, ValueError):
+            from .modeling_deepfake import default_image_processor
+
+            if getattr(model.config, "model_type", None) != "deepfake_detector":
+                raise
+            processor = default_image_processor(model.config)
+        return cls(model, processor, faces=faces, num_frames=num_frames, aggregate=aggregate,
+                   batch_size=batch_size, device=device, **kwargs)
+
+    # ------------------------------------------------------------------------------------------ scoring
+    def __call__(self, inputs, frame_scores=False):
+        """Score paths (files or folders), PIL images, numpy arrays, or a list of them: one dict per file."""
+        return list(self.iter_results(inputs, frame_scores=frame_scores))
+
+    def iter_results(self, inputs, frame_scores=False):
+        """Like `__call__`, yielding each result as soon as its file is scored (input order kept)."""
+        import torch
+        from tqdm.auto import tqdm
+
+        items = self._items(inputs)
+        bar = tqdm(total=len(items), unit="file", desc="scoring", disable=self._progress_disabled(items))
+        pending = deque()  # files prepared (or failed), in input order, waiting for their scores
+        queue = []  # (file record, crop index, pixel row) not yet scored
+        with ThreadPoolExecutor(self.workers, thread_name_prefix="deepfake-hf") as pool, torch.inference_mode():
+            futures = deque()
+            source = iter(items)
+            prefetch = 2 * self.workers
+
+            def refill():
+                for name, item in source:
+                    futures.append(pool.submit(self._prepare, name, item))
+                    if len(futures) >= prefetch:
+                        break
+
+            refill()
+            while futures or pending:
+                if futures:
+                    record = futures.popleft().result()
+                    refill()
+                    pending.append(record)
+                    for index in range(len(record.get("crops", ()))):
+                        queue.append((record, index))
+                    while len(queue) >= self.batch_size:
+                        self._score(queue[: self.batch_size])
+                        del queue[: self.batch_size]
+                elif queue:  # no more files coming: score the last partial batch
+                    self._score(queue)
+                    queue = []
+                elif pending[0]["unscored"]:
+                    raise RuntimeError("internal error: a file has crops that were never queued")
+                # Hand out every leading file whose crops are all scored.
+                while pending and pending[0]["unscored"] == 0:
+                    record = pending.popleft()
+                    bar.update(1)
+                    yield self._finish(record, frame_scores)
+        bar.close()
+
+    def _progress_disabled(self, items):
+        if self.progress is not None:
+            return not self.progress
+        # Auto: only on a terminal, and only when there is more than a moment of work.
+        long_work = len(items) > 1 or any(media_kind(name) == "video" for name, _ in items)
+        return None if long_work else True
+
+    def _items(self, inputs):
+        """(display name, source) pairs; folders expanded to their media files."""
+        if isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, (list, tuple)):
+            inputs = [inputs]
+        items = []
+        for position, item in enumerate(inputs):
+            if isinstance(item, (str, os.PathLike)):
+                if is_url(item):
+                    items.append((str(item), item))
+                elif Path(item).is_dir():
+                    items.extend((str(path), path) for path in list_media_files([item]))
+                else:
+                    items.append((str(item), item))
+            else:
+                kind = "array" if isinstance(item, np.ndarray) else "image"
+                items.append((getattr(item, "filename", "") or f"<{kind} {position}>", item))
+        return items
+
+    # ---------------------------------------------------------------------------------- worker threads
+    def _prepare(self, name, source):
+        """Decode, find faces, crop, preprocess (runs in a worker thread). Never raises for a bad file."""
+        record = {"path": name, "kind": None, "frames": 0, "faces": None, "note": None, "error": None,
+                  "crops": [], "owners": [], "unscored": 0, "scores": None}
+        try:
+            frames, record["kind"] = self._load(name, source)
+            crops, owners, faces, note = self._crops(frames)
+            pixel_values = self.image_processor(images=crops, return_tensors="pt")["pixel_values"]
+        except MediaError as error:
+            record["error"] = str(error)
+            return record
+        except Exception as error:  # an unexpected failure on one file must not stop the batch
+            message = " ".join(str(error).split())[:300]
+            record["error"] = f"{name}: {type(error).__name__}: {message}"
+            return record
+        record.update(frames=len(frames), faces=faces, note=note, crops=list(pixel_values), owners=owners,
+                      unscored=len(owners), scores=[None] * len(owners))
+        return record
+
+    def _load(self, name, source):
+        if not isinstance(source, (str, os.PathLike)):
+            return [open_image(source)], "image"
+        if is_url(source):
+            raise MediaError(name, "URLs are not supported; download the file and pass its path")
+        kind = media_kind(source)
+        if kind is None:
+            suffix = Path(source).suffix or "(none)"
+            if not Path(source).exists():
+                raise MediaError(name, "no such file")
+            raise MediaError(name, f"unsupported file type {suffix}; expected an image "
+                                   f"({' '.join(IMAGE_EXTENSIONS)}) or a video ({' '.join(VIDEO_EXTENSIONS)})")
+        if kind == "video" or is_animated(source):
+            return read_video_frames(source, self.num_frames), kind
+        return [open_image(source)], "image"
+
+    def _crops(self, frames):
+        """Model inputs for the frames: face crops (one per face) or whole frames.
+
+        Returns (crops, owners, faces, note) where owners[i] = (frame index, person index).
+        """
+        from .faces import crop_face, track_faces
+
+        if self.face_detector.name == "none":
+            return frames, [(index, 0) for index in range(len(frames))], None, None
+        detections = [self.face_detector.detect(frame) for frame in frames]
+        if not any(detections):
+            return (frames, [(index, 0) for index in range(len(frames))], 0,
+                    "no face found; whole frames scored")
+        tracks = track_faces(detections)
+        crops, owners = [], []
+        for person, track in enumerate(tracks):
+            for frame_index, face_index in sorted(track.items()):
+                face = detections[frame_index][face_index]
+                crops.append(crop_face(frames[frame_index], face, crop=self.crop, size=self.face_size,
+                                       scale=self.face_scale, margin=self.margin))
+                owners.append((frame_index, person))
+        with_faces = sum(1 for faces in detections if faces)
+        note = None
+        if with_faces < len(frames):
+            note = f"faces found in {with_faces} of {len(frames)} frames"
+        return crops, owners, len(tracks), note
+
+    # ------------------------------------------------------------------------------------- main thread
+    def _score(self, batch):
+        import torch
+
+        pixel_values = torch.stack([record["crops"][index] for record, index in batch]).to(self.device)
+        dtype = next(self.model.parameters()).dtype
+        logits = self.model(pixel_values=pixel_values.to(dtype)).logits.float()
+        probabilities = self._fake_probability(logits).cpu().tolist()
+        for (record, index), probability in zip(batch, probabilities):
+            record["scores"][index] = probability
+            record["unscored"] -= 1
+            record["crops"][index] = None  # free memory early
+
+    def _fake_probability(self, logits):
+        """Calibrated fake probability from the model's logits.
+
+        A deepfake-hf model's logits are temperature-scaled and shifted by logit(threshold) so 0.5 is
+        its decision point; the shift is undone here to report the calibrated probability itself.
+        """
+        import torch
+
+        fake = logits[:, self.fake_index]
+        other = torch.cat([logits[:, : self.fake_index], logits[:, self.fake_index + 1 :]], dim=1)
+        margin = fake - torch.logsumexp(other, dim=1)
+        if getattr(self.model.config, "model_type", None) == "deepfake_detector":
+            margin = margin + _logit(self.threshold)
+        return torch.sigmoid(margin)
+
+    def _aggregate(self, probabilities):
+        import torch
+
+        from .modeling_deepfake import confident_mean
+
+        values = torch.tensor(probabilities, dtype=torch.float64)[None]
+        if self.aggregate == "confident":
+            return float(confident_mean(values, self.confident_threshold, self.confident_fraction)[0])
+        return float(values.mean())
+
+    def _finish(self, record, frame_scores):
+        result = {"path": record["path"], "kind": record["kind"], "label": None, "fake_probability": None,
+                  "frames": record["frames"], "faces": record["faces"], "note": record["note"], "error": record["error"]}
+        if record["error"] is None:
+            per_person = {}
+            for (frame_index, person), score in zip(record["owners"], record["scores"]):
+                per_person.setdefault(person, []).append(score)
+            longest = max(len(scores) for scores in per_person.values())
+            frames_with_faces = len({frame for frame, _ in record["owners"]})
+            eligible = [scores for scores in per_person.values()
+                        if len(scores) == longest or len(scores) >= MIN_TRACK_SHARE * frames_with_faces]
+            probability = max(self._aggregate(scores) for scores in eligible)
+            result["fake_probability"] = probability
+            result["label"] = "fake" if probability >= self.threshold else "real"
+            if frame_scores:
+                best = [None] * record["frames"]
+                for (frame_index, _), score in zip(record["owners"], record["scores"]):
+                    best[frame_index] = score if best[frame_index] is None else max(best[frame_index], score)
+                result["frame_scores"] = best
+        elif frame_scores:
+            result["frame_scores"] = None
+        return result
+
+
+def summarize(results):
+    """Counts for a batch: {"files", "scored", "failed", "fake", "real"}."""
+    scored = [result for result in results if result["error"] is None]
+    return {
+        "files": len(results),
+        "scored": len(scored),
+        "failed": len(results) - len(scored),
+        "fake": sum(result["label"] == "fake" for result in scored),
+        "real": sum(result["label"] == "real" for result in scored),
+    }
+
+
+__all__ = ["Detector", "summarize"]

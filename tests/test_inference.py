@@ -1,0 +1,250 @@
+"""inference.py Detector: scores match the model, batching across files, faces, workers; video pipeline."""
+
+import json
+import math
+import threading
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deepfake_hf.faces import align_face, dlib_available, get_face_detector
+from deepfake_hf.inference import Detector, summarize
+from deepfake_hf.media import read_video_frames
+
+from .conftest import run_python, tiny_detector, write_image
+from .media_samples import write_bad_inputs, write_video
+
+needs_dlib = pytest.mark.skipif(not dlib_available(), reason="dlib not installed")
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("model") / "detector"
+    tiny_detector("vit", num_frames=6).save_pretrained(folder)
+    return folder
+
+
+def model_fake_probability(model, processor, images, temperature=1.0):
+    """Reference: the calibrated fake probability computed straight from the model's head."""
+    with torch.no_grad():
+        pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+        features = model.get_image_features(pixels)
+        raw = model.classifier(features)
+    return (raw / temperature).softmax(-1)[:, 1].tolist()
+
+
+def test_image_scores_match_the_model_with_threshold_and_temperature(tmp_path):
+    model = tiny_detector("vit", threshold=0.3, calibration_temperature=2.0)
+    processor = model.matching_image_processor()
+    paths = [write_image(tmp_path / f"{i}.png", seed=i) for i in range(3)]
+    results = Detector(model, processor, progress=False)(paths)
+    expected = model_fake_probability(model, processor, [Image.open(p).convert("RGB") for p in paths], 2.0)
+    for result, probability in zip(results, expected):
+        assert result["fake_probability"] == pytest.approx(probability, abs=1e-5)
+        assert result["label"] == ("fake" if probability >= 0.3 else "real")
+        assert result["kind"] == "image" and result["frames"] == 1 and result["error"] is None
+
+
+def test_pil_array_path_and_folder_inputs(model_dir, tmp_path):
+    detector = Detector.from_pretrained(model_dir, progress=False)
+    path = write_image(tmp_path / "in" / "a.png", seed=3)
+    write_image(tmp_path / "in" / "sub" / "b.jpg", seed=4)
+    (tmp_path / "in" / "notes.txt").write_text("skipped in folders")
+    pil = Image.open(path).convert("RGB")
+    single = detector(str(path))
+    assert len(single) == 1
+    results = detector([pil, np.asarray(pil), path])
+    assert [r["path"] for r in results[:2]] == ["<image 0>", "<array 1>"] or results[0]["path"].endswith("a.png")
+    probabilities = [r["fake_probability"] for r in results]
+    assert max(probabilities) - min(probabilities) < 1e-5  # same pixels, same score whatever the input type
+    folder = detector(tmp_path / "in")
+    assert [r["path"].split("in/")[-1] for r in folder] == ["a.png", "sub/b.jpg"]
+
+
+def test_video_mean_and_confident_aggregation(model_dir, tmp_path):
+    video = write_video(tmp_path / "clip.mp4", frames=30, size=(64, 48))
+    mean = Detector.from_pretrained(model_dir, num_frames=5, progress=False)([video], frame_scores=True)[0]
+    assert mean["kind"] == "video" and mean["frames"] == 5 and len(mean["frame_scores"]) == 5
+    # The frame scores are the model's scores of the sampled frames.
+    model = tiny_detector("vit")
+    model.load_state_dict(Detector.from_pretrained(model_dir).model.state_dict())
+    frames = read_video_frames(video, 5)
+    expected = model_fake_probability(model, model.matching_image_processor(), frames)
+    np.testing.assert_allclose(mean["frame_scores"], expected, atol=1e-5)
+    assert mean["fake_probability"] == pytest.approx(np.mean(expected), abs=1e-6)
+    confident = Detector.from_pretrained(model_dir, num_frames=5, aggregate="confident", progress=False)
+    from deepfake_hf.modeling_deepfake import confident_mean
+
+    reference = confident_mean(torch.tensor([expected], dtype=torch.float64), 0.8, 0.5)[0].item()
+    assert confident([video])[0]["fake_probability"] == pytest.approx(reference, abs=1e-6)
+    with pytest.raises(ValueError, match="aggregate"):
+        Detector.from_pretrained(model_dir, aggregate="max")
+
+
+def test_batches_mix_files_and_match_unbatched(model_dir, tmp_path):
+    paths = [write_image(tmp_path / f"{i}.png", seed=i) for i in range(5)]
+    paths.append(write_video(tmp_path / "clip.mp4", frames=10))
+    batched = Detector.from_pretrained(model_dir, num_frames=3, batch_size=4, progress=False)
+    calls = []
+    original = batched.model.forward
+    batched.model.forward = lambda *a, **k: calls.append(k["pixel_values"].shape[0]) or original(*a, **k)
+    results = batched(paths)
+    # 5 images + 3 video frames = 8 crops in 2 full batches: crops from several files share a batch.
+    assert calls == [4, 4]
+    single = Detector.from_pretrained(model_dir, num_frames=3, batch_size=1, progress=False)(paths)
+    for a, b in zip(results, single):
+        assert a["path"] == b["path"] and a["fake_probability"] == pytest.approx(b["fake_probability"], abs=1e-5)
+
+
+def test_decoding_runs_in_background_workers(model_dir, tmp_path):
+    detector = Detector.from_pretrained(model_dir, progress=False, workers=2)
+    threads = set()
+    original = detector._prepare
+
+    def spy(*args):
+        threads.add(threading.current_thread().name)
+        return original(*args)
+
+    detector._prepare = spy
+    detector([write_image(tmp_path / f"{i}.png", seed=i) for i in range(4)])
+    assert threads and all(name.startswith("deepfake-hf") for name in threads)
+
+
+def test_bad_inputs_each_get_one_line_error_and_batch_goes_on(model_dir, tmp_path):
+    cases = write_bad_inputs(tmp_path / "mixed")
+    inputs = [tmp_path / "mixed", cases["unsupported"], tmp_path / "missing.jpg", "https://example.com/x.mp4"]
+    results = Detector.from_pretrained(model_dir, num_frames=3, progress=False)(inputs)
+    by_name = {r["path"].rsplit("/", 1)[-1]: r for r in results}
+    good = {"good.png", "good.mp4", "cmyk.jpg", "gray16.png", "animated.gif"}
+    for name, result in by_name.items():
+        if name in good:
+            assert result["error"] is None and result["label"] in ("real", "fake"), result
+        else:
+            assert result["label"] is None and "\n" not in result["error"], result
+            assert result["error"].startswith(result["path"] + ": ")
+    assert by_name["animated.gif"]["frames"] == 3
+    assert "no such file" in by_name["missing.jpg"]["error"]
+    assert "URLs are not supported" in by_name["x.mp4"]["error"]
+    assert "unsupported file type .xyz" in by_name["table.xyz"]["error"]
+    counts = summarize(results)
+    assert counts["scored"] == len(good) and counts["failed"] == len(results) - len(good)
+
+
+def test_progress_bar_shown_on_request(model_dir, tmp_path, capsys):
+    paths = [write_image(tmp_path / f"{i}.png", seed=i) for i in range(3)]
+    Detector.from_pretrained(model_dir, progress=True)(paths)
+    assert "3/3" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------- faces
+@pytest.fixture(scope="module")
+def two_people(tmp_path_factory):
+    data = pytest.importorskip("skimage.data")
+    face = Image.fromarray(data.astronaut())
+    pair = Image.new("RGB", (1024, 512))
+    pair.paste(face, (0, 0))
+    other = Image.merge("RGB", face.split()[::-1]).transpose(Image.Transpose.FLIP_LEFT_RIGHT)  # BGR, mirrored
+    pair.paste(other, (512, 0))
+    path = tmp_path_factory.mktemp("faces") / "pair.png"
+    pair.save(path)
+    return path
+
+
+@needs_dlib
+def test_most_suspicious_face_decides(two_people, tmp_path):
+    model = tiny_detector("vit", threshold=0.5)
+    processor = model.matching_image_processor()
+    face_detector = get_face_detector("dlib", detect_size=1024)  # full size: both ~90 px faces at upsample 0
+    result = Detector(model, processor, faces=face_detector, progress=False)([two_people], frame_scores=True)[0]
+    image = Image.open(two_people).convert("RGB")
+    faces = face_detector.detect(image)
+    assert result["faces"] == len(faces) == 2
+    per_face = model_fake_probability(model, processor, [align_face(image, face) for face in faces])
+    assert result["fake_probability"] == pytest.approx(max(per_face), abs=1e-5)
+    assert abs(per_face[0] - per_face[1]) > 1e-4  # the two crops really differ
+    assert result["note"] is None
+
+
+@needs_dlib
+def test_faces_tracked_across_video_frames(two_people, tmp_path):
+    import av
+
+    pair = np.asarray(Image.open(two_people).convert("RGB").resize((640, 320)))
+    path = tmp_path / "pair.mp4"
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=5, options={"crf": "18", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 640, 320, "yuv420p"
+        for shift in range(6):
+            frame = av.VideoFrame.from_ndarray(np.roll(pair, 4 * shift, axis=1).copy(), format="rgb24")
+            for packet in stream.encode(frame):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    result = Detector(tiny_detector("vit"), tiny_detector("vit").matching_image_processor(), faces="dlib",
+                      num_frames=4, progress=False)([path])[0]
+    assert result["error"] is None and result["frames"] == 4
+    assert result["faces"] == 2  # two people followed across frames, not 8 separate faces
+
+
+def test_no_face_scores_whole_frame_and_says_so(tmp_path):
+    model = tiny_detector("vit")
+    processor = model.matching_image_processor()
+    path = write_image(tmp_path / "noise.png", size=(64, 64))
+    result = Detector(model, processor, faces="auto" if dlib_available() else "none", progress=False)([path])[0]
+    expected = model_fake_probability(model, processor, [Image.open(path).convert("RGB")])[0]
+    assert result["fake_probability"] == pytest.approx(expected, abs=1e-5)
+    if dlib_available():
+        assert result["faces"] == 0 and "no face found" in result["note"]
+
+
+# ------------------------------------------------------------------------------- video pipeline
+VIDEO_PIPELINE = """
+import json, sys
+from transformers import pipeline
+classify = pipeline("video-classification", model=sys.argv[1], trust_remote_code=True)
+print(json.dumps({"model": type(classify.model).__name__, "frames": classify.video_processor.num_frames,
+                  "scores": classify(sys.argv[2])}))
+"""
+
+
+def test_video_classification_pipeline_in_fresh_process(model_dir, tmp_path):
+    video = write_video(tmp_path / "clip.mp4", frames=25, size=(64, 48), audio=True)
+    out = json.loads(run_python(VIDEO_PIPELINE, model_dir, video).stdout.strip().splitlines()[-1])
+    assert out["model"] == "DeepfakeDetectorForVideoClassification" and out["frames"] == 6
+    scores = {row["label"]: row["score"] for row in out["scores"]}
+    assert set(scores) == {"real", "fake"} and sum(scores.values()) == pytest.approx(1.0)
+    # The pipeline samples config.num_frames (6) frames over the whole clip and averages them in the
+    # model: the same score the Detector gives for those frames.
+    ours = Detector.from_pretrained(model_dir, progress=False)([video])[0]
+    assert ours["frames"] == 6
+    assert scores["fake"] == pytest.approx(ours["fake_probability"], abs=1e-4)
+
+
+def test_video_processor_samples_evenly_and_rotates(model_dir, tmp_path):
+    from deepfake_hf import register
+    from transformers import AutoVideoProcessor
+
+    register()
+    processor = AutoVideoProcessor.from_pretrained(model_dir)
+    assert type(processor).__name__ == "DeepfakeVideoProcessor"
+    video = write_video(tmp_path / "rot.mp4", frames=12, size=(64, 32), rotation=90)
+    from deepfake_hf.modeling_deepfake import read_video_pyav_rotated
+
+    frames, metadata = read_video_pyav_rotated(str(video), lambda metadata: processor.sample_frames(metadata, 4))
+    assert frames.shape == (4, 64, 32, 3)  # displayed portrait
+    assert metadata.frames_indices.tolist() == [0, 4, 7, 11]
+    assert processor(str(video), return_tensors="pt")["pixel_values_videos"].shape == (1, 6, 3, 32, 32)
+
+
+def test_video_logits_respect_threshold_once():
+    model = tiny_detector("vit", threshold=0.3, calibration_temperature=1.5)
+    pixels = torch.randn(1, 4, 3, 32, 32)
+    with torch.no_grad():
+        raw = model.classifier(model.get_image_features(pixels[0]))
+        frame_probability = (raw / 1.5).softmax(-1)[:, 1]
+        video_score = model(pixels).logits.softmax(-1)[0, 1]
+    mean = frame_probability.mean().item()
+    expected = 1 / (1 + math.exp(-(math.log(mean / (1 - mean)) - math.log(0.3 / 0.7))))
+    assert video_score.item() == pytest.approx(expected, abs=1e-5)
