@@ -15,6 +15,7 @@ import csv
 import os
 import sys
 import tempfile
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -54,6 +55,7 @@ class DeepfakeDemo:
         self.time_limit = time_limit
         self._detector = None
         self._explainer = None
+        self._explain_lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max(1, CONCURRENCY_LIMIT), thread_name_prefix="demo")
 
     # ---------------------------------------------------------------------------------- model
@@ -112,21 +114,34 @@ class DeepfakeDemo:
             image = open_image(image_path)
         except MediaError as error:
             return _message(str(error)), None, None, None
+        faces = self.detector.face_detector.detect(image)
         boxes = [((int(x0), int(y0), int(x1), int(y1)), f"face {index + 1}")
-                 for index, (x0, y0, x1, y1) in enumerate(face.box for face in self.detector.face_detector.detect(image))]
+                 for index, (x0, y0, x1, y1) in enumerate(face.box for face in faces)]
         return (_verdict(result, self.detector.threshold), _probabilities(result), (image, boxes),
-                self._heatmap(image))
+                self._heatmap(image, faces))
 
-    def _heatmap(self, image):
-        """Heatmap overlay from deepfake_hf.explain when that module is installed; None otherwise."""
-        try:
-            from deepfake_hf import explain
-        except ImportError:
+    def _heatmap(self, image, faces):
+        """Heatmap overlay (deepfake_hf.explain: attention rollout or Grad-CAM) on the first face crop, or on
+        the whole image when no face was found; None for models explain does not support."""
+        import copy
+
+        from deepfake_hf.explain import explain
+        from deepfake_hf.faces import crop_face
+
+        detector = self.detector
+        if not hasattr(detector.model, "get_image_features"):  # a native export: no deepfake-hf heads to explain
             return None
-        try:
-            return explain.overlay_heatmap(self.detector, image)
-        except Exception:  # a heatmap is a bonus: never let it hide the verdict
-            return None
+        target = image
+        if faces:
+            target = crop_face(image, faces[0], crop=detector.crop, size=detector.face_size,
+                               scale=detector.face_scale, margin=detector.margin)
+        with self._explain_lock:  # Grad-CAM hooks and eager attention: a private copy, one request at a time
+            if self._explainer is None:
+                self._explainer = copy.deepcopy(detector.model).eval()
+            try:
+                return explain(self._explainer, target, processor=detector.image_processor)["overlay"]
+            except Exception:  # a heatmap is a bonus: never let it hide the verdict
+                return None
 
     # ---------------------------------------------------------------------------------- video
     def analyse_video(self, video_path):
@@ -200,18 +215,17 @@ def _one_line(error):
 
 
 def _message(text):
-    return f"### ⚠️ Could not analyse this file\n\n{text}"
+    return f"### Could not analyse this file\n\n{text}"
 
 
 def _verdict(result, threshold):
     probability = result["fake_probability"]
-    icon = "🟥" if result["label"] == "fake" else "🟩"
     details = [f"{result['frames']} frame{'s' if result['frames'] != 1 else ''} scored"]
     if result.get("faces") is not None:
         details.append(f"{result['faces']} face{'s' if result['faces'] != 1 else ''} found")
     if result.get("note"):
         details.append(result["note"])
-    return (f"### {icon} {result['label'].upper()}: {probability:.1%} fake probability\n\n"
+    return (f"### Verdict: {result['label'].upper()}, {probability:.1%} fake probability\n\n"
             f"Threshold {threshold:g}; {'; '.join(details)}. A signal for a human reviewer, not proof.")
 
 
