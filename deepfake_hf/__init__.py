@@ -65,4 +65,13 @@ def __dir__():
     return sorted([*globals(), *_LAZY])
 
 
-__all__ = ["DeepfakeDetectorConfig", "DeepfakeDetectorForImageClassification", "export_native", "register", "__version__"]
+__all__ = [
+    "DeepfakeDetectorConfig",
+    "DeepfakeDetectorForImageClassification",
+    "DeepfakeDetectorForVideoClassification",
+    "DeepfakeVideoProcessor",
+    "Detector",
+    "export_native",
+    "register",
+    "__version__",
+]

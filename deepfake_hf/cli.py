@@ -341,14 +341,104 @@ def run_explain(args):
     return EXIT_OK
 
 
+# ------------------------------------------------------------------------------------------ predict
+PREDICT_EPILOG = """\
+exit codes:
+  0  every input was scored
+  2  some inputs failed (one line each on stderr; the rest are still reported)
+  1  usage error (bad option, model that cannot be loaded, no media found, output exists)
+
+Folders are searched recursively for images and videos; URLs are refused (download first).
+--faces auto uses dlib when installed (pip install 'deepfake-hf[faces]'), else scores whole frames.
+"""
+
+
+def add_predict(subparsers):
+    parser = subparsers.add_parser(
+        "predict",
+        help="score images and videos: real or fake",
+        description="Score image and video files (or folders of them) with a detector folder or Hub id. "
+        "Videos are sampled evenly over their whole duration; with face detection each person is scored "
+        "and a file's score is its most suspicious person's.",
+        epilog=PREDICT_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("model", metavar="MODEL", help="detector folder or Hub id")
+    parser.add_argument("inputs", metavar="INPUT", nargs="+", help="image/video files or folders")
+    parser.add_argument("--faces", choices=("auto", "dlib", "none"), default="auto",
+                        help="face detection: auto (dlib if installed), dlib, or none (whole frames); default auto")
+    parser.add_argument("--crop", choices=("align", "margin"), default="align",
+                        help="face crop: 5-point aligned 256x256 (DeepfakeBench) or box + 30%% margin; default align")
+    parser.add_argument("--frames", type=_positive_int, metavar="N", help="frames per video (default: the model's)")
+    parser.add_argument("--aggregate", choices=("mean", "confident"),
+                        help="video score from frame scores (default: the model's)")
+    parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+    parser.add_argument("--output", metavar="FILE", help="write the results to FILE instead of stdout")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    parser.add_argument("--frame-scores", action="store_true", help="include per-frame scores (json/csv)")
+    parser.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="crops per model call")
+    parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
+    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
+    parser.set_defaults(run=run_predict)
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
+
+
+def run_predict(args):
+    import os
+
+    from transformers.utils import logging as transformers_logging
+
+    from .inference import predict
+
+    transformers_logging.disable_progress_bar()  # our own bar is the one that matters
+    if args.output and os.path.exists(args.output) and not args.overwrite:
+        raise CommandError(f"{args.output} exists; pass --overwrite to replace it")
+    try:
+        text, results = predict(args.model, args.inputs, faces=args.faces, crop=args.crop, num_frames=args.frames,
+                                aggregate=args.aggregate, fmt=args.format, frame_scores=args.frame_scores,
+                                batch_size=args.batch_size, device=args.device,
+                                trust_remote_code=args.trust_remote_code)
+    except (FileNotFoundError, ValueError, ImportError, OSError) as error:
+        raise CommandError(" ".join(str(error).split())) from None
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as handle:
+            handle.write(text)
+    else:
+        sys.stdout.write(text)
+    failed = [result for result in results if result["error"] is not None]
+    for result in failed:
+        print(f"error: {result['error']}", file=sys.stderr)
+    if args.output or args.format != "table":
+        print(f"{len(results)} files: {len(results) - len(failed)} scored, {len(failed)} failed"
+              + (f"; results in {args.output}" if args.output else ""), file=sys.stderr)
+    return EXIT_PARTIAL if failed else EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------- main
-COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_push, add_push_space, add_probe, add_explain]
+COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_push, add_push_space, add_probe, add_explain, add_predict]
+
+
+class _ArgumentParser(argparse.ArgumentParser):
+    """Usage errors exit with 1: this CLI keeps 2 for "some inputs failed" (argparse's own default is 2)."""
+
+    def error(self, message):
+        self.print_usage(sys.stderr)
+        self.exit(EXIT_ERROR, f"{self.prog}: error: {message}\n")
 
 
 def build_parser():
     from . import __version__
 
-    parser = argparse.ArgumentParser(
+    parser = _ArgumentParser(
         prog="deepfake-hf",
         description="Deepfake detectors from Hugging Face vision encoders: train, evaluate, predict, publish.",
         epilog="Exit codes: 0 success; 1 usage or fatal error; 2 some inputs failed (the others were processed).",

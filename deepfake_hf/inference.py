@@ -188,7 +188,8 @@ class Detector:
     # ---------------------------------------------------------------------------------- worker threads
     def _prepare(self, name, source):
         """Decode, find faces, crop, preprocess (runs in a worker thread). Never raises for a bad file."""
-        record = {"path": name, "kind": None, "frames": 0, "faces": None, "note": None, "error": None,
+        kind = media_kind(source) if isinstance(source, (str, os.PathLike)) and not is_url(source) else None
+        record = {"path": name, "kind": kind, "frames": 0, "faces": None, "note": None, "error": None,
                   "crops": [], "owners": [], "unscored": 0, "scores": None}
         try:
             frames, record["kind"] = self._load(name, source)
@@ -288,7 +289,7 @@ class Detector:
 
     def _finish(self, record, frame_scores):
         result = {"path": record["path"], "kind": record["kind"], "label": None, "fake_probability": None,
-                  "frames": record["frames"], "faces": record["faces"], "note": record["note"], "error": record["error"]}
+                  "frames": record["frames"] if record["error"] is None else None, "faces": record["faces"], "note": record["note"], "error": record["error"]}
         if record["error"] is None:
             per_person = {}
             for (frame_index, person), score in zip(record["owners"], record["scores"]):
@@ -322,4 +323,89 @@ def summarize(results):
     }
 
 
-__all__ = ["Detector", "summarize"]
+def expand_inputs(inputs):
+    """Files, folders (searched recursively for media files) and URLs (kept, to be refused per input)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    expanded = []
+    for item in inputs:
+        expanded.extend([item] if is_url(item) else list_media_files([item]))
+    if not expanded:
+        raise FileNotFoundError(f"no image or video files found in {', '.join(map(str, inputs))}")
+    return expanded
+
+
+def predict(model, inputs, faces="auto", crop="align", num_frames=None, aggregate=None, fmt="table",
+            frame_scores=False, batch_size=16, device=None, trust_remote_code=False, progress=None):
+    """What `deepfake-hf predict` does: (formatted text, result dicts). Bad files are results with `error`."""
+    if fmt not in ("table", "json", "csv"):
+        raise ValueError(f"format: {fmt!r} is not one of table, json, csv.")
+    files = expand_inputs(inputs)
+    if not os.path.exists(model) and str(model).count("/") != 1:
+        raise FileNotFoundError(f"{model}: no such model folder (and not a Hub id of the form org/name)")
+    try:
+        detector = Detector.from_pretrained(model, faces=faces, crop=crop, num_frames=num_frames,
+                                            aggregate=aggregate, batch_size=batch_size, device=device,
+                                            trust_remote_code=trust_remote_code, progress=progress)
+    except (OSError, ValueError) as error:
+        reason = " ".join(str(error).split())
+        raise OSError(f"{model}: cannot load a detector ({reason[:300]})") from None
+    results = detector(files, frame_scores=frame_scores)
+    return format_results(results, fmt, model=model), results
+
+
+RESULT_COLUMNS = ("path", "kind", "label", "fake_probability", "frames", "faces", "note", "error")
+
+
+def format_results(results, fmt="table", model=None):
+    """Results as text: "table" for people, "json" or "csv" for machines."""
+    if fmt == "json":
+        import json
+
+        return json.dumps({"model": None if model is None else str(model), "summary": summarize(results),
+                           "results": results}, indent=2) + "\n"
+    if fmt == "csv":
+        import csv
+        import io
+        import json
+
+        buffer = io.StringIO()
+        columns = list(RESULT_COLUMNS) + (["frame_scores"] if any("frame_scores" in r for r in results) else [])
+        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer.writeheader()
+        for result in results:
+            row = {key: "" if result.get(key) is None else result.get(key) for key in columns}
+            if result.get("fake_probability") is not None:
+                row["fake_probability"] = f"{result['fake_probability']:.6f}"
+            if result.get("frame_scores") is not None:
+                row["frame_scores"] = json.dumps([None if v is None else round(v, 6) for v in result["frame_scores"]])
+            writer.writerow(row)
+        return buffer.getvalue()
+    if fmt != "table":
+        raise ValueError(f"format: {fmt!r} is not one of table, json, csv.")
+    return _table(results)
+
+
+def _table(results):
+    root = os.path.commonpath([os.path.dirname(r["path"]) for r in results]) if results and all(
+        os.path.isabs(r["path"]) for r in results) else ""
+    rows = [("FILE", "KIND", "LABEL", "P(FAKE)", "FRAMES", "FACES", "NOTE")]
+    for result in results:
+        name = os.path.relpath(result["path"], root) if root else result["path"]
+        if result["error"] is not None:
+            problem = result["error"][len(result["path"]) + 2:] if result["error"].startswith(result["path"]) else result["error"]
+            rows.append((name, result["kind"] or "-", "ERROR", "-", "-", "-", problem))
+            continue
+        faces = "-" if result["faces"] is None else str(result["faces"])
+        rows.append((name, result["kind"], result["label"], f"{result['fake_probability']:.3f}", str(result["frames"]),
+                     faces, result["note"] or ""))
+    widths = [min(60, max(len(row[i]) for row in rows)) for i in range(len(rows[0]) - 1)]
+    lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + ("  " + row[-1] if row[-1] else "")
+             for row in rows]
+    counts = summarize(results)
+    lines.append(f"{counts['files']} files: {counts['scored']} scored ({counts['fake']} fake, {counts['real']} real), "
+                 f"{counts['failed']} failed")
+    return "\n".join(line.rstrip() for line in lines) + "\n"
+
+
+__all__ = ["Detector", "expand_inputs", "format_results", "predict", "summarize"]
