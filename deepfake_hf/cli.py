@@ -45,23 +45,39 @@ def run_export(args):
 def add_quickstart(subparsers):
     parser = subparsers.add_parser(
         "quickstart",
-        help="offline end-to-end demo: build, save, export and run a small detector",
-        description="Runs offline with no downloads.",
+        help="offline end-to-end run: synthesise faces, train, evaluate, predict (no downloads)",
+        description="Synthesises self-blended fakes from public-domain face photos that installed packages ship, "
+        "trains a tiny detector from random init with the built-in `quickstart` recipe, evaluates it on held-out "
+        "identities and predicts one sample. Writes DIR/model (loads with pipeline), DIR/eval/metrics.json and "
+        "DIR/data. A few minutes on 2 CPU cores.",
     )
     parser.add_argument("--out", default="quickstart-run", help="output folder (default: quickstart-run)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a field of the quickstart recipe, e.g. --set training.num_train_epochs=2")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the synthesis, split and training (default 0)")
+    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
     parser.set_defaults(run=run_quickstart)
 
 
 def run_quickstart(args):
+    import json
+
     from .quickstart import run_quickstart as quickstart
+    from .recipes import RecipeError
+    from .training import TrainingError
 
     try:
-        summary = quickstart(args.out, overwrite=args.overwrite)
-    except FileExistsError as error:
+        with _stdout_to_stderr(args.json):  # keep stdout pure JSON: progress and tables go to stderr
+            summary = quickstart(args.out, overwrite=args.overwrite, overrides=args.overrides, seed=args.seed)
+    except (FileExistsError, RecipeError, TrainingError) as error:
         raise CommandError(str(error)) from None
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return EXIT_OK
+    print()
     for key, value in summary.items():
-        print(f"{key}: {value}")
+        print(f"{key:>18}: {value}")
     return EXIT_OK
 
 
@@ -89,6 +105,7 @@ def add_train(subparsers):
 
 def run_train(args):
     import json
+    import os
     import warnings
 
     from .recipes import RecipeError, load_recipe
@@ -97,19 +114,29 @@ def run_train(args):
     warnings.filterwarnings("ignore", message="Unsupported layer type")  # peft on LayerNorms: harmless
     try:
         recipe = load_recipe(args.recipe, args.overrides)
-        if args.dry_run:
-            result = dry_run(recipe, random_init=args.random_init)
-        else:
-            result = train(recipe, args.output_dir or f"runs/{recipe.name}", resume=args.resume,
-                           random_init=args.random_init)
+        with _stdout_to_stderr(args.json):  # keep stdout pure JSON: progress and tables go to stderr
+            if args.dry_run:
+                result = dry_run(recipe, random_init=args.random_init)
+            else:
+                result = train(recipe, args.output_dir or f"runs/{recipe.name}", resume=args.resume,
+                               random_init=args.random_init)
     except (RecipeError, TrainingError, FileExistsError) as error:
         raise CommandError(str(error)) from None
+    if os.environ.get("RANK", "0") != "0":  # under torchrun / accelerate launch only the main process reports
+        return EXIT_OK
     if args.json:
         print(json.dumps(result, indent=2, default=str))
     else:
         for key, value in result.items():
             print(f"{key}: {value}")
     return EXIT_OK
+
+
+def _stdout_to_stderr(enabled):
+    """Send what training prints (Trainer logs, data tables) to stderr while `enabled`."""
+    import contextlib
+
+    return contextlib.redirect_stdout(sys.stderr) if enabled else contextlib.nullcontext()
 
 
 # ----------------------------------------------------------------------------------------- evaluate
@@ -227,8 +254,8 @@ def run_push(args):
             return EXIT_OK
         result = push_model(args.source, args.repo_id, native=args.native, private=args.private,
                             revision=args.revision, create_pr=args.create_pr, example_image=args.example)
-    except (HubError, FileExistsError, FileNotFoundError, ValueError) as error:
-        raise CommandError(str(error)) from None
+    except (HubError, OSError, ValueError) as error:
+        raise CommandError(" ".join(str(error).split())) from None
     print(f"pushed {len(result['files'])} files to {result['repo_url']}")
     print(f"commit: {result['commit_url']}")
     if result["pr_url"]:

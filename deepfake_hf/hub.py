@@ -10,6 +10,7 @@ Hub failures become one-line `HubError`s: a missing or rejected token, a repo ow
 permission errors, and network failures (transient ones, 5xx, 429 and connection errors, are retried).
 """
 
+import json
 import shutil
 import tempfile
 import time
@@ -17,7 +18,8 @@ from pathlib import Path
 
 from .model_card import find_metrics, locate_run, render_model_card
 
-CODE_FILES = ("configuration_deepfake.py", "modeling_deepfake.py")
+# Files of a model folder that are not part of a published stock checkpoint.
+SKIP_FILES = ("metrics.json", "trainer_state.json", "training_args.json", "val_metrics.json")
 TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
 SPACE_APP_FILE = "app.py"
 # The line of app.py that push-space rewrites so a Space knows its model without any settings.
@@ -54,7 +56,13 @@ def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False,
 
     model_path, run_path = locate_run(source)
     out = _prepare_out_dir(out_dir, overwrite)
-    if native:
+    model_type = json.loads((model_path / "config.json").read_text()).get("model_type")
+    if model_type != "deepfake_detector":
+        # Already a stock transformers checkpoint (e.g. an earlier native export): publish it as it is.
+        for path in sorted(model_path.iterdir()):
+            if path.is_file() and (path.suffix in (".safetensors", ".json") and path.name not in SKIP_FILES):
+                shutil.copyfile(path, out / path.name)
+    elif native:
         try:
             export_native(model_path, out, overwrite=True)
         except NativeExportError as error:

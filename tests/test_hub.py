@@ -104,6 +104,19 @@ def test_dry_run_writes_exactly_the_uploaded_folder(hub_env, run_dir, tmp_path):
     assert push(run_dir, "--repo-id", "alice/dry", "--dry-run", tmp_path / "out") == 1
 
 
+def test_widget_example_output_is_the_models_own_score(hub_env, run_dir, tmp_path):
+    from transformers import pipeline
+
+    image = write_image(tmp_path / "example.jpg", size=(40, 40), seed=9)
+    assert push(run_dir, "--repo-id", "alice/widget", "--dry-run", tmp_path / "out", "--example", image) == 0
+    front = yaml.safe_load((tmp_path / "out" / "README.md").read_text().split("---")[1])
+    (widget,) = front["widget"]
+    assert widget["src"] == f"{hub_env.url}/alice/widget/resolve/main/example.png"
+    scores = pipeline("image-classification", model=str(run_dir / "model"))(str(tmp_path / "out" / "example.png"))
+    assert {row["label"]: row["score"] for row in widget["output"]} == pytest.approx(
+        {row["label"]: row["score"] for row in scores}, abs=1e-4)
+
+
 def test_private_branch_and_pull_request(hub_env, run_dir, capsys):
     assert push(run_dir, "--repo-id", "alice/private-det", "--private", "--revision", "dev") == 0
     repo = hub_env.repos[("model", "alice/private-det")]
@@ -184,3 +197,16 @@ def test_push_space(hub_env, tmp_path):
     space = hub_env.files("alice/demo", repo_type="space")
     assert {"README.md", "app.py", "requirements.txt"} <= set(space)
     assert hub_env.repos[("space", "alice/demo")].sdk == "gradio"
+
+
+def test_stock_checkpoint_folder_is_published_as_is(run_dir, tmp_path):
+    from deepfake_hf import export_native
+    from deepfake_hf.hub import assemble_model_repo
+
+    native = export_native(run_dir / "model", tmp_path / "native")
+    out = assemble_model_repo(native, tmp_path / "repo", "alice/stock")
+    files = {p.name for p in out.iterdir()}
+    assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= files
+    assert not any(name.endswith(".py") for name in files)
+    assert (out / "model.safetensors").read_bytes() == (native / "model.safetensors").read_bytes()
+    assert "trust_remote_code" not in (out / "README.md").read_text()
