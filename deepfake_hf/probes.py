@@ -281,6 +281,7 @@ def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, 
 
     `data` is {name: spec}; all sources are pooled into one training set. Returns the metrics dict.
     """
+    from .data import linked_groups
     from .evaluation import (
         _check_out_dir,
         load_test_set,
@@ -308,8 +309,11 @@ def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, 
     features = np.concatenate(features)
     labels = np.asarray(labels, dtype=int)
     videos = video_keys(paths, groups)
-    scores, used_folds = cross_validated_scores(features, labels, groups, classifier, folds, pca, standardize, seed,
-                                                **params)
+    # folds keep linked groups together (an FF++ fake A_B with its source videos A and B), as split_by_group does
+    components = linked_groups(groups)
+    fold_groups = [components[group] for group in groups]
+    scores, used_folds = cross_validated_scores(features, labels, fold_groups, classifier, folds, pca, standardize,
+                                                seed, **params)
     name = f"{used_folds}-fold CV"
     description = f"probe {classifier} on {' + '.join(map(str, backbones))}" + (f", PCA {pca}" if pca else "")
     result = {"model": description, "threshold": 0.5, "calibration_temperature": 1.0, "video_aggregation": "mean",

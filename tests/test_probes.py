@@ -154,3 +154,22 @@ def test_linear_head_folds_scaler_and_pca():
         assert x @ weight + bias == pytest.approx(pipeline.decision_function(x), abs=1e-8)
     with pytest.raises(ValueError, match="not linear"):
         linear_head(build_probe("svm").fit(x, y))
+
+
+def test_cross_validation_never_splits_a_video():
+    """1-NN on duplicated frames is perfect if a video's frames straddle folds; by-video folds give chance."""
+    from sklearn.metrics import roc_auc_score
+
+    from deepfake_hf.probes import cross_validated_scores
+
+    rng = np.random.default_rng(0)
+    videos, frames = 40, 4
+    video_features = rng.normal(size=(videos, 8))
+    video_labels = np.tile([0, 1], videos // 2)  # labels unrelated to the features
+    features = np.repeat(video_features, frames, axis=0)
+    labels = np.repeat(video_labels, frames)
+    groups = np.repeat([f"/d/{i}.mp4" for i in range(videos)], frames)
+    scores, folds = cross_validated_scores(features, labels, groups, "knn", folds=5, n_neighbors=1)
+    assert folds == 5 and roc_auc_score(labels, scores) < 0.8
+    leaky, _ = cross_validated_scores(features, labels, np.arange(labels.size), "knn", folds=5, n_neighbors=1)
+    assert roc_auc_score(labels, leaky) > 0.95
