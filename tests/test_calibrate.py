@@ -70,6 +70,14 @@ def test_calibrate_fpr_changes_threshold_and_pipeline_uses_it(setup):
     real_labels = {classify(p)[0]["label"] for p, y in zip(paths, labels2) if y == 0}
     assert real_labels == {"real"}
 
+    # predict's Detector reads the same stored values: same probabilities, labels by the new threshold
+    from deepfake_hf.inference import Detector
+
+    results = Detector.from_pretrained(str(model_dir), device="cpu")(list(paths))
+    assert [r["fake_probability"] for r in results] == pytest.approx(probabilities.tolist(), abs=1e-5)
+    assert [r["label"] for r in results] == ["fake" if p >= after["threshold"] else "real" for p in probabilities]
+    assert {r["label"] for r, y in zip(results, labels2) if y == 0} == {"real"}
+
 
 def test_calibrate_eer_cli(setup, capsys):
     from deepfake_hf.cli import main
