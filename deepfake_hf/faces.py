@@ -17,6 +17,7 @@ is the DFDC winner's plain box crop with a relative margin (30%).
 import importlib.util
 import math
 import os
+import threading
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -85,8 +86,18 @@ class DlibFaceDetector:
         self.min_score = min_score
         five_points_from_68(np.zeros((68, 2)), keypoints)  # validate the name early
         self.keypoints = keypoints
-        self._detector = dlib.get_frontal_face_detector()
-        self._predictor = dlib.shape_predictor(_dlib_model_path("shape_predictor_68_face_landmarks.dat"))
+        self._predictor_path = _dlib_model_path("shape_predictor_68_face_landmarks.dat")
+        # dlib releases the GIL but its detector and predictor are not safe to share between threads
+        # (concurrent calls gave different faces, and once heap corruption): one pair per thread.
+        self._local = threading.local()
+        self._models()
+
+    def _models(self):
+        local = self._local
+        if not hasattr(local, "detector"):
+            local.detector = self._dlib.get_frontal_face_detector()
+            local.predictor = self._dlib.shape_predictor(self._predictor_path)
+        return local.detector, local.predictor
 
     def detect(self, image):
         """Faces in a PIL image (RGB), largest first."""
@@ -108,13 +119,13 @@ class DlibFaceDetector:
                 min(float(height), (rect.bottom() + 1) / factor),
             )
             full_rect = self._dlib.rectangle(*(int(round(v)) for v in box))
-            shape = self._predictor(rgb, full_rect)
+            shape = self._models()[1](rgb, full_rect)
             points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], dtype=np.float64)
             faces.append(Face(box=box, score=float(score), landmarks=five_points_from_68(points, self.keypoints)))
         return sorted(faces, key=lambda face: face.area, reverse=True)
 
     def _run(self, pixels, upsample):
-        rects, scores, _ = self._detector.run(pixels, upsample, 0.0)
+        rects, scores, _ = self._models()[0].run(pixels, upsample, 0.0)
         best = max(scores, default=0.0)
         # A weak detection is kept when it is the frame's best (a profile face scores low); beside a
         # stronger face it is most likely a false positive (hands, patterns).
