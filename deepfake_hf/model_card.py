@@ -30,10 +30,11 @@ TABLE_METRICS = {
     "ap": "AP",
     "accuracy": "Accuracy",
     "balanced_accuracy": "Balanced acc.",
-    "f1": "F1",
-    "log_loss": "Log loss",
-    "ece": "ECE",
 }
+# Probability-quality metrics of the test sets, shown with the threshold and calibration.
+CALIBRATION_METRICS = {"log_loss": "Log loss", "brier": "Brier", "ece": "ECE"}
+# Trainer bookkeeping in val_metrics.json that is not a metric of the model.
+VALIDATION_SKIP = ("runtime", "samples_per_second", "steps_per_second", "epoch")
 LEVELS = ("frame", "video")
 # Recipe keys that never go into the card's training table (the published numbers live in `reference`:
 # they are not this run's, so the card does not repeat them).
@@ -246,7 +247,7 @@ def evaluation_section(metrics):
          for name, level, values in rows],
     ))
     if any("ci" in values for values in level_dicts):
-        parts.append("Intervals in brackets are the bootstrap confidence intervals computed by the evaluation.")
+        parts.append("Intervals in parentheses are the bootstrap confidence intervals computed by the evaluation.")
     notes = ["Frame metrics score every frame or image."]
     if any(level == "video" for _, level, _ in rows):
         notes.append("Video metrics average the frame probabilities of each video (grouped by the full source path).")
@@ -261,7 +262,8 @@ def evaluation_section(metrics):
                 values = (by_level or {}).get(level)
                 if values:
                     method_rows.append((set_name, method, level, values))
-    if method_rows:
+    # One method per test set repeats the overall rows: the table only helps when there are several.
+    if any(len((levels or {}).get("per_method") or {}) > 1 for levels in test_sets.values()):
         columns = _present_metrics([row[3] for row in method_rows], TABLE_METRICS)
         parts.append("### Per manipulation method")
         parts.append(_table(
@@ -309,6 +311,14 @@ def calibration_section(config, metrics):
     else:
         lines.append("The threshold and temperature of the detector are folded into this checkpoint's classifier: "
                      "the `fake` score crosses 0.5 exactly at the decision threshold.")
+    rows = [(name, level, values) for name, levels in ((metrics or {}).get("test_sets") or {}).items()
+            for level in LEVELS if (values := (levels or {}).get(level))]
+    columns = _present_metrics([values for _, _, values in rows], CALIBRATION_METRICS)
+    if columns:
+        lines.append("Quality of the probabilities on the test sets (lower is better):")
+        lines.append(_table(["Test set", "Level"] + [CALIBRATION_METRICS[key] for key in columns],
+                            [[name, level] + [_with_interval(values, key) if key in values else "–" for key in columns]
+                             for name, level, values in rows]))
     calibration = (metrics or {}).get("calibration") or {}
     if calibration:
         lines.append("Calibration measured by the evaluation:")
@@ -319,8 +329,9 @@ def calibration_section(config, metrics):
 def training_section(recipe, run_path):
     parts = []
     if recipe:
+        skip = RECIPE_SKIP_KEYS + (() if (recipe.get("tuning") or {}).get("method") == "lora" else ("tuning.lora",))
         rows = [(key, value) for key, value in _flatten(recipe)
-                if not any(key == skip or key.startswith(skip + ".") for skip in RECIPE_SKIP_KEYS)]
+                if not any(key == prefix or key.startswith(prefix + ".") for prefix in skip)]
         rows = [(key, json.dumps(value) if isinstance(value, (list, dict)) else value) for key, value in rows]
         parts.append("The resolved training recipe (`deepfake-hf train` re-runs it):")
         parts.append(_table(["Setting", "Value"], [[f"`{k}`", f"`{v}`"] for k, v in rows]))
@@ -329,7 +340,8 @@ def training_section(recipe, run_path):
     validation = run_path / "val_metrics.json" if run_path is not None else None
     if validation is not None and validation.is_file():
         values = _read_json(validation)
-        numeric = [(k.removeprefix("eval_"), v) for k, v in _flatten(values) if isinstance(v, (int, float))]
+        numeric = [(k.removeprefix("eval_"), v) for k, v in _flatten(values)
+                   if isinstance(v, (int, float)) and not k.removeprefix("eval_").endswith(VALIDATION_SKIP)]
         if numeric:
             parts.append("Validation metrics of the selected checkpoint (the validation split chose it; test sets "
                          "were not used in training):")
@@ -350,7 +362,7 @@ def hardware_section(run_path):
     if state.get("global_step"):
         facts.append(f"{state['global_step']} optimisation steps")
     if state.get("epoch"):
-        facts.append(f"{_number(float(state['epoch']))} epochs")
+        facts.append(f"{float(state['epoch']):g} epochs")
     if state.get("train_batch_size"):
         facts.append(f"batch size {state['train_batch_size']} per device")
     for key in ("hardware", "device"):
@@ -409,8 +421,10 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
 
     remote_code = config.get("model_type") == "deepfake_detector"
     backbone_type = (config.get("backbone_config") or {}).get("model_type") or config.get("model_type")
-    repo_id = repo_id or model_path.resolve().name
-    model_name = repo_id.split("/")[-1]
+    # Without a Hub id the snippets load the local folder; the model-index name is the run's (not "model").
+    local_name = run_path.name if (run_path is not None and model_path.name == "model") else model_path.resolve().name
+    model_name = repo_id.split("/")[-1] if repo_id else local_name
+    repo_id = repo_id or str(model_path)
     results = eval_results(metrics, model_name)
     base_model = _base_model(config, recipe, source)
 
