@@ -319,9 +319,13 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
         columns["video"] = video_keys(columns["path"], columns["group"])
         margins = score_dataset(scored, dataset, batch_size, description=name)
         scores = scored.probabilities(margins)
-        result["test_sets"][name] = test_set_metrics(
-            columns["label"], scores, columns["video"], columns["method"], scored.threshold, aggregation,
-            n_resamples, seed, **aggregation_options)
+        try:
+            result["test_sets"][name] = test_set_metrics(
+                columns["label"], scores, columns["video"], columns["method"], scored.threshold, aggregation,
+                n_resamples, seed, **aggregation_options)
+        except ValueError as error:  # e.g. one video's frames labelled both real and fake
+            result.setdefault("errors", {})[name] = f"{test_sets[name]}: {error}"
+            continue
         curves[name] = (np.asarray(columns["label"]), scores)
         rows.extend(zip([name] * len(scores), columns["path"], columns["group"], columns["video"], columns["frame"],
                         columns["label"], columns["method"], scores.tolist()))
@@ -334,6 +338,8 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
                     score_dataset(scored, dataset, batch_size, perturbation, description=f"{name} {key}"))
                 robustness[name][key] = _robustness_entry(columns, perturbed, scored.threshold, aggregation,
                                                           aggregation_options)
+    if not result["test_sets"]:
+        raise EvaluationError("; ".join(result["errors"].values()))
     if robustness:
         result["robustness"] = robustness
 

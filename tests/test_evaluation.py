@@ -137,6 +137,15 @@ def test_cli_evaluate_exit_codes(model_dir, data, tmp_path, capsys):
     assert list(json.loads((tmp_path / "partial" / "metrics.json").read_text())["test_sets"]) == ["stills"]
     assert main(["evaluate", str(model_dir), str(data / "stills"), "--out", str(tmp_path / "x"),
                  "--perturb", "jpeg:500"]) == 1
+    # a manifest whose video has frames labelled both ways: that set is reported, not a traceback
+    manifest = tmp_path / "mixed.csv"
+    frames = sorted((data / "videos" / "real" / "m1" / "clip").glob("*.png"))
+    manifest.write_text("path,label,group\n" + "".join(f"{p},{'real' if i else 'fake'},clip\n"
+                                                         for i, p in enumerate(frames)))
+    code = main(["evaluate", str(model_dir), str(data / "stills"), str(manifest), "--out", str(tmp_path / "mixed"),
+                 "--bootstrap", "0", "--no-plots"])
+    err = capsys.readouterr().err
+    assert code == 2 and "both labels" in err and "Traceback" not in err
 
 
 def test_perturbations():
