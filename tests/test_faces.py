@@ -189,3 +189,19 @@ def test_dlib_on_real_videos_and_contact_sheet(shared_media):
         sheet.paste(tile.resize((128, 128)), (128 * (i % columns), 128 * (i // columns)))
     sheet.save(ARTIFACTS / "aligned_faces.png")
     assert Path(ARTIFACTS / "aligned_faces.png").stat().st_size > 10_000
+
+
+@needs_dlib
+def test_dlib_detector_is_safe_across_threads(shared_media):
+    """Workers share one detector object; results must not depend on thread interleaving."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    videos = sorted((shared_media / "videos").rglob("*.mp4"))[:2]
+    frames = [frame.resize((frame.width // 2, frame.height // 2)) for path in videos
+              for frame in real_video_frames(path, 8)]
+    detector = get_face_detector("dlib")
+    sequential = [[face.box for face in detector.detect(frame)] for frame in frames]
+    with ThreadPoolExecutor(2) as pool:
+        for _ in range(2):
+            threaded = [[face.box for face in faces] for faces in pool.map(detector.detect, frames)]
+            assert threaded == sequential

@@ -248,3 +248,20 @@ def test_video_logits_respect_threshold_once():
     mean = frame_probability.mean().item()
     expected = 1 / (1 + math.exp(-(math.log(mean / (1 - mean)) - math.log(0.3 / 0.7))))
     assert video_score.item() == pytest.approx(expected, abs=1e-5)
+
+
+def test_native_export_gives_the_same_labels(tmp_path):
+    from deepfake_hf import export_native
+
+    tiny_detector("vit", threshold=0.3, calibration_temperature=1.5).save_pretrained(tmp_path / "model")
+    export_native(tmp_path / "model", tmp_path / "native")
+    paths = [write_image(tmp_path / f"{i}.png", seed=i) for i in range(4)]
+    ours = Detector.from_pretrained(tmp_path / "model", progress=False)(paths)
+    native = Detector.from_pretrained(tmp_path / "native", progress=False)(paths)
+    assert type(Detector.from_pretrained(tmp_path / "native").model).__name__ == "ViTForImageClassification"
+    assert [r["label"] for r in ours] == [r["label"] for r in native]
+    # The stock class has the threshold folded into its head: its score is the threshold-centred one.
+    for a, b in zip(ours, native):
+        centred = 1 / (1 + math.exp(-(math.log(a["fake_probability"] / (1 - a["fake_probability"]))
+                                      - math.log(0.3 / 0.7))))
+        assert b["fake_probability"] == pytest.approx(centred, abs=1e-4)
