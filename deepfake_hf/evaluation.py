@@ -198,7 +198,8 @@ def parse_perturbations(items):
     for item in items or ():
         kind, sep, values = str(item).partition(":")
         if kind not in PERTURBATIONS or not sep:
-            raise EvaluationError(f"--perturb {item!r}: expected KIND:V1,V2 with KIND one of {', '.join(PERTURBATIONS)}")
+            raise EvaluationError(f"--perturb {item!r}: expected KIND:V1,V2 with KIND one of "
+                                  f"{', '.join(PERTURBATIONS)}")
         for value in values.split(","):
             try:
                 strength = float(value)

@@ -94,7 +94,8 @@ def test_evaluate_writes_every_output(model_dir, data, tmp_path):
     assert video["n"] == 4 and video["auroc"] == pytest.approx(binary_metrics(v_labels, v_scores)["auroc"])
     assert set(saved["test_sets"]["videos"]["per_method"]) == {"m1", "m2"}
     assert set(saved["robustness"]["videos"]) == {"clean", "jpeg:50", "blur:1", "blur:2"}
-    assert saved["robustness"]["videos"]["clean"]["auroc"] == pytest.approx(saved["test_sets"]["videos"]["frame"]["auroc"])
+    clean = saved["robustness"]["videos"]["clean"]
+    assert clean["auroc"] == pytest.approx(saved["test_sets"]["videos"]["frame"]["auroc"])
 
     report = (out / "report.md").read_text()
     table = [line for line in report.splitlines() if line.startswith("| stills") or line.startswith("| videos")]

@@ -17,7 +17,7 @@ from deepfake_hf.probes import (
     run_probe,
 )
 
-from .conftest import TINY_BACKBONES, tiny_detector, write_image
+from .conftest import TINY_BACKBONES, tiny_detector
 
 
 @pytest.fixture(autouse=True)
