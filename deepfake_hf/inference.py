@@ -24,6 +24,7 @@ longest-tracked one) so a one-frame false detection does not decide a video.
 
 import math
 import os
+import threading
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -123,24 +124,42 @@ class Detector:
         from tqdm.auto import tqdm
 
         items = self._items(inputs)
-        bar = tqdm(total=len(items), unit="file", desc="scoring", disable=self._progress_disabled(items))
+        # Progress in frames, so one long video moves the bar too: each file is budgeted its expected
+        # frame count (num_frames for videos, 1 for images), ticked as frames decode and topped up when done.
+        budget = [self.num_frames if media_kind(name) == "video" else 1 for name, _ in items]
+        bar = tqdm(total=sum(budget), unit="frame", desc=f"scoring {len(items)} files",
+                   disable=self._progress_disabled(items))
+        ticks = [0] * len(items)
+        lock = threading.Lock()
+
+        def ticker(position):
+            def tick():
+                with lock:
+                    if ticks[position] < budget[position]:
+                        ticks[position] += 1
+                        bar.update(1)
+
+            return tick
+
         pending = deque()  # files prepared (or failed), in input order, waiting for their scores
-        queue = []  # (file record, crop index, pixel row) not yet scored
+        queue = []  # (file record, crop index) not yet scored
         with ThreadPoolExecutor(self.workers, thread_name_prefix="deepfake-hf") as pool, torch.inference_mode():
             futures = deque()
-            source = iter(items)
+            source = iter(enumerate(items))
             prefetch = 2 * self.workers
 
             def refill():
-                for name, item in source:
-                    futures.append(pool.submit(self._prepare, name, item))
+                for position, (name, item) in source:
+                    futures.append((position, pool.submit(self._prepare, name, item, ticker(position))))
                     if len(futures) >= prefetch:
                         break
 
             refill()
             while futures or pending:
                 if futures:
-                    record = futures.popleft().result()
+                    position, future = futures.popleft()
+                    record = future.result()
+                    record["position"] = position
                     refill()
                     pending.append(record)
                     for index in range(len(record.get("crops", ()))):
@@ -156,7 +175,9 @@ class Detector:
                 # Hand out every leading file whose crops are all scored.
                 while pending and pending[0]["unscored"] == 0:
                     record = pending.popleft()
-                    bar.update(1)
+                    with lock:
+                        bar.update(budget[record["position"]] - ticks[record["position"]])
+                        ticks[record["position"]] = budget[record["position"]]
                     yield self._finish(record, frame_scores)
         bar.close()
 
@@ -186,13 +207,13 @@ class Detector:
         return items
 
     # ---------------------------------------------------------------------------------- worker threads
-    def _prepare(self, name, source):
+    def _prepare(self, name, source, tick=None):
         """Decode, find faces, crop, preprocess (runs in a worker thread). Never raises for a bad file."""
         kind = media_kind(source) if isinstance(source, (str, os.PathLike)) and not is_url(source) else None
         record = {"path": name, "kind": kind, "frames": 0, "faces": None, "note": None, "error": None,
                   "crops": [], "owners": [], "unscored": 0, "scores": None}
         try:
-            frames, record["kind"] = self._load(name, source)
+            frames, record["kind"] = self._load(name, source, tick)
             crops, owners, faces, note = self._crops(frames)
             pixel_values = self.image_processor(images=crops, return_tensors="pt")["pixel_values"]
         except MediaError as error:
@@ -206,7 +227,7 @@ class Detector:
                       unscored=len(owners), scores=[None] * len(owners))
         return record
 
-    def _load(self, name, source):
+    def _load(self, name, source, tick=None):
         if not isinstance(source, (str, os.PathLike)):
             return [open_image(source)], "image"
         if is_url(source):
@@ -219,7 +240,7 @@ class Detector:
             raise MediaError(name, f"unsupported file type {suffix}; expected an image "
                                    f"({' '.join(IMAGE_EXTENSIONS)}) or a video ({' '.join(VIDEO_EXTENSIONS)})")
         if kind == "video" or is_animated(source):
-            return read_video_frames(source, self.num_frames), kind
+            return read_video_frames(source, self.num_frames, on_frame=tick), kind
         return [open_image(source)], "image"
 
     def _crops(self, frames):

@@ -315,12 +315,13 @@ def _video_packets(av, container, path):
     return stream, packets
 
 
-def read_video_frames(path, num_frames=32):
+def read_video_frames(path, num_frames=32, on_frame=None):
     """`num_frames` RGB `PIL.Image` frames spread evenly over the whole video, in order.
 
     Frames repeat when the video is shorter than `num_frames`. Animated images (GIF, WebP, APNG)
     are sampled the same way. Raises `MediaError` (one line, naming the file) for a missing,
     empty or broken file, a container with no video stream, or a video with no decodable frame.
+    `on_frame()`, if given, is called as each distinct sampled frame is decoded (for progress bars).
     """
     if num_frames < 1:
         raise ValueError(f"num_frames: {num_frames} must be >= 1")
@@ -334,7 +335,7 @@ def read_video_frames(path, num_frames=32):
         pts = [p for p, _ in packets]
         wanted = sorted(set(pts[i] for i in _sample_indices(pts, num_frames)))
         keyframes = [p for p, key in packets if key] or [pts[0]]
-        decoded = _decode_at(av, container, stream, wanted, keyframes, path)
+        decoded = _decode_at(av, container, stream, wanted, keyframes, path, on_frame)
     if not decoded:
         raise MediaError(path, "no decodable video frames")
     # Every wanted pts maps to the decoded frame nearest before it (or the first one).
@@ -347,7 +348,7 @@ def read_video_frames(path, num_frames=32):
     return frames
 
 
-def _decode_at(av, container, stream, wanted, keyframes, path):
+def _decode_at(av, container, stream, wanted, keyframes, path, on_frame=None):
     """Decode the frames whose pts are in `wanted` (sorted): {pts: PIL image}.
 
     Seeks to the keyframe before the next wanted frame when that keyframe lies beyond the frame
@@ -356,6 +357,8 @@ def _decode_at(av, container, stream, wanted, keyframes, path):
     """
 
     def image_of(frame):
+        if on_frame is not None:
+            on_frame()
         return _rotate(frame.to_image(), frame.rotation)
 
     decoded = {}

@@ -265,3 +265,10 @@ def test_native_export_gives_the_same_labels(tmp_path):
         centred = 1 / (1 + math.exp(-(math.log(a["fake_probability"] / (1 - a["fake_probability"]))
                                       - math.log(0.3 / 0.7))))
         assert b["fake_probability"] == pytest.approx(centred, abs=1e-4)
+
+
+def test_progress_counts_video_frames_as_they_decode(model_dir, tmp_path, capsys):
+    video = write_video(tmp_path / "long.mp4", frames=40)
+    Detector.from_pretrained(model_dir, num_frames=8, progress=True)([video, write_image(tmp_path / "a.png")])
+    err = capsys.readouterr().err
+    assert "9/9" in err and "frame" in err  # 8 video frames + 1 image

@@ -241,3 +241,10 @@ def test_real_videos_decode_to_requested_count(shared_media):
         assert all(frame.mode == "RGB" and min(frame.size) >= 240 for frame in frames)
         # Sampled frames differ (a stuck decoder would repeat one frame).
         assert len({frame.tobytes()[::997] for frame in frames}) > 4, path
+
+
+def test_on_frame_called_per_decoded_frame(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", frames=20)
+    calls = []
+    read_video_frames(path, 5, on_frame=lambda: calls.append(1))
+    assert len(calls) == 5
