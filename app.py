@@ -98,7 +98,7 @@ class DeepfakeDemo:
         if not self.model_id:
             return _message(NO_MODEL_MESSAGE), None, None, None
         if not image_path:
-            return _message("Upload an image first."), None, None, None
+            return "Upload an image first.", None, None, None
         try:
             return self._run(self._analyse_image, image_path)
         except Exception as error:  # anything unexpected is still answered on the page
@@ -149,7 +149,7 @@ class DeepfakeDemo:
         if not self.model_id:
             return _message(NO_MODEL_MESSAGE), None, None, []
         if not video_path:
-            return _message("Upload a video first."), None, None, []
+            return "Upload a video first.", None, None, []
         try:
             return self._run(self._analyse_video, video_path)
         except Exception as error:
@@ -289,10 +289,10 @@ def build_demo(model_id=None, faces=None):
         with gr.Tab("Video"):
             with gr.Row():
                 with gr.Column():
-                    video_in = _tolerate_bad_uploads(gr.Video(sources=["upload"], label="Video"))
-                    video_button = gr.Button("Analyse video", variant="primary")
+                    video_in = _tolerate_bad_uploads(gr.Video(sources=["upload"], label="Video", elem_id="video-input"))
+                    video_button = gr.Button("Analyse video", variant="primary", elem_id="video-button")
                 with gr.Column():
-                    video_verdict = gr.Markdown(elem_classes="verdict")
+                    video_verdict = gr.Markdown(elem_classes="verdict", elem_id="video-verdict")
                     video_bar = gr.Label(num_top_classes=2, label="Probability")
             video_plot = gr.LinePlot(x="frame", y="fake probability", y_lim=[0, 1],
                                      label="Fake probability per sampled frame")
