@@ -55,8 +55,9 @@ class HubError(Exception):
 
 
 class FakeHub:
-    def __init__(self, tokens=None, orgs=None, host="127.0.0.1", port=0):
+    def __init__(self, tokens=None, orgs=None, read_only_tokens=(), host="127.0.0.1", port=0):
         self.tokens = dict(tokens or {"hf_test_token": "tester"})  # token -> user name
+        self.read_only_tokens = set(read_only_tokens)  # tokens that may read but never write
         self.orgs = dict(orgs or {})  # user -> [organisation names]
         self.repos = {}  # (repo_type, repo_id) -> Repo
         self.blobs = {}  # key -> bytes
@@ -171,12 +172,18 @@ class _Handler(BaseHTTPRequestHandler):
     def _namespaces(self, user):
         return {user, *self.hub.orgs.get(user, [])} if user else set()
 
+    def _check_write_token(self):
+        if self.headers.get("Authorization", "").removeprefix("Bearer ") in self.hub.read_only_tokens:
+            raise HubError(403, "This token has read-only access; a write token is needed")
+
     def _repo(self, repo_type, repo_id, write=False):
         user = self._user(required=write)
         repo = self.hub.repos.get((repo_type, repo_id))
         readable = repo is not None and (not repo.private or repo_id.split("/")[0] in self._namespaces(user))
         if not readable:
             raise HubError(404, "Repository Not Found", "RepoNotFound")
+        if write:
+            self._check_write_token()
         if write and repo_id.split("/")[0] not in self._namespaces(user):
             raise HubError(403, f"You don't have the rights to write to {repo_id}")
         return repo
@@ -277,11 +284,14 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {
             "type": "user", "name": user, "fullname": user.title(),
             "orgs": [{"name": org, "type": "org"} for org in self.hub.orgs.get(user, [])],
-            "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "write"}},
+            "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": "read" if (
+                self.headers.get("Authorization", "").removeprefix("Bearer ") in self.hub.read_only_tokens)
+                else "write"}},
         })
 
     def _create(self):
         user = self._user(required=True)
+        self._check_write_token()
         payload = json.loads(self._body() or b"{}")
         namespace = payload.get("organization") or user
         repo_type = payload.get("type") or "model"

@@ -15,7 +15,8 @@ METRICS = {"model": "m", "test_sets": {"FF++": {"frame": {"auroc": 0.6125, "eer"
 
 @pytest.fixture(scope="module")
 def hub():
-    with FakeHub(tokens={"hf_alice": "alice", "hf_bob": "bob"}, orgs={"alice": ["alice-lab"]}) as running:
+    with FakeHub(tokens={"hf_alice": "alice", "hf_bob": "bob", "hf_alice_read": "alice"}, orgs={"alice": ["alice-lab"]},
+                 read_only_tokens={"hf_alice_read"}) as running:
         yield running
 
 
@@ -147,6 +148,12 @@ def test_clear_one_line_errors(hub_env, run_dir, monkeypatch, capsys):
     assert push(run_dir, "--repo-id", "alice/x") == 1
     err = capsys.readouterr().err
     assert "401" in err and "invalid or expired" in err and len(err.strip().splitlines()) == 1
+
+    monkeypatch.setenv("HF_TOKEN", "hf_alice_read")  # a read-only token: the Hub answers 403
+    assert push(run_dir, "--repo-id", "alice/x") == 1
+    err = capsys.readouterr().err
+    (line,) = [line for line in err.splitlines() if "deepfake-hf push: error:" in line]  # progress bars aside
+    assert "permission denied (403 Forbidden)" in line and "read-only" in line
 
     monkeypatch.setenv("HF_TOKEN", "hf_alice")
     hub_env.create_repo("bob/theirs")
