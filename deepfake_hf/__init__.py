@@ -23,11 +23,16 @@ _registered = False
 
 
 def register():
-    """Register the detector with AutoConfig, AutoModelFor{Image,Video}Classification, AutoVideoProcessor (idempotent)."""
+    """Register with AutoConfig, AutoModelFor{Image,Video}Classification and AutoVideoProcessor (idempotent)."""
     global _registered
     if _registered:
         return
-    from transformers import AutoConfig, AutoModelForImageClassification, AutoModelForVideoClassification, AutoVideoProcessor
+    from transformers import (
+        AutoConfig,
+        AutoModelForImageClassification,
+        AutoModelForVideoClassification,
+        AutoVideoProcessor,
+    )
 
     from .configuration_deepfake import DeepfakeDetectorConfig
     from .modeling_deepfake import (

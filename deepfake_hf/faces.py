@@ -80,7 +80,8 @@ class DlibFaceDetector:
         try:
             import dlib
         except ImportError:
-            raise ImportError("the dlib face detector needs the faces extra: pip install 'deepfake-hf[faces]'") from None
+            raise ImportError("the dlib face detector needs the faces extra: "
+                              "pip install 'deepfake-hf[faces]'") from None
         self._dlib = dlib
         self.detect_size = detect_size
         self.min_score = min_score
@@ -105,7 +106,8 @@ class DlibFaceDetector:
         factor = min(1.0, self.detect_size / max(rgb.shape[:2])) if self.detect_size else 1.0
         small = rgb
         if factor < 1.0:
-            small = np.asarray(image.convert("RGB").resize((round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))))
+            small_size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
+            small = np.asarray(image.convert("RGB").resize(small_size))
         rects, scores = self._run(small, upsample=0)
         if not rects:
             rects, scores = self._run(small, upsample=1)
@@ -162,7 +164,8 @@ def five_points_from_68(points, convention="deepfakebench"):
 
 
 def dlib_available():
-    return importlib.util.find_spec("dlib") is not None and importlib.util.find_spec("face_recognition_models") is not None
+    find = importlib.util.find_spec
+    return find("dlib") is not None and find("face_recognition_models") is not None
 
 
 def get_face_detector(name="auto", **options):

@@ -310,7 +310,8 @@ class Detector:
 
     def _finish(self, record, frame_scores):
         result = {"path": record["path"], "kind": record["kind"], "label": None, "fake_probability": None,
-                  "frames": record["frames"] if record["error"] is None else None, "faces": record["faces"], "note": record["note"], "error": record["error"]}
+                  "frames": record["frames"] if record["error"] is None else None, "faces": record["faces"],
+                  "note": record["note"], "error": record["error"]}
         if record["error"] is None:
             per_person = {}
             for (frame_index, person), score in zip(record["owners"], record["scores"]):
@@ -414,7 +415,9 @@ def _table(results):
     for result in results:
         name = os.path.relpath(result["path"], root) if root else result["path"]
         if result["error"] is not None:
-            problem = result["error"][len(result["path"]) + 2:] if result["error"].startswith(result["path"]) else result["error"]
+            problem = result["error"]
+            if problem.startswith(result["path"] + ": "):
+                problem = problem[len(result["path"]) + 2:]
             rows.append((name, result["kind"] or "-", "ERROR", "-", "-", "-", problem))
             continue
         faces = "-" if result["faces"] is None else str(result["faces"])

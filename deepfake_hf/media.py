@@ -116,7 +116,8 @@ def _to_rgb(image):
 def _check_size(image, path):
     width, height = image.size
     if min(width, height) < MIN_IMAGE_SIDE:
-        raise MediaError(path, f"image is {width}x{height} pixels; at least {MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE} is needed")
+        minimum = f"{MIN_IMAGE_SIDE}x{MIN_IMAGE_SIDE}"
+        raise MediaError(path, f"image is {width}x{height} pixels; at least {minimum} is needed")
 
 
 def _bomb_message():
@@ -133,7 +134,7 @@ def _open_pil(path):
     path = _check_file(path)
     try:
         return Image.open(path)
-    except Image.DecompressionBombError as error:
+    except Image.DecompressionBombError:
         raise MediaError(path, _bomb_message()) from None
     except UnidentifiedImageError:
         raise MediaError(path, "not a readable image (unknown or corrupt format)") from None
@@ -149,10 +150,11 @@ def _load_frame(image, path):
         image.load()
         oriented = ImageOps.exif_transpose(image)
         return _to_rgb(oriented if oriented is not None else image)
-    except Image.DecompressionBombError as error:
+    except Image.DecompressionBombError:
         raise MediaError(path, _bomb_message()) from None
     except (OSError, SyntaxError, ValueError, EOFError, MemoryError) as error:
-        problem = "truncated or corrupt image" if "truncat" in str(error).lower() or isinstance(error, (SyntaxError, EOFError)) else "cannot decode image"
+        truncated = "truncat" in str(error).lower() or isinstance(error, (SyntaxError, EOFError))
+        problem = "truncated or corrupt image" if truncated else "cannot decode image"
         raise MediaError(path, f"{problem} ({error})") from None
 
 

@@ -313,7 +313,9 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         if kwargs.get("is_main_process", True):
             image_processor = self.matching_image_processor()
             image_processor.save_pretrained(save_directory)
-            video_processor = DeepfakeVideoProcessor.from_image_processor(image_processor, num_frames=self.config.num_frames)
+            video_processor = DeepfakeVideoProcessor.from_image_processor(
+                image_processor, num_frames=self.config.num_frames
+            )
             video_processor.save_pretrained(save_directory)
 
 

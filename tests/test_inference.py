@@ -223,8 +223,9 @@ def test_video_classification_pipeline_in_fresh_process(model_dir, tmp_path):
 
 
 def test_video_processor_samples_evenly_and_rotates(model_dir, tmp_path):
-    from deepfake_hf import register
     from transformers import AutoVideoProcessor
+
+    from deepfake_hf import register
 
     register()
     processor = AutoVideoProcessor.from_pretrained(model_dir)
