@@ -450,8 +450,50 @@ def run_predict(args):
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
+# -------------------------------------------------------------------------------------------- bench
+def add_bench(subparsers):
+    parser = subparsers.add_parser(
+        "bench",
+        help="speed and memory benchmarks (inference, training, start-up) written as JSON",
+        description="Random weights of published encoder sizes; nothing is downloaded. Ratios are measured side by "
+        "side in one run. See the README's Performance section.",
+    )
+    kinds = parser.add_subparsers(dest="bench_kind", metavar="KIND", required=True)
+    inference = kinds.add_parser("inference", help="pipeline vs Detector vs raw forward, same weights")
+    inference.add_argument("--models", default="vit-b16,clip-b32", help="comma list of vit-b16, clip-b32")
+    inference.add_argument("--images", type=int, default=32, help="files scored per round")
+    inference.add_argument("--rounds", type=int, default=3)
+    inference.add_argument("--latency-images", type=int, default=10, help="files timed one by one at batch 1")
+    training = kinds.add_parser("training", help="LN-tuning vs full fine-tuning vs LoRA step time and memory")
+    training.add_argument("--model", default="vit-b16", choices=["vit-b16", "clip-b32"])
+    training.add_argument("--methods", default="ln_tuning,full,lora")
+    training.add_argument("--batch", type=int, default=8)
+    training.add_argument("--steps", type=int, default=3)
+    training.add_argument("--rounds", type=int, default=2)
+    training.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    startup = kinds.add_parser("startup", help="import and --help times, heavy modules imported")
+    startup.add_argument("--repeats", type=int, default=5)
+    for kind in (inference, training, startup):
+        kind.add_argument("--json", required=True, help="where to write the results")
+    parser.set_defaults(run=run_bench)
+
+
+def run_bench(args):
+    from . import benchmark
+
+    if args.bench_kind == "inference":
+        benchmark.run_inference_benchmark(args.json, args.models.split(","), args.images, args.rounds,
+                                          args.latency_images)
+    elif args.bench_kind == "training":
+        benchmark.run_training_benchmark(args.json, args.model, args.methods.split(","), args.batch, args.steps,
+                                         args.rounds, args.dtype)
+    else:
+        benchmark.run_startup_benchmark(args.json, args.repeats)
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------------- main
-COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_push, add_push_space, add_probe, add_explain, add_predict]
+COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_push, add_push_space, add_probe, add_explain, add_predict, add_bench]
 
 
 class _ArgumentParser(argparse.ArgumentParser):
