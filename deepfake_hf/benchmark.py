@@ -36,6 +36,9 @@ CONFIGS = {
     "clip-b32": dict(backbone_config=dict(model_type="clip_vision_model", hidden_size=768, num_hidden_layers=12,
                                           num_attention_heads=12, intermediate_size=3072, image_size=224,
                                           patch_size=32), pooling="mean"),
+    # for the benchmark's own smoke test
+    "tiny-vit": dict(backbone_config=dict(model_type="vit", hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                          intermediate_size=37, image_size=32, patch_size=8), pooling="cls"),
 }
 
 
@@ -129,7 +132,7 @@ def timed(function, *args, **kwargs):
     return time.perf_counter() - start
 
 
-def measure(name, images, rounds, latency_images, tmp):
+def measure(name, images, rounds, latency_images, tmp, peak_memory=True):
     custom, native = build_models(name, tmp)
     paths = write_images(tmp, images)
     import torch
@@ -174,7 +177,7 @@ def measure(name, images, rounds, latency_images, tmp):
             "c/d": throughput["c"] / throughput["d"],
         },
         "max_abs_score_difference_a_vs_c": float(np.max(np.abs(np.subtract(scores_a, scores_c)))),
-        "peak_rss_mb": {mode: peak_rss(name, mode, tmp) for mode in "abcd"},
+        "peak_rss_mb": {mode: peak_rss(name, mode, tmp) for mode in "abcd"} if peak_memory else None,
     }
 
 
@@ -201,11 +204,12 @@ def peak_rss(name, mode, tmp):
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def run_inference_benchmark(json_path, models=("vit-b16", "clip-b32"), images=32, rounds=3, latency_images=10):
+def run_inference_benchmark(json_path, models=("vit-b16", "clip-b32"), images=32, rounds=3, latency_images=10,
+                            peak_memory=True):
     results = {"benchmark": "inference", "machine": machine_description(), "command": " ".join(sys.argv), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name in models:
-            run = measure(name, images, rounds, latency_images, tmp)
+            run = measure(name, images, rounds, latency_images, tmp, peak_memory)
             results["runs"].append(run)
             print(f"{name}: images/s " + ", ".join(f"{m} {v:.2f}" for m, v in run["images_per_s"].items())
                   + " | " + ", ".join(f"{k} {v:.3f}" for k, v in run["ratios"].items()))
