@@ -2,31 +2,14 @@
 
 import csv
 
-import numpy as np
 import pytest
 
 from tests.app_server import running_app
 from tests.conftest import tiny_detector, write_image
+from tests.media_samples import write_video
 
 pytest.importorskip("gradio")
 pytest.importorskip("gradio_client")
-
-
-def write_video(path, frames=12, size=48, seed=0):
-    import av
-
-    rng = np.random.default_rng(seed)
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=8)
-        stream.width = stream.height = size
-        stream.pix_fmt = "yuv420p"
-        for _ in range(frames):
-            frame = av.VideoFrame.from_ndarray(rng.integers(0, 256, (size, size, 3), dtype=np.uint8), format="rgb24")
-            for packet in stream.encode(frame):
-                container.mux(packet)
-        for packet in stream.encode():
-            container.mux(packet)
-    return path
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +21,7 @@ def media(tmp_path_factory):
         "model": root / "model",
         "image": write_image(root / "photo.png", size=(64, 64), seed=2),
         "broken": root / "broken.png",
-        "video": write_video(root / "clip.mp4"),
+        "video": write_video(root / "clip.mp4", frames=12, size=(48, 48)),
         "big": write_image(root / "big.png", size=(900, 900), seed=3),  # ~2.4 MB of noise, over the 1mb limit
     }
 

@@ -6,7 +6,8 @@ import socket
 import pytest
 import yaml
 
-from tests.conftest import PIPELINE_SCORES, run_python, tiny_detector, write_image
+from tests.conftest import run_python, tiny_detector, write_image
+from tests.media_samples import write_video
 from tests.fake_hub import FakeHub
 
 METRICS = {"model": "m", "test_sets": {"FF++": {"frame": {"auroc": 0.6125, "eer": 0.4, "n": 8, "n_real": 4,
@@ -45,6 +46,22 @@ def run_dir(tmp_path_factory):
     return run
 
 
+# In a fresh process: scores of the Hub repo argv[1] for an image (and a video) through transformers' pipelines.
+HUB_SCORES = """
+import json, sys
+from transformers import pipeline
+options = json.loads(sys.argv[2])
+scores = {"image": pipeline("image-classification", model=sys.argv[1], **options)(sys.argv[3])}
+if len(sys.argv) > 4:
+    scores["video"] = pipeline("video-classification", model=sys.argv[1], **options)(sys.argv[4])
+print(json.dumps(scores))
+"""
+
+
+def as_dict(rows):
+    return {row["label"]: row["score"] for row in rows}
+
+
 def push(*args):
     from deepfake_hf.cli import main
 
@@ -76,14 +93,18 @@ def test_push_then_pipeline_from_fake_hub_in_fresh_process(hub_env, run_dir, tmp
     assert "trust_remote_code" not in native["README.md"].decode()
 
     image = write_image(tmp_path / "face.png", seed=5)
-    local = {row["label"]: row["score"] for row in pipeline("image-classification", model=str(run_dir / "model"))(
-        str(image))}
+    video = write_video(tmp_path / "clip.mp4", frames=6)
+    local_image = as_dict(pipeline("image-classification", model=str(run_dir / "model"))(str(image)))
+    local_video = as_dict(pipeline("video-classification", model=str(run_dir / "model"))(str(video)))
     env = fresh_env(hub_env, tmp_path)
-    remote_code = run_python(PIPELINE_SCORES, "alice/detector", image, json.dumps({"trust_remote_code": True}),
+    remote_code = run_python(HUB_SCORES, "alice/detector", json.dumps({"trust_remote_code": True}), image, video,
                              env=env)
-    native_scores = run_python(PIPELINE_SCORES, "alice/detector-native", image, "{}", env=env)
-    for result in (remote_code, native_scores):
-        scores = {row["label"]: row["score"] for row in json.loads(result.stdout.strip().splitlines()[-1])}
+    native_scores = run_python(HUB_SCORES, "alice/detector-native", "{}", image, env=env)
+    remote_code = json.loads(remote_code.stdout.strip().splitlines()[-1])
+    native_scores = json.loads(native_scores.stdout.strip().splitlines()[-1])
+    for scores, local in ((remote_code["image"], local_image), (native_scores["image"], local_image),
+                          (remote_code["video"], local_video)):
+        scores = as_dict(scores)
         assert scores.keys() == {"real", "fake"}
         for label, score in local.items():
             assert scores[label] == pytest.approx(score, abs=1e-5)
