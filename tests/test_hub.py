@@ -238,3 +238,19 @@ def test_stock_checkpoint_folder_is_published_as_is(run_dir, tmp_path):
     assert not any(name.endswith(".py") for name in files)
     assert (out / "model.safetensors").read_bytes() == (native / "model.safetensors").read_bytes()
     assert "trust_remote_code" not in (out / "README.md").read_text()
+
+
+def test_app_serves_a_model_from_the_hub(hub_env, run_dir, tmp_path):
+    """What a Space does: app.py with a Hub id (the package installed, so no remote code is needed)."""
+    from deepfake_hf.hub import push_model
+    from deepfake_hf.inference import Detector
+    from tests.conftest import PROJECT_ROOT
+
+    push_model(run_dir / "model", "alice/app-model", retry_wait=0)
+    image = write_image(tmp_path / "face.png", seed=6)
+    code = ("import json, sys, app; demo = app.DeepfakeDemo(sys.argv[1], faces='none'); "
+            "verdict, probabilities, _, _ = demo.analyse_image(sys.argv[2]); print(json.dumps(probabilities))")
+    env = {**fresh_env(hub_env, tmp_path), "PYTHONPATH": str(PROJECT_ROOT)}
+    probabilities = json.loads(run_python(code, "alice/app-model", image, env=env).stdout.strip().splitlines()[-1])
+    (expected,) = Detector.from_pretrained(str(run_dir / "model"), faces="none", progress=False)(str(image))
+    assert probabilities["fake"] == pytest.approx(expected["fake_probability"], abs=1e-5)
