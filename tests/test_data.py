@@ -56,7 +56,7 @@ def test_folder_source_columns_labels_groups_and_bad_file(folder, tmp_path, capl
     # Images decode to what was written (the JPEG's own bytes are kept, not re-encoded).
     from PIL import Image
 
-    stored = dataset[[i for i, r in enumerate(rows(dataset)) if r["path"].endswith("photo1.jpg")][0]]["image"]
+    stored = dataset[next(i for i, r in enumerate(rows(dataset)) if r["path"].endswith("photo1.jpg"))]["image"]
     assert np.array_equal(np.asarray(stored), np.asarray(Image.open(folder / "fake" / "photo1.jpg").convert("RGB")))
 
 

@@ -65,6 +65,21 @@ def test_landmark_hull_mask_follows_the_landmarks():
         face_mask((32, 32), 0, landmarks=[[1, 1], [1, 1]])
 
 
+def test_strength_and_blend_ratios():
+    face = textured_face()
+    _, full = self_blend(face, 0, blend_ratios=[1.0])
+    assert full.max() == pytest.approx(1.0)
+
+    def change(strength):
+        total = 0.0
+        for seed in range(8):
+            fake, mask = self_blend(face, seed, strength=strength, blend_ratios=[1.0])
+            total += np.abs(np.asarray(fake, float) - np.asarray(face, float))[mask > 0.9].mean()
+        return total / 8
+
+    assert change(0.0) < 1.0 < change(1.0) < change(2.0)  # strength 0: the pasted copy is the face itself
+
+
 def test_grayscale_faces_stay_gray():
     fake, _ = self_blend(textured_face(gray=True), 3)
     pixels = np.asarray(fake)
