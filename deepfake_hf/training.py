@@ -277,6 +277,8 @@ def training_arguments(recipe, output_dir, check_only=False):
     args.setdefault("report_to", "none")
     if not torch.cuda.is_available():
         args.setdefault("dataloader_pin_memory", False)
+        # Without use_cpu, Accelerate in a torchrun/accelerate-launched CPU process believes it is alone.
+        args.setdefault("use_cpu", True)
     args["remove_unused_columns"] = False
     if args.get("activation_checkpointing") or args.get("gradient_checkpointing"):
         # Reentrant checkpointing gives LayerNorm-only training zero gradients (frozen inputs).

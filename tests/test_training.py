@@ -211,7 +211,7 @@ def test_train_cli_on_a_folder_of_real_and_fake_images(tmp_path, capsys):
                  "--set", f"data.cache_dir={tmp_path / 'cache'}", "--set", "training.num_train_epochs=1"])
     assert code == 0
     stdout = capsys.readouterr().out
-    summary = json.loads(stdout[stdout.rindex("\n{") + 1:] if "\n{" in stdout else stdout)
+    summary = json.loads(stdout)  # with --json, stdout holds only the summary
     assert summary["global_step"] >= 1 and summary["model"] == str(tmp_path / "run" / "model")
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "val_metrics.json").is_file()
