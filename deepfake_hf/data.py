@@ -19,8 +19,9 @@ from any of:
   nesting (`fake/Deepfakes/000_003/0.png`) takes the first level as the method. A mapped label folder
   other than `real`/`fake` names the method itself.
 - a CSV or JSON-lines manifest with `path,label[,group][,method][,frame]` (`video_id`/`video` are
-  accepted for `group`); relative paths resolve against the manifest's folder; labels are
-  real/fake/0/1 or names mapped by `label_map`.
+  accepted for `group`); relative paths resolve against the manifest's folder; a path may be an
+  image, a video or a folder of one video's frames; labels are real/fake/0/1 or names mapped by
+  `label_map`.
 - video files anywhere in those: `num_frames` frames spread evenly over the video (media.py), and
   face crops when `faces` names a detector (faces.py).
 - DeepfakeBench's dataset JSON ({dataset: {label_name: {split: {[compression:] {video: {"label",
@@ -268,13 +269,22 @@ def _collect_manifest(manifest, label_map, num_frames):
         if label is None:
             problems.append((str(path), f"unknown label {row.get('label')!r} on {where} (use real, fake, 0 or 1)"))
             continue
+        group = str(row.get(group_field) or "").strip() if group_field else ""
+        method = str(row.get("method") or "").strip()
+        if path.is_dir():  # a folder of one video's frames
+            frames = sorted(p for p in path.iterdir() if not p.name.startswith(".") and _media_kind(p) == "image")
+            if not frames:
+                problems.append((str(path), f"folder has no images on {where}"))
+                continue
+            chosen = _frame_folder_entries(frames, label, group or str(path), method, num_frames)
+            entries.extend(chosen)
+            inputs.extend(Path(entry.path) for entry in chosen)
+            continue
         kind = _media_kind(path)
         if kind is None:
             problems.append((str(path), f"unsupported file type on {where}"))
             continue
         inputs.append(path)
-        group = str(row.get(group_field) or "").strip() if group_field else ""
-        method = str(row.get("method") or "").strip()
         frame = row.get("frame")
         try:
             frame = int(frame) if frame not in (None, "") else -1

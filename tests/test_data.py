@@ -104,6 +104,15 @@ def test_manifests_csv_and_jsonl(tmp_path, caplog):
     table = {Path(r["path"]).name: r for r in rows(load_source(jsonl, cache_dir=False, verbose=False))}
     assert (table["a.png"]["label"], table["a.png"]["group"], table["c.png"]["label"]) == (1, "v", 0)
 
+    # A row may name a folder of one video's frames: num_frames of them, grouped by the folder.
+    for k in range(6):
+        write_image(media / "clip" / f"{k:03d}.png", seed=k)
+    folder_manifest = media / "folders.csv"
+    folder_manifest.write_text("path,label\nclip,fake\nempty_dir,real\n")
+    (media / "empty_dir").mkdir()
+    table = rows(load_source(folder_manifest, num_frames=3, cache_dir=False, verbose=False))
+    assert [(r["frame"], r["group"], r["label"]) for r in table] == [(k, str(media / "clip"), 1) for k in (0, 2, 5)]
+
     # Labels mapped by label_map work in manifests too.
     mapped = media / "mapped.csv"
     mapped.write_text("path,label\na.png,original\nb.png,NeuralTextures\n")
