@@ -442,7 +442,7 @@ def _decode(collected, num_frames, faces, face_crop, face_size, writer, verbose)
 
     from .media import MediaError
 
-    counts = {"files": len(collected.entries), "rows": 0, "skipped": 0, "frames_without_face": 0,
+    counts = {"files": len(collected.entries) + len(collected.problems), "rows": 0, "skipped": 0, "frames_without_face": 0,
               "files_without_face": 0, "ignored_non_media": collected.ignored}
     for path, problem in collected.problems:
         logger.warning("skipping %s: %s", path, problem)
@@ -453,6 +453,10 @@ def _decode(collected, num_frames, faces, face_crop, face_size, writer, verbose)
             rows = _decode_entry(entry, num_frames, cropper, counts)
         except MediaError as error:
             logger.warning("skipping %s", error)
+            counts["skipped"] += 1
+            continue
+        except (OSError, ValueError, RuntimeError) as error:  # e.g. a face detector failing on one frame
+            logger.warning("skipping %s: %s", entry.path, " ".join(f"{type(error).__name__}: {error}".split()))
             counts["skipped"] += 1
             continue
         if not rows:
@@ -507,8 +511,8 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
         spec: a folder with real/ and fake/ (or mapped) subfolders, a .csv/.jsonl manifest, or a
             DeepfakeBench .json (append `#train`, `#val` or `#test` to read one split).
         label_map: folder or label names -> "real"/"fake"/0/1, e.g. {"original": "real", "Deepfakes": "fake"}.
-        faces: "none" keeps whole frames; "auto"/"dlib" crop the most prominent face of every frame
-            (frames without one are dropped and counted).
+        faces: "none" keeps whole frames; "dlib" crops the most prominent face of every frame
+            (frames without one are dropped and counted); "auto" is "dlib" when installed, else "none".
         num_frames: frames per video (video files, frame folders, DeepfakeBench videos); 0/None: all
             frames of frame folders (video files then give 32).
         cache_dir: where decoded rows are cached (default `default_cache_dir()`); False: no cache.
@@ -528,6 +532,14 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
         raise DataSourceError(f"faces: {faces!r} is not one of none, auto, dlib")
     if face_crop not in FACE_CROPS:
         raise DataSourceError(f"face_crop: {face_crop!r} is not one of {', '.join(FACE_CROPS)}")
+    if faces == "auto":
+        from .faces import dlib_available
+
+        # Resolved before hashing, so a cache of whole frames is not reused once dlib is installed.
+        faces = "dlib" if dlib_available() else "none"
+        if faces == "none":
+            logger.warning("faces='auto': no face detector installed (pip install 'deepfake-hf[faces]'); "
+                           "using whole frames")
     label_map = _normalise_label_map(label_map)
     kind, collected = _collect(spec, label_map, num_frames, compression, root)
     decode_options = {"num_frames": num_frames, "faces": faces, "face_crop": face_crop, "face_size": face_size}

@@ -330,3 +330,14 @@ def test_face_crops_from_shared_videos(shared_media, tmp_path, caplog):
     # An aligned crop is mostly face: skin-toned centre, unlike the whole 1280x720 studio frame.
     centre = np.asarray(dataset[0]["image"], dtype=float)[48:80, 48:80]
     assert centre[..., 0].mean() > centre[..., 2].mean()
+
+
+def test_auto_faces_without_a_detector_uses_whole_frames(folder, tmp_path, monkeypatch, caplog):
+    faces = pytest.importorskip("deepfake_hf.faces")
+    monkeypatch.setattr(faces, "dlib_available", lambda: False)
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+        auto = load_source(folder, faces="auto", cache_dir=tmp_path / "c", verbose=False)
+    plain = load_source(folder, faces="none", cache_dir=tmp_path / "c", verbose=False)
+    assert rows(auto) == rows(plain)
+    assert len(list((tmp_path / "c").iterdir())) == 1  # the same cache entry: "auto" resolved to "none"
+    assert any("no face detector installed" in r.getMessage() for r in caplog.records)
