@@ -393,7 +393,8 @@ class _FaceCropper:
 
 def _png_bytes(image):
     buffer = io.BytesIO()
-    image.save(buffer, format="PNG")
+    # Lossless either way; level 1 encodes full-HD frames ~3x faster than the default for ~10% more bytes.
+    image.save(buffer, format="PNG", compress_level=1)
     return buffer.getvalue()
 
 
