@@ -3,7 +3,7 @@
 Nothing is downloaded. Real faces come from public-domain photos that installed packages ship
 (scikit-image's astronaut, camera and LFW subset, matplotlib's Grace Hopper); fakes are self-blended
 images made from them (SBI, Shiohara and Yamasaki, CVPR 2022). Whole identities are held out for the
-validation (model selection) and test (evaluation) splits. The detector is a tiny ConvNeXt trained from
+validation (model selection) and test (evaluation) splits. The detector is a tiny ResNet trained from
 random initialisation (`recipes/quickstart.yaml`), because no pretrained weights can be fetched offline:
 it learns to spot self-blending artefacts on these few faces, which shows the whole pipeline works; it is
 not a useful detector of real-world deepfakes.
@@ -49,7 +49,8 @@ def run_quickstart(out_dir, overwrite=False, overrides=(), seed=0, n_resamples=2
     print("1/4 synthesising self-blended faces from packaged public-domain photos ...", flush=True)
     splits = make_sbi_dataset(out_dir=out / "data", seed=recipe.data.seed, **(recipe.data.sbi or {}))
 
-    print("2/4 training a tiny ConvNeXt from random init (selection on the validation identities) ...", flush=True)
+    family = recipe.model.architecture["model_type"]
+    print(f"2/4 training a tiny {family} from random init (selection on the validation identities) ...", flush=True)
     summary = train(recipe, out, datasets=DatasetDict(train=splits["train"], validation=splits["validation"]))
 
     print("3/4 evaluating on held-out identities ...", flush=True)
@@ -80,7 +81,7 @@ def run_quickstart(out_dir, overwrite=False, overrides=(), seed=0, n_resamples=2
         "sample_truth": "fake",
         "sample_prediction": {row["label"]: round(row["score"], 4) for row in prediction},
         "seconds": round(time.perf_counter() - started, 1),
-        "note": "tiny ConvNeXt trained from random init on self-blended fakes of a few packaged public-domain "
+        "note": f"tiny {family} trained from random init on self-blended fakes of a few packaged public-domain "
                 "faces; it shows the pipeline, not a real-world deepfake detector",
         "next": f'pipeline("image-classification", model="{out / "model"}", trust_remote_code=True)',
     }
