@@ -61,6 +61,9 @@ def test_upload_an_image_and_see_a_verdict(browser, tmp_path):
         page.get_by_text("Where the model looked").first.wait_for(timeout=10_000)
         page.wait_for_timeout(1000)  # let the label bar and images finish rendering
         page.screenshot(path=str(screenshot), full_page=True)
+        page.get_by_role("tab", name="About").click()  # the model summary and the limitations
+        page.get_by_text("signal for a human reviewer, never proof").wait_for(timeout=10_000)
+        assert "at least 0.5" in page.inner_text("body")
         page.close()
     assert screenshot.stat().st_size > 10_000
     print(f"screenshot: {screenshot}")
