@@ -471,9 +471,15 @@ def add_bench(subparsers):
     training.add_argument("--steps", type=int, default=3)
     training.add_argument("--rounds", type=int, default=2)
     training.add_argument("--dtype", default="fp32", choices=["fp32", "bf16"])
+    video = kinds.add_parser("video", help="video end to end (decode + faces + model) vs the model alone")
+    video.add_argument("videos", nargs="*", help="extra clips (e.g. ../shared/media/videos/ffpp/*/*.mp4)")
+    video.add_argument("--model", default="vit-b16", choices=["vit-b16", "clip-b32", "tiny-vit"])
+    video.add_argument("--frames", type=int, default=32)
+    video.add_argument("--batch", type=int, default=8)
+    video.add_argument("--no-generated", action="store_true", help="skip the generated 10 s 720p clip")
     startup = kinds.add_parser("startup", help="import and --help times, heavy modules imported")
     startup.add_argument("--repeats", type=int, default=5)
-    for kind in (inference, training, startup):
+    for kind in (inference, training, video, startup):
         kind.add_argument("--json", required=True, help="where to write the results")
     parser.set_defaults(run=run_bench)
 
@@ -487,6 +493,9 @@ def run_bench(args):
     elif args.bench_kind == "training":
         benchmark.run_training_benchmark(args.json, args.model, args.methods.split(","), args.batch, args.steps,
                                          args.rounds, args.dtype)
+    elif args.bench_kind == "video":
+        benchmark.run_video_benchmark(args.json, args.model, args.videos, args.frames, args.batch,
+                                      generated=not args.no_generated)
     else:
         benchmark.run_startup_benchmark(args.json, args.repeats)
     return EXIT_OK
