@@ -87,10 +87,14 @@ def features():
     )
 
 
+def cache_root():
+    """`$DEEPFAKE_HF_CACHE`, by default `~/.cache/deepfake_hf`: decoded datasets and probe features live below."""
+    return Path(os.environ.get("DEEPFAKE_HF_CACHE") or os.path.join("~", ".cache", "deepfake_hf")).expanduser()
+
+
 def default_cache_dir():
     """`$DEEPFAKE_HF_CACHE/datasets`, by default `~/.cache/deepfake_hf/datasets`."""
-    root = os.environ.get("DEEPFAKE_HF_CACHE") or os.path.join("~", ".cache", "deepfake_hf")
-    return Path(root).expanduser() / "datasets"
+    return cache_root() / "datasets"
 
 
 # ------------------------------------------------------------------------------------------- labels

@@ -17,7 +17,6 @@ them in the model's config.json, where the model applies them (pipeline, predict
 import csv
 import io
 import json
-import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from .metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
+from .modeling_deepfake import logit
 
 PERTURBATIONS = {
     # name: (what the strength is, whether a smaller value is a stronger perturbation, the unperturbed value)
@@ -71,19 +71,15 @@ class ScoredModel:
 
     def probabilities(self, margins):
         """Calibrated fake probabilities from output margins: undo the threshold centring."""
-        return _sigmoid(np.asarray(margins, dtype=float) + _logit(self.threshold))
+        return _sigmoid(np.asarray(margins, dtype=float) + logit(self.threshold))
 
     def raw_margins(self, margins):
         """Uncalibrated head margins (temperature 1, threshold 0.5), for fitting a new calibration."""
-        return (np.asarray(margins, dtype=float) + _logit(self.threshold)) * self.temperature
+        return (np.asarray(margins, dtype=float) + logit(self.threshold)) * self.temperature
 
 
 def _sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def _logit(p):
-    return math.log(p) - math.log1p(-p)
 
 
 def load_model(model_path, device=None):
@@ -564,7 +560,7 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
     else:
         threshold = threshold_at_fpr(labels, probabilities, target_fpr)
     threshold = float(min(max(threshold, 1e-6), 1 - 1e-6))
-    before = binary_metrics(labels, scored.probabilities((raw / scored.temperature) - _logit(scored.threshold)),
+    before = binary_metrics(labels, scored.probabilities((raw / scored.temperature) - logit(scored.threshold)),
                             scored.threshold)
     after = binary_metrics(labels, probabilities, threshold)
 

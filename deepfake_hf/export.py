@@ -14,7 +14,7 @@ import torch
 from transformers import CLIPConfig, CLIPForImageClassification, ViTForImageClassification
 
 from .configuration_deepfake import DeepfakeDetectorConfig
-from .modeling_deepfake import DeepfakeDetectorForImageClassification, _logit
+from .modeling_deepfake import DeepfakeDetectorForImageClassification, logit
 
 
 class NativeExportError(ValueError):
@@ -46,7 +46,7 @@ def _folded_head(model):
     config = model.config
     weight = model.classifier.weight.detach() / config.calibration_temperature
     bias = model.classifier.bias.detach() / config.calibration_temperature
-    bias = bias - torch.tensor([0.0, _logit(config.threshold)], dtype=bias.dtype)
+    bias = bias - torch.tensor([0.0, logit(config.threshold)], dtype=bias.dtype)
     return {"weight": weight.clone(), "bias": bias.clone()}
 
 

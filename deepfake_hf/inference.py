@@ -22,7 +22,6 @@ person's; a person must appear in at least a quarter of the frames with faces (o
 longest-tracked one) so a one-frame false detection does not decide a video.
 """
 
-import math
 import os
 import threading
 from collections import deque
@@ -45,10 +44,6 @@ from .media import (
 
 AGGREGATIONS = ("mean", "confident")
 MIN_TRACK_SHARE = 0.25
-
-
-def _logit(p):
-    return math.log(p) - math.log1p(-p)
 
 
 class Detector:
@@ -291,11 +286,13 @@ class Detector:
         """
         import torch
 
+        from .modeling_deepfake import logit
+
         fake = logits[:, self.fake_index]
         other = torch.cat([logits[:, : self.fake_index], logits[:, self.fake_index + 1 :]], dim=1)
         margin = fake - torch.logsumexp(other, dim=1)
         if getattr(self.model.config, "model_type", None) == "deepfake_detector":
-            margin = margin + _logit(self.threshold)
+            margin = margin + logit(self.threshold)
         return torch.sigmoid(margin)
 
     def _aggregate(self, probabilities):

@@ -174,13 +174,13 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
     # --------------------------------------------------------------------------------------- calibration
     def calibrated_logits(self, logits):
         """Temperature-scaled logits, shifted so that 0.5 is the decision threshold."""
-        shift = torch.tensor([0.0, _logit(self.config.threshold)], dtype=logits.dtype, device=logits.device)
+        shift = torch.tensor([0.0, logit(self.config.threshold)], dtype=logits.dtype, device=logits.device)
         return logits / self.config.calibration_temperature - shift
 
     def _video_logits(self, fake_probability):
         """Two-class logits whose softmax gives the threshold-centred video decision score."""
         p = fake_probability.clamp(1e-7, 1 - 1e-7)
-        fake = torch.log(p) - torch.log1p(-p) - _logit(self.config.threshold)
+        fake = torch.log(p) - torch.log1p(-p) - logit(self.config.threshold)
         return torch.stack([torch.zeros_like(fake), fake], dim=-1)
 
     def aggregate_frames(self, frame_probabilities):
@@ -422,7 +422,8 @@ def read_video_pyav_rotated(path, sample_indices_fn=None):
     return np.ascontiguousarray(video), metadata
 
 
-def _logit(p):
+def logit(p):
+    """log(p / (1 - p)) of a probability in (0, 1)."""
     return math.log(p) - math.log1p(-p)
 
 

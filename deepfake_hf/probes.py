@@ -70,8 +70,9 @@ def _encoder_fingerprint(spec):
 
 def feature_cache_dir():
     """`$DEEPFAKE_HF_CACHE/features`, by default `~/.cache/deepfake_hf/features`."""
-    root = os.environ.get("DEEPFAKE_HF_CACHE") or os.path.join("~", ".cache", "deepfake_hf")
-    return Path(root).expanduser() / "features"
+    from .data import cache_root
+
+    return cache_root() / "features"
 
 
 def extract_features(backbones, dataset, batch_size=32, cache_dir=None, device=None, images=None):

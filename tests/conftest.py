@@ -71,6 +71,12 @@ def pipeline_scores(model_dir, image, trust_remote_code):
     return {row["label"]: row["score"] for row in json.loads(out)}
 
 
+@pytest.fixture(autouse=True)
+def isolated_cache(monkeypatch, tmp_path):
+    """Dataset and feature caches go to the test's own folder, not ~/.cache."""
+    monkeypatch.setenv("DEEPFAKE_HF_CACHE", str(tmp_path / "cache"))
+
+
 @pytest.fixture
 def shared_media():
     if not (SHARED_MEDIA / "manifest.csv").is_file():

@@ -10,12 +10,6 @@ from deepfake_hf.evaluation import EvaluationError, calibrate_model, load_model,
 from .conftest import tiny_detector, write_image
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(monkeypatch, tmp_path):
-    """Dataset and feature caches go to the test's folder, not ~/.cache."""
-    monkeypatch.setenv("DEEPFAKE_HF_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture
 def setup(tmp_path):
     model_dir = tmp_path / "model"

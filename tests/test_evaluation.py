@@ -18,12 +18,6 @@ from deepfake_hf.metrics import binary_metrics, video_scores
 
 from .conftest import tiny_detector, write_image
 
-
-@pytest.fixture(autouse=True)
-def isolated_cache(monkeypatch, tmp_path):
-    """Dataset and feature caches go to the test's folder, not ~/.cache."""
-    monkeypatch.setenv("DEEPFAKE_HF_CACHE", str(tmp_path / "cache"))
-
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 

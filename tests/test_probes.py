@@ -20,12 +20,6 @@ from deepfake_hf.probes import (
 from .conftest import TINY_BACKBONES, tiny_detector
 
 
-@pytest.fixture(autouse=True)
-def isolated_cache(monkeypatch, tmp_path):
-    """Dataset and feature caches go to the test's folder, not ~/.cache."""
-    monkeypatch.setenv("DEEPFAKE_HF_CACHE", str(tmp_path / "cache"))
-
-
 @pytest.fixture(scope="module")
 def encoders(tmp_path_factory):
     """A plain tiny ViT encoder checkpoint (with processor) and a saved tiny CLIP-vision detector."""
