@@ -215,3 +215,19 @@ def test_train_cli_on_a_folder_of_real_and_fake_images(tmp_path, capsys):
     assert summary["global_step"] >= 1 and summary["model"] == str(tmp_path / "run" / "model")
     assert (tmp_path / "run" / "model" / "model.safetensors").is_file()
     assert (tmp_path / "run" / "val_metrics.json").is_file()
+
+
+@pytest.mark.parametrize("reentrant", [None, True])
+def test_activation_checkpointing_still_trains_layer_norms(tmp_path, toy_data, reentrant):
+    """Reentrant checkpointing gives LN-only training zero gradients; the recipe default avoids it."""
+    from deepfake_hf import DeepfakeDetectorForImageClassification
+
+    extra = {"activation_checkpointing_kwargs": {"use_reentrant": True}} if reentrant else {}
+    recipe = tiny_recipe("ln_tuning", activation_checkpointing=True, max_steps=2, eval_strategy="steps",
+                         eval_steps=2, save_steps=2, **extra)
+    train(recipe, tmp_path / "run", datasets=toy_data)
+    initial = build_model(recipe, random_init=True).state_dict()
+    saved = DeepfakeDetectorForImageClassification.from_pretrained(tmp_path / "run" / "model").state_dict()
+    names = [name for name in saved if name.endswith("layernorm_before.weight")]
+    changed = [name for name in names if not torch.allclose(saved[name], initial[name])]
+    assert names and (changed == [] if reentrant else changed == names)
