@@ -234,8 +234,6 @@ def build_datasets(recipe):
         from .data import split_by_group
 
         return split_by_group(dataset, val_fraction=data.val_fraction, seed=data.seed)
-    if not data.train:
-        raise TrainingError(f"{recipe.source_file}: data.train: no training sources (or data.sbi) given")
     from .data import load_source, split_by_group
 
     def load(specs):
@@ -305,7 +303,7 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
 
     `datasets` (a DatasetDict with train/validation and columns image, label) replaces the recipe's sources.
     """
-    from transformers import Trainer, TrainerCallback
+    from transformers import Trainer
 
     from .metrics import trainer_compute_metrics
 
@@ -317,6 +315,10 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
     if resume and not any(checkpoints.glob("checkpoint-*")):
         raise TrainingError(f"{out}: no checkpoint to resume from in {checkpoints}")
 
+    if datasets is None and not recipe.data.train and recipe.data.sbi is None:
+        raise TrainingError(f"{recipe.source_file}: data.train: no training sources (or data.sbi) given")
+    model = build_model(recipe, random_init=random_init)  # before decoding data: a missing checkpoint fails fast
+    processor = model.matching_image_processor()
     if datasets is None:
         from .data import DataSourceError
 
@@ -325,8 +327,6 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
         except (DataSourceError, ValueError) as error:
             raise TrainingError(f"data: {_one_line(error)}") from None
     check_datasets(datasets)
-    model = build_model(recipe, random_init=random_init)
-    processor = model.matching_image_processor()
     total = sum(p.numel() for p in model.parameters())
     model = apply_tuning(model, recipe.tuning)
     parameters = count_parameters(model, total=total)
@@ -336,16 +336,8 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
     validation_set = datasets["validation"].with_transform(image_transform(processor))
     args = training_arguments(recipe, checkpoints)
 
-    class Progress(TrainerCallback):
-        def on_evaluate(self, args, state, control, metrics=None, **kwargs):
-            if state.is_world_process_zero and metrics:
-                shown = {k.removeprefix("eval_"): round(v, 4) for k, v in metrics.items()
-                         if k.removeprefix("eval_") in ("auroc", "accuracy", "loss")}
-                logger.info("step %d validation %s", state.global_step, shown)
-
     trainer = Trainer(model=model, args=args, train_dataset=train_set, eval_dataset=validation_set,
-                      compute_metrics=trainer_compute_metrics, preprocess_logits_for_metrics=_logits_only,
-                      callbacks=[Progress()])
+                      compute_metrics=trainer_compute_metrics, preprocess_logits_for_metrics=_logits_only)
     resumed_from_step = None
     if resume:
         from transformers.trainer_utils import get_last_checkpoint

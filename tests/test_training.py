@@ -231,3 +231,10 @@ def test_activation_checkpointing_still_trains_layer_norms(tmp_path, toy_data, r
     names = [name for name in saved if name.endswith("layernorm_before.weight")]
     changed = [name for name in names if not torch.allclose(saved[name], initial[name])]
     assert names and (changed == [] if reentrant else changed == names)
+
+
+def test_train_without_data_sources_fails_before_building_anything(tmp_path, capsys):
+    assert main(["train", "clip-l14-ln", "--random-init", "--output-dir", str(tmp_path / "run")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert "clip-l14-ln.yaml: data.train: no training sources" in error and len(error.splitlines()) == 1
+    assert not (tmp_path / "run").exists()
