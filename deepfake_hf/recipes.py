@@ -12,6 +12,7 @@ Built-in recipes live in the top-level `recipes/` folder of the source tree and 
 import copy
 import dataclasses
 import inspect
+import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -167,7 +168,7 @@ def _type_name(annotation):
 def _coerce(value, annotation, key, source):
     """Check `value` against a dataclass field annotation (and convert int -> float)."""
     origin = typing.get_origin(annotation)
-    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+    if origin in (typing.Union, types.UnionType):
         options = typing.get_args(annotation)
         if value is None and type(None) in options:
             return None
@@ -297,4 +298,4 @@ def _same_kind(value, default):
     return True
 
 
-__all__ = ["Recipe", "RecipeError", "load_recipe", "apply_override", "builtin_recipes", "builtin_recipes_dir"]
+__all__ = ["Recipe", "RecipeError", "apply_override", "builtin_recipes", "builtin_recipes_dir", "load_recipe"]

@@ -422,5 +422,15 @@ def _one_line(error):
     return text.splitlines()[-1].strip() if text else type(error).__name__
 
 
-__all__ = ["train", "dry_run", "build_model", "apply_tuning", "layer_norm_names", "build_augmentation",
-           "training_arguments", "TrainingError", "merged_model", "count_parameters"]
+__all__ = [
+    "TrainingError",
+    "apply_tuning",
+    "build_augmentation",
+    "build_model",
+    "count_parameters",
+    "dry_run",
+    "layer_norm_names",
+    "merged_model",
+    "train",
+    "training_arguments",
+]

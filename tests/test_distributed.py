@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 from tests.conftest import pipeline_scores, write_image
 
 TINY_RUN = [
@@ -30,7 +28,7 @@ def torchrun(out, *extra, timeout=300):
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
                "--no-python", str(script), "train", "quickstart", "--output-dir", str(out), "--json", *TINY_RUN, *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout)
+    result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(result.stdout)  # only the main process prints
 

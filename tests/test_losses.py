@@ -84,7 +84,7 @@ def test_same_class_partners_pick_another_row_of_the_same_label():
 
 
 def test_model_loss_adds_weighted_alignment_and_uniformity():
-    weights = dict(alignment_weight=0.5, uniformity_weight=0.1)
+    weights = {"alignment_weight": 0.5, "uniformity_weight": 0.1}
     model = head_with_known_logits(label_smoothing=0.0, **weights)
     z = features([1.0, 0.0], [0.0, 1.0], [-1.0, 0.0])
     labels = torch.tensor([0, 0, 1])

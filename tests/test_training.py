@@ -196,7 +196,6 @@ def test_single_class_validation_is_refused(tmp_path, toy_data):
 
 def test_train_cli_on_a_folder_of_real_and_fake_images(tmp_path, capsys):
     """The whole command: folder -> load_source -> group split -> train -> run folder."""
-    from PIL import Image
 
     for split_seed, label in ((0, "real"), (1, "fake")):
         for index, image in enumerate(toy_split(24, 10 + split_seed)):
