@@ -25,6 +25,7 @@ import numpy as np
 
 from .metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
 from .modeling_deepfake import logit
+from .outputs import prepare_output_dir
 
 PERTURBATIONS = {
     # name: (what the strength is, whether a smaller value is a stronger perturbation, the unperturbed value)
@@ -365,10 +366,10 @@ def _robustness_entry(columns, scores, threshold, aggregation, aggregation_optio
 
 
 def _check_out_dir(out_dir, overwrite):
-    if out_dir.exists() and not out_dir.is_dir():
-        raise EvaluationError(f"{out_dir}: exists and is not a folder")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise EvaluationError(f"{out_dir}: folder is not empty (use --overwrite)")
+    try:
+        prepare_output_dir(out_dir, overwrite)
+    except FileExistsError as error:
+        raise EvaluationError(str(error)) from None
 
 
 # ----------------------------------------------------------------------------------------- report

@@ -8,13 +8,13 @@ refused with the reason, because an export that silently changes scores is worse
 """
 
 import os
-from pathlib import Path
 
 import torch
 from transformers import CLIPConfig, CLIPForImageClassification, ViTForImageClassification
 
 from .configuration_deepfake import DeepfakeDetectorConfig
 from .modeling_deepfake import DeepfakeDetectorForImageClassification, logit
+from .outputs import prepare_output_dir
 
 
 class NativeExportError(ValueError):
@@ -62,9 +62,7 @@ def export_native(model_or_folder, out_dir, overwrite=False):
     problem = native_export_problem(config)
     if problem:
         raise NativeExportError(f"cannot export natively: {problem}")
-    out_dir = Path(out_dir)
-    if out_dir.exists() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir}: exists and is not empty (pass overwrite=True / --overwrite)")
+    out_dir = prepare_output_dir(out_dir, overwrite)
     model = DeepfakeDetectorForImageClassification.from_pretrained(model_or_folder) if from_folder else model_or_folder
 
     stock_class, _, encoder_name = NATIVE_CLASSES[config.backbone_config.model_type]

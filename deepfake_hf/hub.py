@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 from .model_card import find_metrics, locate_run, render_model_card
+from .outputs import prepare_output_dir
 
 # Files of a model folder that are not part of a published stock checkpoint.
 SKIP_FILES = ("metrics.json", "trainer_state.json", "training_args.json", "val_metrics.json")
@@ -31,16 +32,6 @@ class HubError(RuntimeError):
 
 
 # ------------------------------------------------------------------------------------------ folders
-def _prepare_out_dir(out_dir, overwrite):
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out}: exists and is not empty (pass --overwrite to replace it)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
-    return out
-
-
 def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False, example_image=None,
                         endpoint=None):
     """Write the folder that `push_model` uploads; returns its path.
@@ -55,7 +46,7 @@ def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False,
     from .export import NativeExportError, export_native
 
     model_path, run_path = locate_run(source)
-    out = _prepare_out_dir(out_dir, overwrite)
+    out = prepare_output_dir(out_dir, overwrite, clear=True)
     model_type = json.loads((model_path / "config.json").read_text()).get("model_type")
     if model_type != "deepfake_detector":
         # Already a stock transformers checkpoint (e.g. an earlier native export): publish it as it is.
@@ -134,7 +125,7 @@ def assemble_space(model_id, out_dir, title=None, overwrite=False):
 
     if Path(model_id).exists():
         raise HubError(f"{model_id}: is a local folder; a Space needs a Hub model id (push the model first)")
-    out = _prepare_out_dir(out_dir, overwrite)
+    out = prepare_output_dir(out_dir, overwrite, clear=True)
     app = _space_app_source().read_text()
     if DEFAULT_MODEL_LINE not in app:
         raise HubError(f"{_space_app_source()}: has no line {DEFAULT_MODEL_LINE!r} to set the Space's model")

@@ -18,9 +18,9 @@ The folder it writes is a run folder:
 """
 
 import json
-import shutil
 import time
-from pathlib import Path
+
+from .outputs import prepare_output_dir
 
 TEST_SET = "sbi-heldout"
 
@@ -38,12 +38,7 @@ def run_quickstart(out_dir, overwrite=False, overrides=(), seed=0, n_resamples=2
     from .training import train, write_model_card
 
     started = time.perf_counter()
-    out = Path(out_dir)
-    if out.exists() and any(out.iterdir()):
-        if not overwrite:
-            raise FileExistsError(f"{out}: exists and is not empty (pass --overwrite to replace it)")
-        shutil.rmtree(out)
-    out.mkdir(parents=True, exist_ok=True)
+    out = prepare_output_dir(out_dir, overwrite, clear=True)
     recipe = load_recipe("quickstart", [f"data.seed={seed}", f"training.seed={seed}", *overrides])
 
     print("1/4 synthesising self-blended faces from packaged public-domain photos ...", flush=True)

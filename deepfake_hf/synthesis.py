@@ -24,6 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .outputs import prepare_output_dir
+
 # Blend ratios from the SBI paper: a third of fakes use a partial blend.
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
 
@@ -312,9 +314,7 @@ def make_sbi_dataset(out_dir=None, size=64, crops_per_photo=48, crops_per_face=3
     rng = np.random.default_rng(seed)
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
-        if out.exists() and any(out.iterdir()) and not overwrite:
-            raise FileExistsError(f"{out}: exists and is not empty (pass overwrite=True to replace it)")
-        out.mkdir(parents=True, exist_ok=True)
+        prepare_output_dir(out, overwrite)
     photos = public_face_photos()
     split_of = _assign_identities([name for name, _, _ in photos], val_identities, test_identities, rng)
     records = {"train": [], "validation": [], "test": []}
