@@ -141,13 +141,15 @@ class Detector:
         with ThreadPoolExecutor(self.workers, thread_name_prefix="deepfake-hf") as pool, torch.inference_mode():
             futures = deque()
             source = iter(enumerate(items))
-            prefetch = 2 * self.workers
-
+            # Keep every worker busy and the workers a full batch ahead of the model (counted in
+            # expected crops, so a few videos do not hold thousands of frames); with a fixed number
+            # of files in flight the model waited for each batch of images to be decoded.
             def refill():
-                for position, (name, item) in source:
+                while len(futures) < 2 * self.workers or sum(budget[p] for p, _ in futures) < 2 * self.batch_size:
+                    position, (name, item) = next(source, (None, (None, None)))
+                    if position is None:
+                        return
                     futures.append((position, pool.submit(self._prepare, name, item, ticker(position))))
-                    if len(futures) >= prefetch:
-                        break
 
             refill()
             while futures or pending:
