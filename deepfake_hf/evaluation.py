@@ -59,15 +59,15 @@ class ScoredModel:
         """logit(fake) - logit(other) of the model's output for PIL images (calibrated, threshold-centred)."""
         import torch
 
+        from .inference import fake_margins
+
         out = []
         for start in range(0, len(images), batch_size):
             inputs = self.processor(images=images[start:start + batch_size], return_tensors="pt")
             pixel_values = inputs["pixel_values"].to(self.device, dtype=next(self.model.parameters()).dtype)
             with torch.no_grad():
                 logits = self.model(pixel_values=pixel_values).logits.float()
-            other = logits.clone()
-            other[:, self.fake_index] = -torch.inf
-            out.append((logits[:, self.fake_index] - other.logsumexp(-1)).cpu().numpy())
+            out.append(fake_margins(logits, self.fake_index).cpu().numpy())
         return np.concatenate(out) if out else np.zeros(0)
 
     def probabilities(self, margins):

@@ -290,9 +290,7 @@ class Detector:
 
         from .modeling_deepfake import logit
 
-        fake = logits[:, self.fake_index]
-        other = torch.cat([logits[:, : self.fake_index], logits[:, self.fake_index + 1 :]], dim=1)
-        margin = fake - torch.logsumexp(other, dim=1)
+        margin = fake_margins(logits, self.fake_index)
         if getattr(self.model.config, "model_type", None) == "deepfake_detector":
             margin = margin + logit(self.threshold)
         return torch.sigmoid(margin)
@@ -330,6 +328,14 @@ class Detector:
         elif frame_scores:
             result["frame_scores"] = None
         return result
+
+
+def fake_margins(logits, fake_index):
+    """logit(fake) - logsumexp(other logits), row by row: the fake log-odds of any classifier's output."""
+    import torch
+
+    other = torch.cat([logits[:, :fake_index], logits[:, fake_index + 1 :]], dim=1)
+    return logits[:, fake_index] - torch.logsumexp(other, dim=1)
 
 
 def summarize(results):
