@@ -86,11 +86,9 @@ def _sigmoid(x):
 def load_model(model_path, device=None):
     """A saved detector (or any 2-class image classifier with a "fake" label, or a saved probe) ready to score."""
     import torch
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    from . import register
+    from .inference import fake_label_index, load_classifier
 
-    register()
     model_path = os.fspath(model_path)
     if os.path.isfile(os.path.join(model_path, "probe.json")):  # a saved frozen-feature probe (probes.py)
         from .probes import ProbeError, load_probe
@@ -103,22 +101,17 @@ def load_model(model_path, device=None):
         raise EvaluationError(f"{model_path}: not a model folder (no config.json)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model = AutoModelForImageClassification.from_pretrained(model_path).to(device).eval()
+        model, processor = load_classifier(model_path)
     except (OSError, ValueError, KeyError) as error:
         raise EvaluationError(f"{model_path}: cannot load the model ({str(error).splitlines()[0]})") from None
-    if os.path.isfile(os.path.join(model_path, "preprocessor_config.json")):
-        processor = AutoImageProcessor.from_pretrained(model_path)
-    elif hasattr(model, "matching_image_processor"):
-        processor = model.matching_image_processor()
-    else:
-        raise EvaluationError(f"{model_path}: no preprocessor_config.json")
-    label2id = {str(k).lower(): int(v) for k, v in model.config.label2id.items()}
-    if "fake" not in label2id:
-        raise EvaluationError(f"{model_path}: no 'fake' label in config.label2id {sorted(label2id)}")
+    try:
+        fake_index = fake_label_index(model.config)
+    except ValueError as error:
+        raise EvaluationError(f"{model_path}: {error}") from None
     return ScoredModel(
-        model=model,
+        model=model.to(device),
         processor=processor,
-        fake_index=label2id["fake"],
+        fake_index=fake_index,
         threshold=float(getattr(model.config, "threshold", 0.5)),
         temperature=float(getattr(model.config, "calibration_temperature", 1.0)),
         device=device,

@@ -29,25 +29,18 @@ class ExplainError(ValueError):
 
 def load_for_explain(model_path):
     """A saved detector (eager attention, so attention maps exist) and its image processor."""
-    from transformers import AutoImageProcessor, AutoModelForImageClassification
+    from .inference import load_classifier
 
-    from . import register
-
-    register()
     model_path = os.fspath(model_path)
     if not os.path.isfile(os.path.join(model_path, "config.json")):
         raise ExplainError(f"{model_path}: not a model folder (no config.json)")
     try:
-        model = AutoModelForImageClassification.from_pretrained(model_path, attn_implementation="eager")
+        model, processor = load_classifier(model_path, attn_implementation="eager")
     except (OSError, ValueError, KeyError) as error:
         raise ExplainError(f"{model_path}: cannot load the model ({str(error).splitlines()[0]})") from None
     if not hasattr(model, "get_image_features"):
         raise ExplainError(f"{model_path}: not a deepfake-hf detector")
-    if os.path.isfile(os.path.join(model_path, "preprocessor_config.json")):
-        processor = AutoImageProcessor.from_pretrained(model_path)
-    else:
-        processor = model.matching_image_processor()
-    return model.eval(), processor
+    return model, processor
 
 
 def _use_eager_attention(model):

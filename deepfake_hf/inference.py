@@ -56,10 +56,7 @@ class Detector:
         from .faces import get_face_detector
 
         config = model.config
-        labels = {str(name).lower(): int(index) for index, name in config.id2label.items()}
-        if "fake" not in labels:
-            raise ValueError(f"model: no 'fake' label in id2label {dict(config.id2label)}; not a deepfake detector")
-        self.fake_index = labels["fake"]
+        self.fake_index = fake_label_index(config)
         self.model = model.eval()
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
@@ -89,22 +86,8 @@ class Detector:
         Loading options (`revision`, `token`, `trust_remote_code`, `local_files_only`, `cache_dir`)
         go to `from_pretrained`; the rest to `Detector(...)`.
         """
-        from transformers import AutoImageProcessor, AutoModelForImageClassification
-
-        from . import register
-
-        register()
-        load_keys = ("revision", "token", "trust_remote_code", "local_files_only", "cache_dir")
-        load_kwargs = {key: kwargs.pop(key) for key in load_keys if key in kwargs}
-        model = AutoModelForImageClassification.from_pretrained(path_or_id, **load_kwargs)
-        try:
-            processor = AutoImageProcessor.from_pretrained(path_or_id, **load_kwargs)
-        except (OSError, ValueError):
-            from .modeling_deepfake import default_image_processor
-
-            if getattr(model.config, "model_type", None) != "deepfake_detector":
-                raise
-            processor = default_image_processor(model.config)
+        load_kwargs = {key: kwargs.pop(key) for key in HUB_LOAD_KEYS if key in kwargs}
+        model, processor = load_classifier(path_or_id, **load_kwargs)
         return cls(model, processor, faces=faces, num_frames=num_frames, aggregate=aggregate,
                    batch_size=batch_size, device=device, **kwargs)
 
@@ -328,6 +311,40 @@ class Detector:
         elif frame_scores:
             result["frame_scores"] = None
         return result
+
+
+HUB_LOAD_KEYS = ("revision", "token", "trust_remote_code", "local_files_only", "cache_dir")
+
+
+def load_classifier(path_or_id, **load_kwargs):
+    """(model in eval mode, image processor) of a saved image classifier: a deepfake-hf detector or a native export.
+
+    The folder's own processor is used; a detector saved without one gets its backbone's matching processor.
+    `load_kwargs` go to the model's `from_pretrained` (e.g. `attn_implementation`); the Hub options among them
+    (`HUB_LOAD_KEYS`) also go to the processor's.
+    """
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from . import register
+
+    register()
+    model = AutoModelForImageClassification.from_pretrained(path_or_id, **load_kwargs).eval()
+    hub_kwargs = {key: value for key, value in load_kwargs.items() if key in HUB_LOAD_KEYS}
+    try:
+        processor = AutoImageProcessor.from_pretrained(path_or_id, **hub_kwargs)
+    except (OSError, ValueError):
+        if not hasattr(model, "matching_image_processor"):
+            raise
+        processor = model.matching_image_processor()
+    return model, processor
+
+
+def fake_label_index(config):
+    """Index of the "fake" label in a classifier's config; ValueError when it has none."""
+    labels = {str(name).lower(): int(index) for index, name in config.id2label.items()}
+    if "fake" not in labels:
+        raise ValueError(f"model: no 'fake' label in id2label {dict(config.id2label)}; not a deepfake detector")
+    return labels["fake"]
 
 
 def fake_margins(logits, fake_index):
