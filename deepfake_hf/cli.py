@@ -8,10 +8,12 @@ Exit codes: 0 success, 1 usage or fatal error, 2 some inputs failed (the rest we
 import argparse
 import sys
 
+from .errors import DeepfakeHFError
+
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2
 
 
-class CommandError(Exception):
+class CommandError(DeepfakeHFError):
     """A problem the user can fix; printed as one line, exit code 1."""
 
 

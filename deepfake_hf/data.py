@@ -51,6 +51,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from .errors import DeepfakeHFError
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +68,7 @@ _GROUP_ALIASES = ("group", "video_id", "video")
 _KEEP_BYTES_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
 
 
-class DataSourceError(ValueError):
+class DataSourceError(DeepfakeHFError, ValueError):
     """A data source that cannot be used at all; str() is one line naming the source and the problem."""
 
 

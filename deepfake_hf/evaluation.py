@@ -26,6 +26,7 @@ import numpy as np
 from .metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
 from .modeling_deepfake import logit
 from .outputs import prepare_output_dir
+from .errors import DeepfakeHFError
 
 PERTURBATIONS = {
     # name: (what the strength is, whether a smaller value is a stronger perturbation, the unperturbed value)
@@ -38,7 +39,7 @@ TABLE_COLUMNS = (("frame", "auroc", "frame AUROC"), ("video", "auroc", "video AU
                  ("frame", "ap", "AP"), ("frame", "accuracy", "accuracy"))
 
 
-class EvaluationError(ValueError):
+class EvaluationError(DeepfakeHFError, ValueError):
     """A one-line problem with the model or a data source."""
 
 

@@ -18,12 +18,13 @@ import math
 import os
 
 import numpy as np
+from .errors import DeepfakeHFError
 
 ROLLOUT_BACKBONES = ("vit", "deit", "dinov2", "clip_vision_model")
 METHODS = ("auto", "rollout", "gradcam")
 
 
-class ExplainError(ValueError):
+class ExplainError(DeepfakeHFError, ValueError):
     """A one-line problem with the model, the image or the method."""
 
 

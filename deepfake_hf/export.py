@@ -15,9 +15,10 @@ from transformers import CLIPConfig, CLIPForImageClassification, ViTForImageClas
 from .configuration_deepfake import DeepfakeDetectorConfig
 from .modeling_deepfake import DeepfakeDetectorForImageClassification, logit
 from .outputs import prepare_output_dir
+from .errors import DeepfakeHFError
 
 
-class NativeExportError(ValueError):
+class NativeExportError(DeepfakeHFError, ValueError):
     """The model cannot be written as a stock transformers class without changing its scores."""
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from .model_card import find_metrics, locate_run, render_model_card
 from .outputs import prepare_output_dir
+from .errors import DeepfakeHFError
 
 # Files of a model folder that are not part of a published stock checkpoint.
 SKIP_FILES = ("metrics.json", "trainer_state.json", "training_args.json", "val_metrics.json")
@@ -27,7 +28,7 @@ SPACE_APP_FILE = "app.py"
 DEFAULT_MODEL_LINE = "DEFAULT_MODEL = None"
 
 
-class HubError(RuntimeError):
+class HubError(DeepfakeHFError, RuntimeError):
     """A Hub problem the user can act on; str() is one line."""
 
 

@@ -14,6 +14,7 @@ import re
 from pathlib import Path
 
 import numpy as np
+from .errors import DeepfakeHFError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
@@ -23,7 +24,7 @@ MIN_IMAGE_SIDE = 8
 _URL = re.compile(r"^[a-z][a-z0-9+.-]+:/", re.IGNORECASE)
 
 
-class MediaError(ValueError):
+class MediaError(DeepfakeHFError, ValueError):
     """A file that cannot be used, with a one-line message "PATH: problem"."""
 
     def __init__(self, path, problem):

@@ -22,6 +22,7 @@ import os
 from pathlib import Path
 
 import numpy as np
+from .errors import DeepfakeHFError
 
 CLASSIFIERS = ("logreg", "linear-svm", "lda", "svm", "knn")
 LINEAR_CLASSIFIERS = ("logreg", "linear-svm", "lda")
@@ -29,7 +30,7 @@ PROBE_FILE = "probe.json"
 FEATURES_FILE = "train_features.safetensors"
 
 
-class ProbeError(ValueError):
+class ProbeError(DeepfakeHFError, ValueError):
     """A one-line problem with a probe's inputs."""
 
 

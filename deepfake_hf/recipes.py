@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+from .errors import DeepfakeHFError
 
 TUNING_METHODS = ("ln_tuning", "lora", "full", "linear_probe")
 AUGMENTATIONS = ("hflip", "affine", "blur", "color_jitter", "jpeg", "random_resized_crop", "rotation", "sharpness")
 
 
-class RecipeError(ValueError):
+class RecipeError(DeepfakeHFError, ValueError):
     """A recipe problem; str() is one line "FILE: key: problem"."""
 
 

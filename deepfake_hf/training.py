@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from .recipes import Recipe, RecipeError, load_recipe
+from .errors import DeepfakeHFError
 
 logger = logging.getLogger(__name__)
 
@@ -37,7 +38,7 @@ LORA_TARGETS = {
 }
 
 
-class TrainingError(RuntimeError):
+class TrainingError(DeepfakeHFError, RuntimeError):
     """A problem the user can fix (missing weights, unusable data, a tuning method that does not apply)."""
 
 

@@ -1,0 +1,25 @@
+"""The one error base of deepfake-hf.
+
+Every error the package raises on purpose derives from `DeepfakeHFError`, whose `str()` is one line
+that names the file or option and the problem. The command line catches this base once and prints
+that line; anything else reaching it is a bug and keeps its traceback.
+"""
+
+
+def one_line(text, limit=None):
+    """`text` (or an exception) collapsed to one line of single spaces, cut at `limit` characters on a word."""
+    line = " ".join(str(text).split()) or (type(text).__name__ if isinstance(text, BaseException) else "")
+    if limit is not None and len(line) > limit:
+        cut = line.rfind(" ", 0, limit)
+        line = line[: cut if cut > limit // 2 else limit].rstrip(" ,;:(") + " ..."
+    return line
+
+
+class DeepfakeHFError(Exception):
+    """A problem the user can act on; `str()` is one line."""
+
+    def __init__(self, message=""):
+        super().__init__(one_line(message))
+
+
+__all__ = ["DeepfakeHFError", "one_line"]
