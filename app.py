@@ -6,16 +6,23 @@ Tabs: Image (upload, webcam or clipboard -> verdict, probability bar, face boxes
 per-frame scores over time, the most suspicious frames), Batch (several files -> table + CSV) and About
 (model summary, threshold, limitations). Gradio's own GRADIO_SERVER_NAME / GRADIO_SERVER_PORT choose where
 it listens. Requests are queued (DEEPFAKE_HF_CONCURRENCY at a time), uploads are capped at
-DEEPFAKE_HF_MAX_FILE_SIZE and each request at DEEPFAKE_HF_TIME_LIMIT seconds; a bad file gets a message
-on the page, never a crash. Works offline on a local model folder.
+DEEPFAKE_HF_MAX_FILE_SIZE and each request at DEEPFAKE_HF_TIME_LIMIT seconds (an abandoned request is
+cancelled, freeing its worker); a bad file gets a message on the page, never a crash. Works offline on a
+local model folder.
+
+What it opens: only files that reached this server through its upload route. A request that names any
+other path (an API call with {"path": ...} and no upload) is refused with one message, whether or not
+that path exists. What it shows: file names only, never the server's folders.
 """
 
 import argparse
 import csv
 import os
+import re
+import signal
 import sys
-import tempfile
 import threading
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
@@ -39,6 +46,15 @@ LIMITATIONS = """\
 - "Real" is not a certificate of authenticity.
 """
 CSS = ".verdict h3 {margin: 0.2em 0;}"
+NOT_UPLOADED_MESSAGE = "Only files uploaded to this page can be analysed."
+# Files this app writes (batch CSVs) live in gradio's own cache, which `delete_cache` empties on a
+# schedule and at shutdown: (every N seconds, files older than N seconds).
+CACHE_CLEANUP = (600, 1800)
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:'\"()]+/)+([^\s/:'\"()]*)")
+
+
+class RefusedUpload(str):
+    """What an input component hands the demo instead of a path that was not uploaded to this server."""
 
 
 def resolve_model(cli_model=None):
@@ -68,11 +84,15 @@ class DeepfakeDemo:
         return self._detector
 
     def _run(self, function, *args):
-        """Run `function` with the per-request time limit; a timeout becomes a message, not a hung page."""
-        future = self._pool.submit(function, *args)
+        """Run `function(*args, cancel=event)` with the per-request time limit; on timeout the event is set,
+        so the work stops at its next frame or batch and frees the worker, and the page gets a message."""
+        cancel = threading.Event()
+        future = self._pool.submit(function, *args, cancel=cancel)
         try:
             return future.result(timeout=self.time_limit)
         except FutureTimeout:
+            cancel.set()
+            future.cancel()
             raise TimeoutError(f"the analysis took longer than {self.time_limit:g} s and was abandoned") from None
 
     def about(self):
@@ -80,7 +100,7 @@ class DeepfakeDemo:
         if not self.model_id:
             return f"**{NO_MODEL_MESSAGE}**\n\n## Limitations\n\n{LIMITATIONS}"
         config = self.detector.model.config
-        lines = [f"**Model:** `{self.model_id}`"]
+        lines = [f"**Model:** `{_public_model_name(self.model_id)}`"]
         title = _card_title(self.model_id)
         if title:
             lines.append(f"**Card:** {title}")
@@ -99,21 +119,23 @@ class DeepfakeDemo:
             return _message(NO_MODEL_MESSAGE), None, None, None
         if not image_path:
             return "Upload an image first.", None, None, None
+        if isinstance(image_path, RefusedUpload):
+            return _message(NOT_UPLOADED_MESSAGE), None, None, None
         try:
             return self._run(self._analyse_image, image_path)
         except Exception as error:  # anything unexpected is still answered on the page
-            return _message(_one_line(error)), None, None, None
+            return _message(_public_text(_one_line(error), image_path)), None, None, None
 
-    def _analyse_image(self, image_path):
+    def _analyse_image(self, image_path, cancel=None):
         from deepfake_hf.media import MediaError, open_image
 
-        (result,) = self.detector(image_path)
+        (result,) = self.detector(image_path, cancel=cancel)
         if result["error"]:
-            return _message(result["error"]), None, None, None
+            return _message(_file_error(image_path, result["error"])), None, None, None
         try:
             image = open_image(image_path)
         except MediaError as error:
-            return _message(str(error)), None, None, None
+            return _message(_file_error(image_path, error.problem)), None, None, None
         faces = self.detector.face_detector.detect(image)
         boxes = [((int(x0), int(y0), int(x1), int(y1)), f"face {index + 1}")
                  for index, (x0, y0, x1, y1) in enumerate(face.box for face in faces)]
@@ -150,22 +172,28 @@ class DeepfakeDemo:
             return _message(NO_MODEL_MESSAGE), None, None, []
         if not video_path:
             return "Upload a video first.", None, None, []
+        if isinstance(video_path, RefusedUpload):
+            return _message(NOT_UPLOADED_MESSAGE), None, None, []
         try:
             return self._run(self._analyse_video, video_path)
         except Exception as error:
-            return _message(_one_line(error)), None, None, []
+            return _message(_public_text(_one_line(error), video_path)), None, None, []
 
-    def _analyse_video(self, video_path):
+    def _analyse_video(self, video_path, cancel=None):
         import pandas as pd
 
         from deepfake_hf.media import MediaError, read_video_frames
 
-        (result,) = self.detector(video_path, frame_scores=True)
+        (result,) = self.detector(video_path, frame_scores=True, cancel=cancel)
         if result["error"]:
-            return _message(result["error"]), None, None, []
+            return _message(_file_error(video_path, result["error"])), None, None, []
         scores = result.get("frame_scores") or []
-        table = pd.DataFrame({"frame": list(range(len(scores))),
-                              "fake probability": [float("nan") if s is None else s for s in scores]})
+        # Frames without a score (no face while other frames had one) are left out rather than drawn as
+        # gaps: a line plot shows no mark for a point whose neighbours are both missing.
+        scored = [(index, score) for index, score in enumerate(scores) if score is not None]
+        table = pd.DataFrame({"frame": [index for index, _ in scored],
+                              "fake probability": [score for _, score in scored]})
+        table.attrs["frames"] = len(scores)
         gallery = []
         if result["kind"] == "video" and scores:
             try:
@@ -182,6 +210,8 @@ class DeepfakeDemo:
         """(rows [file, kind, label, fake probability, frames, faces, note or error], CSV path or None)."""
         if not self.model_id:
             return [["", "", "", None, None, None, NO_MODEL_MESSAGE]], None
+        if isinstance(paths, RefusedUpload):
+            return [["", "", "", None, None, None, NOT_UPLOADED_MESSAGE]], None
         paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in (paths or [])]
         if not paths:
             return [["", "", "", None, None, None, "Upload one or more files first."]], None
@@ -190,20 +220,35 @@ class DeepfakeDemo:
             note = f"only the first {MAX_BATCH_FILES} of {len(paths)} files were analysed"
             paths = paths[:MAX_BATCH_FILES]
         try:
-            results = self._run(self.detector, paths)
+            results = self._run(self._score_files, paths)
         except Exception as error:
-            return [["", "", "", None, None, None, _one_line(error)]], None
+            return [["", "", "", None, None, None, _public_text(_one_line(error), *paths)]], None
         rows = []
         for result in results:
             probability = None if result["fake_probability"] is None else round(result["fake_probability"], 4)
-            rows.append([Path(result["path"]).name, result["kind"] or "", result["label"] or "error", probability,
-                         result["frames"], result["faces"], result["error"] or result.get("note") or note or ""])
-        csv_path = Path(tempfile.mkdtemp(prefix="deepfake-hf-batch-")) / "deepfake_scores.csv"
+            label = result["label"] or "error"
+            if result.get("face_found") is False:
+                label = f"no face ({label}?)"
+            remark = result["error"] or result.get("note") or note or ""
+            rows.append([Path(result["path"]).name, result["kind"] or "", label, probability,
+                         result["frames"], result["faces"], _public_text(remark, result["path"])])
+        return rows, self._write_csv(rows)
+
+    def _score_files(self, paths, cancel=None):
+        return self.detector(paths, cancel=cancel)
+
+    def _write_csv(self, rows):
+        """The batch table as a CSV in gradio's cache folder (served from there, removed by its cleanup)."""
+        from gradio.utils import get_upload_folder
+
+        folder = Path(get_upload_folder()) / "deepfake-hf"
+        folder.mkdir(parents=True, exist_ok=True)
+        csv_path = folder / f"deepfake_scores-{uuid.uuid4().hex[:12]}.csv"
         with open(csv_path, "w", newline="") as handle:
             writer = csv.writer(handle)
             writer.writerow(BATCH_HEADERS)
             writer.writerows(rows)
-        return rows, str(csv_path)
+        return str(csv_path)
 
 
 BATCH_HEADERS = ["file", "kind", "label", "fake probability", "frames", "faces", "note"]
@@ -218,15 +263,42 @@ def _message(text):
     return f"### Could not analyse this file\n\n{text}"
 
 
+def _public_text(text, *paths):
+    """`text` with server paths replaced by file names: the browser sees what the user uploaded, by name."""
+    text = str(text)
+    for path in sorted({str(p) for p in paths if p}, key=len, reverse=True):
+        text = text.replace(path, Path(path).name)
+    return _ABSOLUTE_PATH.sub(lambda match: match.group(1) or "(a server folder)", text)
+
+
+def _file_error(path, problem):
+    """'NAME: problem' for an uploaded file, by its name only."""
+    return _public_text(f"{Path(str(path)).name}: {problem}", path)
+
+
+def _public_model_name(model_id):
+    """A Hub id as it is; a local model folder by its name only."""
+    return Path(model_id).name if Path(str(model_id)).exists() else str(model_id)
+
+
+def _plural(count, word):
+    return f"{count} {word}{'' if count == 1 else 's'}"
+
+
 def _verdict(result, threshold):
     probability = result["fake_probability"]
-    details = [f"{result['frames']} frame{'s' if result['frames'] != 1 else ''} scored"]
+    frames, scored = result["frames"], result.get("frames_scored", result["frames"])
+    details = [f"{_plural(scored, 'frame')} scored" + (f" of {frames} sampled" if scored != frames else "")]
     if result.get("faces") is not None:
-        details.append(f"{result['faces']} face{'s' if result['faces'] != 1 else ''} found")
-    if result.get("note"):
+        details.append(f"{_plural(result['faces'], 'face')} found")
+    if result.get("note") and result.get("face_found") is not False:
         details.append(result["note"])
-    return (f"### Verdict: {result['label'].upper()}, {probability:.1%} fake probability\n\n"
-            f"Threshold {threshold:g}; {'; '.join(details)}. A signal for a human reviewer, not proof.")
+    tail = f"Threshold {threshold:g}; {'; '.join(details)}. A signal for a human reviewer, not proof."
+    if result.get("face_found") is False:  # no face: that is the headline, the score only a footnote
+        return (f"### {result['note'][0].upper()}{result['note'][1:]}\n\n"
+                f"Whole-{'frame' if result.get('kind') == 'video' else 'image'} score, not a verdict: "
+                f"{result['label']}, {probability:.1%} fake probability. {tail}")
+    return f"### Verdict: {result['label'].upper()}, {probability:.1%} fake probability\n\n{tail}"
 
 
 def _probabilities(result):
@@ -246,20 +318,71 @@ def _card_title(model_id):
 
 
 # -------------------------------------------------------------------------------------- UI
-def _tolerate_bad_uploads(component):
-    """Make a gradio input pass an undecodable upload through as its path instead of failing the request,
-    so the app answers the bad file with a message. (Wrapping the instance, not subclassing: a component
-    subclass makes gradio write a .pyi stub next to this file.)"""
+def _payload_paths(payload):
+    """Every file path an input payload names (FileData, ImageData, VideoData, lists of them, or dicts)."""
+    if payload is None:
+        return []
+    if isinstance(payload, (list, tuple)):
+        return [path for item in payload for path in _payload_paths(item)]
+    if isinstance(payload, dict):
+        found = [payload["path"]] if isinstance(payload.get("path"), str) else []
+        return found + [path for key, value in payload.items() if key != "path" and isinstance(value, (dict, list))
+                        for path in _payload_paths(value)]
+    found = [payload.path] if isinstance(getattr(payload, "path", None), str) else []
+    for attribute in ("video", "subtitles", "root"):
+        value = getattr(payload, attribute, None)
+        if value is not None and value is not payload:
+            found += _payload_paths(value)
+    return found
+
+
+def _was_uploaded(path, blocks):
+    """True only for a file this server received through its upload route (gradio records each one) that
+    still lies in gradio's upload folder; links are resolved first, so none can lead elsewhere."""
+    from gradio.utils import get_upload_folder
+
+    try:
+        resolved = Path(path).resolve(strict=True)
+    except (OSError, RuntimeError, ValueError):
+        return False
+    folder = Path(get_upload_folder()).resolve()
+    uploaded = getattr(blocks, "upload_file_set", ())
+    return resolved.is_relative_to(folder) and resolved.is_file() and (
+        str(path) in uploaded or str(resolved) in uploaded)
+
+
+def _guard_uploads(component, blocks):
+    """Make a gradio input hand the demo only files uploaded to this server.
+
+    gradio checks uploads that come with their `meta`; a bare {"path": ...} from the API is not checked
+    and would be opened wherever it points. Anything not uploaded becomes `RefusedUpload`, answered with
+    one message whether or not the path exists. An upload that the component cannot decode is passed
+    through as its path, so the demo answers the bad file with a message instead of failing the request.
+    (Wrapping the instance, not subclassing: a component subclass makes gradio write a .pyi stub here.)
+    """
     decode = component.preprocess
 
     def preprocess(payload):
+        paths = _payload_paths(payload)
+        if any(not _was_uploaded(path, blocks) for path in paths):
+            return RefusedUpload(NOT_UPLOADED_MESSAGE)
         try:
             return decode(payload)
         except Exception:
-            return getattr(payload, "path", None)
+            return paths[0] if len(paths) == 1 else None
 
     component.preprocess = preprocess
     return component
+
+
+def _frame_plot(table):
+    """The per-frame LinePlot update: the axis spans exactly the sampled frames."""
+    import gradio as gr
+
+    if table is None:
+        return None
+    last = max(int(table.attrs.get("frames", 1)) - 1, 1)
+    return gr.LinePlot(value=table, x_lim=[0, last])
 
 
 def build_demo(model_id=None, faces=None):
@@ -267,7 +390,12 @@ def build_demo(model_id=None, faces=None):
     import gradio as gr
 
     demo_logic = DeepfakeDemo(model_id, faces=faces)
-    with gr.Blocks(title="Deepfake detector") as demo:
+
+    def analyse_video(video_path):
+        verdict, probabilities, table, gallery = demo_logic.analyse_video(video_path)
+        return verdict, probabilities, _frame_plot(table), gallery
+
+    with gr.Blocks(title="Deepfake detector", delete_cache=CACHE_CLEANUP) as demo:
         gr.Markdown("# Deepfake detector\nIs this image or video manipulated? Upload it and read the verdict, "
                     "then the limitations in the About tab.")
         if not model_id:
@@ -275,9 +403,9 @@ def build_demo(model_id=None, faces=None):
         with gr.Tab("Image"):
             with gr.Row():
                 with gr.Column():
-                    image_in = _tolerate_bad_uploads(gr.Image(
+                    image_in = _guard_uploads(gr.Image(
                         sources=["upload", "webcam", "clipboard"], type="filepath", label="Image",
-                        elem_id="image-input"))
+                        elem_id="image-input"), demo)
                     image_button = gr.Button("Analyse image", variant="primary", elem_id="image-button")
                 with gr.Column():
                     image_verdict = gr.Markdown(elem_classes="verdict", elem_id="image-verdict")
@@ -289,7 +417,7 @@ def build_demo(model_id=None, faces=None):
         with gr.Tab("Video"):
             with gr.Row():
                 with gr.Column():
-                    video_in = _tolerate_bad_uploads(gr.Video(sources=["upload"], label="Video", elem_id="video-input"))
+                    video_in = _guard_uploads(gr.Video(sources=["upload"], label="Video", elem_id="video-input"), demo)
                     video_button = gr.Button("Analyse video", variant="primary", elem_id="video-button")
                 with gr.Column():
                     video_verdict = gr.Markdown(elem_classes="verdict", elem_id="video-verdict")
@@ -297,10 +425,11 @@ def build_demo(model_id=None, faces=None):
             video_plot = gr.LinePlot(x="frame", y="fake probability", y_lim=[0, 1],
                                      label="Fake probability per sampled frame")
             video_gallery = gr.Gallery(label="Most suspicious frames", columns=SUSPICIOUS_FRAMES)
-            video_button.click(demo_logic.analyse_video, video_in, [video_verdict, video_bar, video_plot,
+            video_button.click(analyse_video, video_in, [video_verdict, video_bar, video_plot,
                                                                    video_gallery], api_name="analyse_video")
         with gr.Tab("Batch"):
-            batch_in = gr.File(file_count="multiple", label=f"Images and videos (up to {MAX_BATCH_FILES})")
+            batch_in = _guard_uploads(gr.File(file_count="multiple", label=f"Images and videos (up to "
+                                                                           f"{MAX_BATCH_FILES})"), demo)
             batch_button = gr.Button("Analyse files", variant="primary")
             batch_table = gr.Dataframe(headers=BATCH_HEADERS, label="Results", interactive=False)
             batch_csv = gr.File(label="Download CSV")
@@ -315,13 +444,20 @@ def _safe_about(demo_logic):
     try:
         return demo_logic.about()
     except Exception as error:
-        return _message(f"could not load {demo_logic.model_id}: {_one_line(error)}")
+        name = _public_model_name(demo_logic.model_id)
+        return _message(f"could not load {name}: {_public_text(_one_line(error), demo_logic.model_id)}")
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description="Gradio demo of a deepfake detector.")
     parser.add_argument("--model", help="model folder or Hub id (default: $DEEPFAKE_HF_MODEL)")
     parser.add_argument("--faces", choices=["auto", "dlib", "none"], help="face detection (default: auto)")
+    # SIGTERM (a stopped container or Space) shuts gradio down like Ctrl-C, so its cache cleanup runs.
+    signal.signal(signal.SIGTERM, _interrupt)
     args = parser.parse_args(argv)
     model_id = resolve_model(args.model)
     if not model_id:

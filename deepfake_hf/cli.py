@@ -243,21 +243,26 @@ def add_push(subparsers):
 
 
 def run_push(args):
-    from .hub import HubError, assemble_model_repo, push_model
+    from .hub import HubError, assemble_model_repo, push_model, repo_files
 
     try:
         if args.dry_run:
+            skipped = []
             out = assemble_model_repo(args.source, args.dry_run, args.repo_id, native=args.native,
-                                      overwrite=args.overwrite, example_image=args.example)
-            files = sorted(str(p.relative_to(out)) for p in out.rglob("*") if p.is_file())
+                                      overwrite=args.overwrite, example_image=args.example, skipped=skipped)
+            files = repo_files(out)
             print(f"dry run: {len(files)} files that would be uploaded to {args.repo_id} are in {out}")
             for name in files:
                 print(f"  {name}")
+            for line in skipped:
+                print(f"  skipped {line}")
             return EXIT_OK
         result = push_model(args.source, args.repo_id, native=args.native, private=args.private,
                             revision=args.revision, create_pr=args.create_pr, example_image=args.example)
     except (HubError, OSError, ValueError) as error:
         raise CommandError(" ".join(str(error).split())) from None
+    for line in result["skipped"]:
+        print(f"skipped {line}", file=sys.stderr)
     print(f"pushed {len(result['files'])} files to {result['repo_url']}")
     print(f"commit: {result['commit_url']}")
     if result["pr_url"]:
@@ -269,7 +274,8 @@ def add_push_space(subparsers):
     parser = subparsers.add_parser(
         "push-space",
         help="create a Gradio Space demo for a model on the Hub",
-        description="Uploads README.md (Space front matter), app.py and requirements.txt pinned to this version.",
+        description="Uploads README.md (Space front matter), app.py, this installed package (deepfake_hf/) and "
+        "requirements.txt with its dependencies (app, video and faces extras).",
     )
     parser.add_argument("--model", required=True, help="the model's Hub id")
     parser.add_argument("--space-id", required=True, help="the Space to create or update, e.g. your-name/deepfake-demo")
@@ -281,12 +287,14 @@ def add_push_space(subparsers):
 
 
 def run_push_space(args):
-    from .hub import HubError, assemble_space, push_space
+    from .hub import HubError, assemble_space, push_space, repo_files
 
     try:
         if args.dry_run:
             out = assemble_space(args.model, args.dry_run, title=args.title, overwrite=args.overwrite)
             print(f"dry run: the Space folder for {args.space_id} is in {out}")
+            for name in repo_files(out):
+                print(f"  {name}")
             return EXIT_OK
         result = push_space(args.model, args.space_id, private=args.private, title=args.title)
     except (HubError, FileExistsError) as error:
@@ -445,7 +453,7 @@ def run_predict(args):
         sys.stdout.write(text)
     failed = [result for result in results if result["error"] is not None]
     for result in failed:
-        print(f"error: {result['error']}", file=sys.stderr)
+        print(f"error: {result['path']}: {result['error']}", file=sys.stderr)
     if args.output or args.format != "table":
         print(f"{len(results)} files: {len(results) - len(failed)} scored, {len(failed)} failed"
               + (f"; results in {args.output}" if args.output else ""), file=sys.stderr)
@@ -538,7 +546,7 @@ def main(argv=None):
         return EXIT_ERROR
     try:
         return args.run(args)
-    except CommandError as error:
+    except DeepfakeHFError as error:  # every error the package raises on purpose: one line, no traceback
         print(f"deepfake-hf {args.command}: error: {error}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:

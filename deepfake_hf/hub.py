@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .model_card import find_metrics, locate_run, render_model_card
-from .outputs import prepare_output_dir
+from .outputs import OUTPUT_RECORD, owned_output_dir
 from .errors import DeepfakeHFError
 
 # Files of a model folder that are not part of a published stock checkpoint.
@@ -26,6 +26,11 @@ TRANSIENT_STATUS = (408, 429, 500, 502, 503, 504)
 SPACE_APP_FILE = "app.py"
 # The line of app.py that push-space rewrites so a Space knows its model without any settings.
 DEFAULT_MODEL_LINE = "DEFAULT_MODEL = None"
+# What a Space installs besides the vendored package: the core dependencies and these extras (faces,
+# because the app finds faces by default and a face detector scored on whole frames is off its training).
+SPACE_EXTRAS = ("app", "video", "faces")
+# Installed by the Space itself from the card's sdk_version; listing it again can pull a second version.
+SPACE_PROVIDED = ("gradio",)
 
 
 class HubError(DeepfakeHFError, RuntimeError):
@@ -34,25 +39,43 @@ class HubError(DeepfakeHFError, RuntimeError):
 
 # ------------------------------------------------------------------------------------------ folders
 def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False, example_image=None,
-                        endpoint=None):
+                        endpoint=None, skipped=None):
     """Write the folder that `push_model` uploads; returns its path.
 
     `source` is a saved detector folder or a run folder (model/, recipe.yaml, eval/metrics.json, plots).
     With `native=True` the weights are the stock transformers export (`export_native`), which needs no
     remote code; it is refused with a one-line reason when it would change the scores.
     `example_image`: an image copied as example.png whose scores, computed here with the assembled model,
-    become the card's widget example.
+    become the card's widget example. Symbolic links that lead out of the run (or model) folder are not
+    published; each one is appended to `skipped` as "NAME: why". metrics.json is published with local
+    absolute paths made relative to the run folder (or cut to the file name).
     """
+    with owned_output_dir(out_dir, overwrite) as out:
+        return _assemble_model_repo(source, out, repo_id, native, example_image, endpoint,
+                                    [] if skipped is None else skipped)
+
+
+def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, skipped):
     from . import register
     from .export import NativeExportError, export_native
 
     model_path, run_path = locate_run(source)
-    out = prepare_output_dir(out_dir, overwrite, clear=True)
+    root = (run_path or model_path).resolve()
+
+    def inside(path):
+        """True when `path` (after following links) lies in the run folder; else noted in `skipped`."""
+        if Path(path).resolve().is_relative_to(root):
+            return True
+        skipped.append(f"{Path(path).relative_to(run_path or model_path)}: a link to a file outside "
+                       f"{(run_path or model_path).name}/; not published")
+        return False
+
     model_type = json.loads((model_path / "config.json").read_text()).get("model_type")
     if model_type != "deepfake_detector":
         # Already a stock transformers checkpoint (e.g. an earlier native export): publish it as it is.
         for path in sorted(model_path.iterdir()):
-            if path.is_file() and (path.suffix in (".safetensors", ".json") and path.name not in SKIP_FILES):
+            if path.is_file() and (path.suffix in (".safetensors", ".json") and path.name not in SKIP_FILES) \
+                    and inside(path):
                 shutil.copyfile(path, out / path.name)
     elif native:
         try:
@@ -67,24 +90,47 @@ def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False,
         DeepfakeDetectorForImageClassification.from_pretrained(model_path).save_pretrained(out)
 
     metrics_path = find_metrics(model_path, run_path)
+    if metrics_path is not None and not inside(metrics_path):
+        metrics_path = None
     if metrics_path is not None:
-        shutil.copyfile(metrics_path, out / "metrics.json")
-        plots = sorted(metrics_path.parent.glob("*.png"))
+        metrics = _public_paths(json.loads(metrics_path.read_text()), run_path or model_path)
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        plots = [plot for plot in sorted(metrics_path.parent.glob("*.png")) if inside(plot)]
         if plots:
             (out / "plots").mkdir()
             for plot in plots:
                 shutil.copyfile(plot, out / "plots" / plot.name)
-    if run_path is not None and (run_path / "recipe.yaml").is_file():
-        shutil.copyfile(run_path / "recipe.yaml", out / "recipe.yaml")
+    recipe = run_path / "recipe.yaml" if run_path is not None else None
+    if recipe is not None and recipe.is_file() and inside(recipe):
+        shutil.copyfile(recipe, out / "recipe.yaml")
+    else:
+        recipe = None
 
     example = None
     if example_image is not None:
         example = _widget_example(out, example_image, repo_id, endpoint)
-    card = render_model_card(out, metrics=metrics_path, recipe=run_path / "recipe.yaml" if (
-        run_path is not None and (run_path / "recipe.yaml").is_file()) else None,
-        repo_id=repo_id, example=example, run_dir=run_path)
+    card = render_model_card(out, metrics=out / "metrics.json" if metrics_path is not None else None,
+                             recipe=recipe, repo_id=repo_id, example=example, run_dir=run_path)
     card.save(out / "README.md")
     return out
+
+
+def _public_paths(value, root):
+    """`value` (parsed JSON) with every absolute local path made relative to `root`, or cut to its file name
+    when it lies elsewhere: what is published must not carry this machine's folders."""
+    import os
+
+    if isinstance(value, dict):
+        return {key: _public_paths(item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_public_paths(item, root) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        path = Path(value)
+        try:
+            return path.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            return path.name
+    return value
 
 
 def _widget_example(repo_dir, image, repo_id, endpoint):
@@ -118,20 +164,62 @@ def _space_app_source():
     raise HubError(f"{SPACE_APP_FILE} not found next to {package}: reinstall deepfake-hf")
 
 
+def space_requirements(extras=SPACE_EXTRAS):
+    """requirements.txt lines for a Space: this package's own dependencies and those of `extras`, read
+    from the installed distribution's metadata (the package itself is vendored into the Space)."""
+    from importlib.metadata import PackageNotFoundError, requires
+
+    from packaging.requirements import Requirement
+
+    try:
+        declared = requires("deepfake-hf") or []
+    except PackageNotFoundError:
+        raise HubError("deepfake-hf is not installed (pip install -e .): its dependencies for the Space "
+                       "come from the installed metadata") from None
+    lines = []
+    for text in declared:
+        requirement = Requirement(text)
+        if requirement.name in ("deepfake-hf", "deepfake_hf") or requirement.name in SPACE_PROVIDED:
+            continue
+        marker = requirement.marker
+        if marker is None or any(marker.evaluate({"extra": extra}) for extra in extras):
+            requirement.marker = None
+            line = str(requirement)
+            if line not in lines:
+                lines.append(line)
+    return lines
+
+
+def _vendor_package(out):
+    """Copy this package's Python files into out/deepfake_hf, so the Space runs exactly this version."""
+    package = Path(__file__).resolve().parent
+    target = out / "deepfake_hf"
+    target.mkdir()
+    for source in sorted(package.glob("*.py")):
+        if source.name != SPACE_APP_FILE:  # the wheel carries a copy of app.py; the Space has its own
+            shutil.copyfile(source, target / source.name)
+
+
 def assemble_space(model_id, out_dir, title=None, overwrite=False):
-    """Write a Gradio Space folder: README.md (Space front matter), app.py and requirements.txt."""
-    from huggingface_hub import SpaceCard, SpaceCardData
-
-    from . import __version__
-
+    """Write a Gradio Space folder: README.md (Space front matter), app.py, the package itself (deepfake_hf/,
+    copied from this installation, since the Space may not reach a package index that has it) and
+    requirements.txt with its dependencies, including the video and faces extras the app uses."""
     if Path(model_id).exists():
         raise HubError(f"{model_id}: is a local folder; a Space needs a Hub model id (push the model first)")
-    out = prepare_output_dir(out_dir, overwrite, clear=True)
+    with owned_output_dir(out_dir, overwrite) as out:
+        _assemble_space(model_id, out, title)
+    return out
+
+
+def _assemble_space(model_id, out, title):
+    from huggingface_hub import SpaceCard, SpaceCardData
+
     app = _space_app_source().read_text()
     if DEFAULT_MODEL_LINE not in app:
-        raise HubError(f"{_space_app_source()}: has no line {DEFAULT_MODEL_LINE!r} to set the Space's model")
+        raise HubError(f"{_space_app_source().name}: has no line {DEFAULT_MODEL_LINE!r} to set the Space's model")
     (out / SPACE_APP_FILE).write_text(app.replace(DEFAULT_MODEL_LINE, f"DEFAULT_MODEL = {model_id!r}", 1))
-    (out / "requirements.txt").write_text(f"deepfake-hf[app,video]=={__version__}\n")
+    _vendor_package(out)
+    (out / "requirements.txt").write_text("\n".join(space_requirements()) + "\n")
     data = SpaceCardData(
         title=title or f"Deepfake detector: {model_id.split('/')[-1]}"[:60],
         sdk="gradio",
@@ -152,7 +240,6 @@ def assemble_space(model_id, out_dir, title=None, overwrite=False):
         "signal for a human reviewer, never proof: read the model card's limitations before relying on it.\n"
     )
     SpaceCard(f"---\n{data.to_yaml()}\n---\n{body}").save(out / "README.md")
-    return out
 
 
 def _installed_version(distribution):
@@ -269,22 +356,30 @@ def push_model(source, repo_id, native=False, private=False, revision=None, crea
     api, user, namespaces = _authenticated_api(token, endpoint, retries, retry_wait)
     repo_id = _check_namespace(repo_id, user, namespaces)
     options = dict(retries=retries, retry_wait=retry_wait, endpoint=api.endpoint)
+    skipped = []
     with tempfile.TemporaryDirectory(prefix="deepfake-hf-push-") as tmp:
         folder = assemble_model_repo(source, Path(tmp) / "repo", repo_id, native=native,
-                                     example_image=example_image, endpoint=api.endpoint)
-        files = sorted(str(path.relative_to(folder)) for path in folder.rglob("*") if path.is_file())
+                                     example_image=example_image, endpoint=api.endpoint, skipped=skipped)
+        files = repo_files(folder)
         repo_url = _call(f"creating {repo_id}", api.create_repo, repo_id, private=private, exist_ok=True, **options)
         if revision:
             _call(f"creating branch {revision} of {repo_id}", api.create_branch, repo_id, branch=revision,
                   exist_ok=True, **options)
         info = _call(
             f"uploading to {repo_id}", api.upload_folder, repo_id=repo_id, folder_path=str(folder),
-            revision=revision, create_pr=create_pr,
+            revision=revision, create_pr=create_pr, ignore_patterns=[OUTPUT_RECORD],
             commit_message=commit_message or ("Upload deepfake detector (native transformers export)" if native
                                               else "Upload deepfake detector"),
             **options,
         )
-    return {"repo_url": str(repo_url), "commit_url": info.commit_url, "pr_url": info.pr_url, "files": files}
+    return {"repo_url": str(repo_url), "commit_url": info.commit_url, "pr_url": info.pr_url, "files": files,
+            "skipped": skipped}
+
+
+def repo_files(folder):
+    """The files of an assembled folder that an upload publishes (relative, sorted)."""
+    return sorted(path.relative_to(folder).as_posix() for path in Path(folder).rglob("*")
+                  if path.is_file() and path.name != OUTPUT_RECORD)
 
 
 def push_space(model_id, space_id, private=False, token=None, endpoint=None, title=None, retries=3,
@@ -301,8 +396,9 @@ def push_space(model_id, space_id, private=False, token=None, endpoint=None, tit
         url = _call(f"creating Space {space_id}", api.create_repo, space_id, repo_type="space", space_sdk="gradio",
                     private=private, exist_ok=True, **options)
         info = _call(f"uploading to Space {space_id}", api.upload_folder, repo_id=space_id, repo_type="space",
-                     folder_path=str(folder), commit_message=f"Deepfake detector demo for {model_id}", **options)
+                     folder_path=str(folder), ignore_patterns=[OUTPUT_RECORD], commit_message=f"Deepfake detector demo for {model_id}", **options)
     return {"space_url": str(url), "commit_url": info.commit_url}
 
 
-__all__ = ["HubError", "assemble_model_repo", "assemble_space", "push_model", "push_space"]
+__all__ = ["HubError", "assemble_model_repo", "assemble_space", "push_model", "push_space", "repo_files",
+           "space_requirements"]

@@ -10,16 +10,21 @@ the crops of earlier files; crops from several files share a batch. Each file gi
 - `path`, `kind` ("image" or "video"), `label` ("real"/"fake", or None on error),
 - `fake_probability`: the calibrated probability (the model's temperature applied) that the file is
   fake; the label is "fake" when it reaches the model's threshold,
-- `frames`: frames scored; `faces`: people found (tracked across video frames; None when face
-  detection is off, 0 when it found nobody and whole frames were scored),
-- `note`: what the result rests on when that is not the normal case (e.g. no face found),
+- `frames`: frames sampled from the file (1 for a still image); `frames_scored`: frames whose crops
+  were scored; `frames_with_faces`: frames in which a face was found (None when face detection is off),
+- `faces`: people found (tracked across video frames; None when face detection is off, 0 when it found
+  nobody and whole frames were scored),
+- `face_found`: False when a face detector was on and found nobody (the score then rests on whole
+  frames, which a face-trained detector never saw; `note` says so first), else True or None,
+- `note`: what the result rests on when that is not the normal case (no face found, frames without faces),
 - `error`: None, or a one-line "PATH: problem" for a file that could not be scored,
 - `frame_scores` (on request): per sampled frame, the highest fake probability among its faces
   (None for a frame without a face while others had faces).
 
 With faces, each person is scored on their own and the file's score is the most suspicious
 person's; a person must appear in at least a quarter of the frames with faces (or be the
-longest-tracked one) so a one-frame false detection does not decide a video.
+longest-tracked one) so a one-frame false detection does not decide a video. Frames without a face
+are left out when other frames have one; only when no frame has a face are whole frames scored.
 """
 
 import os
@@ -30,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .errors import DeepfakeHFError, one_line
 from .media import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,
@@ -44,6 +50,14 @@ from .media import (
 
 AGGREGATIONS = ("mean", "confident")
 MIN_TRACK_SHARE = 0.25
+# The headline for a file in which a face detector found nobody: a face-trained model's score of a
+# whole image is outside what it learned, so it must not read like a verdict.
+NO_FACE_NOTE = "no face found: scored the whole image, which this detector was not trained on"
+NO_FACE_VIDEO_NOTE = "no face found in any frame: scored whole frames, which this detector was not trained on"
+
+
+class AnalysisCancelled(DeepfakeHFError):
+    """Scoring stopped because the caller's cancel event was set (e.g. a request's time limit ran out)."""
 
 
 class Detector:
@@ -92,11 +106,15 @@ class Detector:
                    batch_size=batch_size, device=device, **kwargs)
 
     # ------------------------------------------------------------------------------------------ scoring
-    def __call__(self, inputs, frame_scores=False):
-        """Score paths (files or folders), PIL images, numpy arrays, or a list of them: one dict per file."""
-        return list(self.iter_results(inputs, frame_scores=frame_scores))
+    def __call__(self, inputs, frame_scores=False, cancel=None):
+        """Score paths (files or folders), PIL images, numpy arrays, or a list of them: one dict per file.
 
-    def iter_results(self, inputs, frame_scores=False):
+        `cancel`: a threading.Event; once set, decoding and scoring stop within a frame or a batch and
+        `AnalysisCancelled` is raised, so an abandoned request frees its worker.
+        """
+        return list(self.iter_results(inputs, frame_scores=frame_scores, cancel=cancel))
+
+    def iter_results(self, inputs, frame_scores=False, cancel=None):
         """Like `__call__`, yielding each result as soon as its file is scored (input order kept)."""
         import torch
         from tqdm.auto import tqdm
@@ -112,6 +130,8 @@ class Detector:
 
         def ticker(position):
             def tick():
+                if cancel is not None and cancel.is_set():
+                    raise AnalysisCancelled("cancelled")
                 with lock:
                     if ticks[position] < budget[position]:
                         ticks[position] += 1
@@ -132,10 +152,14 @@ class Detector:
                     position, (name, item) = next(source, (None, (None, None)))
                     if position is None:
                         return
-                    futures.append((position, pool.submit(self._prepare, name, item, ticker(position))))
+                    futures.append((position, pool.submit(self._prepare, name, item, ticker(position), cancel)))
 
             refill()
             while futures or pending:
+                if cancel is not None and cancel.is_set():
+                    for _, future in futures:
+                        future.cancel()
+                    raise AnalysisCancelled("the analysis was cancelled")
                 if futures:
                     position, future = futures.popleft()
                     record = future.result()
@@ -187,15 +211,18 @@ class Detector:
         return items
 
     # ---------------------------------------------------------------------------------- worker threads
-    def _prepare(self, name, source, tick=None):
+    def _prepare(self, name, source, tick=None, cancel=None):
         """Decode, find faces, crop, preprocess (runs in a worker thread). Never raises for a bad file."""
         kind = media_kind(source) if isinstance(source, (str, os.PathLike)) and not is_url(source) else None
-        record = {"path": name, "kind": kind, "frames": 0, "faces": None, "note": None, "error": None,
-                  "crops": [], "owners": [], "unscored": 0, "scores": None}
+        record = {"path": name, "kind": kind, "frames": 0, "faces": None, "frames_with_faces": None, "note": None,
+                  "error": None, "crops": [], "owners": [], "unscored": 0, "scores": None}
         try:
             frames, record["kind"] = self._load(name, source, tick)
-            crops, owners, faces, note = self._crops(frames)
+            crops, owners, faces, with_faces, note = self._crops(frames, cancel)
             pixel_values = self.image_processor(images=crops, return_tensors="pt")["pixel_values"]
+        except AnalysisCancelled:
+            record["error"] = f"{name}: cancelled"
+            return record
         except MediaError as error:
             record["error"] = str(error)
             return record
@@ -203,7 +230,8 @@ class Detector:
             message = " ".join(str(error).split())[:300]
             record["error"] = f"{name}: {type(error).__name__}: {message}"
             return record
-        record.update(frames=len(frames), faces=faces, note=note, crops=list(pixel_values), owners=owners,
+        record.update(frames=len(frames), faces=faces, frames_with_faces=with_faces, note=note,
+                      crops=list(pixel_values), owners=owners,
                       unscored=len(owners), scores=[None] * len(owners))
         return record
 
@@ -223,19 +251,23 @@ class Detector:
             return read_video_frames(source, self.num_frames, on_frame=tick), kind
         return [open_image(source)], "image"
 
-    def _crops(self, frames):
+    def _crops(self, frames, cancel=None):
         """Model inputs for the frames: face crops (one per face) or whole frames.
 
-        Returns (crops, owners, faces, note) where owners[i] = (frame index, person index).
+        Returns (crops, owners, faces, frames with faces, note) where owners[i] = (frame index, person index).
         """
         from .faces import crop_face, track_faces
 
+        whole_frames = [(index, 0) for index in range(len(frames))]
         if self.face_detector.name == "none":
-            return frames, [(index, 0) for index in range(len(frames))], None, None
-        detections = [self.face_detector.detect(frame) for frame in frames]
+            return frames, whole_frames, None, None, None
+        detections = []
+        for frame in frames:
+            if cancel is not None and cancel.is_set():
+                raise AnalysisCancelled("cancelled")
+            detections.append(self.face_detector.detect(frame))
         if not any(detections):
-            return (frames, [(index, 0) for index in range(len(frames))], 0,
-                    "no face found; whole frames scored")
+            return frames, whole_frames, 0, 0, NO_FACE_VIDEO_NOTE if len(frames) > 1 else NO_FACE_NOTE
         tracks = track_faces(detections)
         crops, owners = [], []
         for person, track in enumerate(tracks):
@@ -247,8 +279,9 @@ class Detector:
         with_faces = sum(1 for faces in detections if faces)
         note = None
         if with_faces < len(frames):
-            note = f"faces found in {with_faces} of {len(frames)} frames"
-        return crops, owners, len(tracks), note
+            note = (f"faces found in {with_faces} of {len(frames)} sampled frames; "
+                    f"only those {with_faces} were scored")
+        return crops, owners, len(tracks), with_faces, note
 
     # ------------------------------------------------------------------------------------- main thread
     def _score(self, batch):
@@ -289,10 +322,16 @@ class Detector:
         return float(values.mean())
 
     def _finish(self, record, frame_scores):
+        ok = record["error"] is None
+        if not ok and record["error"].startswith(f"{record['path']}: "):  # the `path` field already names the file
+            record["error"] = record["error"][len(record["path"]) + 2:]
+        face_found = None if record["faces"] is None or not ok else record["faces"] > 0
         result = {"path": record["path"], "kind": record["kind"], "label": None, "fake_probability": None,
-                  "frames": record["frames"] if record["error"] is None else None, "faces": record["faces"],
-                  "note": record["note"], "error": record["error"]}
-        if record["error"] is None:
+                  "frames": record["frames"] if ok else None,
+                  "frames_scored": len({frame for frame, _ in record["owners"]}) if ok else None,
+                  "frames_with_faces": record["frames_with_faces"] if ok else None,
+                  "faces": record["faces"], "face_found": face_found, "note": record["note"], "error": record["error"]}
+        if ok:
             per_person = {}
             for (frame_index, person), score in zip(record["owners"], record["scores"]):
                 per_person.setdefault(person, []).append(score)
@@ -328,7 +367,10 @@ def load_classifier(path_or_id, **load_kwargs):
     from . import register
 
     register()
-    model = AutoModelForImageClassification.from_pretrained(path_or_id, **load_kwargs).eval()
+    try:
+        model = AutoModelForImageClassification.from_pretrained(path_or_id, **load_kwargs).eval()
+    except Exception as error:  # transformers' and torch's messages run to many lines: say it in one
+        raise ModelLoadError(_load_problem(path_or_id, error)) from None
     hub_kwargs = {key: value for key, value in load_kwargs.items() if key in HUB_LOAD_KEYS}
     try:
         processor = AutoImageProcessor.from_pretrained(path_or_id, **hub_kwargs)
@@ -337,6 +379,30 @@ def load_classifier(path_or_id, **load_kwargs):
             raise
         processor = model.matching_image_processor()
     return model, processor
+
+
+class ModelLoadError(DeepfakeHFError, OSError):
+    """A model folder or Hub id that cannot be loaded; one line naming it and the reason."""
+
+
+def _load_problem(path_or_id, error):
+    """One line saying why `from_pretrained` failed, for the common cases a user can act on."""
+    import pickle
+
+    text = one_line(error)
+    if isinstance(error, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return (f"{path_or_id}: its checkpoint is a pickle that holds more than weights; deepfake-hf loads only "
+                "safetensors or plain state dicts (torch.load(weights_only=True)) and never unpickles objects. "
+                "Re-save it with save_pretrained (safetensors) where you trust it")
+    if "contains custom code" in text or "trust_remote_code" in text:
+        files = sorted(p.name for p in Path(str(path_or_id)).glob("*.py")) if Path(str(path_or_id)).is_dir() else []
+        listed = f" ({', '.join(files)})" if files else ""
+        return (f"{path_or_id}: holds custom model code{listed} that would run on this machine; refused. Pass "
+                "--trust-remote-code (trust_remote_code=True) only if you trust its author")
+    if isinstance(error, (FileNotFoundError, OSError)) and not Path(str(path_or_id)).exists() and (
+            "/" not in str(path_or_id) or str(path_or_id).startswith((".", "/"))):
+        return f"{path_or_id}: no such model folder (and not a Hub id of the form org/name)"
+    return f"{path_or_id}: cannot load a model ({one_line(text, limit=300)})"
 
 
 def fake_label_index(config):
@@ -356,7 +422,7 @@ def fake_margins(logits, fake_index):
 
 
 def summarize(results):
-    """Counts for a batch: {"files", "scored", "failed", "fake", "real"}."""
+    """Counts for a batch: {"files", "scored", "failed", "fake", "real", "no_face"}."""
     scored = [result for result in results if result["error"] is None]
     return {
         "files": len(results),
@@ -364,6 +430,7 @@ def summarize(results):
         "failed": len(results) - len(scored),
         "fake": sum(result["label"] == "fake" for result in scored),
         "real": sum(result["label"] == "real" for result in scored),
+        "no_face": sum(result.get("face_found") is False for result in scored),
     }
 
 
@@ -391,14 +458,14 @@ def predict(model, inputs, faces="auto", crop="align", num_frames=None, aggregat
         detector = Detector.from_pretrained(model, faces=faces, crop=crop, num_frames=num_frames,
                                             aggregate=aggregate, batch_size=batch_size, device=device,
                                             trust_remote_code=trust_remote_code, progress=progress)
-    except (OSError, ValueError) as error:
-        reason = " ".join(str(error).split())
-        raise OSError(f"{model}: cannot load a detector ({reason[:300]})") from None
+    except ValueError as error:  # e.g. a classifier without a "fake" label
+        raise ModelLoadError(f"{model}: {one_line(error)}") from None
     results = detector(files, frame_scores=frame_scores)
     return format_results(results, fmt, model=model), results
 
 
-RESULT_COLUMNS = ("path", "kind", "label", "fake_probability", "frames", "faces", "note", "error")
+RESULT_COLUMNS = ("path", "kind", "label", "fake_probability", "frames", "frames_scored", "frames_with_faces",
+                  "faces", "face_found", "note", "error")
 
 
 def format_results(results, fmt="table", model=None):
@@ -437,20 +504,25 @@ def _table(results):
     for result in results:
         name = os.path.relpath(result["path"], root) if root else result["path"]
         if result["error"] is not None:
-            problem = result["error"]
-            if problem.startswith(result["path"] + ": "):
-                problem = problem[len(result["path"]) + 2:]
-            rows.append((name, result["kind"] or "-", "ERROR", "-", "-", "-", problem))
+            rows.append((name, result["kind"] or "-", "ERROR", "-", "-", "-", result["error"]))
             continue
         faces = "-" if result["faces"] is None else str(result["faces"])
-        rows.append((name, result["kind"], result["label"], f"{result['fake_probability']:.3f}", str(result["frames"]),
-                     faces, result["note"] or ""))
+        # the headline of a face detector's whole-image guess is that no face was found, not the label
+        label = result["label"] if result.get("face_found") is not False else f"NO FACE ({result['label']}?)"
+        frames = str(result["frames"])
+        if result.get("frames_scored") is not None and result["frames_scored"] != result["frames"]:
+            frames = f"{result['frames_scored']}/{result['frames']}"
+        rows.append((name, result["kind"], label, f"{result['fake_probability']:.3f}", frames, faces,
+                     result["note"] or ""))
     widths = [min(60, max(len(row[i]) for row in rows)) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + ("  " + row[-1] if row[-1] else "")
              for row in rows]
     counts = summarize(results)
-    lines.append(f"{counts['files']} files: {counts['scored']} scored ({counts['fake']} fake, {counts['real']} real), "
-                 f"{counts['failed']} failed")
+    no_face = f", {counts['no_face']} with no face" if counts["no_face"] else ""
+    lines.append(f"{counts['files']} files: {counts['scored']} scored ({counts['fake']} fake, {counts['real']} real"
+                 f"{no_face}), {counts['failed']} failed")
+    if any(result["frames_scored"] != result["frames"] for result in results if result["error"] is None):
+        lines.append("FRAMES: scored/sampled where frames without a face were left out")
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 

@@ -20,13 +20,20 @@ The folder it writes is a run folder:
 import json
 import time
 
-from .outputs import prepare_output_dir
+from .outputs import owned_output_dir
 
 TEST_SET = "sbi-heldout"
 
 
 def run_quickstart(out_dir, overwrite=False, overrides=(), seed=0, n_resamples=200):
-    """Run the quickstart into `out_dir`; returns the summary dict (also written to DIR/summary.json)."""
+    """Run the quickstart into `out_dir`; returns the summary dict (also written to DIR/summary.json).
+
+    With `overwrite`, only the files an earlier quickstart wrote there are replaced."""
+    with owned_output_dir(out_dir, overwrite) as out:
+        return _run_quickstart(out, overrides, seed, n_resamples)
+
+
+def _run_quickstart(out, overrides, seed, n_resamples):
     from datasets import DatasetDict
     from transformers import pipeline
 
@@ -38,7 +45,6 @@ def run_quickstart(out_dir, overwrite=False, overrides=(), seed=0, n_resamples=2
     from .training import train, write_model_card
 
     started = time.perf_counter()
-    out = prepare_output_dir(out_dir, overwrite, clear=True)
     recipe = load_recipe("quickstart", [f"data.seed={seed}", f"training.seed={seed}", *overrides])
 
     print("1/4 synthesising self-blended faces from packaged public-domain photos ...", flush=True)

@@ -123,7 +123,8 @@ def test_bad_inputs_each_get_one_line_error_and_batch_goes_on(model_dir, tmp_pat
             assert result["error"] is None and result["label"] in ("real", "fake"), result
         else:
             assert result["label"] is None and "\n" not in result["error"], result
-            assert result["error"].startswith(result["path"] + ": ")
+            # the error is the problem alone: the `path` field already names the file (no repeat in CSV/JSON)
+            assert result["error"] and result["path"] not in result["error"], result
     assert by_name["animated.gif"]["frames"] == 3
     assert "no such file" in by_name["missing.jpg"]["error"]
     assert "URLs are not supported" in by_name["x.mp4"]["error"]
@@ -273,3 +274,121 @@ def test_progress_counts_video_frames_as_they_decode(model_dir, tmp_path, capsys
     Detector.from_pretrained(model_dir, num_frames=8, progress=True)([video, write_image(tmp_path / "a.png")])
     err = capsys.readouterr().err
     assert "9/9" in err and "frame" in err  # 8 video frames + 1 image
+
+
+class EveryOtherFrame:
+    """A face detector stub: one fixed face on even frames (by call order within a file), none on odd ones."""
+
+    name = "stub"
+
+    def __init__(self, always_none=False):
+        self.always_none = always_none
+        self.calls = 0
+
+    def detect(self, image):
+        from deepfake_hf.faces import Face
+
+        self.calls += 1
+        if self.always_none or self.calls % 2 == 0:
+            return []
+        width, height = image.size
+        return [Face(box=(width * 0.25, height * 0.25, width * 0.75, height * 0.75))]
+
+
+def test_no_face_is_the_headline_in_result_table_and_json(model_dir, tmp_path):
+    from deepfake_hf.inference import NO_FACE_NOTE, NO_FACE_VIDEO_NOTE, format_results
+
+    image = write_image(tmp_path / "landscape.png", size=(64, 64))
+    video = write_video(tmp_path / "empty.mp4", frames=8)
+    detector = Detector.from_pretrained(model_dir, faces=EveryOtherFrame(always_none=True), num_frames=4,
+                                        progress=False)
+    by_kind = {result["kind"]: result for result in detector([image, video])}
+    assert by_kind["image"]["face_found"] is False and by_kind["image"]["note"] == NO_FACE_NOTE
+    assert by_kind["video"]["face_found"] is False and by_kind["video"]["note"] == NO_FACE_VIDEO_NOTE
+    assert by_kind["video"]["frames"] == by_kind["video"]["frames_scored"] == 4  # whole frames scored
+    assert by_kind["video"]["frames_with_faces"] == 0
+    table = format_results(list(by_kind.values()), "table").splitlines()
+    image_row = next(line for line in table if line.startswith("landscape.png"))
+    assert f"NO FACE ({by_kind['image']['label']}?)" in image_row and NO_FACE_NOTE in image_row
+    assert "2 with no face" in table[-1] or "2 with no face" in "\n".join(table)
+    report = json.loads(format_results(list(by_kind.values()), "json"))
+    assert report["summary"]["no_face"] == 2
+    assert all(row["note"].startswith("no face found") for row in report["results"])
+
+    # with face detection off there is no face claim either way
+    (plain,) = Detector.from_pretrained(model_dir, faces="none", progress=False)(image)
+    assert plain["face_found"] is None and plain["note"] is None
+
+
+def test_video_counts_sampled_scored_and_face_frames_separately(model_dir, tmp_path):
+    from deepfake_hf.inference import format_results
+
+    video = write_video(tmp_path / "half.mp4", frames=12)
+    detector = Detector.from_pretrained(model_dir, faces=EveryOtherFrame(), num_frames=6, progress=False)
+    (result,) = detector(video, frame_scores=True)
+    assert result["frames"] == 6 and result["frames_with_faces"] == 3 and result["frames_scored"] == 3
+    assert result["face_found"] is True
+    assert [score is not None for score in result["frame_scores"]] == [True, False] * 3
+    assert "faces found in 3 of 6 sampled frames; only those 3 were scored" == result["note"]
+    row = next(line for line in format_results([result]).splitlines() if line.startswith(("half.mp4", "/")))
+    assert " 3/6 " in row
+
+
+def test_cancel_stops_scoring_and_frees_the_caller(model_dir, tmp_path):
+    import time
+
+    from deepfake_hf.inference import AnalysisCancelled
+
+    files = [write_video(tmp_path / f"clip{index}.mp4", frames=40) for index in range(4)]
+    detector = Detector.from_pretrained(model_dir, num_frames=32, batch_size=2, progress=False)
+    cancel = threading.Event()
+    cancel.set()
+    with pytest.raises(AnalysisCancelled):
+        detector(files, cancel=cancel)
+
+    cancel = threading.Event()
+    timer = threading.Timer(0.2, cancel.set)
+    timer.start()
+    started = time.perf_counter()
+    with pytest.raises(AnalysisCancelled):
+        detector(files * 5, cancel=cancel)
+    elapsed = time.perf_counter() - started
+    uncancelled = time.perf_counter()
+    detector(files[:1])
+    one_file = time.perf_counter() - uncancelled
+    # 20 videos would take ~20x one file; cancelled, the call returns within a few files' time
+    assert elapsed < 0.2 + 5 * one_file + 2, (elapsed, one_file)
+
+
+def test_unloadable_models_are_one_clear_line(tmp_path, capsys):
+    """A pickle-only checkpoint and foreign remote code: refused in one untruncated line, nothing executed."""
+    from deepfake_hf.cli import main
+
+    image = write_image(tmp_path / "img.png", size=(64, 64))
+    model = tiny_detector("vit")
+    pickled = tmp_path / "pickled"
+    model.save_pretrained(tmp_path / "good")
+    pickled.mkdir()
+    (pickled / "config.json").write_text((tmp_path / "good" / "config.json").read_text())
+    torch.save({"model": model, "epoch": 3}, pickled / "pytorch_model.bin")  # a whole object, not weights
+
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    marker = tmp_path / "executed"
+    (foreign / "config.json").write_text(json.dumps({"model_type": "weird", "auto_map": {
+        "AutoConfig": "configuration_weird.WeirdConfig",
+        "AutoModelForImageClassification": "modeling_weird.WeirdModel"}}))
+    for name in ("configuration_weird.py", "modeling_weird.py"):
+        (foreign / name).write_text(f"open({str(marker)!r}, 'w').write('ran')\n")
+    capsys.readouterr()  # save_pretrained's own progress bar
+
+    assert main(["predict", str(pickled), str(image), "--faces", "none"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err
+    assert "pickle" in err and "never unpickles" in err and str(pickled) in err
+
+    assert main(["predict", str(foreign), str(image), "--faces", "none"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "custom model code" in err
+    assert err.endswith("only if you trust its author")  # whole, not cut mid-word
+    assert "modeling_weird.py" in err and not marker.exists()
