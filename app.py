@@ -351,13 +351,15 @@ def _was_uploaded(path, blocks):
         str(path) in uploaded or str(resolved) in uploaded)
 
 
-def _guard_uploads(component, blocks):
+def _guard_uploads(component, blocks, paths_only=False):
     """Make a gradio input hand the demo only files uploaded to this server.
 
     gradio checks uploads that come with their `meta`; a bare {"path": ...} from the API is not checked
     and would be opened wherever it points. Anything not uploaded becomes `RefusedUpload`, answered with
     one message whether or not the path exists. An upload that the component cannot decode is passed
     through as its path, so the demo answers the bad file with a message instead of failing the request.
+    With `paths_only` the checked paths are handed over as they are (gr.File's own preprocessing leaves an
+    empty temporary file and an open handle behind per file in gradio 6.31).
     (Wrapping the instance, not subclassing: a component subclass makes gradio write a .pyi stub here.)
     """
     decode = component.preprocess
@@ -366,6 +368,8 @@ def _guard_uploads(component, blocks):
         paths = _payload_paths(payload)
         if any(not _was_uploaded(path, blocks) for path in paths):
             return RefusedUpload(NOT_UPLOADED_MESSAGE)
+        if paths_only:
+            return paths or None
         try:
             return decode(payload)
         except Exception:
@@ -429,7 +433,8 @@ def build_demo(model_id=None, faces=None):
                                                                    video_gallery], api_name="analyse_video")
         with gr.Tab("Batch"):
             batch_in = _guard_uploads(gr.File(file_count="multiple", label=f"Images and videos (up to "
-                                                                           f"{MAX_BATCH_FILES})"), demo)
+                                                                           f"{MAX_BATCH_FILES})"), demo,
+                                      paths_only=True)
             batch_button = gr.Button("Analyse files", variant="primary")
             batch_table = gr.Dataframe(headers=BATCH_HEADERS, label="Results", interactive=False)
             batch_csv = gr.File(label="Download CSV")

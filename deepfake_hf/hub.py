@@ -97,7 +97,7 @@ def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, 
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plots = [plot for plot in sorted(metrics_path.parent.glob("*.png")) if inside(plot)]
         if plots:
-            (out / "plots").mkdir()
+            (out / "plots").mkdir(exist_ok=True)
             for plot in plots:
                 shutil.copyfile(plot, out / "plots" / plot.name)
     recipe = run_path / "recipe.yaml" if run_path is not None else None

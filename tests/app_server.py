@@ -18,9 +18,14 @@ def free_port():
         return probe.getsockname()[1]
 
 
+# url -> the app's Popen, for tests that watch the server process itself (memory, shutdown).
+PROCESSES = {}
+
+
 @contextlib.contextmanager
 def running_app(model_dir, extra_env=None, startup_timeout=120):
-    """Yield the URL of `python app.py --model MODEL_DIR` listening on GRADIO_SERVER_NAME/PORT; stop it after."""
+    """Yield the URL of `python app.py --model MODEL_DIR` listening on GRADIO_SERVER_NAME/PORT; stop it after
+    (SIGTERM, as a container stop sends; the app shuts gradio down cleanly on it)."""
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
@@ -44,8 +49,10 @@ def running_app(model_dir, extra_env=None, startup_timeout=120):
             if time.monotonic() > deadline:
                 raise RuntimeError(f"app.py did not answer on {url} within {startup_timeout} s")
             time.sleep(0.5)
+        PROCESSES[url] = process
         yield url
     finally:
+        PROCESSES.pop(url, None)
         process.terminate()
         try:
             process.wait(timeout=15)

@@ -42,6 +42,7 @@ def local_detector(media):
     return Detector.from_pretrained(str(media["model"]), faces="none", progress=False)
 
 
+@pytest.mark.slow
 def test_image_verdict_matches_the_detector(client, media, local_detector):
     from gradio_client import handle_file
 
@@ -60,6 +61,7 @@ def test_image_verdict_matches_the_detector(client, media, local_detector):
         assert min(overlay.size) >= 256 and overlay.mode == "RGB"
 
 
+@pytest.mark.slow
 def test_bad_file_gets_a_visible_message(client, media):
     from gradio_client import handle_file
 
@@ -70,6 +72,7 @@ def test_bad_file_gets_a_visible_message(client, media):
     assert faces is None and heatmap is None
 
 
+@pytest.mark.slow
 def test_video_verdict_frame_plot_and_gallery(client, media, local_detector):
     from gradio_client import handle_file
 
@@ -77,6 +80,8 @@ def test_video_verdict_frame_plot_and_gallery(client, media, local_detector):
                                                            api_name="/analyse_video")
     (expected,) = local_detector(str(media["video"]), frame_scores=True)
     assert expected["frames"] == 6 and "6 frames scored" in verdict
+    assert plot["x_lim"] == [0, 5]  # the axis spans the sampled frames, not past the last one
+    plot = plot["value"]
     assert plot["columns"] == ["frame", "fake probability"]
     assert [row[0] for row in plot["data"]] == list(range(6))
     assert [row[1] for row in plot["data"]] == pytest.approx(expected["frame_scores"], abs=1e-6)
@@ -88,6 +93,7 @@ def test_video_verdict_frame_plot_and_gallery(client, media, local_detector):
         expected["fake_probability"], abs=1e-5)
 
 
+@pytest.mark.slow
 def test_batch_table_and_csv(client, media):
     from gradio_client import handle_file
 
@@ -104,11 +110,13 @@ def test_batch_table_and_csv(client, media):
     assert written[0] == table["headers"] and len(written) == 4
 
 
+@pytest.mark.slow
 def test_about_and_upload_limit(client, media):
     from gradio_client import handle_file
 
     about = client.predict(api_name="/about")
-    assert str(media["model"]) in about and "at least **0.5**" in about and "never proof" in about
+    assert "**Model:** `model`" in about and "at least **0.5**" in about and "never proof" in about
+    assert str(media["model"].parent) not in about  # the server's folders are not shown
     with pytest.raises(Exception, match="(?i)size|large|exceed"):
         client.predict(handle_file(str(media["big"])), api_name="/analyse_image")
 
@@ -130,3 +138,72 @@ def test_model_resolution_time_limit_and_no_model(media, monkeypatch):
     slow = app.DeepfakeDemo(str(media["model"]), faces="none", time_limit=1e-4)
     verdict = slow.analyse_image(str(media["image"]))[0]
     assert "took longer than" in verdict and "abandoned" in verdict
+
+
+def test_timed_out_request_is_cancelled_and_frees_its_worker(media, monkeypatch, tmp_path):
+    import time
+
+    import app
+
+    monkeypatch.setattr(app, "CONCURRENCY_LIMIT", 1)  # one worker: a held worker would block the next request
+    videos = [write_video(tmp_path / f"long{index}.mp4", frames=60, size=(64, 48)) for index in range(6)]
+    demo = app.DeepfakeDemo(str(media["model"]), faces="none", time_limit=30)
+    demo.detector  # loaded outside the timed part
+    demo.time_limit = 0.3
+    rows, csv_path = demo.analyse_batch([str(path) for path in videos * 4])
+    assert "took longer than 0.3 s and was abandoned" in rows[0][-1] and csv_path is None
+    started = time.perf_counter()
+    assert demo._pool.submit(lambda: "free").result(timeout=30) == "free"
+    freed_after = time.perf_counter() - started
+    (one,) = demo.detector(str(videos[0]))
+    single = time.perf_counter() - started - freed_after
+    # the abandoned batch (24 videos) stopped within about one file's work instead of running to the end
+    assert freed_after < 3 * single + 2, (freed_after, single)
+
+
+def test_pages_show_file_names_never_server_folders(media, tmp_path):
+    import app
+
+    deep = tmp_path / "srv" / "private" / "uploads"
+    broken = deep / "holiday.png"
+    deep.mkdir(parents=True)
+    broken.write_text("not an image")
+    demo = app.DeepfakeDemo(str(media["model"]), faces="none")
+    verdict = demo.analyse_image(str(broken))[0]
+    assert "holiday.png: not a readable image" in verdict and str(deep) not in verdict and "/srv/" not in verdict
+    rows, csv_path = demo.analyse_batch([str(broken), str(media["image"])])
+    assert [row[0] for row in rows] == ["holiday.png", "photo.png"]
+    assert all(str(tmp_path) not in str(cell) for row in rows for cell in row)
+    assert str(tmp_path) not in open(csv_path).read()
+    assert str(media["model"].parent) not in demo.about()
+    assert app._public_text("cannot open /home/alice/secret/x.png (errno 2)") == "cannot open x.png (errno 2)"
+
+
+def test_no_face_headline_and_frame_plot_without_gaps(media, tmp_path):
+    import app
+    from deepfake_hf.faces import Face
+
+    class FaceOnEvenCalls:
+        name = "stub"
+
+        def __init__(self, never=False):
+            self.calls, self.never = 0, never
+
+        def detect(self, image):
+            self.calls += 1
+            if self.never or self.calls % 2 == 0:
+                return []
+            return [Face(box=(8, 8, image.size[0] - 8, image.size[1] - 8))]
+
+    no_face = app.DeepfakeDemo(str(media["model"]), faces=FaceOnEvenCalls(never=True))
+    verdict = no_face.analyse_image(str(media["image"]))[0]
+    assert verdict.startswith("### No face found: scored the whole image, which this detector was not trained on")
+    assert "Verdict" not in verdict.splitlines()[0] and "not a verdict" in verdict
+
+    some_faces = app.DeepfakeDemo(str(media["model"]), faces=FaceOnEvenCalls())
+    verdict, _, table, gallery = some_faces.analyse_video(str(media["video"]))
+    assert "3 frames scored of 6 sampled" in verdict
+    assert list(table["frame"]) == [0, 2, 4] and table["fake probability"].notna().all()
+    plot = app._frame_plot(table)
+    assert plot.x_lim == [0, 5]  # the axis ends at the last sampled frame
+    assert {int(item[1].split()[1].rstrip(":")) for item in gallery} <= {0, 2, 4}

@@ -112,9 +112,10 @@ def test_push_then_pipeline_from_fake_hub_in_fresh_process(hub_env, run_dir, tmp
 
 
 def test_dry_run_writes_exactly_the_uploaded_folder(hub_env, run_dir, tmp_path):
+    from deepfake_hf.hub import repo_files
+
     assert push(run_dir, "--repo-id", "alice/dry", "--dry-run", tmp_path / "out") == 0
-    written = {str(p.relative_to(tmp_path / "out")): p.read_bytes()
-               for p in (tmp_path / "out").rglob("*") if p.is_file()}
+    written = {name: (tmp_path / "out" / name).read_bytes() for name in repo_files(tmp_path / "out")}
     assert ("model", "alice/dry") not in hub_env.repos  # the dry run uploaded nothing
     assert push(run_dir, "--repo-id", "alice/dry") == 0
     uploaded = hub_env.files("alice/dry")
@@ -124,6 +125,50 @@ def test_dry_run_writes_exactly_the_uploaded_folder(hub_env, run_dir, tmp_path):
         assert uploaded[name] == written[name], name
     # a second dry run into the same folder refuses without --overwrite
     assert push(run_dir, "--repo-id", "alice/dry", "--dry-run", tmp_path / "out") == 1
+
+
+def test_overwrite_replaces_only_what_the_command_wrote(hub_env, run_dir, tmp_path):
+    out = tmp_path / "out"
+    image = write_image(tmp_path / "example.jpg", size=(40, 40), seed=9)
+    assert push(run_dir, "--repo-id", "alice/dry", "--dry-run", out, "--example", image) == 0
+    assert (out / "example.png").is_file()
+    (out / "my-notes.txt").write_text("mine")
+    (out / "plots" / "my-plot.png").write_bytes(b"also mine")
+    assert push(run_dir, "--repo-id", "alice/dry", "--dry-run", out, "--overwrite") == 0
+    assert (out / "my-notes.txt").read_text() == "mine" and (out / "plots" / "my-plot.png").read_bytes() == b"also mine"
+    assert not (out / "example.png").exists()  # its own output from the earlier run, now stale, is gone
+    assert (out / "config.json").is_file() and (out / "plots" / "roc.png").is_file()
+
+
+def test_push_skips_links_leaving_the_run_and_publishes_no_local_paths(hub_env, run_dir, tmp_path, capsys):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    outside = write_image(tmp_path / "elsewhere" / "private.png", size=(12, 12), seed=1)
+    (run / "eval" / "roc.png").unlink()
+    (run / "eval" / "roc.png").symlink_to(outside)
+    (run / "eval" / "det.png").symlink_to(run / "eval" / "kept.png")  # a link inside the run is fine
+    write_image(run / "eval" / "kept.png", size=(12, 12), seed=2)
+    metrics = {**METRICS, "model": str(run / "model"), "data": [str(tmp_path / "datasets" / "ffpp" / "test.csv")],
+               "test_sets": {"FF++": {**METRICS["test_sets"]["FF++"], "source": str(run / "eval" / "scores.csv")}}}
+    (run / "eval" / "metrics.json").write_text(json.dumps(metrics))
+    assert push(run, "--repo-id", "alice/links", "--dry-run", tmp_path / "out") == 0
+    listing = capsys.readouterr().out
+    assert "skipped eval/roc.png: a link to a file outside run/; not published" in listing
+    assert not (tmp_path / "out" / "plots" / "roc.png").exists()
+    assert (tmp_path / "out" / "plots" / "det.png").read_bytes() == (run / "eval" / "kept.png").read_bytes()
+    published = (tmp_path / "out" / "metrics.json").read_text()
+    assert str(tmp_path) not in published
+    published = json.loads(published)
+    assert published["model"] == "model" and published["data"] == ["test.csv"]
+    assert published["test_sets"]["FF++"]["source"] == "eval/scores.csv"
+    for path in (tmp_path / "out").rglob("*"):
+        if path.is_file() and path.suffix in (".md", ".json", ".yaml"):
+            assert str(tmp_path) not in path.read_text(), path
+    assert push(run, "--repo-id", "alice/links") == 0
+    assert "plots/roc.png" not in hub_env.files("alice/links")
+    assert ".deepfake-hf-outputs.json" not in hub_env.files("alice/links")
 
 
 def test_widget_example_output_is_the_models_own_score(hub_env, run_dir, tmp_path):
@@ -213,17 +258,41 @@ def test_push_space(hub_env, tmp_path):
     front = yaml.safe_load((tmp_path / "space" / "README.md").read_text().split("---")[1])
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py"
     assert front["models"] == ["alice/detector-space-model"]
-    assert (tmp_path / "space" / "requirements.txt").read_text().strip() == f"deepfake-hf[app,video]=={__version__}"
+    requirements = (tmp_path / "space" / "requirements.txt").read_text().splitlines()
+    names = {line.split(">")[0].split("=")[0].split("<")[0].split("[")[0].strip().lower() for line in requirements}
+    # the package is vendored (it may not be on any index the Space reaches); its dependencies and the
+    # extras the app needs (video decoding, faces) are listed; gradio comes from the card's sdk_version
+    assert not any(line.startswith("deepfake-hf") for line in requirements)
+    assert {"torch", "transformers", "av", "dlib-bin", "face-recognition-models", "matplotlib"} <= names
+    assert "gradio" not in names and "pytest" not in names
+    vendored = tmp_path / "space" / "deepfake_hf"
+    assert (vendored / "__init__.py").is_file() and (vendored / "inference.py").is_file()
+    assert f'__version__ = "{__version__}"' in (vendored / "__init__.py").read_text()
     app = (tmp_path / "space" / "app.py").read_text()
     assert "DEFAULT_MODEL = 'alice/detector-space-model'" in app
     compile(app, "app.py", "exec")
+    # the Space's app imports the vendored copy, not whatever happens to be installed
+    import subprocess
+    import sys
+
+    found = subprocess.run([sys.executable, "-c", "import deepfake_hf, app; print(deepfake_hf.__file__); "
+                            "print(app.DEFAULT_MODEL)"], cwd=tmp_path / "space", capture_output=True, text=True,
+                           check=True).stdout.split()  # a Space runs app.py from its repo root
+    assert found[-2] == str(vendored / "__init__.py") and found[-1] == "alice/detector-space-model"
+    # --overwrite of the dry-run folder replaces the Space's files and keeps the user's
+    (tmp_path / "space" / "TODO.md").write_text("mine")
+    assert main(["push-space", "--model", "alice/other", "--space-id", "alice/demo", "--dry-run",
+                 str(tmp_path / "space"), "--overwrite"]) == 0
+    assert (tmp_path / "space" / "TODO.md").read_text() == "mine"
+    assert "DEFAULT_MODEL = 'alice/other'" in (tmp_path / "space" / "app.py").read_text()
 
     # the model must exist on the Hub before a Space can use it
     assert main(["push-space", "--model", "alice/missing", "--space-id", "alice/demo"]) == 1
     hub_env.create_repo("alice/detector-space-model")
     assert main(["push-space", "--model", "alice/detector-space-model", "--space-id", "alice/demo"]) == 0
     space = hub_env.files("alice/demo", repo_type="space")
-    assert {"README.md", "app.py", "requirements.txt"} <= set(space)
+    assert {"README.md", "app.py", "requirements.txt", "deepfake_hf/inference.py"} <= set(space)
+    assert ".deepfake-hf-outputs.json" not in space
     assert hub_env.repos[("space", "alice/demo")].sdk == "gradio"
 
 
