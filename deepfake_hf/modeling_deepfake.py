@@ -13,7 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoImageProcessor, AutoModel, PreTrainedModel
-from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
+from transformers.utils import can_return_tuple
 from transformers.video_processing_utils import BaseVideoProcessor
 
 from .configuration_deepfake import CONV_BACKBONES, DeepfakeDetectorConfig
@@ -151,12 +152,40 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         self.post_init()
 
     # ----------------------------------------------------------------------------------------- features
-    def get_image_features(self, pixel_values, **backbone_kwargs):
-        """Pooled features of a batch of images, as the head sees them (L2-normalised when configured)."""
-        return self._features(pixel_values, **backbone_kwargs)[0]
+    @can_return_tuple
+    def get_image_features(self, pixel_values, output_hidden_states=None, output_attentions=None, **backbone_kwargs):
+        """The encoder's output for a batch of images, with the pooled features the head sees as `pooler_output`.
+
+        As in transformers 5 (`CLIPModel.get_image_features`): a `BaseModelOutputWithPooling` whose
+        `last_hidden_state` is the encoder's and whose `pooler_output` is the pooled (and, when configured,
+        L2-normalised) feature vector; a tuple with `return_dict=False`.
+        """
+        options = self._backbone_output_options(output_hidden_states, output_attentions)
+        features, outputs = self._features(pixel_values, **options, **backbone_kwargs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=features,
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+        )
+
+    def _backbone_output_options(self, output_hidden_states, output_attentions):
+        """What to ask the encoder to record: the argument, else the detector's config, else the encoder's own config.
+
+        `output_hidden_states` may be a list of layer indices; it is passed on unchanged, so the encoder keeps
+        only those layers (the others come back as None), as transformers' models do.
+        """
+        options = {}
+        for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions)):
+            if value is None:
+                # Unset on the detector's config (False is its default) leaves the decision to the encoder's config.
+                value = getattr(self.config, name, None) or None
+            if value is not None:
+                options[name] = value
+        return options
 
     def _features(self, pixel_values, **backbone_kwargs):
-        outputs = self.backbone(pixel_values=pixel_values, **backbone_kwargs)
+        outputs = self.backbone(pixel_values=pixel_values, return_dict=True, **backbone_kwargs)
         pooling = self.config.pooling
         if pooling == "pooler":
             features = outputs.pooler_output
@@ -211,20 +240,11 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         return loss, logits
 
     # ------------------------------------------------------------------------------------------- forward
-    def forward(
-        self,
-        pixel_values=None,
-        labels=None,
-        output_hidden_states=None,
-        output_attentions=None,
-        return_dict=None,
-        **kwargs,
-    ):
-        backbone_kwargs = {}
-        if output_hidden_states:
-            backbone_kwargs["output_hidden_states"] = True
-        if output_attentions:
-            backbone_kwargs["output_attentions"] = True
+    @can_return_tuple
+    def forward(self, pixel_values=None, labels=None, output_hidden_states=None, output_attentions=None, **kwargs):
+        """`DeepfakeDetectorOutput`, or its tuple (None fields left out) with `return_dict=False` or
+        `config.return_dict=False`. `output_hidden_states` may be True or a list of layer indices."""
+        backbone_kwargs = self._backbone_output_options(output_hidden_states, output_attentions)
         if pixel_values.ndim == 5:
             return self._forward_video(pixel_values, labels, backbone_kwargs)
 
