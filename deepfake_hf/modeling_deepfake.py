@@ -124,12 +124,21 @@ class DeepfakeDetectorPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     @torch.no_grad()
+    def initialize_weights(self):
+        # The encoder is a stock transformers model: initialise it as one first. transformers treats every module
+        # of a remote-code model as custom code and then skips modules without parameters of their own (CLIP's
+        # attention and MLP blocks), whose `_init_weights` sets their projections' std; missing encoder weights
+        # would otherwise be initialised differently by `from_pretrained` than by `__init__`. The encoder's
+        # modules are then marked initialised, so the pass below only reaches the detector's own modules.
+        if isinstance(getattr(self, "backbone", None), PreTrainedModel):
+            self.backbone.initialize_weights()
+        super().initialize_weights()
+
+    @torch.no_grad()
     def _init_weights(self, module):
         if isinstance(module, nn.Linear) and module is getattr(self, "classifier", None):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
-        elif hasattr(self, "backbone") and isinstance(self.backbone, PreTrainedModel):
-            self.backbone._init_weights(module)
 
 
 class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
