@@ -15,9 +15,12 @@ from torch import nn
 from transformers import AutoImageProcessor, AutoModel, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.utils import can_return_tuple
+from transformers.utils import logging as hf_logging
 from transformers.video_processing_utils import BaseVideoProcessor
 
-from .configuration_deepfake import CONV_BACKBONES, DeepfakeDetectorConfig
+from .configuration_deepfake import CONV_BACKBONES, VISION_TOWER_OF, DeepfakeDetectorConfig
+
+logger = hf_logging.get_logger(__name__)
 
 # ImageNet statistics, used by DINOv2, ConvNeXt and ResNet checkpoints.
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -300,22 +303,41 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         `DeepfakeDetectorConfig`; extra loading options (`revision`, `cache_dir`, `token`,
         `local_files_only`) go to `from_pretrained`. The checkpoint's own image processor is kept
         when it has one.
+
+        Checkpoint weights the detector has no use for by design (a CLIP text tower and projections, a
+        pooler it does not pool with, a classification checkpoint's head) are dropped quietly, without
+        transformers' load report; any other unused weight is named in one warning, and encoder weights
+        the checkpoint lacks are an error.
         """
         from transformers import AutoConfig
 
         load_keys = ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code")
         load_kwargs = {key: config_kwargs.pop(key) for key in load_keys if key in config_kwargs}
-        encoder_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
-        config = DeepfakeDetectorConfig(backbone_config=encoder_config, **config_kwargs)
+        source_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
+        config = DeepfakeDetectorConfig(backbone_config=source_config, **config_kwargs)
         model = cls(config)
         encoder_class = type(model.backbone)
         encoder_kwargs = {}
         if config.backbone_config.model_type in ("vit", "deit"):
             encoder_kwargs["add_pooling_layer"] = config.pooling == "pooler"
-        encoder = encoder_class.from_pretrained(pretrained_model_name_or_path, **encoder_kwargs, **load_kwargs)
-        missing, unexpected = model.backbone.load_state_dict(encoder.state_dict(), strict=False)
+        with _load_report_silenced():
+            encoder, loading_info = encoder_class.from_pretrained(
+                pretrained_model_name_or_path, output_loading_info=True, **encoder_kwargs, **load_kwargs
+            )
+        missing = sorted(loading_info["missing_keys"])
         if missing:
-            raise ValueError(f"{pretrained_model_name_or_path}: encoder weights missing for {missing[:5]}")
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: the checkpoint lacks {len(missing)} encoder weights "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
+            )
+        unused = sorted(key for key in loading_info["unexpected_keys"]
+                        if not _unused_by_design(key, source_config.model_type))
+        if unused:
+            logger.warning(
+                f"{pretrained_model_name_or_path}: {len(unused)} checkpoint weights are not used by the encoder "
+                f"({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''})"
+            )
+        model.backbone.load_state_dict(encoder.state_dict(), strict=True)
         model.config.backbone_config = encoder.config
         if image_processor:
             try:
@@ -449,6 +471,33 @@ def read_video_pyav_rotated(path, sample_indices_fn=None):
     video = np.stack([frames[index] if index in frames else frames[decoded[-1]] for index in indices.tolist()])
     metadata.frames_indices = indices
     return np.ascontiguousarray(video), metadata
+
+
+def _unused_by_design(key, source_model_type):
+    """Whether a checkpoint weight the encoder did not take is one a detector leaves out on purpose."""
+    if source_model_type in VISION_TOWER_OF and not key.startswith("vision_model."):
+        return True  # text tower, projections and logit scale of a multimodal checkpoint
+    # A pooler the detector does not pool with (built without it), or a classification checkpoint's own head.
+    return key.startswith(("pooler.", "classifier."))
+
+
+class _load_report_silenced:
+    """Keeps transformers' LOAD REPORT table off the console while an encoder loads; `from_backbone` reports what
+    matters itself. transformers logs the table as a warning on the `transformers.modeling_utils` logger; a filter
+    drops that one record and lets every other warning through (raising the logger's level would also switch on
+    transformers' tensor-parallel plan check, which then warns about every layer)."""
+
+    def __enter__(self):
+        self.logger = hf_logging.get_logger("transformers.modeling_utils")
+        self.logger.addFilter(self.filter)
+
+    def __exit__(self, *exc_info):
+        self.logger.removeFilter(self.filter)
+        return False
+
+    @staticmethod
+    def filter(record):
+        return "LOAD REPORT" not in record.getMessage()
 
 
 def logit(p):
