@@ -9,6 +9,13 @@ a dev build of transformers, no `parameterized`) the module is skipped with the 
 
 The testers follow transformers' ModelTester pattern (tests/models/vit/test_modeling_vit.py) with the
 project's tiny sizes: hidden size 32, 2 layers, 32 px images.
+
+Skips: one here, written below with its reason (the detector's fixed two labels). The others are the mixin's
+own, each with transformers' reason: an accelerator, several accelerators, MPS, flash attention 2/3/4,
+deepspeed or the kernels library is needed; `@slow` (torch.compile training); no token embeddings to resize
+(`test_resize_embeddings = False`, as for every vision model); not composite, no rotary embeddings, no
+sparse experts, no tensor-parallel plan, no cache, no inputs_embeds; and `test_torch_save_load`, which needs
+the config in MODEL_MAPPING, where a remote-code model never is.
 """
 
 import importlib
