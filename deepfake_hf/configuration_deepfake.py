@@ -50,6 +50,38 @@ def _as_backbone_config(backbone_config):
     return backbone_config
 
 
+def backbone_config_diff(backbone_config):
+    """`backbone_config.to_dict()` reduced to the values that its class would not rebuild, plus `model_type`.
+
+    Values equal to the class defaults go, and so do values derived from other fields in `__post_init__`
+    (ViT's `pooler_output_size`, DINOv2's `stage_names`): config.json then shows what was chosen. A key is
+    dropped only when rebuilding without it gives back exactly the same config, so the diff round-trips.
+    """
+    full = backbone_config.to_dict()
+    config_class = type(backbone_config)
+
+    def rebuilds(diff):
+        try:
+            return config_class(**{key: value for key, value in diff.items() if key != "model_type"}).to_dict() == full
+        except Exception:  # the class's own validation refuses the reduced set
+            return False
+
+    try:
+        defaults = config_class().to_dict()
+    except Exception:  # a class that cannot be built without arguments: keep everything
+        return full
+    diff = {key: value for key, value in full.items() if key not in defaults or defaults[key] != value}
+    diff["model_type"] = full["model_type"]
+    if not rebuilds(diff):
+        # A default that depends on other fields equals the class default here yet is rebuilt differently.
+        return full
+    for key in [key for key in diff if key != "model_type"]:
+        reduced = {name: value for name, value in diff.items() if name != key}
+        if rebuilds(reduced):
+            diff = reduced
+    return diff
+
+
 class DeepfakeDetectorConfig(PretrainedConfig):
     r"""
     Configuration of [`DeepfakeDetectorForImageClassification`].
@@ -161,6 +193,30 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         labels = {int(k): v for k, v in (self.id2label or {}).items()}
         if labels != {0: "real", 1: "fake"}:
             raise ValueError(f"id2label: a deepfake detector has the labels {{0: 'real', 1: 'fake'}}, got {labels}.")
+
+    @classmethod
+    def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):
+        """The saved config as a dict; a bare encoder's config (a ViT, CLIP, ... checkpoint) becomes the backbone.
+
+        That is how `from_pretrained` on an encoder checkpoint gives a detector on that encoder (the head
+        newly initialised), as transformers' head classes load their base model's checkpoints.
+        """
+        config_dict, kwargs = super().get_config_dict(pretrained_model_name_or_path, **kwargs)
+        model_type = config_dict.get("model_type")
+        if model_type not in (None, cls.model_type) and model_type in CONFIG_MAPPING:
+            config_dict = {"backbone_config": config_dict}
+        return config_dict, kwargs
+
+    def to_diff_dict(self):
+        """The serialised config, with `backbone_config` reduced to what differs from its class's defaults.
+
+        transformers serialises a `backbone_config` in full (it may hold timm settings that AutoConfig cannot
+        rebuild); here the diff is kept only where rebuilding from it gives back exactly the same config.
+        """
+        serialized = super().to_diff_dict()
+        if isinstance(serialized.get("backbone_config"), dict):
+            serialized["backbone_config"] = backbone_config_diff(self.backbone_config)
+        return serialized
 
     @property
     def hidden_size(self):

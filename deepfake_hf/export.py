@@ -28,18 +28,35 @@ NATIVE_CLASSES = {
     "clip_vision_model": (CLIPForImageClassification, "mean", "vision_model"),
 }
 
+# What each pooling feeds the head, per backbone family, to say exactly why a stock class differs.
+POOLING_MEANS = {
+    ("vit", "cls"): "the CLS token after the final layernorm",
+    ("vit", "mean"): "the mean of the patch tokens",
+    ("vit", "pooler"): "ViT's pooler (a dense layer and tanh over the CLS token)",
+    ("clip_vision_model", "mean"): "the mean of the patch tokens, without post_layernorm",
+    ("clip_vision_model", "pooler"): "the CLS token after post_layernorm",
+    ("clip_vision_model", "cls"): "the CLS token before post_layernorm",
+}
+
 
 def native_export_problem(config):
-    """Why `config` has no exact stock equivalent, or None when it has one."""
+    """Why `config` has no exact stock equivalent (one line, ending with how to build one that has), or None."""
     backbone_type = config.backbone_config.model_type
     if backbone_type not in NATIVE_CLASSES:
         return f"no stock transformers classifier matches a {backbone_type!r} backbone (only vit and clip vision)"
     stock_class, pooling, _ = NATIVE_CLASSES[backbone_type]
+    stock = stock_class.__name__
+    problems = []
     if config.pooling != pooling:
-        return f"{stock_class.__name__} pools with {pooling!r} but this model uses pooling={config.pooling!r}"
+        problems.append(
+            f"pooling={config.pooling!r} classifies {POOLING_MEANS[backbone_type, config.pooling]}, but {stock} "
+            f"classifies {POOLING_MEANS[backbone_type, pooling]} (pooling={pooling!r})"
+        )
     if config.normalize_features:
-        return f"{stock_class.__name__} has no L2 normalisation before the head (normalize_features=True)"
-    return None
+        problems.append(f"{stock} has no L2 normalisation before the head (normalize_features=True)")
+    if not problems:
+        return None
+    return "; ".join(problems) + f"; build with pooling={pooling!r} and normalize_features=False to export natively"
 
 
 def _folded_head(model):

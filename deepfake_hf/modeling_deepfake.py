@@ -13,10 +13,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoImageProcessor, AutoModel, PreTrainedModel
-from transformers.modeling_outputs import ImageClassifierOutput
+from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
+from transformers.utils import can_return_tuple
+from transformers.utils import logging as hf_logging
 from transformers.video_processing_utils import BaseVideoProcessor
 
-from .configuration_deepfake import CONV_BACKBONES, DeepfakeDetectorConfig
+from .configuration_deepfake import CONV_BACKBONES, VISION_TOWER_OF, DeepfakeDetectorConfig
+
+logger = hf_logging.get_logger(__name__)
 
 # ImageNet statistics, used by DINOv2, ConvNeXt and ResNet checkpoints.
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -123,12 +127,21 @@ class DeepfakeDetectorPreTrainedModel(PreTrainedModel):
     _supports_attention_backend = True
 
     @torch.no_grad()
+    def initialize_weights(self):
+        # The encoder is a stock transformers model: initialise it as one first. transformers treats every module
+        # of a remote-code model as custom code and then skips modules without parameters of their own (CLIP's
+        # attention and MLP blocks), whose `_init_weights` sets their projections' std; missing encoder weights
+        # would otherwise be initialised differently by `from_pretrained` than by `__init__`. The encoder's
+        # modules are then marked initialised, so the pass below only reaches the detector's own modules.
+        if isinstance(getattr(self, "backbone", None), PreTrainedModel):
+            self.backbone.initialize_weights()
+        super().initialize_weights()
+
+    @torch.no_grad()
     def _init_weights(self, module):
         if isinstance(module, nn.Linear) and module is getattr(self, "classifier", None):
             nn.init.normal_(module.weight, std=0.02)
             nn.init.zeros_(module.bias)
-        elif hasattr(self, "backbone") and isinstance(self.backbone, PreTrainedModel):
-            self.backbone._init_weights(module)
 
 
 class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
@@ -151,12 +164,40 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         self.post_init()
 
     # ----------------------------------------------------------------------------------------- features
-    def get_image_features(self, pixel_values, **backbone_kwargs):
-        """Pooled features of a batch of images, as the head sees them (L2-normalised when configured)."""
-        return self._features(pixel_values, **backbone_kwargs)[0]
+    @can_return_tuple
+    def get_image_features(self, pixel_values, output_hidden_states=None, output_attentions=None, **backbone_kwargs):
+        """The encoder's output for a batch of images, with the pooled features the head sees as `pooler_output`.
+
+        As in transformers 5 (`CLIPModel.get_image_features`): a `BaseModelOutputWithPooling` whose
+        `last_hidden_state` is the encoder's and whose `pooler_output` is the pooled (and, when configured,
+        L2-normalised) feature vector; a tuple with `return_dict=False`.
+        """
+        options = self._backbone_output_options(output_hidden_states, output_attentions)
+        features, outputs = self._features(pixel_values, **options, **backbone_kwargs)
+        return BaseModelOutputWithPooling(
+            last_hidden_state=outputs.last_hidden_state,
+            pooler_output=features,
+            hidden_states=getattr(outputs, "hidden_states", None),
+            attentions=getattr(outputs, "attentions", None),
+        )
+
+    def _backbone_output_options(self, output_hidden_states, output_attentions):
+        """What to ask the encoder to record: the argument, else the detector's config, else the encoder's own config.
+
+        `output_hidden_states` may be a list of layer indices; it is passed on unchanged, so the encoder keeps
+        only those layers (the others come back as None), as transformers' models do.
+        """
+        options = {}
+        for name, value in (("output_hidden_states", output_hidden_states), ("output_attentions", output_attentions)):
+            if value is None:
+                # Unset on the detector's config (False is its default) leaves the decision to the encoder's config.
+                value = getattr(self.config, name, None) or None
+            if value is not None:
+                options[name] = value
+        return options
 
     def _features(self, pixel_values, **backbone_kwargs):
-        outputs = self.backbone(pixel_values=pixel_values, **backbone_kwargs)
+        outputs = self.backbone(pixel_values=pixel_values, return_dict=True, **backbone_kwargs)
         pooling = self.config.pooling
         if pooling == "pooler":
             features = outputs.pooler_output
@@ -211,20 +252,11 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         return loss, logits
 
     # ------------------------------------------------------------------------------------------- forward
-    def forward(
-        self,
-        pixel_values=None,
-        labels=None,
-        output_hidden_states=None,
-        output_attentions=None,
-        return_dict=None,
-        **kwargs,
-    ):
-        backbone_kwargs = {}
-        if output_hidden_states:
-            backbone_kwargs["output_hidden_states"] = True
-        if output_attentions:
-            backbone_kwargs["output_attentions"] = True
+    @can_return_tuple
+    def forward(self, pixel_values=None, labels=None, output_hidden_states=None, output_attentions=None, **kwargs):
+        """`DeepfakeDetectorOutput`, or its tuple (None fields left out) with `return_dict=False` or
+        `config.return_dict=False`. `output_hidden_states` may be True or a list of layer indices."""
+        backbone_kwargs = self._backbone_output_options(output_hidden_states, output_attentions)
         if pixel_values.ndim == 5:
             return self._forward_video(pixel_values, labels, backbone_kwargs)
 
@@ -271,22 +303,41 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         `DeepfakeDetectorConfig`; extra loading options (`revision`, `cache_dir`, `token`,
         `local_files_only`) go to `from_pretrained`. The checkpoint's own image processor is kept
         when it has one.
+
+        Checkpoint weights the detector has no use for by design (a CLIP text tower and projections, a
+        pooler it does not pool with, a classification checkpoint's head) are dropped quietly, without
+        transformers' load report; any other unused weight is named in one warning, and encoder weights
+        the checkpoint lacks are an error.
         """
         from transformers import AutoConfig
 
         load_keys = ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code")
         load_kwargs = {key: config_kwargs.pop(key) for key in load_keys if key in config_kwargs}
-        encoder_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
-        config = DeepfakeDetectorConfig(backbone_config=encoder_config, **config_kwargs)
+        source_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
+        config = DeepfakeDetectorConfig(backbone_config=source_config, **config_kwargs)
         model = cls(config)
         encoder_class = type(model.backbone)
         encoder_kwargs = {}
         if config.backbone_config.model_type in ("vit", "deit"):
             encoder_kwargs["add_pooling_layer"] = config.pooling == "pooler"
-        encoder = encoder_class.from_pretrained(pretrained_model_name_or_path, **encoder_kwargs, **load_kwargs)
-        missing, unexpected = model.backbone.load_state_dict(encoder.state_dict(), strict=False)
+        with _load_report_silenced():
+            encoder, loading_info = encoder_class.from_pretrained(
+                pretrained_model_name_or_path, output_loading_info=True, **encoder_kwargs, **load_kwargs
+            )
+        missing = sorted(loading_info["missing_keys"])
         if missing:
-            raise ValueError(f"{pretrained_model_name_or_path}: encoder weights missing for {missing[:5]}")
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: the checkpoint lacks {len(missing)} encoder weights "
+                f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
+            )
+        unused = sorted(key for key in loading_info["unexpected_keys"]
+                        if not _unused_by_design(key, source_config.model_type))
+        if unused:
+            logger.warning(
+                f"{pretrained_model_name_or_path}: {len(unused)} checkpoint weights are not used by the encoder "
+                f"({', '.join(unused[:5])}{', ...' if len(unused) > 5 else ''})"
+            )
+        model.backbone.load_state_dict(encoder.state_dict(), strict=True)
         model.config.backbone_config = encoder.config
         if image_processor:
             try:
@@ -420,6 +471,33 @@ def read_video_pyav_rotated(path, sample_indices_fn=None):
     video = np.stack([frames[index] if index in frames else frames[decoded[-1]] for index in indices.tolist()])
     metadata.frames_indices = indices
     return np.ascontiguousarray(video), metadata
+
+
+def _unused_by_design(key, source_model_type):
+    """Whether a checkpoint weight the encoder did not take is one a detector leaves out on purpose."""
+    if source_model_type in VISION_TOWER_OF and not key.startswith("vision_model."):
+        return True  # text tower, projections and logit scale of a multimodal checkpoint
+    # A pooler the detector does not pool with (built without it), or a classification checkpoint's own head.
+    return key.startswith(("pooler.", "classifier."))
+
+
+class _load_report_silenced:
+    """Keeps transformers' LOAD REPORT table off the console while an encoder loads; `from_backbone` reports what
+    matters itself. transformers logs the table as a warning on the `transformers.modeling_utils` logger; a filter
+    drops that one record and lets every other warning through (raising the logger's level would also switch on
+    transformers' tensor-parallel plan check, which then warns about every layer)."""
+
+    def __enter__(self):
+        self.logger = hf_logging.get_logger("transformers.modeling_utils")
+        self.logger.addFilter(self.filter)
+
+    def __exit__(self, *exc_info):
+        self.logger.removeFilter(self.filter)
+        return False
+
+    @staticmethod
+    def filter(record):
+        return "LOAD REPORT" not in record.getMessage()
 
 
 def logit(p):

@@ -36,7 +36,7 @@ class ProbeError(DeepfakeHFError, ValueError):
 
 # ----------------------------------------------------------------------------------------- encoders
 def load_encoder(spec, device="cpu"):
-    """A detector whose `get_image_features` gives the frozen features of `spec`, with its processor.
+    """A detector whose `get_image_features(...).pooler_output` gives the frozen features of `spec`, with its processor.
 
     `spec` is a saved deepfake-hf detector folder (its backbone, pooling and normalisation) or an
     encoder checkpoint (folder or Hub id) loaded with `from_backbone` and the family's default pooling.
@@ -107,7 +107,7 @@ def extract_features(backbones, dataset, batch_size=32, cache_dir=None, device=N
             pixel_values = processor(images=[image.convert("RGB") for image in batch],
                                      return_tensors="pt")["pixel_values"].to(device)
             with torch.no_grad():
-                chunks.append(model.get_image_features(pixel_values).float().cpu().numpy())
+                chunks.append(model.get_image_features(pixel_values).pooler_output.float().cpu().numpy())
         features = np.concatenate(chunks) if chunks else np.zeros((0, model.config.hidden_size), np.float32)
         if cache_path is not None:
             cache_path.parent.mkdir(parents=True, exist_ok=True)

@@ -65,3 +65,40 @@ def test_invalid_config_names_the_field(kwargs, field):
     message = str(error.value)
     assert message.startswith(field), message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("family", list(TINY_BACKBONES))
+def test_backbone_config_is_saved_as_a_diff_and_round_trips(family, tmp_path):
+    import json
+
+    config = DeepfakeDetectorConfig(backbone_config=dict(TINY_BACKBONES[family]))
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())["backbone_config"]
+    # Only what was chosen: the values given (all differ from the family's defaults) and the model type.
+    assert saved == TINY_BACKBONES[family]
+    loaded = DeepfakeDetectorConfig.from_pretrained(tmp_path)
+    assert loaded.to_dict() == config.to_dict()
+
+
+@pytest.mark.parametrize("pooler_output_size", [64, 768])
+def test_backbone_diff_keeps_values_a_rebuild_would_change(pooler_output_size, tmp_path):
+    import json
+
+    # ViT derives pooler_output_size from hidden_size; 768 equals the class default, yet a rebuild from
+    # hidden_size=32 alone would give 32, so the diff must keep it.
+    backbone = dict(TINY_BACKBONES["vit"], pooler_output_size=pooler_output_size)
+    config = DeepfakeDetectorConfig(backbone_config=backbone)
+    config.save_pretrained(tmp_path)
+    saved = json.loads((tmp_path / "config.json").read_text())["backbone_config"]
+    assert saved["pooler_output_size"] == pooler_output_size
+    loaded = DeepfakeDetectorConfig.from_pretrained(tmp_path)
+    assert loaded.backbone_config.pooler_output_size == pooler_output_size
+    assert loaded.to_dict() == config.to_dict()
+
+
+def test_bare_encoder_config_becomes_the_backbone(tmp_path):
+    CLIPVisionConfig(**TRANSFORMER).save_pretrained(tmp_path)
+    config = DeepfakeDetectorConfig.from_pretrained(tmp_path)
+    assert config.model_type == "deepfake_detector"
+    assert config.backbone_config.model_type == "clip_vision_model"
+    assert config.hidden_size == 32 and config.pooling == "pooler"

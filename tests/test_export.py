@@ -69,3 +69,49 @@ def test_cli_export_does_not_overwrite_without_flag(tmp_path, capsys):
     assert (tmp_path / "native" / "mine.txt").read_text() == "keep me"
     assert main(args + ["--overwrite"]) == 0
     assert (tmp_path / "native" / "config.json").is_file()
+
+
+def _tiny_clip_checkpoint(folder):
+    from transformers import CLIPConfig, CLIPModel
+
+    from .conftest import TINY_BACKBONES
+
+    torch.manual_seed(4)
+    text = dict(hidden_size=32, num_attention_heads=4, intermediate_size=37, num_hidden_layers=1)
+    vision = {k: v for k, v in TINY_BACKBONES["clip_vision_model"].items() if k != "model_type"}
+    CLIPModel(CLIPConfig(vision_config=vision, text_config=text)).save_pretrained(folder)
+    return str(folder)
+
+
+def test_readme_clip_example_refusal_says_why_and_how(tmp_path):
+    from deepfake_hf import DeepfakeDetectorForImageClassification
+
+    # README "Build one": from_backbone(CLIP, normalize_features=True), pooling defaults to CLIP's pooler.
+    model = DeepfakeDetectorForImageClassification.from_backbone(_tiny_clip_checkpoint(tmp_path / "clip"),
+                                                                 normalize_features=True)
+    with pytest.raises(NativeExportError) as error:
+        export_native(model, tmp_path / "native")
+    message = str(error.value)
+    assert "pooling='pooler' classifies the CLS token after post_layernorm" in message
+    assert "CLIPForImageClassification classifies the mean of the patch tokens" in message
+    assert "normalize_features=True" in message
+    assert message.endswith("build with pooling='mean' and normalize_features=False to export natively")
+    assert "\n" not in message
+
+
+def test_clip_built_for_export_from_a_checkpoint_exports_exactly(tmp_path):
+    from transformers import CLIPForImageClassification
+
+    from deepfake_hf import DeepfakeDetectorForImageClassification
+
+    model = DeepfakeDetectorForImageClassification.from_backbone(_tiny_clip_checkpoint(tmp_path / "clip"),
+                                                                 pooling="mean", threshold=0.4).eval()
+    _nudge_head(model)
+    export_native(model, tmp_path / "native")
+    stock = CLIPForImageClassification.from_pretrained(tmp_path / "native").eval()
+    pixel_values = torch.randn(2, 3, 32, 32, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = model(pixel_values).logits.softmax(-1)
+        exported = stock(pixel_values).logits.softmax(-1)
+    assert torch.allclose(expected, exported, atol=1e-5)
+    assert (expected[:, 1] - 0.5).abs().max() > 1e-3

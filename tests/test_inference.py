@@ -30,7 +30,7 @@ def model_fake_probability(model, processor, images, temperature=1.0):
     """Reference: the calibrated fake probability computed straight from the model's head."""
     with torch.no_grad():
         pixels = processor(images=images, return_tensors="pt")["pixel_values"]
-        features = model.get_image_features(pixels)
+        features = model.get_image_features(pixels).pooler_output
         raw = model.classifier(features)
     return (raw / temperature).softmax(-1)[:, 1].tolist()
 
@@ -244,7 +244,7 @@ def test_video_logits_respect_threshold_once():
     model = tiny_detector("vit", threshold=0.3, calibration_temperature=1.5)
     pixels = torch.randn(1, 4, 3, 32, 32)
     with torch.no_grad():
-        raw = model.classifier(model.get_image_features(pixels[0]))
+        raw = model.classifier(model.get_image_features(pixels[0]).pooler_output)
         frame_probability = (raw / 1.5).softmax(-1)[:, 1]
         video_score = model(pixels).logits.softmax(-1)[0, 1]
     mean = frame_probability.mean().item()

@@ -22,11 +22,12 @@ def test_forward_shapes_and_features(family):
     model = tiny_detector(family)
     with torch.no_grad():
         output = model(pixels())
-        features = model.get_image_features(pixels())
+        encoded = model.get_image_features(pixels())
     assert isinstance(output, ImageClassifierOutput)
     assert output.logits.shape == (3, 2)
-    assert features.shape == (3, model.config.hidden_size)
-    assert torch.allclose(output.image_features, features)
+    assert encoded.pooler_output.shape == (3, model.config.hidden_size)
+    assert encoded.last_hidden_state.shape[0] == 3
+    assert torch.allclose(output.image_features, encoded.pooler_output)
 
 
 @pytest.mark.parametrize("family", FAMILIES)
@@ -161,3 +162,100 @@ def test_from_backbone_missing_folder_is_a_clear_error(tmp_path):
     with pytest.raises(OSError) as error:
         DeepfakeDetectorForImageClassification.from_backbone(str(tmp_path / "nowhere"), local_files_only=True)
     assert "nowhere" in str(error.value)
+
+
+def test_return_dict_false_gives_a_tuple_by_argument_and_by_config():
+    model = tiny_detector("vit")
+    labels = torch.tensor([0, 1, 0])
+    with torch.no_grad():
+        as_dict = model(pixels(), labels=labels)
+        as_tuple = model(pixels(), labels=labels, return_dict=False)
+        encoded = model.get_image_features(pixels(), return_dict=False)
+        model.config.return_dict = False
+        from_config = model(pixels())
+    assert isinstance(as_tuple, tuple) and not isinstance(as_tuple, ImageClassifierOutput)
+    assert len(as_tuple) == 3  # loss, logits, image_features (None fields are left out)
+    assert torch.equal(as_tuple[0], as_dict.loss) and torch.equal(as_tuple[1], as_dict.logits)
+    assert isinstance(from_config, tuple) and torch.equal(from_config[0], as_dict.logits)
+    assert isinstance(encoded, tuple) and torch.equal(encoded[1], as_dict.image_features)
+
+
+@pytest.mark.parametrize("family", ["vit", "clip_vision_model"])
+def test_output_hidden_states_selects_layers_by_index(family):
+    model = tiny_detector(family)
+    with torch.no_grad():
+        everything = model(pixels(), output_hidden_states=True).hidden_states
+        selected = model(pixels(), output_hidden_states=[0, -1]).hidden_states
+    assert len(everything) == 3 and len(selected) == 3  # embeddings + 2 layers
+    assert selected[1] is None
+    assert torch.equal(selected[0], everything[0]) and torch.equal(selected[2], everything[2])
+
+
+def test_get_image_features_returns_encoder_output_and_pooled_features():
+    model = tiny_detector("clip_vision_model", normalize_features=True)
+    model.set_attn_implementation("eager")  # SDPA records no attention maps
+    with torch.no_grad():
+        encoded = model.get_image_features(pixels(), output_attentions=True)
+        direct = model.backbone(pixel_values=pixels())
+    assert torch.equal(encoded.last_hidden_state, direct.last_hidden_state)
+    assert torch.allclose(encoded.pooler_output, torch.nn.functional.normalize(direct.pooler_output, dim=-1))
+    assert len(encoded.attentions) == 2
+
+
+def test_from_pretrained_on_a_bare_encoder_checkpoint(tmp_path):
+    from transformers import AutoModel, ViTConfig
+
+    torch.manual_seed(3)
+    encoder_config = ViTConfig(**{k: v for k, v in TINY_BACKBONES["vit"].items() if k != "model_type"})
+    encoder = AutoModel.from_config(encoder_config, add_pooling_layer=False)
+    encoder.save_pretrained(tmp_path / "encoder")
+    model, info = DeepfakeDetectorForImageClassification.from_pretrained(tmp_path / "encoder",
+                                                                         output_loading_info=True)
+    assert model.config.backbone_config.model_type == "vit"
+    assert model.config.id2label == {0: "real", 1: "fake"}
+    assert sorted(info["missing_keys"]) == ["classifier.bias", "classifier.weight"]
+    loaded = model.backbone.state_dict()
+    assert loaded.keys() == encoder.state_dict().keys()
+    assert all(torch.equal(loaded[name], tensor) for name, tensor in encoder.state_dict().items())
+
+
+def _tiny_clip(folder, seed=2):
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(seed)
+    text = dict(hidden_size=32, num_attention_heads=4, intermediate_size=37, num_hidden_layers=1)
+    vision = {k: v for k, v in TINY_BACKBONES["clip_vision_model"].items() if k != "model_type"}
+    clip = CLIPModel(CLIPConfig(vision_config=vision, text_config=text))
+    clip.save_pretrained(folder)
+    return clip
+
+
+def test_from_backbone_on_full_clip_prints_no_load_report(tmp_path, capfd):
+    # The README's "Build one" example, on a tiny local CLIP: the text tower and projections are unused by
+    # design, so transformers' LOAD REPORT table must not reach the console.
+    _tiny_clip(tmp_path / "clip")
+    capfd.readouterr()
+    model = DeepfakeDetectorForImageClassification.from_backbone(str(tmp_path / "clip"), normalize_features=True)
+    printed = capfd.readouterr()
+    assert model.config.pooling == "pooler" and model.config.normalize_features
+    for text in (printed.out, printed.err):
+        assert "LOAD REPORT" not in text and "UNEXPECTED" not in text and "not sharded" not in text, text
+
+
+def test_from_backbone_names_weights_unused_for_no_known_reason(tmp_path, monkeypatch):
+    from safetensors.torch import load_file, save_file
+    from transformers import AutoModel, ViTConfig
+
+    from deepfake_hf import modeling_deepfake
+
+    encoder = AutoModel.from_config(ViTConfig(**{k: v for k, v in TINY_BACKBONES["vit"].items() if k != "model_type"}))
+    encoder.save_pretrained(tmp_path / "encoder")
+    weights = load_file(tmp_path / "encoder" / "model.safetensors")
+    weights["adapter.weight"] = torch.zeros(2, 2)  # a weight no ViT has
+    save_file(weights, tmp_path / "encoder" / "model.safetensors", metadata={"format": "pt"})
+    warnings = []
+    monkeypatch.setattr(modeling_deepfake.logger, "warning", warnings.append)
+    DeepfakeDetectorForImageClassification.from_backbone(str(tmp_path / "encoder"))
+    # ViT's pooler is left out on purpose (CLS pooling); only the unknown weight is reported, in one line.
+    assert len(warnings) == 1 and "adapter.weight" in warnings[0] and "pooler" not in warnings[0]
+    assert "\n" not in warnings[0]
