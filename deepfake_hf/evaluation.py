@@ -148,7 +148,7 @@ def load_test_set(spec, faces="none", num_frames=32, cache_dir=None, label_map=N
 
     try:
         return load_source(spec, label_map=label_map, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
-                           verbose=False)
+                           default_split="test", verbose=False)
     except DataSourceError as error:
         raise EvaluationError(str(error)) from None
 
