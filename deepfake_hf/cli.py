@@ -43,6 +43,45 @@ def run_export(args):
     return EXIT_OK
 
 
+# ------------------------------------------------------------------------------------------ convert
+def add_convert(subparsers):
+    parser = subparsers.add_parser(
+        "convert",
+        help="convert a published detector (GenD, DeepfakeBench, UnivFD, Hub classifier) into a detector folder",
+        description="Reads a published checkpoint in its own layout (safetensors or torch weights-only; pickles that "
+        "would run code are refused) and writes a detector folder that loads with pipeline(..., "
+        "trust_remote_code=True), scores exactly as the source, keeps its preprocessing and has a model card.",
+    )
+    parser.add_argument("source", nargs="?", help="local file or folder, or a Hub id")
+    parser.add_argument("--out", help="output folder")
+    parser.add_argument("--from", dest="source_format", default="auto",
+                        choices=["auto", "gend", "deepfakebench", "univfd", "classifier"], help="source format")
+    parser.add_argument("--detector", help="DeepfakeBench detector: clip or effort (when the keys do not tell)")
+    parser.add_argument("--backbone", metavar="ID_OR_DIR",
+                        help="encoder architecture (Hub id or folder with its config) when the checkpoint lacks it")
+    parser.add_argument("--fake-label", help="classifier label that means fake, when id2label does not say")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    parser.add_argument("--list", action="store_true", help="print the known formats and exit")
+    parser.set_defaults(run=run_convert)
+
+
+def run_convert(args):
+    from .convert import ConvertError, convert, list_formats
+
+    if args.list:
+        print(list_formats())
+        return EXIT_OK
+    if not args.source or not args.out:
+        raise CommandError("SOURCE and --out are required (or --list)")
+    try:
+        result = convert(args.source, args.out, format=args.source_format, detector=args.detector,
+                         backbone=args.backbone, fake_label=args.fake_label, overwrite=args.overwrite)
+    except (ConvertError, FileExistsError) as error:
+        raise CommandError(str(error)) from None
+    print(f"{result['description']} -> {result['out']} (format {result['format']})")
+    return EXIT_OK
+
+
 # --------------------------------------------------------------------------------------- quickstart
 def add_quickstart(subparsers):
     parser = subparsers.add_parser(
@@ -512,7 +551,7 @@ def run_bench(args):
 
 
 # ------------------------------------------------------------------------------------------- main
-COMMANDS = [add_quickstart, add_train, add_export, add_evaluate, add_calibrate, add_push, add_push_space, add_probe, add_explain, add_predict, add_bench]
+COMMANDS = [add_quickstart, add_train, add_export, add_convert, add_evaluate, add_calibrate, add_push, add_push_space, add_probe, add_explain, add_predict, add_bench]
 
 
 class _ArgumentParser(argparse.ArgumentParser):

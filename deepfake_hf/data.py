@@ -26,7 +26,9 @@ from any of:
   face crops when `faces` names a detector (faces.py).
 - DeepfakeBench's dataset JSON ({dataset: {label_name: {split: {[compression:] {video: {"label",
   "frames": [...]}}}}}}); labels ending in "real" are real, the rest fake (its `label_dict`), and
-  `#train` / `#val` / `#test` after the file name picks one split.
+  `#train` / `#val` / `#test` after the file name picks one split. Every entry is kept (also entries
+  whose frames share a folder), `\\` and `/` separators both work, and a video's frames are the first
+  `num_frames` by frame number, as DeepfakeBench's loader reads them.
 
 The decoded rows are written once as an Arrow file under `cache_dir`, keyed by a hash of the source
 files (path, size, modification time) and the options, so later epochs and runs read the cache.
@@ -307,6 +309,23 @@ def _deepfakebench_label(name, label_map):
     return 0 if str(name).lower().endswith("real") else 1
 
 
+def _deepfakebench_frame_path(text, base):
+    """A frame path from the JSON as a Path: Windows `\\` separators become `/`; relative ones join `base`."""
+    path = Path(str(text).replace("\\", "/"))
+    return path if path.is_absolute() else base / path
+
+
+def _deepfakebench_frames(frames, num_frames):
+    """The frames DeepfakeBench reads for one video: sorted by frame number, then the first `num_frames`.
+
+    Its loader sorts the list by the number in the file name and, in frame mode, steps through it with
+    `step = frame_num // frame_num` = 1 (it overwrites the total with `frame_num` first), so it reads the
+    first `num_frames` frames, not frames spread over the video. We read the same ones.
+    """
+    ordered = sorted(enumerate(frames), key=lambda item: (_frame_number(item[1], item[0]), str(item[1])))
+    return ordered[:num_frames] if num_frames else ordered
+
+
 def _collect_deepfakebench(json_path, split, label_map, num_frames, compression, root):
     try:
         with open(json_path, encoding="utf-8") as handle:
@@ -317,8 +336,8 @@ def _collect_deepfakebench(json_path, split, label_map, num_frames, compression,
         raise DataSourceError(f"{json_path}: expected {{dataset: {{label: {{split: {{video: ...}}}}}}}}")
     base = Path(root) if root else json_path.parent
     splits = [split] if split else list(DEEPFAKEBENCH_SPLITS)
-    entries, problems, inputs = [], [], [json_path]
-    seen = set()  # DeepfakeBench lists some videos (DFD) under every split
+    videos_found, problems, inputs = [], [], [json_path]
+    seen = set()  # DeepfakeBench lists some videos (DFD) under every split: read such a video once
     for dataset_name, labels in data.items():
         if not isinstance(labels, dict):
             raise DataSourceError(f"{json_path}: {dataset_name!r} is not a mapping of label names")
@@ -331,19 +350,35 @@ def _collect_deepfakebench(json_path, split, label_map, num_frames, compression,
                 if videos and all(key in ("c23", "c40", "raw") for key in videos):
                     videos = videos.get(compression) or {}
                 for video_name, info in videos.items():
-                    if not isinstance(info, dict) or "frames" not in info:
-                        problems.append((f"{json_path}:{dataset_name}/{label_name}/{video_name}", "no frames list"))
+                    where = f"{json_path}:{dataset_name}/{label_name}/{video_name}"
+                    if not isinstance(info, dict) or not isinstance(info.get("frames"), list):
+                        problems.append((where, "no frames list"))
                         continue
+                    # The entry's identity, not its folder: entries whose frames share one folder are
+                    # different videos and are all kept.
+                    identity = (dataset_name, label_name, video_name, tuple(map(str, info["frames"])))
+                    if identity in seen:
+                        continue
+                    seen.add(identity)
                     label = _deepfakebench_label(info.get("label", label_name), label_map)
-                    frames = [Path(p) if Path(p).is_absolute() else base / p for p in info["frames"]]
-                    group = str(frames[0].parent) if frames else f"{dataset_name}/{label_name}/{video_name}"
-                    if group in seen:
+                    frames = [_deepfakebench_frame_path(p, base) for p in info["frames"]]
+                    if not frames:
+                        problems.append((where, "empty frames list"))
                         continue
-                    seen.add(group)
-                    method = str(label_name)
-                    for entry in _frame_folder_entries(frames, label, group, method, num_frames):
-                        entries.append(entry)
-                        inputs.append(Path(entry.path))
+                    videos_found.append((dataset_name, label_name, video_name, label, frames))
+
+    # A video's group is its frame folder (full path), unless several entries share that folder; then
+    # the folder plus the video's name, so they stay separate videos in video metrics and splits.
+    folder_count = {}
+    for *_, frames in videos_found:
+        folder_count[frames[0].parent] = folder_count.get(frames[0].parent, 0) + 1
+    entries = []
+    for dataset_name, label_name, video_name, label, frames in videos_found:
+        folder = frames[0].parent
+        group = str(folder) if folder_count[folder] == 1 else f"{folder}/{video_name}"
+        for position, path in _deepfakebench_frames(frames, num_frames):
+            entries.append(_Entry(str(path), "image", label, group, str(label_name), _frame_number(path, position)))
+            inputs.append(path)
     return _Collected(entries, problems, inputs)
 
 
@@ -357,7 +392,7 @@ def _split_spec(spec):
     return Path(text).expanduser(), None
 
 
-def _collect(spec, label_map, num_frames, compression, root):
+def _collect(spec, label_map, num_frames, compression, root, default_split=None):
     path, split = _split_spec(spec)
     if not path.exists():
         raise DataSourceError(f"{path}: no such file or folder")
@@ -367,6 +402,11 @@ def _collect(spec, label_map, num_frames, compression, root):
     if suffix in MANIFEST_EXTENSIONS:
         return "manifest", _collect_manifest(path, label_map, num_frames)
     if suffix in DEEPFAKEBENCH_EXTENSIONS:
+        if split is None and default_split is not None:
+            # Reading every split of a benchmark file would mix training videos into a test set.
+            logger.warning("%s: no #train/#val/#test given; reading the %r split (append #SPLIT to choose)",
+                           path, default_split)
+            split = default_split
         return "deepfakebench", _collect_deepfakebench(path, split, label_map, num_frames, compression, root)
     raise DataSourceError(
         f"{path}: not a data source (expected a folder with real/ and fake/, a .csv/.jsonl manifest, "
@@ -510,7 +550,8 @@ def _write_arrow(collected, arrow_path, decode_options, verbose):
 
 
 def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=None, *, face_crop="align",
-                face_size=256, compression="c23", root=None, verbose=True, return_report=False):
+                face_size=256, compression="c23", root=None, default_split=None, verbose=True,
+                return_report=False):
     """Read one data source into a `datasets.Dataset` (columns: image, label, path, group, method, frame).
 
     Args:
@@ -526,6 +567,8 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
         face_size: side of the face crops in pixels.
         compression: FaceForensics++ compression level to read from a DeepfakeBench JSON.
         root: base folder for relative frame paths in a DeepfakeBench JSON (default: the JSON's folder).
+        default_split: the split read from a DeepfakeBench JSON whose spec names none (a warning says
+            so); None reads every split. `evaluate` passes "test".
         verbose: print the class-balance table and show progress.
         return_report: also return the report dict (counts, balance, cache path).
 
@@ -547,7 +590,7 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
             logger.warning("faces='auto': no face detector installed (pip install 'deepfake-hf[faces]'); "
                            "using whole frames")
     label_map = _normalise_label_map(label_map)
-    kind, collected = _collect(spec, label_map, num_frames, compression, root)
+    kind, collected = _collect(spec, label_map, num_frames, compression, root, default_split)
     decode_options = {"num_frames": num_frames, "faces": faces, "face_crop": face_crop, "face_size": face_size}
     name = os.fspath(spec)
 

@@ -36,7 +36,7 @@ PERTURBATIONS = {
     "noise": ("Gaussian noise std (0-1 range)", False, 0.0),
 }
 TABLE_COLUMNS = (("frame", "auroc", "frame AUROC"), ("video", "auroc", "video AUROC"), ("frame", "eer", "EER"),
-                 ("frame", "ap", "AP"), ("frame", "accuracy", "accuracy"))
+                 ("frame", "eer_deepfakebench", "EER (DeepfakeBench)"), ("frame", "ap", "AP"), ("frame", "accuracy", "accuracy"))
 
 
 class EvaluationError(DeepfakeHFError, ValueError):
@@ -148,7 +148,7 @@ def load_test_set(spec, faces="none", num_frames=32, cache_dir=None, label_map=N
 
     try:
         return load_source(spec, label_map=label_map, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
-                           verbose=False)
+                           default_split="test", verbose=False)
     except DataSourceError as error:
         raise EvaluationError(str(error)) from None
 
@@ -422,7 +422,9 @@ def render_report(result, plots=()):
     if plots:
         lines += ["", "## Plots", ""] + [f"![{Path(p).stem}]({Path(p).name})" for p in plots]
     lines += ["", "Metric definitions: AUROC and AP (average precision) from the ranking of fake probabilities; "
-              "EER is the interpolated ROC point where FPR = 1 - TPR; accuracy at the decision threshold. "
+              "EER is the interpolated ROC point where FPR = 1 - TPR; EER (DeepfakeBench) is the FPR of the "
+              "existing ROC point nearest to that line (no interpolation), as DeepfakeBench reports it; "
+              "accuracy at the decision threshold. "
               "Full values, log loss, Brier score and ECE: metrics.json.", ""]
     return "\n".join(lines)
 

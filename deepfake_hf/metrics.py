@@ -19,7 +19,7 @@ import numpy as np
 
 METRIC_NAMES = (
     "accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc", "ap", "eer", "eer_threshold",
-    "log_loss", "brier", "ece",
+    "eer_deepfakebench", "log_loss", "brier", "ece",
 )
 # the metrics that get bootstrap intervals by default: the columns of the papers' cross-dataset table
 CI_METRICS = ("auroc", "ap", "eer", "accuracy", "balanced_accuracy")
@@ -44,8 +44,9 @@ def _as_arrays(labels, scores):
 def equal_error_rate(labels, scores):
     """(EER, threshold): the ROC point where FPR = 1 - TPR, interpolated linearly between ROC points.
 
-    Solved with brentq on sklearn's ROC curve, as DeepfakeBench does; the threshold is interpolated
-    at the same FPR. Needs both classes.
+    Solved with brentq on sklearn's ROC curve; the threshold is interpolated at the same FPR. Needs
+    both classes. DeepfakeBench reports a different number, the FPR of the nearest existing ROC point
+    (`deepfakebench_equal_error_rate`); the two agree only when a ROC point lies on FPR = 1 - TPR.
     """
     from scipy.interpolate import interp1d
     from scipy.optimize import brentq
@@ -59,6 +60,20 @@ def equal_error_rate(labels, scores):
     eer = brentq(lambda x: 1.0 - x - tpr_at(x), 0.0, 1.0)
     threshold = float(interp1d(fpr, thresholds)(eer))
     return float(eer), threshold
+
+
+def deepfakebench_equal_error_rate(labels, scores):
+    """EER as DeepfakeBench computes it: the FPR of the ROC point where |FNR - FPR| is smallest.
+
+    No interpolation: on sklearn's `roc_curve` (default `drop_intermediate=True`, as DeepfakeBench calls
+    it) it takes the existing point nearest to the equal-error line, so it can differ from
+    `equal_error_rate` by up to half a ROC step. Reported as `eer_deepfakebench` so published
+    DeepfakeBench tables can be compared like for like. Needs both classes.
+    """
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(labels, scores)
+    return float(fpr[np.nanargmin(np.abs((1.0 - tpr) - fpr))])
 
 
 def expected_calibration_error(labels, probabilities, n_bins=15):
@@ -117,9 +132,10 @@ def binary_metrics(labels, scores, threshold=0.5, ece_bins=15):
         result["auroc"] = float(skm.roc_auc_score(labels, scores))
         result["ap"] = float(skm.average_precision_score(labels, scores))
         result["eer"], result["eer_threshold"] = equal_error_rate(labels, scores)
+        result["eer_deepfakebench"] = deepfakebench_equal_error_rate(labels, scores)
     else:
         why = f"only one class present ({'fake' if n_fake else 'real'} only)"
-        for key in ("balanced_accuracy", "auroc", "ap", "eer", "eer_threshold"):
+        for key in ("balanced_accuracy", "auroc", "ap", "eer", "eer_threshold", "eer_deepfakebench"):
             reasons[key] = why
 
     if scores.min() >= 0.0 and scores.max() <= 1.0:

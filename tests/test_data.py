@@ -283,9 +283,45 @@ def test_deepfakebench_json(tmp_path):
     assert {r["group"] for r in everything} == {str(frames_root / "FF-real" / "000"),
                                                 str(frames_root / "FF-real" / "001"),
                                                 str(frames_root / "FF-DF" / "000_001")}
-    assert sorted({r["frame"] for r in everything}) == [0, 2, 5, 7]
+    # DeepfakeBench's loader reads the first num_frames frames by frame number (its step is always 1)
+    assert sorted({r["frame"] for r in everything}) == [0, 1, 2, 3]
     test_only = rows(load_source(f"{bench}#test", cache_dir=False, verbose=False))
     assert {r["group"] for r in test_only} == {str(frames_root / "FF-real" / "001")} and len(test_only) == 8
+
+
+def test_deepfakebench_json_keeps_entries_sharing_a_folder_and_reads_windows_paths(tmp_path, caplog):
+    # Ten videos whose frames lie in one flat folder (names "v{video}_{frame}.png"), listed with Windows
+    # separators and in shuffled order; one extra video in the train split.
+    flat = tmp_path / "crops"
+    videos = {}
+    for v in range(10):
+        paths = [write_image(flat / f"v{v}_{k:03d}.png", seed=v * 10 + k) for k in (4, 0, 3, 1, 2)]
+        videos[f"vid{v}"] = {"label": "Celeb-real" if v < 5 else "Celeb-synthesis",
+                             "frames": ["crops\\" + p.name for p in paths]}
+    train = {"extra": {"label": "Celeb-real", "frames": [str(write_image(flat / "x_000.png", seed=99))]}}
+    bench = tmp_path / "Celeb-DF-v2.json"
+    bench.write_text(json.dumps({"Celeb-DF-v2": {"all": {"train": train, "test": videos}}}))
+
+    test_rows = rows(load_source(f"{bench}#test", num_frames=3, cache_dir=False, verbose=False))
+    groups = {r["group"] for r in test_rows}
+    assert len(groups) == 10 and len(test_rows) == 30  # every entry kept, none merged into one folder group
+    assert groups == {f"{flat}/vid{v}" for v in range(10)}
+    assert all(Path(r["path"]).is_file() and Path(r["path"]).parent == flat for r in test_rows)
+    by_video = {}
+    for r in test_rows:
+        by_video.setdefault(r["group"], []).append(r["frame"])
+    assert all(sorted(frames) == [0, 1, 2] for frames in by_video.values())  # first 3 by number, not as listed
+    assert sum(r["label"] for r in test_rows) == 15
+
+    # evaluate reads only the test split of a JSON without #split, and says so
+    from deepfake_hf.evaluation import load_test_set
+
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+        evaluated = rows(load_test_set(bench, num_frames=3, cache_dir=False))
+    assert len(evaluated) == 30 and not any("x_000" in r["path"] for r in evaluated)
+    assert any("'test' split" in record.getMessage() for record in caplog.records)
+    # plain load_source without a split still reads every split (training data builders)
+    assert len(rows(load_source(bench, num_frames=3, cache_dir=False, verbose=False))) == 31
 
 
 # ------------------------------------------------------------------------------------------- real media

@@ -9,6 +9,7 @@ from deepfake_hf.metrics import (
     EVALUATE_MODULE_PATH,
     binary_metrics,
     bootstrap_ci,
+    deepfakebench_equal_error_rate,
     equal_error_rate,
     evaluate_scores,
     expected_calibration_error,
@@ -81,6 +82,24 @@ def test_eer_matches_brute_force_and_threshold_is_on_the_curve():
     # perfectly separated: EER 0; inverted: EER 1
     assert equal_error_rate([0, 0, 1, 1], [0.1, 0.2, 0.8, 0.9])[0] == pytest.approx(0.0)
     assert equal_error_rate([1, 1, 0, 0], [0.1, 0.2, 0.8, 0.9])[0] == pytest.approx(1.0)
+
+
+def test_deepfakebench_eer_is_the_nearest_roc_point_and_differs_from_the_interpolated_one():
+    # ROC points (FPR, TPR): (0, 0) (0, 1/3) (1/4, 1/3) (1/4, 2/3) (3/4, 2/3) (3/4, 1) (1, 1).
+    # FPR = 1 - TPR crosses the horizontal segment TPR = 2/3 at FPR = 1/3 (interpolated EER), while the
+    # nearest existing point is (1/4, 2/3): |FNR - FPR| = 1/12, so DeepfakeBench reports 0.25.
+    labels = np.array([0, 0, 0, 0, 1, 1, 1])
+    scores = np.array([0.1, 0.35, 0.5, 0.8, 0.3, 0.6, 0.9])
+    assert equal_error_rate(labels, scores)[0] == pytest.approx(1 / 3, abs=1e-9)
+    assert deepfakebench_equal_error_rate(labels, scores) == pytest.approx(0.25, abs=1e-12)
+    result = binary_metrics(labels, scores)
+    assert result["eer"] == pytest.approx(1 / 3, abs=1e-9) and result["eer_deepfakebench"] == pytest.approx(0.25)
+    # on a ROC point exactly on the line the two agree
+    assert deepfakebench_equal_error_rate([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9]) == pytest.approx(0.5)
+    assert equal_error_rate([0, 0, 1, 1], [0.1, 0.6, 0.4, 0.9])[0] == pytest.approx(0.5)
+    # undefined on one class, with the same reason as the interpolated EER
+    single = binary_metrics([1, 1], [0.2, 0.9])
+    assert single["eer_deepfakebench"] is None and "one class" in single["reasons"]["eer_deepfakebench"]
 
 
 def test_ece_matches_calibration_curve_bins():

@@ -1,0 +1,391 @@
+"""deepfake_hf.convert: published checkpoints (GenD, DeepfakeBench clip/effort, UnivFD, stock classifiers) in their
+own key layouts, built from tiny random encoders, converted and compared with reference forwards written here from
+the published formulas (not from the sources' code)."""
+
+import json
+import os
+import pickle
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import save_file
+
+from deepfake_hf.convert import ConvertError, convert, detect_format, fake_label_of, list_formats, load_state_dict
+
+from .conftest import IMAGE_SIZE, TINY_BACKBONES, run_python, write_image
+
+TOLERANCE = 1e-5
+
+
+def tiny(family, **overrides):
+    from transformers import AutoConfig
+
+    settings = {**TINY_BACKBONES[family], **overrides}
+    return AutoConfig.for_model(settings.pop("model_type"), **settings)
+
+
+def save_config(config, folder):
+    config.save_pretrained(folder)
+    return folder
+
+
+def converted_fake_probability(out, pixel_values):
+    from deepfake_hf import DeepfakeDetectorForImageClassification
+
+    model = DeepfakeDetectorForImageClassification.from_pretrained(out).eval()
+    with torch.no_grad():
+        return model(pixel_values=pixel_values).logits.softmax(-1)[:, 1]
+
+
+def pixels(seed=1, size=IMAGE_SIZE, batch=3):
+    return torch.randn(batch, 3, size, size, generator=torch.Generator().manual_seed(seed))
+
+
+# ------------------------------------------------------------------------------------------- sources
+def make_gend_clip(folder, head="LinearNorm", seed=0):
+    """GenD save_pretrained layout on a CLIP backbone; returns the reference fake-probability function."""
+    from transformers import CLIPVisionModelWithProjection
+
+    torch.manual_seed(seed)
+    clip = CLIPVisionModelWithProjection(tiny("clip_vision_model", projection_dim=16)).eval()
+    linear = torch.nn.Linear(32, 2)
+    state = {f"feature_extractor.vision_model.{k}": v for k, v in clip.vision_model.state_dict().items()}
+    state["feature_extractor.visual_projection.weight"] = clip.visual_projection.weight.detach()
+    state.update({"model.linear.weight": linear.weight.detach(), "model.linear.bias": linear.bias.detach()})
+    folder.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({"model_type": "GenD", "backbone": "openai/clip-vit-large-patch14",
+                                                    "head": head}))
+
+    def reference(pixel_values):
+        features = clip.vision_model(pixel_values=pixel_values).pooler_output  # GenD CLIP: pooler_output
+        if head == "LinearNorm":
+            features = F.normalize(features, dim=-1)  # LinearNorm: L2-normalise, then linear
+        return linear(features).softmax(-1)[:, 1]  # label 1 = fake
+
+    return reference
+
+
+# transformers 4 names of DINOv2 attention weights (GenD's checkpoints were saved with them)
+LEGACY_DINOV2 = {"attention.q_proj": "attention.attention.query", "attention.k_proj": "attention.attention.key",
+                 "attention.v_proj": "attention.attention.value", "attention.o_proj": "attention.output.dense"}
+
+
+def make_gend_dino(folder, registers=False, legacy=False, seed=0):
+    from transformers import AutoModel
+
+    torch.manual_seed(seed)
+    config = tiny("dinov2", **({"model_type": "dinov2_with_registers", "num_register_tokens": 2} if registers else {}))
+    dino = AutoModel.from_config(config).eval()
+    linear = torch.nn.Linear(32, 2)
+    state = {f"feature_extractor.backbone.{k}": v for k, v in dino.state_dict().items()}
+    if legacy:
+        for new_name, old_name in LEGACY_DINOV2.items():
+            state = {k.replace(new_name, old_name): v for k, v in state.items()}
+        assert any("attention.attention.query" in k for k in state)
+    state.update({"model.linear.weight": linear.weight.detach(), "model.linear.bias": linear.bias.detach()})
+    folder.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({"model_type": "GenD", "backbone": "facebook/dinov2-base",
+                                                    "head": "linear"}))
+    return lambda pixel_values: linear(dino(pixel_values=pixel_values).last_hidden_state[:, 0]).softmax(-1)[:, 1], config
+
+
+def make_deepfakebench(path, detector, seed=0):
+    """A DeepfakeBench detector state dict saved with torch.save (DataParallel `module.` prefix)."""
+    from transformers import CLIPVisionModel
+
+    torch.manual_seed(seed)
+    clip = CLIPVisionModel(tiny("clip_vision_model")).eval()
+    head = torch.nn.Linear(32, 2)
+    encoder = {k: v.clone() for k, v in clip.state_dict().items()}  # CLIP vision transformer keys (embeddings.*)
+    state = {}
+    for key, value in encoder.items():
+        stem, _, name = key.rpartition(".")
+        if detector == "effort" and ".self_attn." in key and name == "weight":
+            # Effort: the top-r singular directions stay in weight_main, the rest become trainable residuals,
+            # which training then changes; perturb them so the merged weight differs from weight_main alone.
+            u, s, vh = torch.linalg.svd(value, full_matrices=False)
+            r = 24
+            state[f"backbone.{stem}.weight_main"] = u[:, :r] @ torch.diag(s[:r]) @ vh[:r]
+            state[f"backbone.{stem}.U_residual"] = u[:, r:] + 0.05 * torch.randn_like(u[:, r:])
+            state[f"backbone.{stem}.S_residual"] = s[r:] * 3.0
+            state[f"backbone.{stem}.V_residual"] = vh[r:] + 0.05 * torch.randn_like(vh[r:])
+        else:
+            state[f"backbone.{key}"] = value
+    state.update({"head.weight": head.weight.detach(), "head.bias": head.bias.detach()})
+    torch.save({f"module.{k}": v for k, v in state.items()}, path)
+
+    reference_clip = CLIPVisionModel(tiny("clip_vision_model")).eval()
+    merged = dict(encoder)
+    if detector == "effort":
+        for key in list(merged):
+            stem, _, name = key.rpartition(".")
+            if ".self_attn." in key and name == "weight":
+                get = lambda part: state[f"backbone.{stem}.{part}"]  # noqa: E731
+                # Effort's forward: F.linear(x, weight_main + U_residual @ diag(S_residual) @ V_residual, bias)
+                merged[key] = get("weight_main") + get("U_residual") @ torch.diag(get("S_residual")) @ get("V_residual")
+                assert (merged[key] - encoder[key]).abs().max() > 1e-2  # the residuals matter
+    reference_clip.load_state_dict(merged)
+    return lambda pixel_values: head(reference_clip(pixel_values=pixel_values).pooler_output).softmax(-1)[:, 1]
+
+
+def make_univfd(folder, seed=0):
+    """UnivFD's fc_weights.pth (Linear(projection_dim, 1)) and a full CLIP checkpoint folder as --backbone."""
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(seed)
+    text = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, vocab_size=99)
+    vision = {k: v for k, v in TINY_BACKBONES["clip_vision_model"].items() if k != "model_type"}
+    clip = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).eval()
+    clip.save_pretrained(folder / "clip")
+    fc = torch.nn.Linear(16, 1)
+    torch.save({"weight": fc.weight.detach(), "bias": fc.bias.detach()}, folder / "fc_weights.pth")
+
+    def reference(pixel_values):
+        # UnivFD: z = fc(CLIP image features), features = visual_projection(pooler_output); p(fake) = sigmoid(z)
+        features = clip.visual_projection(clip.vision_model(pixel_values=pixel_values).pooler_output)
+        return torch.sigmoid(fc(features))[:, 0]
+
+    return reference, folder / "clip"
+
+
+def make_classifier(folder, id2label, seed=0):
+    from transformers import ViTForImageClassification, ViTImageProcessor
+
+    torch.manual_seed(seed)
+    config = tiny("vit", id2label=id2label, label2id={v: k for k, v in id2label.items()})
+    model = ViTForImageClassification(config).eval()
+    model.save_pretrained(folder)
+    ViTImageProcessor(size={"height": IMAGE_SIZE, "width": IMAGE_SIZE}).save_pretrained(folder)
+    return model
+
+
+# ------------------------------------------------------------------------------------------- exactness
+@pytest.mark.parametrize("head", ["LinearNorm", "linear"])
+def test_gend_clip_is_exact_with_l2_norm_and_clip_preprocessing(tmp_path, head):
+    reference = make_gend_clip(tmp_path / "gend", head=head)
+    backbone = save_config(tiny("clip_vision_model"), tmp_path / "arch")
+    result = convert(tmp_path / "gend", tmp_path / "out", backbone=backbone)
+    assert result["format"] == "gend"
+    x = pixels()
+    with torch.no_grad():
+        expected = reference(x)
+    assert (converted_fake_probability(tmp_path / "out", x) - expected).abs().max() < TOLERANCE
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["pooling"] == "pooler" and config["normalize_features"] is (head == "LinearNorm")
+    assert config["id2label"] == {"0": "real", "1": "fake"} and "AutoModelForImageClassification" in config["auto_map"]
+    processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
+    assert processor["image_mean"] == pytest.approx([0.48145466, 0.4578275, 0.40821073])
+    assert processor["crop_size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "GenD" in card and "github.com/yermandy/GenD" in card and "licence" in card and "2503.19683" in card
+
+
+@pytest.mark.parametrize("registers,legacy", [(False, False), (True, False), (False, True)])
+def test_gend_dino_takes_the_cls_token(tmp_path, registers, legacy):
+    reference, config = make_gend_dino(tmp_path / "gend", registers=registers, legacy=legacy)
+    result = convert(tmp_path / "gend", tmp_path / "out", backbone=save_config(config, tmp_path / "arch"))
+    x = pixels()
+    with torch.no_grad():
+        expected = reference(x)
+    assert (converted_fake_probability(tmp_path / "out", x) - expected).abs().max() < TOLERANCE
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["pooling"] == ("pooler" if registers else "cls")
+    processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
+    assert processor["image_mean"] == pytest.approx([0.485, 0.456, 0.406]) and result["format"] == "gend"
+
+
+@pytest.mark.parametrize("detector", ["clip", "effort"])
+def test_deepfakebench_clip_and_effort_are_exact(tmp_path, detector):
+    checkpoint = tmp_path / f"{detector}_best.pth"
+    reference = make_deepfakebench(checkpoint, detector)
+    assert detect_format(checkpoint) == ("deepfakebench", detector)
+    backbone = save_config(tiny("clip_vision_model"), tmp_path / "arch")
+    result = convert(checkpoint, tmp_path / "out", backbone=backbone)  # --from auto
+    assert result["format"] == f"deepfakebench-{detector}"
+    x = pixels()
+    with torch.no_grad():
+        expected = reference(x)
+    assert (converted_fake_probability(tmp_path / "out", x) - expected).abs().max() < TOLERANCE
+    processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
+    # DeepfakeBench resizes the crop straight to the resolution; clip uses mean=std=0.5, effort CLIP statistics
+    assert processor["size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE} and not processor.get("do_center_crop")
+    assert processor["image_mean"] == pytest.approx([0.5] * 3 if detector == "clip" else [0.48145466, 0.4578275,
+                                                                                         0.40821073])
+    card = (tmp_path / "out" / "README.md").read_text()
+    assert "DeepfakeBench" in card and ("0.956" in card) is (detector == "effort")
+
+
+def test_univfd_projection_and_fc_fold_into_the_head(tmp_path):
+    reference, clip_folder = make_univfd(tmp_path)
+    assert detect_format(tmp_path / "fc_weights.pth") == ("univfd", None)
+    convert(tmp_path / "fc_weights.pth", tmp_path / "out", backbone=clip_folder)
+    x = pixels()
+    with torch.no_grad():
+        expected = reference(x)
+    assert (converted_fake_probability(tmp_path / "out", x) - expected).abs().max() < TOLERANCE
+    processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
+    assert processor["do_resize"] is False and processor["crop_size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    assert "Ojha" in (tmp_path / "out" / "README.md").read_text()
+
+
+def test_classifier_labels_are_mapped_so_fake_means_fake_and_native_export_works(tmp_path):
+    from transformers import ViTForImageClassification
+
+    from deepfake_hf.cli import main
+
+    stock = make_classifier(tmp_path / "clf", {0: "Fake", 1: "Real"})
+    x = pixels()
+    with torch.no_grad():
+        expected = stock(pixel_values=x).logits.softmax(-1)[:, 0]  # this classifier's index 0 is "Fake"
+    assert main(["convert", str(tmp_path / "clf"), "--out", str(tmp_path / "out")]) == 0
+    assert (converted_fake_probability(tmp_path / "out", x) - expected).abs().max() < TOLERANCE
+    # the converted model is exactly a stock ViT classifier again: export --native writes it
+    assert main(["export", str(tmp_path / "out"), "--native", "--out", str(tmp_path / "native")]) == 0
+    native = ViTForImageClassification.from_pretrained(tmp_path / "native").eval()
+    with torch.no_grad():
+        exported = native(pixel_values=x).logits.softmax(-1)[:, 1]
+    assert native.config.id2label[1] == "fake" and (exported - expected).abs().max() < TOLERANCE
+
+
+def test_fake_label_is_read_from_id2label_or_required(tmp_path, capsys):
+    assert fake_label_of({0: "Realism", 1: "Deepfake"}) == 1
+    assert fake_label_of({0: "AI-generated", 1: "human"}) == 0
+    assert fake_label_of({0: "bonafide", 1: "spoof"}) == 1
+    make_classifier(tmp_path / "clf", {0: "LABEL_0", 1: "LABEL_1"})
+    with pytest.raises(ConvertError, match="--fake-label") as error:
+        convert(tmp_path / "clf", tmp_path / "out")
+    assert "\n" not in str(error.value)
+    from deepfake_hf.cli import main
+
+    assert main(["convert", str(tmp_path / "clf"), "--out", str(tmp_path / "out2"), "--fake-label", "label_0"]) == 0
+    assert json.loads((tmp_path / "out2" / "config.json").read_text())["id2label"] == {"0": "real", "1": "fake"}
+    with pytest.raises(ConvertError, match="not one of the classifier's labels"):
+        convert(tmp_path / "clf", tmp_path / "out3", fake_label="fake")
+
+
+# ------------------------------------------------------------------------------------------- safety and errors
+class WritesAFile:
+    """Unpickling this would write a file: what a malicious checkpoint does."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (exec, (f"open({str(self.path)!r}, 'w').write('pwned')",))
+
+
+def test_pickles_that_run_code_are_refused_not_executed(tmp_path):
+    marker = tmp_path / "side_effect.txt"
+    evil = tmp_path / "evil.pth"
+    torch.save({"head.weight": torch.zeros(2, 2), "payload": WritesAFile(marker)}, evil)
+    with pytest.raises(ConvertError, match="arbitrary unpickling") as error:
+        convert(evil, tmp_path / "out", format="deepfakebench", detector="clip")
+    assert not marker.exists() and "\n" not in str(error.value)
+    plain = tmp_path / "plain.ckpt"  # a raw pickle (not torch's zip format) is refused too
+    plain.write_bytes(pickle.dumps(WritesAFile(marker)))
+    with pytest.raises(ConvertError):
+        load_state_dict(plain)
+    assert not marker.exists()
+    # a state dict nested under "state_dict" loads
+    torch.save({"state_dict": {"module.weight": torch.ones(1, 3), "module.bias": torch.zeros(1)}}, tmp_path / "ok.pth")
+    assert set(load_state_dict(tmp_path / "ok.pth")) == {"weight", "bias"}
+
+
+def test_errors_name_the_key_option_or_missing_support(tmp_path):
+    checkpoint = tmp_path / "clip.pth"
+    make_deepfakebench(checkpoint, "clip")
+    backbone = save_config(tiny("clip_vision_model"), tmp_path / "arch")
+    state = torch.load(checkpoint, weights_only=True)
+    del state["module.head.bias"]
+    torch.save(state, tmp_path / "no_bias.pth")
+    with pytest.raises(ConvertError, match="missing key 'head.bias'"):
+        convert(tmp_path / "no_bias.pth", tmp_path / "o1", format="deepfakebench", detector="clip", backbone=backbone)
+    wider = save_config(tiny("clip_vision_model", hidden_size=48, num_attention_heads=4), tmp_path / "wide")
+    with pytest.raises(ConvertError, match=r"has shape .* the encoder expects") as error:
+        convert(checkpoint, tmp_path / "o2", backbone=wider)
+    assert "'embeddings." in str(error.value) and "\n" not in str(error.value)
+    with pytest.raises(ConvertError, match="xception .*not implemented"):
+        convert(checkpoint, tmp_path / "o3", format="deepfakebench", detector="xception")
+    # no --backbone: a tiny CLIP's hidden size (32) does not say how many 64-wide heads it has
+    with pytest.raises(ConvertError, match="not a multiple of 64"):
+        convert(checkpoint, tmp_path / "o4")
+    (tmp_path / "pe").mkdir()
+    (tmp_path / "pe" / "config.json").write_text(json.dumps({"model_type": "GenD", "backbone":
+                                                             "vit_pe_core_large_patch14_336", "head": "linear"}))
+    with pytest.raises(ConvertError, match="Perception Encoder"):
+        convert(tmp_path / "pe", tmp_path / "o5")
+    torch.save({"something.else": torch.zeros(3)}, tmp_path / "unknown.pth")
+    with pytest.raises(ConvertError, match="--from"):
+        convert(tmp_path / "unknown.pth", tmp_path / "o6")
+    assert not any((tmp_path / name).exists() for name in ("o1", "o2", "o3", "o4", "o5", "o6"))
+
+
+def test_clip_architecture_is_read_from_weights_when_no_backbone_is_given(tmp_path):
+    from transformers import CLIPVisionModel
+
+    from deepfake_hf.convert import _clip_vision_config_from_weights
+
+    config = tiny("clip_vision_model", hidden_size=64, num_attention_heads=1)
+    state = {f"backbone.{k}": v for k, v in CLIPVisionModel(config).state_dict().items()}
+    inferred = _clip_vision_config_from_weights(state, "backbone.")
+    for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "patch_size",
+                "image_size", "hidden_act", "layer_norm_eps"):
+        assert getattr(inferred, key) == getattr(config, key), key
+
+
+def test_cli_lists_formats_and_reports_errors_in_one_line(tmp_path, capsys):
+    from deepfake_hf.cli import main
+
+    assert main(["convert", "--list"]) == 0
+    listed = capsys.readouterr().out
+    for name in ("gend", "deepfakebench", "univfd", "classifier"):
+        assert name in listed
+    assert list_formats().splitlines()[0].startswith("gend")
+    assert main(["convert", str(tmp_path / "missing"), "--out", str(tmp_path / "out")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "no such file or folder" in err[0]
+    assert main(["convert", "--out", str(tmp_path / "out")]) == 1  # SOURCE is required without --list
+
+
+# ------------------------------------------------------------------------------------------- fresh process
+PIPELINE_CHECK = """
+import json, sys
+from transformers import pipeline
+results = {}
+for name, folder in json.loads(sys.argv[1]).items():
+    classify = pipeline("image-classification", model=folder, trust_remote_code=True)
+    results[name] = {row["label"]: row["score"] for row in classify(sys.argv[2])}
+print(json.dumps(results))
+"""
+
+
+@pytest.mark.slow
+def test_converted_folders_load_with_pipeline_in_a_fresh_process(tmp_path):
+    from transformers import AutoImageProcessor
+    from PIL import Image
+
+    image = write_image(tmp_path / "face.png", size=(40, 40), seed=3)
+    backbone = save_config(tiny("clip_vision_model"), tmp_path / "arch")
+    references = {"gend": make_gend_clip(tmp_path / "gend")}
+    references["effort"] = make_deepfakebench(tmp_path / "effort.pth", "effort")
+    references["univfd"], clip_folder = make_univfd(tmp_path)
+    stock = make_classifier(tmp_path / "clf", {0: "real", 1: "fake"})
+    references["classifier"] = lambda x: stock(pixel_values=x).logits.softmax(-1)[:, 1]
+    folders = {}
+    for name, source, options in (("gend", tmp_path / "gend", {"backbone": backbone}),
+                                  ("effort", tmp_path / "effort.pth", {"backbone": backbone}),
+                                  ("univfd", tmp_path / "fc_weights.pth", {"backbone": clip_folder}),
+                                  ("classifier", tmp_path / "clf", {})):
+        folders[name] = str(tmp_path / f"out_{name}")
+        convert(source, folders[name], **options)
+    scores = json.loads(run_python(PIPELINE_CHECK, json.dumps(folders), image).stdout.strip().splitlines()[-1])
+    for name, folder in folders.items():
+        processor = AutoImageProcessor.from_pretrained(folder)
+        x = processor(images=Image.open(image).convert("RGB"), return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            expected = float(references[name](x)[0])
+        assert abs(scores[name]["fake"] - expected) < TOLERANCE, name
+        assert abs(scores[name]["real"] - (1 - expected)) < TOLERANCE, name
+    assert os.path.isfile(os.path.join(folders["gend"], "modeling_deepfake.py"))
