@@ -165,11 +165,12 @@ def _frame_number(path, position):
 
 
 def _sample_evenly(items, num_frames):
-    """At most `num_frames` items spread evenly over `items` (DeepfakeBench-style linspace)."""
-    if not num_frames or len(items) <= num_frames:
+    """`num_frames` of `items` spread evenly (media's one sampling rule), or all of them when fewer."""
+    from .media import sample_frame_indices
+
+    if not num_frames:
         return list(items)
-    indices = np.unique(np.linspace(0, len(items) - 1, num_frames).round().astype(int))
-    return [items[i] for i in indices]
+    return [items[i] for i in sample_frame_indices(len(items), num_frames)]
 
 
 def _frame_folder_entries(folder_files, label, group, method, num_frames):

@@ -341,3 +341,19 @@ def test_auto_faces_without_a_detector_uses_whole_frames(folder, tmp_path, monke
     assert rows(auto) == rows(plain)
     assert len(list((tmp_path / "c").iterdir())) == 1  # the same cache entry: "auto" resolved to "none"
     assert any("no face detector installed" in r.getMessage() for r in caplog.records)
+
+
+def test_frame_folders_use_the_one_frame_sampler(tmp_path):
+    """Frame folders are sampled like videos (media.sample_frame_indices): nearest frame, ties to the earlier one
+    (half-to-even rounding gave frame 10 here), and a short folder gives each frame once."""
+    from deepfake_hf.media import sample_frame_indices
+
+    root = tmp_path / "frames"
+    for frame in range(20):
+        write_image(root / "real" / "long" / f"{frame:03d}.png", seed=frame)
+    for frame in range(3):
+        write_image(root / "fake" / "short" / f"{frame:03d}.png", seed=frame)
+    table = rows(load_source(root, num_frames=5, cache_dir=False, verbose=False))
+    long = sorted(r["frame"] for r in table if r["group"].endswith("long"))
+    assert long == sample_frame_indices(20, 5) == [0, 5, 9, 14, 19]
+    assert sorted(r["frame"] for r in table if r["group"].endswith("short")) == [0, 1, 2]
