@@ -196,32 +196,32 @@ def _collect_folder(root, label_map, num_frames):
             f"{root}: no real/ or fake/ folders (subfolders: {found}); map folder names with label_map, "
             "e.g. {'original': 'real', 'Deepfakes': 'fake'}"
         )
-    entries, inputs, ignored = [], [], 0
+    from .media import MediaError, check_file, list_media_files
+
+    entries, problems, inputs, not_media = [], [], [], []
     for label_dir, label in label_dirs:
         folder_method = "" if label_dir.name.lower() in LABEL_NAMES else label_dir.name
         frame_folders = {}  # folder -> (method, [image files])
-        for dirpath, dirnames, filenames in os.walk(label_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
+        for path in list_media_files([label_dir], not_media=not_media):
+            if not path.is_file():  # a folder named like media, a broken or looping link: say which
+                try:
+                    check_file(path)
+                except MediaError as error:
+                    problems.append((error.path, error.problem))
                     continue
-                path = Path(dirpath) / name
-                kind = _media_kind(path)
-                if kind is None:
-                    ignored += 1
-                    continue
-                inputs.append(path)
-                parts = path.relative_to(label_dir).parts
-                method = folder_method or (parts[0] if len(parts) >= 2 and (kind == "video" or len(parts) >= 3) else "")
-                if kind == "video":
-                    entries.append(_Entry(str(path), "video", label, str(path), method))
-                elif len(parts) == 1:
-                    entries.append(_Entry(str(path), "image", label, str(path), method))
-                else:
-                    frame_folders.setdefault(path.parent, (method, []))[1].append(path)
+            kind = _media_kind(path)
+            inputs.append(path)
+            parts = path.relative_to(label_dir).parts
+            method = folder_method or (parts[0] if len(parts) >= 2 and (kind == "video" or len(parts) >= 3) else "")
+            if kind == "video":
+                entries.append(_Entry(str(path), "video", label, str(path), method))
+            elif len(parts) == 1:
+                entries.append(_Entry(str(path), "image", label, str(path), method))
+            else:
+                frame_folders.setdefault(path.parent, (method, []))[1].append(path)
         for folder, (method, files) in frame_folders.items():
             entries.extend(_frame_folder_entries(files, label, str(folder), method, num_frames))
-    return _Collected(entries, [], inputs, ignored)
+    return _Collected(entries, problems, inputs, len(not_media))
 
 
 def _read_manifest_rows(manifest):

@@ -10,8 +10,10 @@ and the video processor use it too), and the decoder seeks to the keyframe befor
 only when that skips work. Rotation metadata (portrait phone video) is applied to the returned frames.
 """
 
+import errno
 import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -49,48 +51,91 @@ def media_kind(path):
     return None
 
 
-def list_media_files(inputs):
+def list_media_files(inputs, not_media=None):
     """Expand files and folders into a list of paths, in order, without duplicates.
 
-    Folders are searched recursively (sorted, hidden entries skipped) for image and video
-    extensions only. Paths given explicitly are kept whatever they are (missing files,
-    unsupported types), so the caller reports them instead of silently dropping them.
+    Folders are searched recursively (sorted, a folder's files before its subfolders, hidden entries
+    skipped) for image and video extensions only; symbolic links to folders are not followed (they
+    could loop). Paths given explicitly are kept whatever they are (missing files, unsupported
+    types), and so is anything found with a media name that is not a readable file (a folder named
+    `x.jpg` holding no media, a broken or looping symbolic link), so the caller reports it ("x.jpg:
+    is a directory, not an image") instead of silently dropping it. Files found in folders whose
+    names are not media are appended to `not_media` when a list is given (for counting).
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     found, seen = [], set()
-
-    def add(path):
-        key = os.path.abspath(path)
-        if key not in seen:
-            seen.add(key)
-            found.append(Path(path))
-
     for item in inputs:
         item = Path(item)
-        if not item.is_dir():
-            add(item)
+        for path in _media_below(item, not_media) if item.is_dir() else [item]:
+            key = os.path.abspath(path)
+            if key not in seen:
+                seen.add(key)
+                found.append(path)
+    return found
+
+
+def _media_below(folder, not_media):
+    """Media paths below `folder`, in listing order (see `list_media_files`)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:  # an unreadable folder lists nothing, as os.walk does
+        return []
+    files, folders = [], []
+    for entry in entries:
+        if entry.name.startswith("."):
             continue
-        for root, dirs, files in os.walk(item):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if not name.startswith(".") and media_kind(name) is not None:
-                    add(Path(root) / name)
+        try:
+            is_folder = entry.is_dir()  # follows links; False for a broken or looping link
+        except OSError:
+            is_folder = False
+        if not is_folder:
+            if media_kind(entry.name):
+                files.append(Path(entry.path))
+            elif not_media is not None:
+                not_media.append(Path(entry.path))
+        elif entry.is_symlink():
+            if media_kind(entry.name):  # not followed, but named like media: say what it is when opened
+                folders.append((entry, False))
+        else:
+            folders.append((entry, True))
+    found = files
+    for entry, descend in folders:
+        inside = _media_below(entry.path, not_media) if descend else []
+        # A folder named like a file ("x.jpg") that holds no media was most likely meant as that file.
+        found.extend(inside or ([Path(entry.path)] if media_kind(entry.name) else []))
     return found
 
 
 # ------------------------------------------------------------------------------------------------ images
-def _check_file(path):
+def check_file(path):
+    """`path` as a Path when it is a non-empty file that can be opened; else MediaError saying what it is."""
     if is_url(path):
         raise MediaError(path, "URLs are not supported; download the file and pass its path")
     path = Path(path)
-    if not path.exists():
-        raise MediaError(path, "no such file")
-    if path.is_dir():
-        raise MediaError(path, "is a directory")
-    if path.stat().st_size == 0:
+    try:
+        status = path.stat()
+    except OSError as error:
+        raise MediaError(path, _unreachable(path, error)) from None
+    if stat.S_ISDIR(status.st_mode):
+        expected = {"image": "an image", "video": "a video"}.get(media_kind(path), "a media file")
+        raise MediaError(path, f"is a directory, not {expected}")
+    if status.st_size == 0:
         raise MediaError(path, "empty file (0 bytes)")
     return path
+
+
+def _unreachable(path, error):
+    """Why `path` cannot be opened, from the OSError its stat() raised."""
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if os.path.islink(path) and error.errno == errno.ENOENT:
+        return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "no such file"
+    if error.errno == errno.EACCES:
+        return "permission denied"
+    return f"cannot access ({error.strerror or error})"
 
 
 def _to_rgb(image):
@@ -133,7 +178,7 @@ def _open_pil(path):
     """Open an image file lazily, turning Pillow's errors into MediaError."""
     from PIL import Image, UnidentifiedImageError
 
-    path = _check_file(path)
+    path = check_file(path)
     try:
         return Image.open(path)
     except Image.DecompressionBombError:
@@ -293,7 +338,7 @@ def _rotate(image, degrees):
 def video_info(path):
     """{"frames", "duration", "fps", "width", "height", "has_audio"} from the packet index (no decoding)."""
     av = _import_av()
-    path = _check_file(path)
+    path = check_file(path)
     with _open_container(av, path) as container:
         stream, packets = _video_packets(av, container, path)
         times = [pts * stream.time_base for pts, _ in packets]
@@ -357,7 +402,7 @@ def read_video_frames(path, num_frames=32, on_frame=None):
     if media_kind(path) == "image":
         return _read_animated_frames(path, num_frames)
     av = _import_av()
-    path = _check_file(path)
+    path = check_file(path)
     with _open_container(av, path) as container:
         stream, packets = _video_packets(av, container, path)
         stream.thread_type = "AUTO"
@@ -424,6 +469,7 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "MediaError",
+    "check_file",
     "is_animated",
     "is_url",
     "list_media_files",

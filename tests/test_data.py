@@ -357,3 +357,16 @@ def test_frame_folders_use_the_one_frame_sampler(tmp_path):
     long = sorted(r["frame"] for r in table if r["group"].endswith("long"))
     assert long == sample_frame_indices(20, 5) == [0, 5, 9, 14, 19]
     assert sorted(r["frame"] for r in table if r["group"].endswith("short")) == [0, 1, 2]
+
+
+def test_folder_source_reports_folders_and_links_named_like_media(tmp_path, caplog):
+    root = tmp_path / "odd"
+    write_image(root / "real" / "a.png")
+    write_image(root / "fake" / "b.png", seed=1)
+    (root / "fake" / "x.jpg").mkdir()
+    os.symlink("loop.jpg", root / "fake" / "loop.jpg")
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+        dataset, report = load_source(root, cache_dir=False, verbose=False, return_report=True)
+    assert len(dataset) == 2 and report["counts"]["skipped"] == 2
+    assert f"{root / 'fake' / 'x.jpg'}: is a directory, not an image" in caplog.text
+    assert f"{root / 'fake' / 'loop.jpg'}: symbolic link loop" in caplog.text

@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -334,3 +335,57 @@ def test_on_frame_called_per_decoded_frame(tmp_path):
     calls = []
     read_video_frames(path, 5, on_frame=lambda: calls.append(1))
     assert len(calls) == 5
+
+
+# ------------------------------------------------------------------- folders and links named like media
+def make_odd_entries(folder):
+    """A folder with one good image, an empty folder named x.jpg, a looping and a broken symbolic link."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(folder / "good.png")
+    (folder / "x.jpg").mkdir()
+    os.symlink("loop.jpg", folder / "loop.jpg")
+    os.symlink("gone.png", folder / "broken.png")
+    frames = folder / "clip.mp4"  # a frame folder named like a video: its images are listed, not the folder
+    frames.mkdir()
+    Image.new("RGB", (16, 16), (30, 30, 30)).save(frames / "000.png")
+    return folder
+
+
+def test_listing_keeps_folders_and_links_named_like_media(tmp_path):
+    folder = make_odd_entries(tmp_path / "in")
+    not_media = []
+    (folder / "notes.txt").write_text("x")
+    names = [path.relative_to(folder).as_posix() for path in list_media_files([folder], not_media=not_media)]
+    assert names == ["broken.png", "good.png", "loop.jpg", "clip.mp4/000.png", "x.jpg"]
+    assert [path.name for path in not_media] == ["notes.txt"]
+
+
+def test_opening_says_what_a_non_file_is(tmp_path):
+    folder = make_odd_entries(tmp_path / "in")
+    with pytest.raises(MediaError) as caught:
+        open_image(folder / "x.jpg")
+    assert str(caught.value) == f"{folder / 'x.jpg'}: is a directory, not an image"
+    with pytest.raises(MediaError, match=r"loop\.jpg: symbolic link loop$"):
+        open_image(folder / "loop.jpg")
+    with pytest.raises(MediaError, match=r"broken\.png: broken symbolic link \(its target gone\.png does not exist\)"):
+        open_image(folder / "broken.png")
+    (folder / "v.mp4").mkdir()
+    with pytest.raises(MediaError, match=r"v\.mp4: is a directory, not a video$"):
+        read_video_frames(folder / "v.mp4", 4)
+    with pytest.raises(MediaError, match="no such file"):
+        open_image(folder / "missing.png")
+
+
+def test_predict_reports_each_odd_entry_and_scores_the_rest(tmp_path):
+    from deepfake_hf.inference import Detector
+
+    from .conftest import tiny_detector
+
+    tiny_detector("vit").save_pretrained(tmp_path / "model")
+    folder = make_odd_entries(tmp_path / "in")
+    results = {Path(r["path"]).name: r for r in Detector.from_pretrained(tmp_path / "model", faces="none",
+                                                                         progress=False)([folder])}
+    assert results["good.png"]["error"] is None and results["000.png"]["error"] is None
+    assert results["x.jpg"]["error"].endswith("x.jpg: is a directory, not an image")
+    assert results["loop.jpg"]["error"].endswith("loop.jpg: symbolic link loop")
+    assert "broken symbolic link" in results["broken.png"]["error"]
