@@ -110,6 +110,28 @@ def _normalise_label_map(label_map):
     return mapping
 
 
+def parse_label_map(items):
+    """{name: "real"|"fake"} from NAME=real|fake strings (the CLI's repeatable --label-map).
+
+    NAME is a folder or manifest label name (e.g. original=real, Deepfakes=fake); 0 and 1 are accepted
+    for real and fake. Raises `DataSourceError` (one line) for a malformed item or a name given twice
+    with different labels.
+    """
+    mapping = {}
+    for item in items or ():
+        name, sep, value = str(item).rpartition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise DataSourceError(f"--label-map {item!r}: expected NAME=real or NAME=fake, e.g. original=real")
+        label = _plain_label(value)
+        if label is None:
+            raise DataSourceError(f"--label-map {item!r}: {value.strip()!r} is not real or fake (or 0/1)")
+        if name in mapping and mapping[name] != LABEL_NAMES[label]:
+            raise DataSourceError(f"--label-map {name}: mapped to both {mapping[name]} and {LABEL_NAMES[label]}")
+        mapping[name] = LABEL_NAMES[label]
+    return mapping
+
+
 def _plain_label(value):
     if isinstance(value, bool):
         return None
@@ -193,8 +215,8 @@ def _collect_folder(root, label_map, num_frames):
     if not label_dirs:
         found = ", ".join(sorted(c.name for c in root.iterdir() if c.is_dir())) or "none"
         raise DataSourceError(
-            f"{root}: no real/ or fake/ folders (subfolders: {found}); map folder names with label_map, "
-            "e.g. {'original': 'real', 'Deepfakes': 'fake'}"
+            f"{root}: no real/ or fake/ folders (subfolders: {found}); map folder names to labels with "
+            "--label-map NAME=real|fake (label_map={'original': 'real', 'Deepfakes': 'fake'} in Python)"
         )
     from .media import MediaError, check_file, list_media_files
 

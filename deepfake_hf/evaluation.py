@@ -272,9 +272,10 @@ def test_set_metrics(labels, scores, groups, methods, threshold, aggregation="me
 
 def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none", num_frames=None,
                    batch_size=32, n_resamples=1000, aggregation=None, overwrite=False, device=None, seed=0,
-                   cache_dir=None, plots=True):
+                   cache_dir=None, plots=True, label_map=None):
     """Score `test_sets` ({name: data spec}) with the model and write predictions, metrics, report and plots.
 
+    `label_map` ({folder or label name: "real"/"fake"}) is passed to `data.load_source` for every test set.
     Returns the metrics dict (also in metrics.json).
     """
     out_dir = Path(out_dir)
@@ -292,7 +293,8 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
     datasets_by_name, errors = {}, {}
     for name, spec in test_sets.items():  # a broken source is reported; the other test sets still run
         try:
-            datasets_by_name[name] = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir)
+            datasets_by_name[name] = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
+                                                   label_map=label_map)
         except EvaluationError as error:
             errors[name] = str(error)
     if not datasets_by_name:
@@ -521,11 +523,11 @@ def _save(figure, path, plt):
 
 # ----------------------------------------------------------------------------------------- calibration
 def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, faces="none", num_frames=None,
-                    batch_size=32, device=None, cache_dir=None):
+                    batch_size=32, device=None, cache_dir=None, label_map=None):
     """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
 
     method "eer": the threshold at the equal-error point; "fpr": the lowest threshold whose false-positive
-    rate on the validation reals is at most `target_fpr`. The previous values and the fit's numbers are
+    rate on the validation reals is at most `target_fpr`. `label_map` as in `evaluate_model`. The previous values and the fit's numbers are
     written to calibration.json next to the config. Returns that record.
     """
     from .metrics import equal_error_rate
@@ -541,7 +543,7 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
     num_frames = num_frames or scored.model.config.num_frames
     labels, raw = [], []
     for name, spec in val_sources.items():
-        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir)
+        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir, label_map=label_map)
         raw.append(scored.raw_margins(score_dataset(scored, dataset, batch_size, description=f"calibrate {name}")))
         labels.append(np.asarray(dataset["label"]))
     labels, raw = np.concatenate(labels), np.concatenate(raw)
