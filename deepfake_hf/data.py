@@ -62,7 +62,7 @@ DEEPFAKEBENCH_EXTENSIONS = (".json",)
 DEEPFAKEBENCH_SPLITS = ("train", "val", "test")
 FACE_CROPS = ("align", "margin")
 # Bump when the rows written for the same inputs change, so stale caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: video files shorter than num_frames give each frame once (no repeats)
 _GROUP_ALIASES = ("group", "video_id", "video")
 # Stored formats whose bytes can be kept as they are (no re-encoding, so no change to compression traces).
 _KEEP_BYTES_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
