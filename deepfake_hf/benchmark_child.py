@@ -13,6 +13,7 @@ module uses benchmark.py's helpers; benchmark.py only starts it as a program (it
 import json
 import sys
 
+
 def score_in_one_mode(name, mode, folder):
     """Score 16 generated files in one inference mode (a-d, see benchmark.Modes) with the models in `folder`.
 

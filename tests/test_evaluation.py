@@ -265,7 +265,7 @@ def test_missing_per_method_intervals_say_why(tmp_path):
 def test_roc_legend_does_not_cover_the_curves():
     from deepfake_hf.evaluation import roc_figure
 
-    labels, scores, _, methods = per_method_data()
+    labels, scores, _, _ = per_method_data()
     labels, scores = np.asarray(labels), np.asarray(scores)
     curves = {f"test set {k}": (labels, np.clip(scores + 0.05 * k, 0, 1)) for k in range(4)}
     figure, axis, legend = roc_figure(curves)

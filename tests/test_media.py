@@ -136,7 +136,7 @@ def write_gif(path, durations, size=(32, 32)):
 
 
 def gif_levels(frames):
-    return [int(round(np.asarray(frame.convert("L"), dtype=np.float64).mean() / 10)) - 1 for frame in frames]
+    return [round(float(np.asarray(frame.convert("L"), dtype=np.float64).mean()) / 10) - 1 for frame in frames]
 
 
 def test_animated_gif_gives_its_real_frames_not_repeats(tmp_path):
@@ -280,7 +280,7 @@ def test_decoded_frames_agree_between_media_and_video_processor(tmp_path, frames
     ours = [level_index(frame) for frame in read_video_frames(path, wanted)]
     decoded, _ = read_video_pyav_rotated(str(path), lambda metadata: DeepfakeVideoProcessor().sample_frames(
         metadata, wanted))
-    theirs = [int(round((frame.mean() - 8) / 4)) for frame in decoded.astype(np.float64)]
+    theirs = [round((float(frame.mean()) - 8) / 4) for frame in decoded.astype(np.float64)]
     assert ours == theirs == sample_frame_indices(frames, wanted)
 
 
