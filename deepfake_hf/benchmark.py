@@ -11,7 +11,8 @@ It reports images/s, p50/p95 per-image latency at batch 1, peak RSS per mode (ea
 process) and the ratios b/a, c/a, c/d.
 
 Training: each method runs in its own fresh process (so peak memory is its own), interleaved over
-rounds. A step is what the Trainer does per batch: forward with labels (the model's own loss),
+rounds; the child programs are `deepfake_hf.benchmark_child`. Every benchmark shows a progress bar
+naming its stage on stderr. A step is what the Trainer does per batch: forward with labels (the model's own loss),
 backward, AdamW step, zero_grad, on the parameters `training.apply_tuning` leaves trainable.
 """
 
@@ -26,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from .errors import DeepfakeHFError
 
 
 # Encoder hyperparameters of the published checkpoints, random weights (nothing is downloaded).
@@ -157,37 +160,72 @@ def timed(function, *args, **kwargs):
     return time.perf_counter() - start
 
 
-def measure(name, images, rounds, latency_images, tmp, peak_memory=True):
-    custom, native = build_models(name, tmp)
-    paths = write_images(tmp, images)
-    import torch
+def progress(total, description):
+    """A tqdm bar on stderr whose description names the stage: benchmarks run for minutes between results."""
+    from tqdm.auto import tqdm
 
-    modes = Modes(custom, native, batch_size=8)
-    pixel_values = modes.pixel_values(paths)
-    # (d) best batch size: the limit the hardware sets
-    modes.d(pixel_values[:2], 2)  # warm-up
-    forward_rates = {}
-    for batch_size in (1, 4, 8, 16):
-        forward_rates[batch_size] = len(paths) / timed(modes.d, pixel_values, batch_size)
-    best_batch = max(forward_rates, key=forward_rates.get)
-    modes.batch_size = best_batch
-    for mode in "abc":  # warm-up each path once
-        getattr(modes, mode)(paths[:2])
-    seconds = {mode: [] for mode in "abcd"}
-    for _ in range(rounds):
+    return tqdm(total=total, desc=description, unit="step", file=sys.stderr, dynamic_ncols=True)
+
+
+def measure(name, images, rounds, latency_images, tmp, peak_memory=True):
+    batch_sizes = (1, 4, 8, 16)
+    # build + batch sweep + warm-up (a, b, c) + rounds x modes + latency per mode + memory per mode
+    steps = 1 + len(batch_sizes) + 3 + 4 * rounds + 4 + (4 if peak_memory else 0)
+    with progress(steps, name) as bar:
+
+        def stage(text):
+            bar.set_description(f"{name}: {text}")
+
+        stage("building models and images")
+        custom, native = build_models(name, tmp)
+        paths = write_images(tmp, images)
+        modes = Modes(custom, native, batch_size=8)
+        pixel_values = modes.pixel_values(paths)
+        bar.update()
+        # (d) best batch size: the limit the hardware sets
+        stage("raw forward batch sizes")
+        modes.d(pixel_values[:2], 2)  # warm-up
+        forward_rates = {}
+        for batch_size in batch_sizes:
+            forward_rates[batch_size] = len(paths) / timed(modes.d, pixel_values, batch_size)
+            bar.update()
+        best_batch = max(forward_rates, key=forward_rates.get)
+        modes.batch_size = best_batch
+        for mode in "abc":  # warm-up each path once
+            stage(f"warm-up {mode}")
+            getattr(modes, mode)(paths[:2])
+            bar.update()
+        seconds = {mode: [] for mode in "abcd"}
+        for round_index in range(rounds):
+            for mode in "abc":
+                stage(f"round {round_index + 1}/{rounds} mode {mode}")
+                seconds[mode].append(timed(getattr(modes, mode), paths))
+                bar.update()
+            stage(f"round {round_index + 1}/{rounds} mode d")
+            seconds["d"].append(timed(modes.d, pixel_values, best_batch))
+            bar.update()
+        throughput = {mode: len(paths) / statistics.median(values) for mode, values in seconds.items()}
+        latency = {}
         for mode in "abc":
-            seconds[mode].append(timed(getattr(modes, mode), paths))
-        seconds["d"].append(timed(modes.d, pixel_values, best_batch))
-    throughput = {mode: len(paths) / statistics.median(values) for mode, values in seconds.items()}
-    latency = {}
-    for mode in "abc":
-        per_image = [timed(getattr(modes, mode), [path], batch_size=1) * 1000 for path in paths[:latency_images]]
-        latency[mode] = {"p50_ms": float(np.percentile(per_image, 50)), "p95_ms": float(np.percentile(per_image, 95))}
-    per_image = [timed(modes.d, pixel_values[i:i + 1], 1) * 1000 for i in range(latency_images)]
-    latency["d"] = {"p50_ms": float(np.percentile(per_image, 50)), "p95_ms": float(np.percentile(per_image, 95))}
-    scores_a = [next(r["score"] for r in row if r["label"] == "fake") for row in modes.a(paths[:8])]
-    scores_c = [r["fake_probability"] for r in modes.c(paths[:8])]
-    del torch
+            stage(f"latency at batch 1, mode {mode}")
+            per_image = [timed(getattr(modes, mode), [path], batch_size=1) * 1000 for path in paths[:latency_images]]
+            latency[mode] = {"p50_ms": float(np.percentile(per_image, 50)),
+                             "p95_ms": float(np.percentile(per_image, 95))}
+            bar.update()
+        stage("latency at batch 1, mode d")
+        per_image = [timed(modes.d, pixel_values[i:i + 1], 1) * 1000 for i in range(latency_images)]
+        latency["d"] = {"p50_ms": float(np.percentile(per_image, 50)), "p95_ms": float(np.percentile(per_image, 95))}
+        scores_a = [next(r["score"] for r in row if r["label"] == "fake") for row in modes.a(paths[:8])]
+        scores_c = [r["fake_probability"] for r in modes.c(paths[:8])]
+        bar.update()
+        peak = None
+        if peak_memory:
+            peak = {}
+            for mode in "abcd":
+                stage(f"peak memory, mode {mode} in a fresh process")
+                peak[mode] = peak_rss(name, mode, tmp)
+                bar.update()
+        stage("done")
     return {
         "model": name,
         "images": len(paths),
@@ -202,31 +240,31 @@ def measure(name, images, rounds, latency_images, tmp, peak_memory=True):
             "c/d": throughput["c"] / throughput["d"],
         },
         "max_abs_score_difference_a_vs_c": float(np.max(np.abs(np.subtract(scores_a, scores_c)))),
-        "peak_rss_mb": {mode: peak_rss(name, mode, tmp) for mode in "abcd"} if peak_memory else None,
+        "peak_rss_mb": peak,
     }
 
 
-PEAK_RSS_CODE = r"""
-import sys
-from deepfake_hf.benchmark import Modes, peak_rss_mb, write_images
-name, mode, tmp = sys.argv[1:4]
-paths = write_images(tmp, 16, seed=1)
-modes = Modes(f"{tmp}/{name}-custom", f"{tmp}/{name}-native", batch_size=8, modes=mode)
-if mode == "d":
-    modes.d(modes.pixel_values(paths), 8)
-else:
-    getattr(modes, mode)(paths)
-print(peak_rss_mb())
-"""
+class BenchmarkChildError(DeepfakeHFError, RuntimeError):
+    """A benchmark child process failed; the message is its last error line."""
+
+
+def run_child(*args):
+    """Run `python -m deepfake_hf.benchmark_child ARGS` in a fresh process and return its JSON result."""
+    result = subprocess.run([sys.executable, "-m", "deepfake_hf.benchmark_child", *map(str, args)],
+                            capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+    if result.returncode:
+        lines = result.stderr.strip().splitlines()
+        raise BenchmarkChildError(f"benchmark_child {' '.join(map(str, args))}: "
+                                  + (lines[-1] if lines else f"exit code {result.returncode}"))
+    return json.loads(result.stdout.strip().splitlines()[-1])
 
 
 def peak_rss(name, mode, tmp):
-    """Peak resident memory (MB) of a fresh process that scores 16 files in one mode."""
-    result = subprocess.run([sys.executable, "-c", PEAK_RSS_CODE, name, mode, tmp],
-                            capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
-    if result.returncode:
+    """Peak resident memory (MB) of a fresh process that scores 16 files in one mode (None if it failed)."""
+    try:
+        return run_child("peak-rss", name, mode, tmp)
+    except BenchmarkChildError:
         return None
-    return float(result.stdout.strip().splitlines()[-1])
 
 
 def run_inference_benchmark(json_path, models=("vit-b16", "clip-b32"), images=32, rounds=3, latency_images=10,
@@ -248,63 +286,21 @@ def _write(json_path, results):
     print(f"wrote {json_path}")
 
 
-ONE_METHOD = r"""
-import json, sys, time
-import torch
-from deepfake_hf.benchmark import CONFIGS, peak_rss_mb
-from deepfake_hf import DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification
-from deepfake_hf.recipes import TuningRecipe
-from deepfake_hf.training import apply_tuning, count_parameters
-
-model_name, method, batch, steps, dtype = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
-device = "cuda" if torch.cuda.is_available() else "cpu"
-baseline = peak_rss_mb()  # interpreter + libraries, before the model
-torch.manual_seed(0)
-model = DeepfakeDetectorForImageClassification(DeepfakeDetectorConfig(**CONFIGS[model_name]))
-model = apply_tuning(model, TuningRecipe(method=method)).to(device).train()
-trainable = [p for p in model.parameters() if p.requires_grad]
-optimizer = torch.optim.AdamW(trainable, lr=1e-5)
-size = model.config.image_size if hasattr(model.config, "image_size") else 224
-pixels = torch.randn(batch, 3, size, size, device=device)
-labels = torch.arange(batch, device=device) % 2
-autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=dtype == "bf16")
-times = []
-for step in range(steps + 1):  # the first step warms up
-    if device == "cuda":
-        torch.cuda.synchronize()
-    start = time.perf_counter()
-    with autocast:
-        loss = model(pixel_values=pixels, labels=labels).loss
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
-    if device == "cuda":
-        torch.cuda.synchronize()
-    if step:
-        times.append(time.perf_counter() - start)
-peak = (torch.cuda.max_memory_allocated() / 2**20 if device == "cuda"
-        else peak_rss_mb())
-print(json.dumps({"step_times": times, "peak_memory_mb": peak, "baseline_rss_mb": baseline, "device": device,
-                  **count_parameters(model)}))
-"""
-
-
 def run_method(model_name, method, batch, steps, dtype):
-    result = subprocess.run(
-        [sys.executable, "-c", ONE_METHOD, model_name, method, str(batch), str(steps), dtype],
-        capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
-    if result.returncode:
-        raise RuntimeError(f"{method}: {result.stderr.strip().splitlines()[-1]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    """One tuning method's step times and memory, measured in its own fresh process."""
+    return run_child("train-steps", model_name, method, batch, steps, dtype)
 
 
 def run_training_benchmark(json_path, model="vit-b16", methods=("ln_tuning", "full", "lora"), batch=8, steps=3,
                            rounds=2, dtype="fp32"):
     methods = list(methods)
     runs = {method: [] for method in methods}
-    for _ in range(rounds):
-        for method in methods:
-            runs[method].append(run_method(model, method, batch, steps, dtype))
+    with progress(rounds * len(methods), f"{model} training") as bar:
+        for round_index in range(rounds):
+            for method in methods:
+                bar.set_description(f"{model} training: round {round_index + 1}/{rounds} {method}")
+                runs[method].append(run_method(model, method, batch, steps, dtype))
+                bar.update()
     summary = {}
     for method, results in runs.items():
         step = statistics.median(t for result in results for t in result["step_times"])
@@ -382,12 +378,15 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=("n
     from .media import read_video_frames
 
     rows = []
+    bar = progress(len(face_modes) * len(videos), "video")
     for face_mode in face_modes:
         detector = Detector.from_pretrained(model_dir, faces=face_mode, num_frames=num_frames, batch_size=batch_size,
                                             progress=False)
         detector([videos[0]])  # warm-up
         size = detector.model.config.image_size
         for video in videos:
+            bar.set_description(f"video: faces={face_mode} {Path(video).name}")
+            bar.update()
             start = time.perf_counter()
             result = detector([video])[0]
             end_to_end = time.perf_counter() - start
@@ -417,9 +416,10 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=("n
                 "throughput_vs_model_only": model_only / end_to_end,
                 "decode_alone_s": decode, "face_detection_alone_s": detect,
             })
-            print(f"{rows[-1]['video']:>22s} faces={face_mode:5s} end-to-end {end_to_end:6.2f} s, "
+            bar.write(f"{rows[-1]['video']:>22s} faces={face_mode:5s} end-to-end {end_to_end:6.2f} s, "
                   f"model only {model_only:6.2f} s -> x{model_only / end_to_end:.2f} "
                   f"(decode {decode:.2f} s" + (f", detect {detect:.2f} s)" if detect is not None else ")"))
+    bar.close()
     return rows
 
 
@@ -453,14 +453,6 @@ STARTUP_COMMANDS = {
                                          "from deepfake_hf import DeepfakeDetectorForImageClassification"],
 }
 
-IMPORTED_CODE = (
-    "import sys, json\n"
-    "from deepfake_hf.cli import build_parser\n"
-    "build_parser()\n"
-    "print(json.dumps([m for m in {heavy!r} if m in sys.modules]))\n"
-)
-
-
 def median_seconds(command, repeats):
     times = []
     for _ in range(repeats):
@@ -471,15 +463,21 @@ def median_seconds(command, repeats):
 
 
 def run_startup_benchmark(json_path, repeats=5):
-    seconds = {name: median_seconds(command, repeats) for name, command in STARTUP_COMMANDS.items()}
-    imported = subprocess.run([sys.executable, "-c", IMPORTED_CODE.format(heavy=HEAVY)], capture_output=True,
-                              text=True, check=True).stdout.strip().splitlines()[-1]
+    seconds = {}
+    with progress(len(STARTUP_COMMANDS) + 1, "start-up") as bar:
+        for name, command in STARTUP_COMMANDS.items():
+            bar.set_description(f"start-up: {name}")
+            seconds[name] = median_seconds(command, repeats)
+            bar.update()
+        bar.set_description("start-up: heavy modules of the CLI parser")
+        imported = run_child("heavy-imports")
+        bar.update()
     results = {
         "benchmark": "startup",
         "machine": machine_description(),
         "command": " ".join(sys.argv),
         "median_seconds": seconds,
-        "heavy_modules_imported_by_cli_parser": json.loads(imported),
+        "heavy_modules_imported_by_cli_parser": imported,
         "target": "deepfake-hf --help under 2 s",
         "target_met": seconds["deepfake-hf --help"] < 2.0,
     }

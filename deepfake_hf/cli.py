@@ -141,6 +141,7 @@ def add_train(subparsers):
                         help="build the encoder from the recipe's architecture with random weights (no download)")
     parser.add_argument("--dry-run", action="store_true", help="build model and tuning only; no data, no training")
     parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_label_map(parser)  # added to the recipe's data.label_map
     parser.set_defaults(run=run_train)
 
 
@@ -155,6 +156,8 @@ def run_train(args):
     warnings.filterwarnings("ignore", message="Unsupported layer type")  # peft on LayerNorms: harmless
     try:
         recipe = load_recipe(args.recipe, args.overrides)
+        if args.label_map:
+            recipe.data.label_map = {**(recipe.data.label_map or {}), **_label_map(args)}
         with _stdout_to_stderr(args.json):  # keep stdout pure JSON: progress and tables go to stderr
             if args.dry_run:
                 result = dry_run(recipe, random_init=args.random_init)
@@ -171,6 +174,22 @@ def run_train(args):
         for key, value in result.items():
             print(f"{key}: {value}")
     return EXIT_OK
+
+
+def _add_label_map(parser):
+    parser.add_argument("--label-map", action="append", default=[], metavar="NAME=real|fake",
+                        help="read folders (or manifest labels) named NAME as real or fake, e.g. --label-map "
+                        "original=real --label-map Deepfakes=fake (repeatable)")
+
+
+def _label_map(args):
+    """The --label-map items as a dict; a malformed item is a one-line usage error."""
+    from .data import DataSourceError, parse_label_map
+
+    try:
+        return parse_label_map(args.label_map)
+    except DataSourceError as error:
+        raise CommandError(str(error)) from None
 
 
 def _stdout_to_stderr(enabled):
@@ -203,6 +222,7 @@ def add_evaluate(subparsers):
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals (0: none)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    _add_label_map(parser)
     parser.set_defaults(run=run_evaluate)
 
 
@@ -214,7 +234,7 @@ def run_evaluate(args):
         result = evaluate_model(args.model, test_sets, args.out, perturbations=parse_perturbations(args.perturb),
                                 faces=args.faces, num_frames=args.num_frames, batch_size=args.batch_size,
                                 n_resamples=args.bootstrap, aggregation=args.aggregation, overwrite=args.overwrite,
-                                plots=not args.no_plots)
+                                plots=not args.no_plots, label_map=_label_map(args))
     except EvaluationError as error:
         raise CommandError(str(error)) from None
     print("\n".join(summary_table(result)))
@@ -240,6 +260,7 @@ def add_calibrate(subparsers):
     parser.add_argument("--faces", default="none", choices=["none", "auto", "dlib"], help="face cropping")
     parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the model's)")
     parser.add_argument("--batch-size", type=int, default=32)
+    _add_label_map(parser)
     parser.set_defaults(run=run_calibrate)
 
 
@@ -249,7 +270,7 @@ def run_calibrate(args):
     try:
         record = calibrate_model(args.model, parse_named_sources(args.data), method=args.method,
                                  target_fpr=args.target_fpr, faces=args.faces, num_frames=args.num_frames,
-                                 batch_size=args.batch_size)
+                                 batch_size=args.batch_size, label_map=_label_map(args))
     except EvaluationError as error:
         raise CommandError(str(error)) from None
     print(f"calibration_temperature {record['previous']['calibration_temperature']:g} -> "
@@ -367,6 +388,7 @@ def add_probe(subparsers):
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     parser.add_argument("--out", required=True, help="output folder")
     parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    _add_label_map(parser)
     parser.set_defaults(run=run_probe)
 
 
@@ -378,7 +400,7 @@ def run_probe(args):
         result = probe(parse_named_sources(args.data), args.backbone, args.out, classifier=args.classifier,
                        folds=args.folds, pca=args.pca, standardize=not args.no_standardize, faces=args.faces,
                        num_frames=args.num_frames, batch_size=args.batch_size, n_resamples=args.bootstrap,
-                       overwrite=args.overwrite, plots=not args.no_plots)
+                       overwrite=args.overwrite, plots=not args.no_plots, label_map=_label_map(args))
     except (EvaluationError, ProbeError) as error:
         raise CommandError(str(error)) from None
     print("\n".join(summary_table(result)))

@@ -64,7 +64,7 @@ DEEPFAKEBENCH_EXTENSIONS = (".json",)
 DEEPFAKEBENCH_SPLITS = ("train", "val", "test")
 FACE_CROPS = ("align", "margin")
 # Bump when the rows written for the same inputs change, so stale caches are not reused.
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: video files shorter than num_frames give each frame once (no repeats)
 _GROUP_ALIASES = ("group", "video_id", "video")
 # Stored formats whose bytes can be kept as they are (no re-encoding, so no change to compression traces).
 _KEEP_BYTES_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
@@ -109,6 +109,28 @@ def _normalise_label_map(label_map):
         if parsed is None:
             raise DataSourceError(f"label_map: {name!r} maps to {value!r}; use real, fake, 0 or 1")
         mapping[str(name)] = parsed
+    return mapping
+
+
+def parse_label_map(items):
+    """{name: "real"|"fake"} from NAME=real|fake strings (the CLI's repeatable --label-map).
+
+    NAME is a folder or manifest label name (e.g. original=real, Deepfakes=fake); 0 and 1 are accepted
+    for real and fake. Raises `DataSourceError` (one line) for a malformed item or a name given twice
+    with different labels.
+    """
+    mapping = {}
+    for item in items or ():
+        name, sep, value = str(item).rpartition("=")
+        name = name.strip()
+        if not sep or not name:
+            raise DataSourceError(f"--label-map {item!r}: expected NAME=real or NAME=fake, e.g. original=real")
+        label = _plain_label(value)
+        if label is None:
+            raise DataSourceError(f"--label-map {item!r}: {value.strip()!r} is not real or fake (or 0/1)")
+        if name in mapping and mapping[name] != LABEL_NAMES[label]:
+            raise DataSourceError(f"--label-map {name}: mapped to both {mapping[name]} and {LABEL_NAMES[label]}")
+        mapping[name] = LABEL_NAMES[label]
     return mapping
 
 
@@ -167,11 +189,12 @@ def _frame_number(path, position):
 
 
 def _sample_evenly(items, num_frames):
-    """At most `num_frames` items spread evenly over `items` (DeepfakeBench-style linspace)."""
-    if not num_frames or len(items) <= num_frames:
+    """`num_frames` of `items` spread evenly (media's one sampling rule), or all of them when fewer."""
+    from .media import sample_frame_indices
+
+    if not num_frames:
         return list(items)
-    indices = np.unique(np.linspace(0, len(items) - 1, num_frames).round().astype(int))
-    return [items[i] for i in indices]
+    return [items[i] for i in sample_frame_indices(len(items), num_frames)]
 
 
 def _frame_folder_entries(folder_files, label, group, method, num_frames):
@@ -194,35 +217,35 @@ def _collect_folder(root, label_map, num_frames):
     if not label_dirs:
         found = ", ".join(sorted(c.name for c in root.iterdir() if c.is_dir())) or "none"
         raise DataSourceError(
-            f"{root}: no real/ or fake/ folders (subfolders: {found}); map folder names with label_map, "
-            "e.g. {'original': 'real', 'Deepfakes': 'fake'}"
+            f"{root}: no real/ or fake/ folders (subfolders: {found}); map folder names to labels with "
+            "--label-map NAME=real|fake (label_map={'original': 'real', 'Deepfakes': 'fake'} in Python)"
         )
-    entries, inputs, ignored = [], [], 0
+    from .media import MediaError, check_file, list_media_files
+
+    entries, problems, inputs, not_media = [], [], [], []
     for label_dir, label in label_dirs:
         folder_method = "" if label_dir.name.lower() in LABEL_NAMES else label_dir.name
         frame_folders = {}  # folder -> (method, [image files])
-        for dirpath, dirnames, filenames in os.walk(label_dir):
-            dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
-            for name in sorted(filenames):
-                if name.startswith("."):
+        for path in list_media_files([label_dir], not_media=not_media):
+            if not path.is_file():  # a folder named like media, a broken or looping link: say which
+                try:
+                    check_file(path)
+                except MediaError as error:
+                    problems.append((error.path, error.problem))
                     continue
-                path = Path(dirpath) / name
-                kind = _media_kind(path)
-                if kind is None:
-                    ignored += 1
-                    continue
-                inputs.append(path)
-                parts = path.relative_to(label_dir).parts
-                method = folder_method or (parts[0] if len(parts) >= 2 and (kind == "video" or len(parts) >= 3) else "")
-                if kind == "video":
-                    entries.append(_Entry(str(path), "video", label, str(path), method))
-                elif len(parts) == 1:
-                    entries.append(_Entry(str(path), "image", label, str(path), method))
-                else:
-                    frame_folders.setdefault(path.parent, (method, []))[1].append(path)
+            kind = _media_kind(path)
+            inputs.append(path)
+            parts = path.relative_to(label_dir).parts
+            method = folder_method or (parts[0] if len(parts) >= 2 and (kind == "video" or len(parts) >= 3) else "")
+            if kind == "video":
+                entries.append(_Entry(str(path), "video", label, str(path), method))
+            elif len(parts) == 1:
+                entries.append(_Entry(str(path), "image", label, str(path), method))
+            else:
+                frame_folders.setdefault(path.parent, (method, []))[1].append(path)
         for folder, (method, files) in frame_folders.items():
             entries.extend(_frame_folder_entries(files, label, str(folder), method, num_frames))
-    return _Collected(entries, [], inputs, ignored)
+    return _Collected(entries, problems, inputs, len(not_media))
 
 
 def _read_manifest_rows(manifest):

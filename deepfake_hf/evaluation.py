@@ -260,21 +260,53 @@ def test_set_metrics(labels, scores, groups, methods, threshold, aggregation="me
     groups = np.asarray(groups, dtype=object)
     methods = np.asarray(methods, dtype=object)
     entry = evaluate_scores(labels, scores, groups, n_resamples=n_resamples, seed=seed, **options)
+    _explain_missing_intervals(entry, labels, groups, n_resamples)
     entry["per_method"] = {}
     fake_methods = sorted({m for m, y in zip(methods, labels) if y == 1 and m})
     if len(fake_methods) > 1 or (fake_methods and (labels == 0).any()):
         for method in fake_methods:
             rows = (labels == 0) | (methods == method)
-            entry["per_method"][method] = evaluate_scores(labels[rows], scores[rows], groups[rows], n_resamples=0,
-                                                          **options)
+            # Intervals resample whole videos of this comparison, as the set's own intervals do.
+            method_entry = evaluate_scores(labels[rows], scores[rows], groups[rows], n_resamples=n_resamples,
+                                           seed=seed, **options)
+            _explain_missing_intervals(method_entry, labels[rows], groups[rows], n_resamples)
+            entry["per_method"][method] = method_entry
     return entry
+
+
+def _explain_missing_intervals(entry, labels, groups, n_resamples):
+    """Add "ci_reasons" {metric: why its interval is null} to the frame and video levels of `entry`."""
+    videos = {}
+    for group, label in zip(groups, labels):
+        videos.setdefault(str(group), set()).add(int(label))
+    real_videos = sum(1 for found in videos.values() if 0 in found)
+    fake_videos = sum(1 for found in videos.values() if 1 in found)
+    for level in ("frame", "video"):
+        metrics = entry.get(level)
+        if not metrics:
+            continue
+        reasons = {}
+        for key, interval in (metrics.get("ci") or {}).items():
+            if interval is not None:
+                continue
+            if metrics.get(key) is None:
+                reasons[key] = metrics.get("reasons", {}).get(key, "the metric itself is undefined")
+            elif n_resamples <= 0:
+                reasons[key] = "no bootstrap resamples (--bootstrap 0)"
+            elif not (real_videos and fake_videos):
+                reasons[key] = f"only one class among its videos ({'fake' if fake_videos else 'real'} only)"
+            else:
+                reasons[key] = (f"too few resamples define it: {real_videos} real and {fake_videos} fake videos "
+                                f"(a resample often draws one class only)")
+        metrics["ci_reasons"] = reasons
 
 
 def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none", num_frames=None,
                    batch_size=32, n_resamples=1000, aggregation=None, overwrite=False, device=None, seed=0,
-                   cache_dir=None, plots=True):
+                   cache_dir=None, plots=True, label_map=None):
     """Score `test_sets` ({name: data spec}) with the model and write predictions, metrics, report and plots.
 
+    `label_map` ({folder or label name: "real"/"fake"}) is passed to `data.load_source` for every test set.
     Returns the metrics dict (also in metrics.json).
     """
     out_dir = Path(out_dir)
@@ -292,7 +324,8 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
     datasets_by_name, errors = {}, {}
     for name, spec in test_sets.items():  # a broken source is reported; the other test sets still run
         try:
-            datasets_by_name[name] = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir)
+            datasets_by_name[name] = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
+                                                   label_map=label_map)
         except EvaluationError as error:
             errors[name] = str(error)
     if not datasets_by_name:
@@ -413,6 +446,11 @@ def render_report(result, plots=()):
         for name, method, m in method_rows:
             lines.append(f"| {name} | {method} | {_cell(m['frame'], 'auroc')} | {_cell(m['video'], 'auroc')} | "
                          f"{_cell(m['frame'], 'eer')} | {_cell(m['frame'], 'ap')} |")
+        missing = sorted({f"{name} {method} {level}: {reason}" for name, method, m in method_rows
+                          for level in ("frame", "video") if m[level]
+                          for key, reason in m[level].get("ci_reasons", {}).items() if key in ("auroc", "eer", "ap")})
+        if missing:
+            lines += ["", "No interval: " + "; ".join(missing)]
     if result.get("robustness"):
         keys = list(next(iter(result["robustness"].values())))
         lines += ["", "## Robustness (frame AUROC under perturbation)", "",
@@ -444,23 +482,12 @@ def _pyplot():
 def write_plots(curves, out_dir, robustness=None):
     """ROC curves, score histograms per class, reliability diagram (and robustness) as PNG files."""
     from sklearn.calibration import calibration_curve
-    from sklearn.metrics import roc_curve
 
     plt = _pyplot()
     out_dir = Path(out_dir)
     written = []
 
-    figure, axis = plt.subplots(figsize=(5, 5))
-    for name, (labels, scores) in curves.items():
-        if 0 < labels.sum() < labels.size:
-            fpr, tpr, _ = roc_curve(labels, scores)
-            auroc = binary_metrics(labels, scores)["auroc"]
-            axis.plot(fpr, tpr, label=f"{name} (AUROC {auroc:.3f})")
-    axis.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="chance")
-    axis.plot([0, 1], [1, 0], ":", color="grey", linewidth=0.8, label="EER line")
-    axis.set(xlabel="false-positive rate (real called fake)", ylabel="true-positive rate (fake caught)",
-             title="ROC (frame level)", xlim=(0, 1), ylim=(0, 1.01))
-    axis.legend(loc="lower right", fontsize=8)
+    figure, axis, _ = roc_figure(curves, plt)
     written.append(_save(figure, out_dir / "roc.png", plt))
 
     count = len(curves)
@@ -489,6 +516,33 @@ def write_plots(curves, out_dir, robustness=None):
     if robustness:
         written.append(plot_robustness(robustness, out_dir / "robustness.png"))
     return written
+
+
+def roc_figure(curves, plt=None):
+    """(figure, ROC axis, legend) for {name: (labels, scores)}.
+
+    The legend sits in its own panel below the plot: inside the axes, a corner legend with several
+    test sets covered the curves (a weak detector's curve runs through every corner).
+    """
+    from sklearn.metrics import roc_curve
+
+    plt = plt or _pyplot()
+    entries = 2 + len(curves)
+    legend_height = 0.25 + 0.2 * entries
+    figure, (axis, legend_axis) = plt.subplots(2, 1, figsize=(5, 5 + legend_height),
+                                               gridspec_kw={"height_ratios": [5, legend_height]})
+    for name, (labels, scores) in curves.items():
+        if 0 < labels.sum() < labels.size:
+            fpr, tpr, _ = roc_curve(labels, scores)
+            auroc = binary_metrics(labels, scores)["auroc"]
+            axis.plot(fpr, tpr, label=f"{name} (AUROC {auroc:.3f})")
+    axis.plot([0, 1], [0, 1], "k--", linewidth=0.8, label="chance")
+    axis.plot([0, 1], [1, 0], ":", color="grey", linewidth=0.8, label="EER line")
+    axis.set(xlabel="false-positive rate (real called fake)", ylabel="true-positive rate (fake caught)",
+             title="ROC (frame level)", xlim=(0, 1), ylim=(0, 1.01))
+    legend_axis.axis("off")
+    legend = legend_axis.legend(*axis.get_legend_handles_labels(), loc="center", fontsize=8, frameon=False)
+    return figure, axis, legend
 
 
 def plot_robustness(robustness, path):
@@ -523,11 +577,11 @@ def _save(figure, path, plt):
 
 # ----------------------------------------------------------------------------------------- calibration
 def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, faces="none", num_frames=None,
-                    batch_size=32, device=None, cache_dir=None):
+                    batch_size=32, device=None, cache_dir=None, label_map=None):
     """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
 
     method "eer": the threshold at the equal-error point; "fpr": the lowest threshold whose false-positive
-    rate on the validation reals is at most `target_fpr`. The previous values and the fit's numbers are
+    rate on the validation reals is at most `target_fpr`. `label_map` as in `evaluate_model`. The previous values and the fit's numbers are
     written to calibration.json next to the config. Returns that record.
     """
     from .metrics import equal_error_rate
@@ -543,7 +597,7 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
     num_frames = num_frames or scored.model.config.num_frames
     labels, raw = [], []
     for name, spec in val_sources.items():
-        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir)
+        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir, label_map=label_map)
         raw.append(scored.raw_margins(score_dataset(scored, dataset, batch_size, description=f"calibrate {name}")))
         labels.append(np.asarray(dataset["label"]))
     labels, raw = np.concatenate(labels), np.concatenate(raw)

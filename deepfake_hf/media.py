@@ -4,13 +4,16 @@ Every problem with an input file becomes a `MediaError` whose message is one lin
 so a batch can report it and go on. Images go through Pillow (EXIF orientation applied; grayscale,
 palette, RGBA, CMYK and 16-bit converted to 8-bit RGB; Pillow's decompression-bomb limit kept;
 truncated files rejected). Videos go through PyAV (the `video` extra): the packet index is read
-first (cheap, no decoding), frames are chosen by presentation time so variable frame rates are
-sampled evenly, and the decoder seeks to the keyframe before each chosen frame only when that
-skips work. Rotation metadata (portrait phone video) is applied to the returned frames.
+first (cheap, no decoding), frames are chosen by `sample_frame_indices` on presentation times so
+variable frame rates are sampled evenly (the package's one sampling rule: data.py's frame folders
+and the video processor use it too), and the decoder seeks to the keyframe before each chosen frame
+only when that skips work. Rotation metadata (portrait phone video) is applied to the returned frames.
 """
 
+import errno
 import os
 import re
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -48,48 +51,91 @@ def media_kind(path):
     return None
 
 
-def list_media_files(inputs):
+def list_media_files(inputs, not_media=None):
     """Expand files and folders into a list of paths, in order, without duplicates.
 
-    Folders are searched recursively (sorted, hidden entries skipped) for image and video
-    extensions only. Paths given explicitly are kept whatever they are (missing files,
-    unsupported types), so the caller reports them instead of silently dropping them.
+    Folders are searched recursively (sorted, a folder's files before its subfolders, hidden entries
+    skipped) for image and video extensions only; symbolic links to folders are not followed (they
+    could loop). Paths given explicitly are kept whatever they are (missing files, unsupported
+    types), and so is anything found with a media name that is not a readable file (a folder named
+    `x.jpg` holding no media, a broken or looping symbolic link), so the caller reports it ("x.jpg:
+    is a directory, not an image") instead of silently dropping it. Files found in folders whose
+    names are not media are appended to `not_media` when a list is given (for counting).
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     found, seen = [], set()
-
-    def add(path):
-        key = os.path.abspath(path)
-        if key not in seen:
-            seen.add(key)
-            found.append(Path(path))
-
     for item in inputs:
         item = Path(item)
-        if not item.is_dir():
-            add(item)
+        for path in _media_below(item, not_media) if item.is_dir() else [item]:
+            key = os.path.abspath(path)
+            if key not in seen:
+                seen.add(key)
+                found.append(path)
+    return found
+
+
+def _media_below(folder, not_media):
+    """Media paths below `folder`, in listing order (see `list_media_files`)."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+    except OSError:  # an unreadable folder lists nothing, as os.walk does
+        return []
+    files, folders = [], []
+    for entry in entries:
+        if entry.name.startswith("."):
             continue
-        for root, dirs, files in os.walk(item):
-            dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-            for name in sorted(files):
-                if not name.startswith(".") and media_kind(name) is not None:
-                    add(Path(root) / name)
+        try:
+            is_folder = entry.is_dir()  # follows links; False for a broken or looping link
+        except OSError:
+            is_folder = False
+        if not is_folder:
+            if media_kind(entry.name):
+                files.append(Path(entry.path))
+            elif not_media is not None:
+                not_media.append(Path(entry.path))
+        elif entry.is_symlink():
+            if media_kind(entry.name):  # not followed, but named like media: say what it is when opened
+                folders.append((entry, False))
+        else:
+            folders.append((entry, True))
+    found = files
+    for entry, descend in folders:
+        inside = _media_below(entry.path, not_media) if descend else []
+        # A folder named like a file ("x.jpg") that holds no media was most likely meant as that file.
+        found.extend(inside or ([Path(entry.path)] if media_kind(entry.name) else []))
     return found
 
 
 # ------------------------------------------------------------------------------------------------ images
-def _check_file(path):
+def check_file(path):
+    """`path` as a Path when it is a non-empty file that can be opened; else MediaError saying what it is."""
     if is_url(path):
         raise MediaError(path, "URLs are not supported; download the file and pass its path")
     path = Path(path)
-    if not path.exists():
-        raise MediaError(path, "no such file")
-    if path.is_dir():
-        raise MediaError(path, "is a directory")
-    if path.stat().st_size == 0:
+    try:
+        status = path.stat()
+    except OSError as error:
+        raise MediaError(path, _unreachable(path, error)) from None
+    if stat.S_ISDIR(status.st_mode):
+        expected = {"image": "an image", "video": "a video"}.get(media_kind(path), "a media file")
+        raise MediaError(path, f"is a directory, not {expected}")
+    if status.st_size == 0:
         raise MediaError(path, "empty file (0 bytes)")
     return path
+
+
+def _unreachable(path, error):
+    """Why `path` cannot be opened, from the OSError its stat() raised."""
+    if error.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if os.path.islink(path) and error.errno == errno.ENOENT:
+        return f"broken symbolic link (its target {os.readlink(path)} does not exist)"
+    if error.errno in (errno.ENOENT, errno.ENOTDIR):
+        return "no such file"
+    if error.errno == errno.EACCES:
+        return "permission denied"
+    return f"cannot access ({error.strerror or error})"
 
 
 def _to_rgb(image):
@@ -132,7 +178,7 @@ def _open_pil(path):
     """Open an image file lazily, turning Pillow's errors into MediaError."""
     from PIL import Image, UnidentifiedImageError
 
-    path = _check_file(path)
+    path = check_file(path)
     try:
         return Image.open(path)
     except Image.DecompressionBombError:
@@ -209,36 +255,60 @@ def is_animated(path):
         return False
 
 
-def _sample_indices(times, num_frames):
-    """Indices of the frames nearest to `num_frames` evenly spaced instants from the first to the last time.
+# Float noise allowed when rounding a sampled position that lies exactly halfway between two frames.
+_TIE_TOLERANCE = 1e-6
 
-    With constant frame rate this equals `linspace(0, n - 1, num_frames)` rounded (DeepfakeBench's
-    sampling); with variable frame rate it stays even in time rather than in frame count.
+
+def sample_frame_indices(count, num_frames, times=None):
+    """Indices of `num_frames` frames spread evenly over `count` frames, strictly increasing.
+
+    Every frame of a clip with `count <= num_frames` is taken once (frames are never repeated to reach
+    `num_frames`: a repeated frame adds no evidence but weighs twice in a video's mean score). Otherwise
+    the targets are `linspace(0, count - 1, num_frames)` (DeepfakeBench's spacing, first and last frame
+    included), each rounded to the nearest frame with ties going to the earlier one. With `times` (one
+    presentation time per frame, sorted) the targets are evenly spaced instants instead, so a variable
+    frame rate is sampled evenly in time; at a constant rate both give the same indices. Frames that two
+    targets would share are moved to the nearest unused neighbour, so the result always has
+    `min(count, num_frames)` distinct indices.
+
+    `DeepfakeVideoProcessor.sample_frames` (modeling_deepfake.py, remote code that cannot import this
+    module) keeps a copy of the index rule; tests/test_media.py checks that the two agree.
     """
-    times = np.asarray(times, dtype=np.float64)
-    targets = np.linspace(times[0], times[-1], num_frames)
-    right = np.clip(np.searchsorted(times, targets), 1, len(times) - 1) if len(times) > 1 else np.zeros(num_frames, int)
-    if len(times) == 1:
-        return [0] * num_frames
-    left = right - 1
-    nearer_left = (targets - times[left]) <= (times[right] - targets)
-    return np.where(nearer_left, left, right).tolist()
+    count, num_frames = int(count), int(num_frames)
+    if num_frames < 1:
+        raise ValueError(f"num_frames: {num_frames} must be >= 1")
+    if count <= num_frames:
+        return list(range(max(count, 0)))
+    if times is None:
+        positions = np.linspace(0, count - 1, num_frames)
+    else:
+        times = np.asarray(times, dtype=np.float64)
+        if times.shape != (count,):
+            raise ValueError(f"times: expected {count} values, got {times.size}")
+        # Fractional frame positions of evenly spaced instants: nearest in time = nearest position.
+        positions = np.interp(np.linspace(times[0], times[-1], num_frames), times, np.arange(count))
+    # Nearest frame, ties to the earlier one; the tolerance keeps float noise in `positions`
+    # (from times) from turning an exact tie into a different frame than the index rule picks.
+    indices = np.ceil(positions - 0.5 - _TIE_TOLERANCE).astype(np.int64)
+    for k in range(1, num_frames):  # only a variable frame rate can make two targets share a frame
+        indices[k] = min(max(indices[k], indices[k - 1] + 1), count - num_frames + k)
+    return indices.tolist()
 
 
 def _read_animated_frames(path, num_frames):
+    """Up to `num_frames` distinct frames of an animated image, even in display time (frame durations)."""
     with _open_pil(path) as image:
         count = getattr(image, "n_frames", 1)
         durations = []
         for index in range(count):
             image.seek(index)
+            # Browsers show a GIF frame of 0 ms (or none given) for about 100 ms.
             durations.append(float(image.info.get("duration", 0) or 100))
         starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]])
-        frames, cache = [], {}
-        for index in _sample_indices(starts, num_frames):
-            if index not in cache:
-                image.seek(index)
-                cache[index] = _load_frame(image, path)
-            frames.append(cache[index])
+        frames = []
+        for index in sample_frame_indices(count, num_frames, times=starts):
+            image.seek(index)
+            frames.append(_load_frame(image, path))
     _check_size(frames[0], path)
     return frames
 
@@ -268,7 +338,7 @@ def _rotate(image, degrees):
 def video_info(path):
     """{"frames", "duration", "fps", "width", "height", "has_audio"} from the packet index (no decoding)."""
     av = _import_av()
-    path = _check_file(path)
+    path = check_file(path)
     with _open_container(av, path) as container:
         stream, packets = _video_packets(av, container, path)
         times = [pts * stream.time_base for pts, _ in packets]
@@ -319,52 +389,51 @@ def _video_packets(av, container, path):
 
 
 def read_video_frames(path, num_frames=32, on_frame=None):
-    """`num_frames` RGB `PIL.Image` frames spread evenly over the whole video, in order.
+    """Up to `num_frames` distinct RGB `PIL.Image` frames spread evenly over the whole video, in order.
 
-    Frames repeat when the video is shorter than `num_frames`. Animated images (GIF, WebP, APNG)
-    are sampled the same way. Raises `MediaError` (one line, naming the file) for a missing,
-    empty or broken file, a container with no video stream, or a video with no decodable frame.
-    `on_frame()`, if given, is called as each distinct sampled frame is decoded (for progress bars).
+    Frames are chosen by `sample_frame_indices` on their presentation times; a video (or animated
+    GIF/WebP/APNG, sampled by its frame durations) with fewer frames gives each of them once, never
+    repeats. Raises `MediaError` (one line, naming the file) for a missing, empty or broken file, a
+    container with no video stream, or a video with no decodable frame.
+    `on_frame()`, if given, is called as each sampled frame is decoded (for progress bars).
     """
     if num_frames < 1:
         raise ValueError(f"num_frames: {num_frames} must be >= 1")
     if media_kind(path) == "image":
         return _read_animated_frames(path, num_frames)
     av = _import_av()
-    path = _check_file(path)
+    path = check_file(path)
     with _open_container(av, path) as container:
         stream, packets = _video_packets(av, container, path)
         stream.thread_type = "AUTO"
         pts = [p for p, _ in packets]
-        wanted = sorted(set(pts[i] for i in _sample_indices(pts, num_frames)))
+        wanted = [pts[i] for i in sample_frame_indices(len(pts), num_frames, times=pts)]
         keyframes = [p for p, key in packets if key] or [pts[0]]
         decoded = _decode_at(av, container, stream, wanted, keyframes, path, on_frame)
     if not decoded:
         raise MediaError(path, "no decodable video frames")
-    # Every wanted pts maps to the decoded frame nearest before it (or the first one).
-    times = sorted(decoded)
-    frames = []
-    for index in _sample_indices(pts, num_frames):
-        target = pts[index]
-        position = max(0, np.searchsorted(times, target, side="right") - 1)
-        frames.append(decoded[times[position]])
-    return frames
+    return [decoded[target] for target in wanted if target in decoded]
 
 
 def _decode_at(av, container, stream, wanted, keyframes, path, on_frame=None):
-    """Decode the frames whose pts are in `wanted` (sorted): {pts: PIL image}.
+    """Decode the frames whose pts are in `wanted` (sorted, distinct): {pts: PIL image}.
 
     Seeks to the keyframe before the next wanted frame when that keyframe lies beyond the frame
     just decoded; otherwise decodes forward, which is cheaper. A wanted pts that never comes out
-    of the decoder gets the frame shown at that instant (the last one before it).
+    of the decoder gets the frame shown at that instant (the last one before it) unless that frame
+    was already taken, so no frame is returned twice; wanted frames past the point where decoding
+    stops are left out.
     """
+    decoded, taken = {}, set()  # taken: pts of the decoded frames already returned
 
-    def image_of(frame):
+    def take(target, frame):
+        if frame.pts in taken:
+            return
+        taken.add(frame.pts)
         if on_frame is not None:
             on_frame()
-        return _rotate(frame.to_image(), frame.rotation)
+        decoded[target] = _rotate(frame.to_image(), frame.rotation)
 
-    decoded = {}
     remaining = list(wanted)
     frames = previous = None
     while remaining:
@@ -379,10 +448,9 @@ def _decode_at(av, container, stream, wanted, keyframes, path, on_frame=None):
                 if frame.pts is None:
                     continue
                 if frame.pts >= target:
-                    chosen = frame if frame.pts == target or previous is None else previous
-                    decoded[remaining.pop(0)] = image_of(chosen)
-                    while remaining and remaining[0] <= frame.pts:  # one frame can serve several targets
-                        decoded[remaining.pop(0)] = image_of(frame)
+                    take(remaining.pop(0), frame if frame.pts == target or previous is None else previous)
+                    while remaining and remaining[0] <= frame.pts:  # targets the decoder skipped past
+                        take(remaining.pop(0), frame)
                     previous, reached = frame, True
                     break
                 previous = frame
@@ -392,8 +460,7 @@ def _decode_at(av, container, stream, wanted, keyframes, path, on_frame=None):
         if not reached:
             # The decoder ended (or failed) before the target: later frames are not there.
             if previous is not None:
-                for pts in remaining:
-                    decoded[pts] = image_of(previous)
+                take(remaining[0], previous)
             break
     return decoded
 
@@ -402,11 +469,13 @@ __all__ = [
     "IMAGE_EXTENSIONS",
     "VIDEO_EXTENSIONS",
     "MediaError",
+    "check_file",
     "is_animated",
     "is_url",
     "list_media_files",
     "media_kind",
     "open_image",
     "read_video_frames",
+    "sample_frame_indices",
     "video_info",
 ]

@@ -421,10 +421,18 @@ class DeepfakeVideoProcessor(BaseVideoProcessor):
         return cls(**options, **kwargs)
 
     def sample_frames(self, metadata, num_frames=None, fps=None, **kwargs):
+        """Indices of `num_frames` frames spread evenly over the clip; every frame once if it has fewer.
+
+        A copy of `deepfake_hf.media.sample_frame_indices` (this file is remote code and imports nothing
+        from the package): linspace over the frame indices, nearest frame, ties to the earlier one, never
+        a repeated frame. tests/test_media.py checks that the two agree.
+        """
         num_frames = int(num_frames or self.num_frames)
         total = int(metadata.total_num_frames)
-        positions = np.linspace(0, max(total - 1, 0), num_frames)
-        return np.ceil(positions - 0.5).astype(np.int64)  # nearest frame, ties to the earlier one
+        if total <= num_frames:
+            return np.arange(max(total, 0), dtype=np.int64)
+        positions = np.linspace(0, total - 1, num_frames)
+        return np.ceil(positions - 0.5 - 1e-6).astype(np.int64)  # nearest frame, ties to the earlier one
 
     def fetch_videos(self, video_url_or_urls, sample_indices_fn=None):
         if isinstance(video_url_or_urls, list):

@@ -278,10 +278,11 @@ def probe_to_detector(backbone, pipeline, out_dir):
 # ----------------------------------------------------------------------------------------- command
 def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, standardize=True, seed=0,
               faces="none", num_frames=32, batch_size=32, n_resamples=1000, overwrite=False, cache_dir=None,
-              plots=True, **params):
+              plots=True, label_map=None, **params):
     """Extract features, cross-validate, report like `evaluate`, fit on everything and save the probe.
 
-    `data` is {name: spec}; all sources are pooled into one training set. Returns the metrics dict.
+    `data` is {name: spec}; all sources are pooled into one training set (`label_map` as in `data.load_source`).
+    Returns the metrics dict.
     """
     from .data import linked_groups
     from .evaluation import (
@@ -301,7 +302,7 @@ def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, 
         raise ProbeError(f"classifier {classifier!r} is not one of {', '.join(CLASSIFIERS)}")
     features, labels, paths, groups, methods, frames = [], [], [], [], [], []
     for name, spec in data.items():
-        dataset = load_test_set(spec, faces=faces, num_frames=num_frames)
+        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, label_map=label_map)
         features.append(extract_features(backbones, dataset, batch_size, cache_dir=cache_dir))
         labels += dataset["label"]
         paths += dataset["path"]

@@ -377,3 +377,32 @@ def test_auto_faces_without_a_detector_uses_whole_frames(folder, tmp_path, monke
     assert rows(auto) == rows(plain)
     assert len(list((tmp_path / "c").iterdir())) == 1  # the same cache entry: "auto" resolved to "none"
     assert any("no face detector installed" in r.getMessage() for r in caplog.records)
+
+
+def test_frame_folders_use_the_one_frame_sampler(tmp_path):
+    """Frame folders are sampled like videos (media.sample_frame_indices): nearest frame, ties to the earlier one
+    (half-to-even rounding gave frame 10 here), and a short folder gives each frame once."""
+    from deepfake_hf.media import sample_frame_indices
+
+    root = tmp_path / "frames"
+    for frame in range(20):
+        write_image(root / "real" / "long" / f"{frame:03d}.png", seed=frame)
+    for frame in range(3):
+        write_image(root / "fake" / "short" / f"{frame:03d}.png", seed=frame)
+    table = rows(load_source(root, num_frames=5, cache_dir=False, verbose=False))
+    long = sorted(r["frame"] for r in table if r["group"].endswith("long"))
+    assert long == sample_frame_indices(20, 5) == [0, 5, 9, 14, 19]
+    assert sorted(r["frame"] for r in table if r["group"].endswith("short")) == [0, 1, 2]
+
+
+def test_folder_source_reports_folders_and_links_named_like_media(tmp_path, caplog):
+    root = tmp_path / "odd"
+    write_image(root / "real" / "a.png")
+    write_image(root / "fake" / "b.png", seed=1)
+    (root / "fake" / "x.jpg").mkdir()
+    os.symlink("loop.jpg", root / "fake" / "loop.jpg")
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+        dataset, report = load_source(root, cache_dir=False, verbose=False, return_report=True)
+    assert len(dataset) == 2 and report["counts"]["skipped"] == 2
+    assert f"{root / 'fake' / 'x.jpg'}: is a directory, not an image" in caplog.text
+    assert f"{root / 'fake' / 'loop.jpg'}: symbolic link loop" in caplog.text

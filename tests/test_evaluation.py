@@ -206,3 +206,77 @@ def test_video_keys_use_full_paths():
     ]
     paths, groups, expected = zip(*rows)
     assert video_keys(paths, groups) == list(expected)
+
+
+# ------------------------------------------------------------------------- per-method intervals, ROC legend
+def per_method_data(seed=0):
+    """10 real videos and 10 fake videos per method (A, B), 3 frames each; fakes score higher with noise."""
+    rng = np.random.default_rng(seed)
+    labels, scores, groups, methods = [], [], [], []
+    for label, method, shift in ((0, "", 0.0), (1, "A", 0.3), (1, "B", 0.1)):
+        for video in range(10):
+            for _ in range(3):
+                labels.append(label)
+                scores.append(float(np.clip(0.4 + shift + rng.normal(0, 0.15), 0, 1)))
+                groups.append(f"/{method or 'real'}/{video}")
+                methods.append(method)
+    return labels, scores, groups, methods
+
+
+def test_per_method_intervals_resample_videos_like_the_overall_ones():
+    from deepfake_hf.evaluation import test_set_metrics
+    from deepfake_hf.metrics import bootstrap_ci
+
+    labels, scores, groups, methods = per_method_data()
+    entry = test_set_metrics(labels, scores, groups, methods, threshold=0.5, n_resamples=200, seed=1)
+    rows = [i for i, m in enumerate(methods) if m in ("", "A")]
+    method_a = entry["per_method"]["A"]
+    for level in ("frame", "video"):
+        for key in ("auroc", "ap", "eer", "accuracy"):
+            low, high = method_a[level]["ci"][key]
+            assert low <= method_a[level][key] <= high, (level, key)
+        assert method_a[level]["ci_reasons"] == {}
+    # the frame interval is the overall rule (whole videos resampled) applied to this method's rows
+    expected = bootstrap_ci(np.asarray(labels)[rows], np.asarray(scores)[rows], np.asarray(groups)[rows],
+                            threshold=0.5, n_resamples=200, seed=1)
+    assert method_a["frame"]["ci"] == expected
+    assert entry["per_method"]["B"]["frame"]["ci"]["auroc"] != method_a["frame"]["ci"]["auroc"]
+
+
+def test_missing_per_method_intervals_say_why(tmp_path):
+    from deepfake_hf.evaluation import render_report, test_set_metrics
+
+    labels, scores, groups, methods = per_method_data()
+    no_bootstrap = test_set_metrics(labels, scores, groups, methods, threshold=0.5, n_resamples=0)
+    assert no_bootstrap["per_method"]["A"]["frame"]["ci"]["auroc"] is None
+    assert no_bootstrap["per_method"]["A"]["frame"]["ci_reasons"]["auroc"] == "no bootstrap resamples (--bootstrap 0)"
+    # two fake methods and no real videos: a method alone has one class, so no AUROC and no interval
+    fakes = [i for i, label in enumerate(labels) if label == 1]
+    only_fakes = test_set_metrics(*([np.asarray(column)[fakes] for column in (labels, scores, groups, methods)]),
+                                  threshold=0.5, n_resamples=50)
+    reasons = only_fakes["per_method"]["A"]["video"]["ci_reasons"]
+    assert reasons["auroc"] == "only one class present (fake only)" and "accuracy" not in reasons
+    result = {"model": "m", "threshold": 0.5, "calibration_temperature": 1.0, "video_aggregation": "mean",
+              "test_sets": {"set": only_fakes}}
+    report = render_report(result)
+    assert "No interval: " in report and "set A video: only one class present (fake only)" in report
+
+
+def test_roc_legend_does_not_cover_the_curves():
+    from deepfake_hf.evaluation import roc_figure
+
+    labels, scores, _, _ = per_method_data()
+    labels, scores = np.asarray(labels), np.asarray(scores)
+    curves = {f"test set {k}": (labels, np.clip(scores + 0.05 * k, 0, 1)) for k in range(4)}
+    figure, axis, legend = roc_figure(curves)
+    figure.tight_layout()
+    figure.canvas.draw()
+    renderer = figure.canvas.get_renderer()
+    plot_area = axis.get_tightbbox(renderer)  # the curves, ticks and axis labels
+    box = legend.get_window_extent(renderer)
+    assert box.y1 <= plot_area.y0  # entirely below the plot, nothing drawn over
+    assert [text.get_text() for text in legend.get_texts()][:4] == [
+        f"test set {k} (AUROC {binary_metrics(*curves[f'test set {k}'])['auroc']:.3f})" for k in range(4)]
+    import matplotlib.pyplot as plt
+
+    plt.close(figure)

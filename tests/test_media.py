@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from deepfake_hf.media import (
     media_kind,
     open_image,
     read_video_frames,
+    sample_frame_indices,
     video_info,
 )
 
@@ -126,6 +128,33 @@ def test_animated_gif_first_frame_and_all_frames(bad_inputs):
     assert levels == sorted(levels) and len(set(levels)) == 5
 
 
+def write_gif(path, durations, size=(32, 32)):
+    """An animated GIF whose frame i is flat grey at level 10 * (i + 1), shown for durations[i] ms."""
+    frames = [Image.new("RGB", size, (10 * (i + 1),) * 3) for i in range(len(durations))]
+    frames[0].save(path, save_all=True, append_images=frames[1:], duration=list(durations), loop=0)
+    return path
+
+
+def gif_levels(frames):
+    return [round(float(np.asarray(frame.convert("L"), dtype=np.float64).mean()) / 10) - 1 for frame in frames]
+
+
+def test_animated_gif_gives_its_real_frames_not_repeats(tmp_path):
+    # A 4-frame GIF asked for 32 frames gives its 4 frames once each (it used to give 32 with repeats).
+    path = write_gif(tmp_path / "four.gif", [100] * 4)
+    assert gif_levels(read_video_frames(path, 32)) == [0, 1, 2, 3]
+
+
+def test_animated_gif_sampled_by_frame_durations(tmp_path):
+    # Frame 0 is shown for 2 s, then nine frames of 100 ms: evenly spaced instants mostly fall in the
+    # long first frame, and each frame still comes at most once.
+    path = write_gif(tmp_path / "slow_start.gif", [2000] + [100] * 9)
+    levels = gif_levels(read_video_frames(path, 4))
+    assert levels == sorted(set(levels)) and len(levels) == 4
+    assert levels == sample_frame_indices(10, 4, times=[0, 2000, 2100, 2200, 2300, 2400, 2500, 2600, 2700, 2800])
+    assert levels[:2] == [0, 1]  # the second instant (0.93 s) is inside frame 0's display: next unused frame
+
+
 def test_exif_orientation_applied(tmp_path):
     pixels = np.zeros((40, 60, 3), dtype=np.uint8)
     pixels[:, :30] = 255  # left half white
@@ -157,10 +186,11 @@ def test_video_frames_uniform_over_duration(tmp_path):
     assert video_info(path)["frames"] == 31
 
 
-def test_video_shorter_than_requested_repeats_frames(tmp_path):
+def test_video_shorter_than_requested_gives_each_frame_once(tmp_path):
+    # Issue 12 item 2: the old reader repeated frames to reach 8 ([0, 0, 0, 1, 1, 2, 2, 2]), which weighed
+    # some frames more than others in the video's mean score.
     path = write_video(tmp_path / "short.mp4", frames=3)
-    indices = [level_index(frame) for frame in read_video_frames(path, num_frames=8)]
-    assert len(indices) == 8 and set(indices) == {0, 1, 2} and indices == sorted(indices)
+    assert [level_index(frame) for frame in read_video_frames(path, num_frames=8)] == [0, 1, 2]
 
 
 def test_video_with_audio_stream(tmp_path):
@@ -195,6 +225,63 @@ def test_variable_frame_rate_sampled_by_time(tmp_path):
     assert indices[0] == 0 and indices[-1] == 19
     assert all(index >= 10 for index in indices[1:])
     assert len(set(indices)) == 5
+
+
+# ----------------------------------------------------------------------------------------- the sampler
+def test_sample_frame_indices_rules():
+    assert sample_frame_indices(31, 7) == [0, 5, 10, 15, 20, 25, 30]
+    assert sample_frame_indices(20, 5) == [0, 5, 9, 14, 19]  # 9.5 -> 9: ties go to the earlier frame
+    assert sample_frame_indices(10, 1) == [0]
+    assert sample_frame_indices(3, 8) == [0, 1, 2] and sample_frame_indices(8, 8) == list(range(8))
+    assert sample_frame_indices(0, 4) == []
+    for count in range(1, 300):
+        for wanted in (1, 2, 3, 5, 8, 16, 32):
+            indices = sample_frame_indices(count, wanted)
+            # never fewer than asked when the clip has enough frames (np.unique used to drop some), never repeats
+            assert len(indices) == min(count, wanted) and indices == sorted(set(indices)), (count, wanted)
+            assert indices[0] == 0 and (count <= wanted or wanted == 1 or indices[-1] == count - 1)
+
+
+def test_sample_frame_indices_with_variable_rate_stays_distinct():
+    # Two long pauses: several evenly spaced instants fall on the same paused frame.
+    times = [0.0, 5.0, 5.1, 5.2, 5.3, 10.0, 10.1, 10.2]
+    indices = sample_frame_indices(len(times), 6, times=times)
+    assert len(indices) == 6 and indices == sorted(set(indices)) and indices[-1] == 7
+
+
+# Presentation-time units of common containers: (frame rate, ticks per frame in the stream's time base).
+FRAME_RATES = [(24, 512), (25, 512), (30000 / 1001, 1001), (30, 512), (50, 256), (60, 256), (10, 1024)]
+
+
+@pytest.mark.parametrize("fps, ticks", FRAME_RATES)
+def test_video_processor_sampler_agrees_with_media(fps, ticks):
+    """modeling_deepfake.py keeps a copy of the rule (remote code cannot import media.py): the two must agree."""
+    from transformers.video_utils import VideoMetadata
+
+    from deepfake_hf.modeling_deepfake import DeepfakeVideoProcessor
+
+    processor = DeepfakeVideoProcessor()
+    for count in range(1, 400):
+        metadata = VideoMetadata(total_num_frames=count, fps=fps, duration=count / fps)
+        pts = np.arange(count) * ticks  # what media.read_video_frames samples on
+        seconds = np.arange(count) / fps  # the same instants with float noise
+        for wanted in (1, 2, 4, 5, 7, 8, 16, 32):
+            expected = processor.sample_frames(metadata, wanted).tolist()
+            assert sample_frame_indices(count, wanted) == expected, (count, wanted)
+            assert sample_frame_indices(count, wanted, times=pts) == expected, (count, wanted)
+            assert sample_frame_indices(count, wanted, times=seconds) == expected, (count, wanted, fps)
+
+
+@pytest.mark.parametrize("frames, wanted", [(3, 8), (12, 4), (20, 5), (31, 7)])
+def test_decoded_frames_agree_between_media_and_video_processor(tmp_path, frames, wanted):
+    from deepfake_hf.modeling_deepfake import DeepfakeVideoProcessor, read_video_pyav_rotated
+
+    path = write_video(tmp_path / "clip.mp4", frames=frames, fps=25)
+    ours = [level_index(frame) for frame in read_video_frames(path, wanted)]
+    decoded, _ = read_video_pyav_rotated(str(path), lambda metadata: DeepfakeVideoProcessor().sample_frames(
+        metadata, wanted))
+    theirs = [round((float(frame.mean()) - 8) / 4) for frame in decoded.astype(np.float64)]
+    assert ours == theirs == sample_frame_indices(frames, wanted)
 
 
 def test_num_frames_must_be_positive(tmp_path):
@@ -248,3 +335,57 @@ def test_on_frame_called_per_decoded_frame(tmp_path):
     calls = []
     read_video_frames(path, 5, on_frame=lambda: calls.append(1))
     assert len(calls) == 5
+
+
+# ------------------------------------------------------------------- folders and links named like media
+def make_odd_entries(folder):
+    """A folder with one good image, an empty folder named x.jpg, a looping and a broken symbolic link."""
+    folder.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (16, 16), (90, 90, 90)).save(folder / "good.png")
+    (folder / "x.jpg").mkdir()
+    os.symlink("loop.jpg", folder / "loop.jpg")
+    os.symlink("gone.png", folder / "broken.png")
+    frames = folder / "clip.mp4"  # a frame folder named like a video: its images are listed, not the folder
+    frames.mkdir()
+    Image.new("RGB", (16, 16), (30, 30, 30)).save(frames / "000.png")
+    return folder
+
+
+def test_listing_keeps_folders_and_links_named_like_media(tmp_path):
+    folder = make_odd_entries(tmp_path / "in")
+    not_media = []
+    (folder / "notes.txt").write_text("x")
+    names = [path.relative_to(folder).as_posix() for path in list_media_files([folder], not_media=not_media)]
+    assert names == ["broken.png", "good.png", "loop.jpg", "clip.mp4/000.png", "x.jpg"]
+    assert [path.name for path in not_media] == ["notes.txt"]
+
+
+def test_opening_says_what_a_non_file_is(tmp_path):
+    folder = make_odd_entries(tmp_path / "in")
+    with pytest.raises(MediaError) as caught:
+        open_image(folder / "x.jpg")
+    assert str(caught.value) == f"{folder / 'x.jpg'}: is a directory, not an image"
+    with pytest.raises(MediaError, match=r"loop\.jpg: symbolic link loop$"):
+        open_image(folder / "loop.jpg")
+    with pytest.raises(MediaError, match=r"broken\.png: broken symbolic link \(its target gone\.png does not exist\)"):
+        open_image(folder / "broken.png")
+    (folder / "v.mp4").mkdir()
+    with pytest.raises(MediaError, match=r"v\.mp4: is a directory, not a video$"):
+        read_video_frames(folder / "v.mp4", 4)
+    with pytest.raises(MediaError, match="no such file"):
+        open_image(folder / "missing.png")
+
+
+def test_predict_reports_each_odd_entry_and_scores_the_rest(tmp_path):
+    from deepfake_hf.inference import Detector
+
+    from .conftest import tiny_detector
+
+    tiny_detector("vit").save_pretrained(tmp_path / "model")
+    folder = make_odd_entries(tmp_path / "in")
+    results = {Path(r["path"]).name: r for r in Detector.from_pretrained(tmp_path / "model", faces="none",
+                                                                         progress=False)([folder])}
+    assert results["good.png"]["error"] is None and results["000.png"]["error"] is None
+    assert results["x.jpg"]["error"].endswith("x.jpg: is a directory, not an image")
+    assert results["loop.jpg"]["error"].endswith("loop.jpg: symbolic link loop")
+    assert "broken symbolic link" in results["broken.png"]["error"]
