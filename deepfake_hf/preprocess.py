@@ -1,0 +1,196 @@
+"""`deepfake-hf preprocess`: videos and images -> aligned face crops in DeepfakeBench's layout.
+
+    DIR/<dataset>/<method>/<video>/<frame>.png   the aligned 256x256 face crop of one sampled frame
+    DIR/<dataset>/<method>/<video>/<frame>.npy   its five key points (eyes, nose, mouth corners) in crop pixels
+    DIR/manifest.csv                             path,label,group,method,frame: what `train`/`evaluate` read
+    DIR/<dataset>.json                           the same in DeepfakeBench's dataset JSON format
+    DIR/summary.json                             counts: videos, crops, frames without a face, skipped files
+
+The inputs are data sources as `data.load_source` reads them (a folder with real/ and fake/ or mapped
+folders, a CSV/JSONL manifest, a DeepfakeBench JSON), so labels, methods and video groups follow the same
+rules. Frames are sampled with the package's one sampler; the most prominent face of each frame is aligned
+the DeepfakeBench way (five points onto the ArcFace template, scale 1.3) or cut with a margin. Decoding
+and face detection are what cost most on CPUs, so the work runs data-parallel under torchrun / accelerate
+launch (see `distributed`): rank r takes videos r, r+N, ...; rank 0 writes the merged manifest, which is
+identical to a single-process run's. `resume=True` skips the videos a killed run already finished.
+"""
+
+import csv
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from .distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
+from .errors import DeepfakeHFError
+from .outputs import owned_output_dir, prepare_output_dir
+
+logger = logging.getLogger(__name__)
+MANIFEST = "manifest.csv"
+MANIFEST_COLUMNS = ("path", "label", "group", "method", "frame")
+
+
+class PreprocessError(DeepfakeHFError):
+    """A preprocess run that cannot go on (no inputs, two videos that would share one crop folder)."""
+
+
+def _videos(sources, label_map, num_frames):
+    """One work item per video, frame folder or still: (source path, kind, label, group, method, frames).
+
+    Entries of one frame folder (or one video file) share a group and arrive together from the collector."""
+    from .data import _collect, _normalise_label_map
+
+    label_map = _normalise_label_map(label_map)
+    for spec in sources:
+        _, collected = _collect(str(spec), label_map, num_frames, None, None, default_split="test")
+        for path, problem in collected.problems:
+            yield {"source": str(path), "problem": problem}
+        current = None
+        for entry in collected.entries:
+            key = (entry.group, entry.kind)
+            if current is not None and current["key"] == key and entry.kind == "image" and entry.frame >= 0:
+                current["frames"].append((entry.frame, entry.path))
+                continue
+            if current is not None:
+                yield current
+            current = {"key": key, "source": entry.group if entry.frame >= 0 else entry.path, "kind": entry.kind,
+                       "label": entry.label, "group": entry.group, "method": entry.method,
+                       "frames": [(entry.frame, entry.path)]}
+        if current is not None:
+            yield current
+
+
+def _prominent(faces):
+    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) * max(f.score, 1e-3))
+
+
+def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
+    """Write the crops of one work item; returns its manifest record."""
+    from .faces import align_face, alignment_matrix, margin_crop
+    from .media import MediaError, open_image, read_video_frames
+
+    method = item["method"] or ("real" if item["label"] == 0 else "fake")
+    frame_folder = item["kind"] == "image" and item["frames"][0][0] >= 0
+    video = Path(item["group"]).name if frame_folder else Path(item["group"]).stem
+    folder = Path(dataset) / method / video
+    record = {"source": item["source"], "label": item["label"], "method": method, "video": folder.as_posix(),
+              "frames": [], "frames_without_face": 0, "problem": None}
+    try:
+        if item["kind"] == "video":
+            frames = list(enumerate(read_video_frames(item["source"], num_frames=num_frames)))
+        else:
+            frames = [(max(frame, 0), open_image(path)) for frame, path in item["frames"]]
+    except MediaError as error:
+        record["problem"] = error.problem
+        return record
+    (out / folder).mkdir(parents=True, exist_ok=True)
+    for index, image in frames:
+        faces = detector.detect(image)
+        if not faces:
+            record["frames_without_face"] += 1
+            continue
+        face = _prominent(faces)
+        name = folder / f"{index:03d}.png"
+        if crop == "align" and face.landmarks is not None:
+            align_face(image, face, size=size, scale=scale).save(out / name, compress_level=1)
+            matrix = alignment_matrix(face.landmarks, size, scale)
+            points = np.asarray(face.landmarks, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
+            np.save(out / name.with_suffix(".npy"), points.astype(np.float32))
+        else:
+            margin_crop(image, face, margin=0.3, size=size).save(out / name, compress_level=1)
+        record["frames"].append({"frame": int(index), "crop": name.as_posix()})
+    if not record["frames"]:
+        record["problem"] = "no face found in any frame"
+    return record
+
+
+def preprocess(sources, out_dir, faces="dlib", num_frames=32, crop="align", size=256, scale=1.3, dataset=None,
+               split="test", label_map=None, overwrite=False, resume=False, progress=None):
+    """Crop the faces of `sources` into `out_dir` (see the module docstring); returns the summary dict.
+
+    Runs as one rank of a torchrun / accelerate launch when started by one; every rank returns the summary.
+    """
+    from tqdm.auto import tqdm
+
+    from .faces import get_face_detector
+
+    if crop not in ("align", "margin"):
+        raise PreprocessError(f"crop: {crop!r} is not one of align, margin")
+    sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
+    if not sources:
+        raise PreprocessError("no inputs given")
+    dataset = dataset or Path(str(sources[0]).split("#")[0]).stem or "dataset"
+    detector = get_face_detector(faces)
+    if detector.name == "none":
+        raise PreprocessError("faces: preprocess crops faces; install the faces extra (pip install -e \".[faces]\") "
+                              "or choose --faces dlib")
+    ranks = current_ranks()
+    out = Path(out_dir)
+    owner = None
+    if ranks.is_main:
+        if resume:
+            prepare_output_dir(out, overwrite=True)
+        else:
+            owner = owned_output_dir(out, overwrite)
+            owner.__enter__()
+    barrier(ranks)
+    try:
+        with PartWriter(out / MANIFEST, ranks, resume=resume) as part:
+            items = shard(_videos(sources, label_map, num_frames), ranks)
+            bar = tqdm(desc=f"preprocess (rank {ranks.rank}/{ranks.world_size})", unit="video",
+                       disable=(not progress) if progress is not None else None)
+            for position, (index, item) in enumerate(items):
+                if position < part.done:  # finished before a kill: its crops and line are there
+                    continue
+                if "problem" in item and "kind" not in item:
+                    record = {"source": item["source"], "problem": item["problem"], "frames": []}
+                else:
+                    record = _crop_video(item, out, dataset, detector, num_frames, crop, size, scale)
+                part.write(index, record)
+                bar.update(1)
+            bar.close()
+        barrier(ranks)
+        summary = _merge(out, dataset, split, ranks) if ranks.is_main else None
+        barrier(ranks)
+    finally:
+        if owner is not None:
+            owner.__exit__(None, None, None)
+    if summary is None:
+        summary = json.loads((out / "summary.json").read_text())
+    return summary
+
+
+def _merge(out, dataset, split, ranks):
+    """Rank 0: the part files, in input order, become manifest.csv, DATASET.json and summary.json."""
+    summary = {"videos": 0, "crops": 0, "frames_without_face": 0, "skipped": 0, "skipped_files": []}
+    tree, seen = {}, {}
+    with open(out / MANIFEST, "w", newline="", encoding="utf-8") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(MANIFEST_COLUMNS)
+        for _, record in iter_parts(out / MANIFEST, ranks.world_size):
+            summary["frames_without_face"] += record.get("frames_without_face", 0)
+            if record.get("problem"):
+                logger.warning("skipping %s: %s", record["source"], record["problem"])
+                summary["skipped"] += 1
+                summary["skipped_files"].append({"path": record["source"], "problem": record["problem"]})
+                continue
+            if record["video"] in seen:
+                raise PreprocessError(f"{record['source']} and {seen[record['video']]} would share the crop folder "
+                                      f"{record['video']}; rename one or preprocess them into separate folders")
+            seen[record["video"]] = record["source"]
+            summary["videos"] += 1
+            label = "real" if record["label"] == 0 else "fake"
+            for frame in record["frames"]:
+                writer.writerow([frame["crop"], label, record["video"], record["method"], frame["frame"]])
+                summary["crops"] += 1
+            label_name = f"{dataset}_real" if record["label"] == 0 else f"{dataset}_{record['method']}"
+            tree.setdefault(label_name, {}).setdefault(split, {})[Path(record["video"]).name] = {
+                "label": label_name, "frames": [frame["crop"] for frame in record["frames"]]}
+    (out / f"{dataset}.json").write_text(json.dumps({dataset: tree}, indent=1))
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    remove_parts(out / MANIFEST, ranks.world_size)
+    return summary
+
+
+__all__ = ["PreprocessError", "preprocess"]
