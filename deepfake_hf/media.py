@@ -62,49 +62,63 @@ def list_media_files(inputs, not_media=None):
     is a directory, not an image") instead of silently dropping it. Files found in folders whose
     names are not media are appended to `not_media` when a list is given (for counting).
     """
+    return list(iter_media_files(inputs, not_media))
+
+
+def iter_media_files(inputs, not_media=None):
+    """`list_media_files` one path at a time: a folder of millions of files is walked as it is read, with
+    only one folder's sorted names in memory at once. A folder given inside another given folder, or a
+    file given twice, is listed once."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    found, seen = [], set()
+    roots, explicit = [], set()
     for item in inputs:
         item = Path(item)
-        for path in _media_below(item, not_media) if item.is_dir() else [item]:
-            key = os.path.abspath(path)
-            if key not in seen:
-                seen.add(key)
-                found.append(path)
-    return found
+        key = os.path.abspath(item)
+        if item.is_dir():
+            if any(key == root or key.startswith(root + os.sep) for root in roots):
+                continue
+            roots.append(key)
+            yield from _media_below(item, not_media)
+        elif key not in explicit and not any(key.startswith(root + os.sep) for root in roots):
+            explicit.add(key)
+            yield item
 
 
 def _media_below(folder, not_media):
-    """Media paths below `folder`, in listing order (see `list_media_files`)."""
+    """Media paths below `folder`, in listing order (see `list_media_files`), as a generator."""
     try:
-        entries = sorted(os.scandir(folder), key=lambda entry: entry.name)
+        names = sorted(entry.name for entry in os.scandir(folder))
     except OSError:  # an unreadable folder lists nothing, as os.walk does
-        return []
-    files, folders = [], []
-    for entry in entries:
-        if entry.name.startswith("."):
+        return
+    folders = []
+    for name in names:
+        if name.startswith("."):
             continue
+        path = Path(folder) / name
         try:
-            is_folder = entry.is_dir()  # follows links; False for a broken or looping link
+            is_folder = path.is_dir()  # follows links; False for a broken or looping link
         except OSError:
             is_folder = False
         if not is_folder:
-            if media_kind(entry.name):
-                files.append(Path(entry.path))
+            if media_kind(name):
+                yield path
             elif not_media is not None:
-                not_media.append(Path(entry.path))
-        elif entry.is_symlink():
-            if media_kind(entry.name):  # not followed, but named like media: say what it is when opened
-                folders.append((entry, False))
+                not_media.append(path)
+        elif path.is_symlink():
+            if media_kind(name):  # not followed, but named like media: say what it is when opened
+                folders.append((path, False))
         else:
-            folders.append((entry, True))
-    found = files
-    for entry, descend in folders:
-        inside = _media_below(entry.path, not_media) if descend else []
+            folders.append((path, True))
+    for path, descend in folders:
+        found_inside = False
+        if descend:
+            for inside in _media_below(path, not_media):
+                found_inside = True
+                yield inside
         # A folder named like a file ("x.jpg") that holds no media was most likely meant as that file.
-        found.extend(inside or ([Path(entry.path)] if media_kind(entry.name) else []))
-    return found
+        if not found_inside and media_kind(path.name):
+            yield path
 
 
 # ------------------------------------------------------------------------------------------------ images

@@ -386,6 +386,29 @@ def test_predict_reports_each_odd_entry_and_scores_the_rest(tmp_path):
     results = {Path(r["path"]).name: r for r in Detector.from_pretrained(tmp_path / "model", faces="none",
                                                                          progress=False)([folder])}
     assert results["good.png"]["error"] is None and results["000.png"]["error"] is None
-    assert results["x.jpg"]["error"].endswith("x.jpg: is a directory, not an image")
-    assert results["loop.jpg"]["error"].endswith("loop.jpg: symbolic link loop")
+    # the error field holds the problem; the path field names the file
+    assert results["x.jpg"]["error"] == "is a directory, not an image"
+    assert results["loop.jpg"]["error"] == "symbolic link loop"
     assert "broken symbolic link" in results["broken.png"]["error"]
+
+
+def test_media_files_are_listed_lazily_one_folder_at_a_time(tmp_path, monkeypatch):
+    import os
+
+    from .conftest import write_image
+
+    from deepfake_hf import media
+
+    for folder in ("a", "b", "c"):
+        for index in range(3):
+            write_image(tmp_path / "in" / folder / f"{index}.png", size=(8, 8))
+    opened = []
+    real_scandir = os.scandir
+    monkeypatch.setattr(media.os, "scandir", lambda path: (opened.append(Path(path).name), real_scandir(path))[1])
+    walk = media.iter_media_files([tmp_path / "in", tmp_path / "in" / "b", tmp_path / "in" / "a" / "0.png"])
+    first = next(walk)
+    assert first.name == "0.png" and opened == ["in", "a"]  # later folders not read yet
+    rest = list(walk)
+    assert len(rest) == 8 and opened == ["in", "a", "b", "c"]  # a nested root and a file inside are listed once
+    assert [p.relative_to(tmp_path / "in").as_posix() for p in [first, *rest]] == [
+        f"{folder}/{index}.png" for folder in "abc" for index in range(3)]
