@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from .errors import DeepfakeHFError
+from .errors import DeepfakeHFError, one_line
 
 TUNING_METHODS = ("ln_tuning", "lora", "full", "linear_probe")
 AUGMENTATIONS = ("hflip", "affine", "blur", "color_jitter", "jpeg", "random_resized_crop", "rotation", "sharpness")
@@ -129,7 +129,7 @@ def load_recipe(path_or_name, overrides=()):
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
-            raise RecipeError(f"{source}: not valid YAML ({' '.join(str(error).split())})") from None
+            raise RecipeError(f"{source}: not valid YAML ({one_line(error)})") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: a recipe is a mapping of sections, got {type(raw).__name__}")
     for override in overrides:
@@ -252,7 +252,7 @@ def _check_semantics(recipe, source):
         try:  # the detector's own validation (ranges, pooling per family) on the known architecture
             DeepfakeDetectorConfig(backbone_config=dict(recipe.model.architecture), **recipe.model.detector)
         except (TypeError, ValueError) as error:
-            fail("model", " ".join(str(error).split()))
+            fail("model", one_line(error))
 
     for index, item in enumerate(recipe.augmentation):
         if not isinstance(item, dict) or len(item) != 1:
@@ -281,12 +281,43 @@ def _check_semantics(recipe, source):
                     pass
             fail(f"training.{name}", f"expected {type(default).__name__}, got {type(value).__name__} {value!r}")
 
-    from .training import build_augmentation
-
     try:
         build_augmentation(recipe.augmentation, image_size=224)
     except (TypeError, ValueError) as error:
-        fail("augmentation", " ".join(str(error).split()))
+        fail("augmentation", one_line(error))
+
+
+# --------------------------------------------------------------------------------------------- augmentation
+def build_augmentation(items, image_size):
+    """torchvision v2 transforms from the recipe's `augmentation` list (on uint8 CHW tensors), or None."""
+    from torchvision.transforms import v2
+
+    def tuples(params):
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in (params or {}).items()}
+
+    builders = {
+        "hflip": lambda p: v2.RandomHorizontalFlip(**p),
+        "affine": lambda p: v2.RandomAffine(**{"degrees": 10, **p}),
+        "blur": lambda p: v2.GaussianBlur(**{"kernel_size": 3, **p}),
+        "color_jitter": lambda p: v2.ColorJitter(**p),
+        "jpeg": lambda p: v2.JPEG(**{"quality": (40, 100), **p}),
+        "random_resized_crop": lambda p: v2.RandomResizedCrop(**{"size": image_size, **p}),
+        "rotation": lambda p: v2.RandomRotation(**{"degrees": 90, **p}),
+        "sharpness": lambda p: v2.RandomAdjustSharpness(**{"sharpness_factor": 2.0, **p}),
+    }
+    transforms = []
+    for item in items:
+        ((name, params),) = item.items()
+        params = tuples(params)
+        probability = params.pop("p", None) if name not in ("hflip", "sharpness") else None
+        try:
+            transform = builders[name](params)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name}: {one_line(error)}") from None
+        if probability is not None:
+            transform = v2.RandomApply([transform], p=probability)
+        transforms.append(transform)
+    return v2.Compose(transforms) if transforms else None
 
 
 def _same_kind(value, default):
@@ -299,4 +330,5 @@ def _same_kind(value, default):
     return True
 
 
-__all__ = ["Recipe", "RecipeError", "apply_override", "builtin_recipes", "builtin_recipes_dir", "load_recipe"]
+__all__ = ["Recipe", "RecipeError", "apply_override", "build_augmentation", "builtin_recipes", "builtin_recipes_dir",
+           "load_recipe"]
