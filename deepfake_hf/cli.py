@@ -9,8 +9,8 @@ import argparse
 import json
 import sys
 
-from .errors import DeepfakeHFError, one_line
 from .data import FACE_CROPS
+from .errors import DeepfakeHFError, one_line
 from .faces import FACE_DETECTORS
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2
@@ -472,7 +472,8 @@ def add_probe(subparsers):
 
 
 def run_probe(args):
-    from .evaluation import parse_named_sources, run_probe as probe, summary_table
+    from .evaluation import parse_named_sources, summary_table
+    from .evaluation import run_probe as probe
 
     with _stdout_to_stderr(args.json):
         result = probe(parse_named_sources(args.data), args.backbone, args.out, classifier=args.classifier,

@@ -15,14 +15,14 @@ plots), then fits on all the data and saves the probe:
   the scikit-learn model's scores: softmax(head)[fake] = sigmoid(decision function).
 """
 
-import csv
 import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
-from .errors import DeepfakeHFError
+
+from .errors import DeepfakeHFError, one_line
 
 CLASSIFIERS = ("logreg", "linear-svm", "lda", "svm", "knn")
 LINEAR_CLASSIFIERS = ("logreg", "linear-svm", "lda")
@@ -54,7 +54,7 @@ def load_encoder(spec, device="cpu"):
         else:
             model = DeepfakeDetectorForImageClassification.from_backbone(spec)
     except (OSError, ValueError, KeyError) as error:
-        raise ProbeError(f"{spec}: cannot load an encoder ({str(error).splitlines()[0]})") from None
+        raise ProbeError(f"{spec}: cannot load an encoder ({one_line(error, 300)})") from None
     model.requires_grad_(False)
     return model.to(device).eval(), model.matching_image_processor()
 

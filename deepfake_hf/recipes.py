@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from .configuration_deepfake import DEFAULT_NUM_FRAMES
 from .errors import DeepfakeHFError, one_line
+from .faces import FACE_DETECTORS
 
 TUNING_METHODS = ("ln_tuning", "lora", "full", "linear_probe")
 AUGMENTATIONS = ("hflip", "affine", "blur", "color_jitter", "jpeg", "random_resized_crop", "rotation", "sharpness")
@@ -58,7 +61,7 @@ class DataRecipe:
     val_fraction: float = 0.1  # share of `train` groups held out for model selection when `validation` is empty
     label_map: dict | None = None  # folder name -> 0 (real) / 1 (fake)
     faces: str = "none"  # face detector for video frames and photos: none | auto | dlib
-    num_frames: int = 32  # frames sampled per video
+    num_frames: int = DEFAULT_NUM_FRAMES  # frames sampled per video
     cache_dir: str | None = None  # Arrow cache of decoded frames
     seed: int = 0
     sbi: dict | None = None  # synthesise self-blended fakes offline (options of synthesis.make_sbi_dataset)
@@ -235,8 +238,8 @@ def _check_semantics(recipe, source):
         fail("model.architecture", "needs a `model_type` (e.g. vit, clip_vision_model, convnext)")
     if not 0.0 < recipe.data.val_fraction < 1.0:
         fail("data.val_fraction", f"{recipe.data.val_fraction!r} must be in (0, 1)")
-    if recipe.data.faces not in ("none", "auto", "dlib"):
-        fail("data.faces", f"{recipe.data.faces!r} is not one of none, auto, dlib")
+    if recipe.data.faces not in FACE_DETECTORS:
+        fail("data.faces", f"{recipe.data.faces!r} is not one of {', '.join(FACE_DETECTORS)}")
 
     from .configuration_deepfake import DeepfakeDetectorConfig
 

@@ -288,12 +288,7 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
     model = build_model(recipe, random_init=random_init)  # before decoding data: a missing checkpoint fails fast
     processor = model.matching_image_processor()
     if datasets is None:
-        from .data import DataSourceError
-
-        try:
-            datasets = build_datasets(recipe)
-        except (DataSourceError, ValueError) as error:
-            raise TrainingError(f"data: {one_line(error, 300)}") from None
+        datasets = build_datasets(recipe)  # a DataSourceError names the source and the problem
     check_datasets(datasets)
     total = sum(p.numel() for p in model.parameters())
     model = apply_tuning(model, recipe.tuning)
