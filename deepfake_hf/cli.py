@@ -607,7 +607,7 @@ def add_bench(subparsers):
     startup = kinds.add_parser("startup", help="import and --help times, heavy modules imported")
     startup.add_argument("--repeats", type=int, default=5)
     for kind in (inference, training, video, startup):
-        add_output_option(kind, "the JSON file the results are written to")
+        add_output_option(kind, "the JSON file the results are written to", required=False)
         # --json is the shared switch; its old use, `--json PATH`, is still read as --out PATH for one release
         kind.add_argument("--json", nargs="?", const=True, default=False, metavar="",
                           help="also print the results as JSON on stdout (progress goes to stderr)")
