@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import pipeline_scores, write_image
+
+pytestmark = pytest.mark.slow  # torchrun: two training processes
 
 TINY_RUN = [
     "--set", "data.sbi={crops_per_photo: 6, crops_per_face: 1}",

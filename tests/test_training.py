@@ -132,6 +132,7 @@ def test_ln_tuning_run_writes_the_run_folder(ln_run):
     assert state["best_metric"] == pytest.approx(max(entry["eval_auroc"] for entry in evals))
 
 
+@pytest.mark.slow  # fresh process
 def test_merged_checkpoint_reloads_with_the_trained_head_in_a_fresh_process(ln_run, tmp_path):
     """peft's merge_and_unload keeps `modules_to_save` wrapped; the head must survive save -> reload."""
     from peft import PeftModel
