@@ -168,6 +168,7 @@ def test_named_sources():
         parse_named_sources([], ["nothing"])
 
 
+@pytest.mark.slow  # decodes the shared real media (10-20 s): outside the 90 s fast subset
 def test_evaluate_on_shared_media(shared_media, model_dir, tmp_path):
     out = tmp_path / "shared"
     result = evaluate_model(model_dir, {"shared": shared_media / "manifest.csv"}, out, num_frames=2,

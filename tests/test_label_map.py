@@ -93,5 +93,5 @@ def test_train_adds_the_map_to_the_recipe(monkeypatch, tmp_path):
         return {"output_dir": str(output_dir)}
 
     monkeypatch.setattr(training, "train", fake_train)
-    assert main(["train", "quickstart", "--output-dir", str(tmp_path / "run"), *MAP]) == 0
+    assert main(["train", "quickstart", "--out", str(tmp_path / "run"), *MAP]) == 0
     assert seen["label_map"] == {"original": "real", "Deepfakes": "fake"}
