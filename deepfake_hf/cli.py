@@ -6,15 +6,110 @@ Exit codes: 0 success, 1 usage or fatal error, 2 some inputs failed (the rest we
 """
 
 import argparse
+import json
 import sys
 
-from .errors import DeepfakeHFError
+from .data import FACE_CROPS
+from .errors import DeepfakeHFError, one_line
+from .faces import FACE_DETECTORS
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2
+# Errors that are not the package's own but that user input causes (a missing or existing path, a missing
+# extra): main() prints them as one line, like a DeepfakeHFError. Anything else is a bug and keeps its traceback.
+USER_INPUT_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
+                     ImportError)
+# The CLI's own defaults of ideas whose default is the model's (frames, aggregation) are None: "the model's".
+DEFAULT_FACES = "auto"
+DEFAULT_CROP = "align"
 
 
 class CommandError(DeepfakeHFError):
     """A problem the user can fix; printed as one line, exit code 1."""
+
+
+# ------------------------------------------------------------------------------------ shared options
+# One definition per idea, so every subcommand spells it, defaults it and documents it the same way.
+class _DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: stores into the new option's dest and says so in one line on stderr."""
+
+    def __init__(self, option_strings, dest, new_option, **kwargs):
+        self.new_option = new_option
+        super().__init__(option_strings, dest, help=argparse.SUPPRESS, **kwargs)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"{parser.prog}: {option_string} is deprecated and will be removed in the next release; "
+              f"use {self.new_option}", file=sys.stderr)
+        setattr(namespace, self.dest, True if self.nargs == 0 else values)
+
+
+def _add_deprecated_alias(parser, old, new, dest, **kwargs):
+    parser.add_argument(old, dest=dest, action=_DeprecatedAlias, new_option=new, default=argparse.SUPPRESS, **kwargs)
+
+
+def add_faces_option(parser):
+    parser.add_argument("--faces", choices=FACE_DETECTORS, default=DEFAULT_FACES,
+                        help="face detection: auto (dlib if installed, else whole frames), dlib, or none (whole "
+                        f"frames); default {DEFAULT_FACES}")
+
+
+def add_crop_option(parser):
+    parser.add_argument("--crop", choices=FACE_CROPS, default=DEFAULT_CROP,
+                        help="face crop: 5-point aligned 256x256 (DeepfakeBench) or box + 30%% margin; "
+                        f"default {DEFAULT_CROP}")
+
+
+def add_frames_option(parser, default_text="the model's"):
+    parser.add_argument("--frames", type=_positive_int, default=None, metavar="N",
+                        help=f"frames sampled evenly over each video (default: {default_text})")
+    _add_deprecated_alias(parser, "--num-frames", "--frames", "frames", type=_positive_int, metavar="N")
+
+
+class _Aggregations:
+    """The config's AGGREGATIONS, imported only when an --aggregation value is checked or help is shown
+    (configuration_deepfake imports transformers and torch, which building the parser must not)."""
+
+    def _names(self):
+        from .configuration_deepfake import AGGREGATIONS
+
+        return AGGREGATIONS
+
+    def __iter__(self):
+        return iter(self._names())
+
+    def __contains__(self, name):
+        return name in self._names()
+
+
+def add_aggregation_option(parser):
+    parser.add_argument("--aggregation", choices=_Aggregations(), default=None, metavar="NAME",
+                        help="video score from frame scores: %(choices)s (the DFDC winner's); default: the model's")
+    _add_deprecated_alias(parser, "--aggregate", "--aggregation", "aggregation", choices=_Aggregations(),
+                          metavar="NAME")
+
+
+def add_output_option(parser, what="output folder", required=True, default=None, legacy=()):
+    """--out; `legacy` old spellings (e.g. --output-dir) stay as hidden aliases for one release."""
+    parser.add_argument("--out", required=required and not legacy, default=default, help=what)
+    for old in legacy:
+        _add_deprecated_alias(parser, old, "--out", "out")
+
+
+def add_json_option(parser, what="the result"):
+    parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout (progress goes to stderr)")
+
+
+def add_overwrite_option(parser, what="a non-empty output folder"):
+    parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
+
+
+def _positive_int(text):
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    return value
 
 
 # ------------------------------------------------------------------------------------------- export
@@ -27,18 +122,15 @@ def add_export(subparsers):
     )
     parser.add_argument("model", help="folder of a saved deepfake-hf detector")
     parser.add_argument("--native", action="store_true", required=True, help="write a stock transformers class")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    add_output_option(parser)
+    add_overwrite_option(parser)
     parser.set_defaults(run=run_export)
 
 
 def run_export(args):
-    from .export import NativeExportError, export_native
+    from .export import export_native
 
-    try:
-        out = export_native(args.model, args.out, overwrite=args.overwrite)
-    except (NativeExportError, FileExistsError, OSError) as error:
-        raise CommandError(str(error)) from None
+    out = export_native(args.model, args.out, overwrite=args.overwrite)
     print(f"native checkpoint written to {out}")
     return EXIT_OK
 
@@ -53,31 +145,28 @@ def add_convert(subparsers):
         "trust_remote_code=True), scores exactly as the source, keeps its preprocessing and has a model card.",
     )
     parser.add_argument("source", nargs="?", help="local file or folder, or a Hub id")
-    parser.add_argument("--out", help="output folder")
+    add_output_option(parser, required=False)
     parser.add_argument("--from", dest="source_format", default="auto",
                         choices=["auto", "gend", "deepfakebench", "univfd", "classifier"], help="source format")
     parser.add_argument("--detector", help="DeepfakeBench detector: clip or effort (when the keys do not tell)")
     parser.add_argument("--backbone", metavar="ID_OR_DIR",
                         help="encoder architecture (Hub id or folder with its config) when the checkpoint lacks it")
     parser.add_argument("--fake-label", help="classifier label that means fake, when id2label does not say")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    add_overwrite_option(parser)
     parser.add_argument("--list", action="store_true", help="print the known formats and exit")
     parser.set_defaults(run=run_convert)
 
 
 def run_convert(args):
-    from .convert import ConvertError, convert, list_formats
+    from .convert import convert, list_formats
 
     if args.list:
         print(list_formats())
         return EXIT_OK
     if not args.source or not args.out:
         raise CommandError("SOURCE and --out are required (or --list)")
-    try:
-        result = convert(args.source, args.out, format=args.source_format, detector=args.detector,
-                         backbone=args.backbone, fake_label=args.fake_label, overwrite=args.overwrite)
-    except (ConvertError, FileExistsError) as error:
-        raise CommandError(str(error)) from None
+    result = convert(args.source, args.out, format=args.source_format, detector=args.detector,
+                     backbone=args.backbone, fake_label=args.fake_label, overwrite=args.overwrite)
     print(f"{result['description']} -> {result['out']} (format {result['format']})")
     return EXIT_OK
 
@@ -92,27 +181,20 @@ def add_quickstart(subparsers):
         "identities and predicts one sample. Writes DIR/model (loads with pipeline), DIR/eval/metrics.json and "
         "DIR/data. A few minutes on 2 CPU cores.",
     )
-    parser.add_argument("--out", default="quickstart-run", help="output folder (default: quickstart-run)")
-    parser.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
+    add_output_option(parser, "output folder (default: quickstart-run)", required=False, default="quickstart-run")
+    add_overwrite_option(parser)
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a field of the quickstart recipe, e.g. --set training.num_train_epochs=2")
     parser.add_argument("--seed", type=int, default=0, help="seed of the synthesis, split and training (default 0)")
-    parser.add_argument("--json", action="store_true", help="print the summary as JSON")
+    add_json_option(parser, "the summary")
     parser.set_defaults(run=run_quickstart)
 
 
 def run_quickstart(args):
-    import json
-
     from .quickstart import run_quickstart as quickstart
-    from .recipes import RecipeError
-    from .training import TrainingError
 
-    try:
-        with _stdout_to_stderr(args.json):  # keep stdout pure JSON: progress and tables go to stderr
-            summary = quickstart(args.out, overwrite=args.overwrite, overrides=args.overrides, seed=args.seed)
-    except (FileExistsError, RecipeError, TrainingError) as error:
-        raise CommandError(str(error)) from None
+    with _stdout_to_stderr(args.json):  # keep stdout pure JSON: progress and tables go to stderr
+        summary = quickstart(args.out, overwrite=args.overwrite, overrides=args.overrides, seed=args.seed)
     if args.json:
         print(json.dumps(summary, indent=2))
         return EXIT_OK
@@ -133,39 +215,35 @@ def add_train(subparsers):
         "under torchrun / accelerate launch.",
     )
     parser.add_argument("recipe", help="built-in recipe name (e.g. clip-l14-ln, quickstart) or a recipe YAML file")
-    parser.add_argument("--output-dir", help="run folder (default: runs/RECIPE_NAME)")
+    add_output_option(parser, "run folder (default: runs/RECIPE_NAME)", required=False, legacy=("--output-dir",))
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a recipe field, e.g. --set training.learning_rate=1e-4 (repeatable)")
     parser.add_argument("--resume", action="store_true", help="continue from the last checkpoint in the run folder")
     parser.add_argument("--random-init", action="store_true",
                         help="build the encoder from the recipe's architecture with random weights (no download)")
     parser.add_argument("--dry-run", action="store_true", help="build model and tuning only; no data, no training")
-    parser.add_argument("--json", action="store_true", help="print the result as JSON")
+    add_json_option(parser)
     _add_label_map(parser)  # added to the recipe's data.label_map
     parser.set_defaults(run=run_train)
 
 
 def run_train(args):
-    import json
     import os
     import warnings
 
-    from .recipes import RecipeError, load_recipe
-    from .training import TrainingError, dry_run, train
+    from .recipes import load_recipe
+    from .training import dry_run, train
 
     warnings.filterwarnings("ignore", message="Unsupported layer type")  # peft on LayerNorms: harmless
-    try:
-        recipe = load_recipe(args.recipe, args.overrides)
-        if args.label_map:
-            recipe.data.label_map = {**(recipe.data.label_map or {}), **_label_map(args)}
-        with _stdout_to_stderr(args.json):  # keep stdout pure JSON: progress and tables go to stderr
-            if args.dry_run:
-                result = dry_run(recipe, random_init=args.random_init)
-            else:
-                result = train(recipe, args.output_dir or f"runs/{recipe.name}", resume=args.resume,
-                               random_init=args.random_init)
-    except (RecipeError, TrainingError, FileExistsError) as error:
-        raise CommandError(str(error)) from None
+    recipe = load_recipe(args.recipe, args.overrides)
+    if args.label_map:
+        recipe.data.label_map = {**(recipe.data.label_map or {}), **_label_map(args)}
+    with _stdout_to_stderr(args.json):  # keep stdout pure JSON: progress and tables go to stderr
+        if args.dry_run:
+            result = dry_run(recipe, random_init=args.random_init)
+        else:
+            result = train(recipe, args.out or f"runs/{recipe.name}", resume=args.resume,
+                           random_init=args.random_init)
     if os.environ.get("RANK", "0") != "0":  # under torchrun / accelerate launch only the main process reports
         return EXIT_OK
     if args.json:
@@ -183,13 +261,10 @@ def _add_label_map(parser):
 
 
 def _label_map(args):
-    """The --label-map items as a dict; a malformed item is a one-line usage error."""
-    from .data import DataSourceError, parse_label_map
+    """The --label-map items as a dict; a malformed item is a one-line DataSourceError."""
+    from .data import parse_label_map
 
-    try:
-        return parse_label_map(args.label_map)
-    except DataSourceError as error:
-        raise CommandError(str(error)) from None
+    return parse_label_map(args.label_map)
 
 
 def _stdout_to_stderr(enabled):
@@ -197,6 +272,16 @@ def _stdout_to_stderr(enabled):
     import contextlib
 
     return contextlib.redirect_stdout(sys.stderr) if enabled else contextlib.nullcontext()
+
+
+def _print_result(args, result, *lines):
+    """`result` as JSON on stdout with --json, else the lines for people; the exit code (2: some sets failed)."""
+    if getattr(args, "json", False):
+        print(json.dumps(result, indent=2, default=str))
+    else:
+        for line in lines:
+            print(line)
+    return EXIT_PARTIAL if result.get("errors") else EXIT_OK
 
 
 # ----------------------------------------------------------------------------------------- evaluate
@@ -211,36 +296,34 @@ def add_evaluate(subparsers):
     parser.add_argument("model", help="folder of a saved detector (or any image classifier with a 'fake' label)")
     parser.add_argument("data", nargs="*", help="test data sources")
     parser.add_argument("--name", action="append", default=[], metavar="NAME=DATA", help="a named test set")
-    parser.add_argument("--out", required=True, help="output folder")
+    add_output_option(parser)
     parser.add_argument("--perturb", nargs="+", default=[], metavar="KIND:V1,V2",
                         help="re-score under perturbations, e.g. jpeg:90,70,50 resize:0.5,0.25 blur:1,2 noise:0.02")
-    parser.add_argument("--faces", default="none", choices=["none", "auto", "dlib"], help="face cropping")
-    parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the model's)")
-    parser.add_argument("--aggregation", choices=["mean", "confident"], default=None,
-                        help="video score from frame scores (default: the model's)")
+    add_faces_option(parser)
+    add_frames_option(parser)
+    add_aggregation_option(parser)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals (0: none)")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    add_overwrite_option(parser)
+    add_json_option(parser, "metrics.json")
     _add_label_map(parser)
     parser.set_defaults(run=run_evaluate)
 
 
 def run_evaluate(args):
-    from .evaluation import EvaluationError, evaluate_model, parse_named_sources, parse_perturbations, summary_table
+    from .evaluation import evaluate_model, parse_named_sources, parse_perturbations, summary_table
 
-    try:
-        test_sets = parse_named_sources(args.data, args.name)
+    test_sets = parse_named_sources(args.data, args.name)
+    with _stdout_to_stderr(args.json):
         result = evaluate_model(args.model, test_sets, args.out, perturbations=parse_perturbations(args.perturb),
-                                faces=args.faces, num_frames=args.num_frames, batch_size=args.batch_size,
+                                faces=args.faces, num_frames=args.frames, batch_size=args.batch_size,
                                 n_resamples=args.bootstrap, aggregation=args.aggregation, overwrite=args.overwrite,
                                 plots=not args.no_plots, label_map=_label_map(args))
-    except EvaluationError as error:
-        raise CommandError(str(error)) from None
-    print("\n".join(summary_table(result)))
     for name, message in result.get("errors", {}).items():
         print(f"{name}: not evaluated: {message}", file=sys.stderr)
-    print(f"predictions.csv, metrics.json, report.md and plots written to {args.out}")
+    _print_result(args, result, "\n".join(summary_table(result)),
+                  f"predictions.csv, metrics.json, report.md and plots written to {args.out}")
     return EXIT_PARTIAL if result.get("errors") else EXIT_OK
 
 
@@ -257,22 +340,23 @@ def add_calibrate(subparsers):
     parser.add_argument("data", nargs="+", help="validation data sources")
     parser.add_argument("--method", choices=["eer", "fpr"], default="eer")
     parser.add_argument("--target-fpr", type=float, default=None, help="with --method fpr, e.g. 0.05")
-    parser.add_argument("--faces", default="none", choices=["none", "auto", "dlib"], help="face cropping")
-    parser.add_argument("--num-frames", type=int, default=None, help="frames per video (default: the model's)")
+    add_faces_option(parser)
+    add_frames_option(parser)
     parser.add_argument("--batch-size", type=int, default=32)
+    add_json_option(parser, "the calibration record")
     _add_label_map(parser)
     parser.set_defaults(run=run_calibrate)
 
 
 def run_calibrate(args):
-    from .evaluation import EvaluationError, calibrate_model, parse_named_sources
+    from .evaluation import calibrate_model, parse_named_sources
 
-    try:
+    with _stdout_to_stderr(args.json):
         record = calibrate_model(args.model, parse_named_sources(args.data), method=args.method,
-                                 target_fpr=args.target_fpr, faces=args.faces, num_frames=args.num_frames,
+                                 target_fpr=args.target_fpr, faces=args.faces, num_frames=args.frames,
                                  batch_size=args.batch_size, label_map=_label_map(args))
-    except EvaluationError as error:
-        raise CommandError(str(error)) from None
+    if args.json:
+        return _print_result(args, record)
     print(f"calibration_temperature {record['previous']['calibration_temperature']:g} -> "
           f"{record['calibration_temperature']:.4g}; threshold {record['previous']['threshold']:g} -> "
           f"{record['threshold']:.4g} (validation FPR {record['false_positive_rate']:.3f}, "
@@ -298,29 +382,26 @@ def add_push(subparsers):
     parser.add_argument("--create-pr", action="store_true", help="open a pull request instead of committing directly")
     parser.add_argument("--example", metavar="IMAGE", help="an example image for the card's widget (scored here)")
     parser.add_argument("--dry-run", metavar="OUT_DIR", help="write the folder that would be uploaded; upload nothing")
-    parser.add_argument("--overwrite", action="store_true", help="with --dry-run: replace a non-empty OUT_DIR")
+    add_overwrite_option(parser, "a non-empty --dry-run OUT_DIR")
     parser.set_defaults(run=run_push)
 
 
 def run_push(args):
-    from .hub import HubError, assemble_model_repo, push_model, repo_files
+    from .hub import assemble_model_repo, push_model, repo_files
 
-    try:
-        if args.dry_run:
-            skipped = []
-            out = assemble_model_repo(args.source, args.dry_run, args.repo_id, native=args.native,
-                                      overwrite=args.overwrite, example_image=args.example, skipped=skipped)
-            files = repo_files(out)
-            print(f"dry run: {len(files)} files that would be uploaded to {args.repo_id} are in {out}")
-            for name in files:
-                print(f"  {name}")
-            for line in skipped:
-                print(f"  skipped {line}")
-            return EXIT_OK
-        result = push_model(args.source, args.repo_id, native=args.native, private=args.private,
-                            revision=args.revision, create_pr=args.create_pr, example_image=args.example)
-    except (HubError, OSError, ValueError) as error:
-        raise CommandError(" ".join(str(error).split())) from None
+    if args.dry_run:
+        skipped = []
+        out = assemble_model_repo(args.source, args.dry_run, args.repo_id, native=args.native,
+                                  overwrite=args.overwrite, example_image=args.example, skipped=skipped)
+        files = repo_files(out)
+        print(f"dry run: {len(files)} files that would be uploaded to {args.repo_id} are in {out}")
+        for name in files:
+            print(f"  {name}")
+        for line in skipped:
+            print(f"  skipped {line}")
+        return EXIT_OK
+    result = push_model(args.source, args.repo_id, native=args.native, private=args.private,
+                        revision=args.revision, create_pr=args.create_pr, example_image=args.example)
     for line in result["skipped"]:
         print(f"skipped {line}", file=sys.stderr)
     print(f"pushed {len(result['files'])} files to {result['repo_url']}")
@@ -342,23 +423,20 @@ def add_push_space(subparsers):
     parser.add_argument("--private", action="store_true", help="create the Space as private")
     parser.add_argument("--title", help="the Space's title")
     parser.add_argument("--dry-run", metavar="OUT_DIR", help="write the Space folder; upload nothing")
-    parser.add_argument("--overwrite", action="store_true", help="with --dry-run: replace a non-empty OUT_DIR")
+    add_overwrite_option(parser, "a non-empty --dry-run OUT_DIR")
     parser.set_defaults(run=run_push_space)
 
 
 def run_push_space(args):
-    from .hub import HubError, assemble_space, push_space, repo_files
+    from .hub import assemble_space, push_space, repo_files
 
-    try:
-        if args.dry_run:
-            out = assemble_space(args.model, args.dry_run, title=args.title, overwrite=args.overwrite)
-            print(f"dry run: the Space folder for {args.space_id} is in {out}")
-            for name in repo_files(out):
-                print(f"  {name}")
-            return EXIT_OK
-        result = push_space(args.model, args.space_id, private=args.private, title=args.title)
-    except (HubError, FileExistsError) as error:
-        raise CommandError(str(error)) from None
+    if args.dry_run:
+        out = assemble_space(args.model, args.dry_run, title=args.title, overwrite=args.overwrite)
+        print(f"dry run: the Space folder for {args.space_id} is in {out}")
+        for name in repo_files(out):
+            print(f"  {name}")
+        return EXIT_OK
+    result = push_space(args.model, args.space_id, private=args.private, title=args.title)
     print(f"Space: {result['space_url']}")
     print(f"commit: {result['commit_url']}")
     return EXIT_OK
@@ -381,33 +459,30 @@ def add_probe(subparsers):
     parser.add_argument("--pca", type=int, default=None, help="reduce features to N components first")
     parser.add_argument("--no-standardize", action="store_true", help="skip feature standardisation")
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--faces", default="none", choices=["none", "auto", "dlib"], help="face cropping")
-    parser.add_argument("--num-frames", type=int, default=32, help="frames per video")
+    add_faces_option(parser)
+    add_frames_option(parser, "the detector config's default, 32")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals")
     parser.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
-    parser.add_argument("--out", required=True, help="output folder")
-    parser.add_argument("--overwrite", action="store_true", help="write into a non-empty output folder")
+    add_output_option(parser)
+    add_overwrite_option(parser)
+    add_json_option(parser, "metrics.json")
     _add_label_map(parser)
     parser.set_defaults(run=run_probe)
 
 
 def run_probe(args):
-    from .evaluation import EvaluationError, parse_named_sources, summary_table
-    from .probes import ProbeError, run_probe as probe
+    from .evaluation import parse_named_sources, summary_table
+    from .evaluation import run_probe as probe
 
-    try:
+    with _stdout_to_stderr(args.json):
         result = probe(parse_named_sources(args.data), args.backbone, args.out, classifier=args.classifier,
                        folds=args.folds, pca=args.pca, standardize=not args.no_standardize, faces=args.faces,
-                       num_frames=args.num_frames, batch_size=args.batch_size, n_resamples=args.bootstrap,
+                       num_frames=args.frames, batch_size=args.batch_size, n_resamples=args.bootstrap,
                        overwrite=args.overwrite, plots=not args.no_plots, label_map=_label_map(args))
-    except (EvaluationError, ProbeError) as error:
-        raise CommandError(str(error)) from None
-    print("\n".join(summary_table(result)))
-    print(f"probe saved to {result['probe']['saved']}"
-          + (f"; detector (loads with pipeline) in {result['probe']['detector']}" if "detector" in result["probe"]
-             else ""))
-    return EXIT_OK
+    saved = f"probe saved to {result['probe']['saved']}" + (
+        f"; detector (loads with pipeline) in {result['probe']['detector']}" if "detector" in result["probe"] else "")
+    return _print_result(args, result, "\n".join(summary_table(result)), saved)
 
 
 # ------------------------------------------------------------------------------------------ explain
@@ -420,20 +495,17 @@ def add_explain(subparsers):
     )
     parser.add_argument("model", help="folder of a saved deepfake-hf detector")
     parser.add_argument("image", help="image file")
-    parser.add_argument("--out", required=True, help="output PNG")
+    add_output_option(parser, "output PNG")
     parser.add_argument("--method", choices=["auto", "rollout", "gradcam"], default="auto",
                         help="auto: rollout for ViT-family backbones, else Grad-CAM")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing output file")
+    add_overwrite_option(parser, "an existing output file")
     parser.set_defaults(run=run_explain)
 
 
 def run_explain(args):
-    from .explain import ExplainError, explain_to_file
+    from .explain import explain_to_file
 
-    try:
-        result = explain_to_file(args.model, args.image, args.out, method=args.method, overwrite=args.overwrite)
-    except ExplainError as error:
-        raise CommandError(str(error)) from None
+    result = explain_to_file(args.model, args.image, args.out, method=args.method, overwrite=args.overwrite)
     print(f"{args.image}: {result['label']} (fake score {result['fake_probability']:.3f}); "
           f"{result['method']} heatmap written to {args.out}")
     return EXIT_OK
@@ -463,31 +535,19 @@ def add_predict(subparsers):
     )
     parser.add_argument("model", metavar="MODEL", help="detector folder or Hub id")
     parser.add_argument("inputs", metavar="INPUT", nargs="+", help="image/video files or folders")
-    parser.add_argument("--faces", choices=("auto", "dlib", "none"), default="auto",
-                        help="face detection: auto (dlib if installed), dlib, or none (whole frames); default auto")
-    parser.add_argument("--crop", choices=("align", "margin"), default="align",
-                        help="face crop: 5-point aligned 256x256 (DeepfakeBench) or box + 30%% margin; default align")
-    parser.add_argument("--frames", type=_positive_int, metavar="N", help="frames per video (default: the model's)")
-    parser.add_argument("--aggregate", choices=("mean", "confident"),
-                        help="video score from frame scores (default: the model's)")
+    add_faces_option(parser)
+    add_crop_option(parser)
+    add_frames_option(parser)
+    add_aggregation_option(parser)
     parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
-    parser.add_argument("--output", metavar="FILE", help="write the results to FILE instead of stdout")
-    parser.add_argument("--overwrite", action="store_true", help="replace an existing --output file")
+    add_output_option(parser, "write the results to this file instead of stdout", required=False,
+                      legacy=("--output",))
+    add_overwrite_option(parser, "an existing --out file")
     parser.add_argument("--frame-scores", action="store_true", help="include per-frame scores (json/csv)")
     parser.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="crops per model call")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
     parser.set_defaults(run=run_predict)
-
-
-def _positive_int(text):
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
-    return value
 
 
 def run_predict(args):
@@ -498,26 +558,22 @@ def run_predict(args):
     from .inference import predict
 
     transformers_logging.disable_progress_bar()  # our own bar is the one that matters
-    if args.output and os.path.exists(args.output) and not args.overwrite:
-        raise CommandError(f"{args.output} exists; pass --overwrite to replace it")
-    try:
-        text, results = predict(args.model, args.inputs, faces=args.faces, crop=args.crop, num_frames=args.frames,
-                                aggregate=args.aggregate, fmt=args.format, frame_scores=args.frame_scores,
-                                batch_size=args.batch_size, device=args.device,
-                                trust_remote_code=args.trust_remote_code)
-    except (FileNotFoundError, ValueError, ImportError, OSError) as error:
-        raise CommandError(" ".join(str(error).split())) from None
-    if args.output:
-        with open(args.output, "w", encoding="utf-8") as handle:
+    if args.out and os.path.exists(args.out) and not args.overwrite:
+        raise CommandError(f"{args.out}: exists (pass --overwrite to replace it)")
+    text, results = predict(args.model, args.inputs, faces=args.faces, crop=args.crop, num_frames=args.frames,
+                            aggregate=args.aggregation, fmt=args.format, frame_scores=args.frame_scores,
+                            batch_size=args.batch_size, device=args.device, trust_remote_code=args.trust_remote_code)
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as handle:
             handle.write(text)
     else:
         sys.stdout.write(text)
     failed = [result for result in results if result["error"] is not None]
     for result in failed:
         print(f"error: {result['path']}: {result['error']}", file=sys.stderr)
-    if args.output or args.format != "table":
+    if args.out or args.format != "table":
         print(f"{len(results)} files: {len(results) - len(failed)} scored, {len(failed)} failed"
-              + (f"; results in {args.output}" if args.output else ""), file=sys.stderr)
+              + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
 
 
@@ -545,30 +601,48 @@ def add_bench(subparsers):
     video = kinds.add_parser("video", help="video end to end (decode + faces + model) vs the model alone")
     video.add_argument("videos", nargs="*", help="extra clips (e.g. ../shared/media/videos/ffpp/*/*.mp4)")
     video.add_argument("--model", default="vit-b16", choices=["vit-b16", "clip-b32", "tiny-vit"])
-    video.add_argument("--frames", type=int, default=32)
+    add_frames_option(video, "32")
     video.add_argument("--batch", type=int, default=8)
     video.add_argument("--no-generated", action="store_true", help="skip the generated 10 s 720p clip")
     startup = kinds.add_parser("startup", help="import and --help times, heavy modules imported")
     startup.add_argument("--repeats", type=int, default=5)
     for kind in (inference, training, video, startup):
-        kind.add_argument("--json", required=True, help="where to write the results")
+        add_output_option(kind, "the JSON file the results are written to", required=False)
+        # --json is the shared switch; its old use, `--json PATH`, is still read as --out PATH for one release
+        kind.add_argument("--json", nargs="?", const=True, default=False, metavar="",
+                          help="also print the results as JSON on stdout (progress goes to stderr)")
     parser.set_defaults(run=run_bench)
+
+
+def bench_output(args):
+    """(JSON file, print JSON on stdout) from bench's --out and --json, reading the old `--json PATH` as --out."""
+    if isinstance(args.json, str):
+        print(f"deepfake-hf bench {args.bench_kind}: --json PATH is deprecated and will be removed in the next "
+              "release; use --out PATH (and --json to print the results)", file=sys.stderr)
+        return args.out or args.json, False
+    if args.out is None:
+        raise CommandError("--out FILE is required (where the JSON results are written)")
+    return args.out, args.json
 
 
 def run_bench(args):
     from . import benchmark
 
-    if args.bench_kind == "inference":
-        benchmark.run_inference_benchmark(args.json, args.models.split(","), args.images, args.rounds,
-                                          args.latency_images)
-    elif args.bench_kind == "training":
-        benchmark.run_training_benchmark(args.json, args.model, args.methods.split(","), args.batch, args.steps,
-                                         args.rounds, args.dtype)
-    elif args.bench_kind == "video":
-        benchmark.run_video_benchmark(args.json, args.model, args.videos, args.frames, args.batch,
-                                      generated=not args.no_generated)
-    else:
-        benchmark.run_startup_benchmark(args.json, args.repeats)
+    out, print_json = bench_output(args)
+    with _stdout_to_stderr(print_json):
+        if args.bench_kind == "inference":
+            result = benchmark.run_inference_benchmark(out, args.models.split(","), args.images, args.rounds,
+                                                       args.latency_images)
+        elif args.bench_kind == "training":
+            result = benchmark.run_training_benchmark(out, args.model, args.methods.split(","), args.batch,
+                                                      args.steps, args.rounds, args.dtype)
+        elif args.bench_kind == "video":
+            result = benchmark.run_video_benchmark(out, args.model, args.videos, args.frames or 32, args.batch,
+                                                   generated=not args.no_generated)
+        else:
+            result = benchmark.run_startup_benchmark(out, args.repeats)
+    if print_json:
+        print(json.dumps(result, indent=2, default=str))
     return EXIT_OK
 
 
@@ -609,6 +683,9 @@ def main(argv=None):
         return args.run(args)
     except DeepfakeHFError as error:  # every error the package raises on purpose: one line, no traceback
         print(f"deepfake-hf {args.command}: error: {error}", file=sys.stderr)
+        return EXIT_ERROR
+    except USER_INPUT_ERRORS as error:  # a missing or existing path, a missing extra: also the user's to fix
+        print(f"deepfake-hf {args.command}: error: {one_line(error, 300)}", file=sys.stderr)
         return EXIT_ERROR
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)

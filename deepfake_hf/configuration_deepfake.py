@@ -5,8 +5,8 @@ from deepfake_hf and only relative names inside its own folder.
 """
 
 from transformers import AutoConfig, PretrainedConfig
-from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 from transformers.configuration_utils import SubConfigSpec
+from transformers.models.auto.configuration_auto import CONFIG_MAPPING
 
 # Encoders whose output has a CLS token at position 0 of `last_hidden_state`.
 TOKEN_BACKBONES = ("vit", "clip_vision_model", "dinov2", "deit", "beit", "siglip_vision_model", "vit_mae")
@@ -22,6 +22,14 @@ DEFAULT_POOLING = {"vit": "cls", "dinov2": "cls", "deit": "cls", "beit": "mean",
 
 POOLINGS = ("cls", "mean", "pooler")
 AGGREGATIONS = ("mean", "confident")
+# The inference defaults, defined here once: the rest of the package imports them (this file imports nothing
+# of the package, since it is copied to the Hub as remote code).
+DEFAULT_THRESHOLD = 0.5
+DEFAULT_CALIBRATION_TEMPERATURE = 1.0
+DEFAULT_NUM_FRAMES = 32  # DeepfakeBench's frames per video, linspace over the video
+DEFAULT_AGGREGATION = "mean"
+DEFAULT_CONFIDENT_THRESHOLD = 0.8
+DEFAULT_CONFIDENT_FRACTION = 0.5
 
 
 def _as_backbone_config(backbone_config):
@@ -128,12 +136,12 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         alignment_alpha=2.0,
         uniformity_t=2.0,
         slerp_augmentation=False,
-        threshold=0.5,
-        calibration_temperature=1.0,
-        num_frames=32,
-        video_aggregation="mean",
-        confident_threshold=0.8,
-        confident_fraction=0.5,
+        threshold=DEFAULT_THRESHOLD,
+        calibration_temperature=DEFAULT_CALIBRATION_TEMPERATURE,
+        num_frames=DEFAULT_NUM_FRAMES,
+        video_aggregation=DEFAULT_AGGREGATION,
+        confident_threshold=DEFAULT_CONFIDENT_THRESHOLD,
+        confident_fraction=DEFAULT_CONFIDENT_FRACTION,
         image_size=None,
         **kwargs,
     ):

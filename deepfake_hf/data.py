@@ -53,7 +53,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from .errors import DeepfakeHFError
+
+from .errors import DeepfakeHFError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -525,7 +526,7 @@ def _decode(collected, num_frames, faces, face_crop, face_size, writer, verbose)
             counts["skipped"] += 1
             continue
         except (OSError, ValueError, RuntimeError) as error:  # e.g. a face detector failing on one frame
-            logger.warning("skipping %s: %s", entry.path, " ".join(f"{type(error).__name__}: {error}".split()))
+            logger.warning("skipping %s: %s: %s", entry.path, type(error).__name__, one_line(error, 300))
             counts["skipped"] += 1
             continue
         if not rows:
@@ -600,8 +601,10 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
     """
     import datasets
 
-    if faces not in ("none", "auto", "dlib"):
-        raise DataSourceError(f"faces: {faces!r} is not one of none, auto, dlib")
+    from .faces import FACE_DETECTORS
+
+    if faces not in FACE_DETECTORS:
+        raise DataSourceError(f"faces: {faces!r} is not one of {', '.join(FACE_DETECTORS)}")
     if face_crop not in FACE_CROPS:
         raise DataSourceError(f"face_crop: {face_crop!r} is not one of {', '.join(FACE_CROPS)}")
     if faces == "auto":
@@ -769,7 +772,7 @@ def split_by_group(dataset, val_fraction, test_fraction=0.0, seed=0, link_ids=Tr
     import datasets
 
     if not 0.0 <= val_fraction < 1.0 or not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
-        raise ValueError(f"val_fraction={val_fraction}, test_fraction={test_fraction}: each in [0, 1), sum below 1")
+        raise DataSourceError(f"val_fraction={val_fraction}, test_fraction={test_fraction}: each in [0, 1), sum below 1")
     columns = dataset.select_columns(["group", "label"])
     groups, labels = columns["group"], np.asarray(columns["label"], dtype=np.int64)
     component_of = linked_groups(groups, link_ids=link_ids)
@@ -780,7 +783,7 @@ def split_by_group(dataset, val_fraction, test_fraction=0.0, seed=0, link_ids=Tr
     fractions = np.asarray([1.0 - val_fraction - test_fraction, val_fraction] + ([test_fraction] if test_fraction > 0 else []))
     wanted = [name for name, fraction in zip(names, fractions) if fraction > 0]
     if len(components) < len(wanted):
-        raise ValueError(f"cannot split {len(components)} independent group(s) into {', '.join(wanted)}; "
+        raise DataSourceError(f"cannot split {len(components)} independent group(s) into {', '.join(wanted)}; "
                          "add data or lower the fractions")
     per_component = {c: np.bincount(labels[row_components == c], minlength=2) for c in components}
     targets = fractions[:, None] * np.bincount(labels, minlength=2)[None, :]  # rows per split and class

@@ -23,10 +23,20 @@ from pathlib import Path
 
 import numpy as np
 
+from .configuration_deepfake import (
+    DEFAULT_AGGREGATION,
+    DEFAULT_CALIBRATION_TEMPERATURE,
+    DEFAULT_CONFIDENT_FRACTION,
+    DEFAULT_CONFIDENT_THRESHOLD,
+    DEFAULT_NUM_FRAMES,
+    DEFAULT_THRESHOLD,
+    DeepfakeDetectorConfig,
+)
+from .data import DataSourceError, load_source
+from .errors import DeepfakeHFError, one_line
 from .metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
 from .modeling_deepfake import logit
 from .outputs import prepare_output_dir
-from .errors import DeepfakeHFError
 
 PERTURBATIONS = {
     # name: (what the strength is, whether a smaller value is a stronger perturbation, the unperturbed value)
@@ -92,29 +102,31 @@ def load_model(model_path, device=None):
 
     model_path = os.fspath(model_path)
     if os.path.isfile(os.path.join(model_path, "probe.json")):  # a saved frozen-feature probe (probes.py)
-        from .probes import ProbeError, load_probe
+        from .probes import load_probe
 
         try:
             return load_probe(model_path, device=device)
-        except (ProbeError, OSError) as error:
-            raise EvaluationError(f"{model_path}: cannot load the probe ({error})") from None
+        except OSError as error:  # ProbeError already names the folder and the problem
+            raise EvaluationError(f"{model_path}: cannot load the probe ({one_line(error, 300)})") from None
     if not os.path.isfile(os.path.join(model_path, "config.json")):
         raise EvaluationError(f"{model_path}: not a model folder (no config.json)")
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
         model, processor = load_classifier(model_path)
+    except DeepfakeHFError:  # ModelLoadError names the folder and the reason
+        raise
     except (OSError, ValueError, KeyError) as error:
-        raise EvaluationError(f"{model_path}: cannot load the model ({str(error).splitlines()[0]})") from None
+        raise EvaluationError(f"{model_path}: cannot load the model ({one_line(error, 300)})") from None
     try:
         fake_index = fake_label_index(model.config)
     except ValueError as error:
-        raise EvaluationError(f"{model_path}: {error}") from None
+        raise EvaluationError(f"{model_path}: {one_line(error)}") from None
     return ScoredModel(
         model=model.to(device),
         processor=processor,
         fake_index=fake_index,
-        threshold=float(getattr(model.config, "threshold", 0.5)),
-        temperature=float(getattr(model.config, "calibration_temperature", 1.0)),
+        threshold=float(getattr(model.config, "threshold", DEFAULT_THRESHOLD)),
+        temperature=float(getattr(model.config, "calibration_temperature", DEFAULT_CALIBRATION_TEMPERATURE)),
         device=device,
         name=model_path,
     )
@@ -142,15 +154,10 @@ def parse_named_sources(sources=(), named=()):
     return result
 
 
-def load_test_set(spec, faces="none", num_frames=32, cache_dir=None, label_map=None):
-    """One data source as a dataset with columns image, label, path, group, method, frame."""
-    from .data import DataSourceError, load_source
-
-    try:
-        return load_source(spec, label_map=label_map, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
-                           default_split="test", verbose=False)
-    except DataSourceError as error:
-        raise EvaluationError(str(error)) from None
+def load_test_set(spec, faces="none", num_frames=DEFAULT_NUM_FRAMES, cache_dir=None, label_map=None):
+    """One data source as a dataset with columns image, label, path, group, method, frame (DataSourceError if unusable)."""
+    return load_source(spec, label_map=label_map, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
+                       default_split="test", verbose=False)
 
 
 def video_keys(paths, groups):
@@ -247,8 +254,9 @@ def score_dataset(scored_model, dataset, batch_size=32, perturbation=None, descr
     return np.concatenate(margins) if margins else np.zeros(0)
 
 
-def test_set_metrics(labels, scores, groups, methods, threshold, aggregation="mean", n_resamples=1000, seed=0,
-                     confident_threshold=0.8, confident_fraction=0.5):
+def test_set_metrics(labels, scores, groups, methods, threshold, aggregation=DEFAULT_AGGREGATION, n_resamples=1000,
+                     seed=0, confident_threshold=DEFAULT_CONFIDENT_THRESHOLD,
+                     confident_fraction=DEFAULT_CONFIDENT_FRACTION):
     """metrics.json's entry for one test set: frame, video and per-method metrics.
 
     A method's metrics compare the set's real samples with that method's fakes (as FF++ per-method tables do).
@@ -310,14 +318,14 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
     Returns the metrics dict (also in metrics.json).
     """
     out_dir = Path(out_dir)
-    _check_out_dir(out_dir, overwrite)
+    prepare_output_dir(out_dir, overwrite)
     test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
     scored = load_model(model_path, device=device)
     config = getattr(scored.model, "config", None)  # None for a probe: the defaults below apply
-    num_frames = num_frames or getattr(config, "num_frames", 32)
-    aggregation = aggregation or getattr(config, "video_aggregation", "mean")
-    aggregation_options = dict(confident_threshold=getattr(config, "confident_threshold", 0.8),
-                               confident_fraction=getattr(config, "confident_fraction", 0.5))
+    num_frames = num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES)
+    aggregation = aggregation or getattr(config, "video_aggregation", DEFAULT_AGGREGATION)
+    aggregation_options = dict(confident_threshold=getattr(config, "confident_threshold", DEFAULT_CONFIDENT_THRESHOLD),
+                               confident_fraction=getattr(config, "confident_fraction", DEFAULT_CONFIDENT_FRACTION))
     perturbations = parse_perturbations(perturbations) if perturbations and isinstance(perturbations[0], str) \
         else list(perturbations)
 
@@ -326,7 +334,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
         try:
             datasets_by_name[name] = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
                                                    label_map=label_map)
-        except EvaluationError as error:
+        except DataSourceError as error:
             errors[name] = str(error)
     if not datasets_by_name:
         raise EvaluationError("; ".join(errors.values()))
@@ -349,7 +357,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
                 columns["label"], scores, columns["video"], columns["method"], scored.threshold, aggregation,
                 n_resamples, seed, **aggregation_options)
         except ValueError as error:  # e.g. one video's frames labelled both real and fake
-            result.setdefault("errors", {})[name] = f"{test_sets[name]}: {error}"
+            result.setdefault("errors", {})[name] = f"{test_sets[name]}: {one_line(error)}"
             continue
         curves[name] = (np.asarray(columns["label"]), scores)
         rows.extend(zip([name] * len(scores), columns["path"], columns["group"], columns["video"], columns["frame"],
@@ -390,13 +398,6 @@ def _robustness_entry(columns, scores, threshold, aggregation, aggregation_optio
                                              **aggregation_options)
         entry["video_auroc"] = binary_metrics(v_labels, v_scores, threshold)["auroc"]
     return entry
-
-
-def _check_out_dir(out_dir, overwrite):
-    try:
-        prepare_output_dir(out_dir, overwrite)
-    except FileExistsError as error:
-        raise EvaluationError(str(error)) from None
 
 
 # ----------------------------------------------------------------------------------------- report
@@ -575,6 +576,80 @@ def _save(figure, path, plt):
     return str(path)
 
 
+# ----------------------------------------------------------------------------------------- probes
+def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, standardize=True, seed=0,
+              faces="none", num_frames=None, batch_size=32, n_resamples=1000, overwrite=False, cache_dir=None,
+              plots=True, label_map=None, **params):
+    """Extract features, cross-validate, report like `evaluate`, fit on everything and save the probe.
+
+    `data` is {name: spec}; all sources are pooled into one training set (`label_map` as in `data.load_source`).
+    Returns the metrics dict.
+    """
+    from .data import linked_groups
+    from .probes import (
+        CLASSIFIERS,
+        LINEAR_CLASSIFIERS,
+        ProbeError,
+        build_probe,
+        cross_validated_scores,
+        extract_features,
+        probe_to_detector,
+        save_probe,
+    )
+
+    out_dir = Path(out_dir)
+    prepare_output_dir(out_dir, overwrite)
+    num_frames = num_frames or DEFAULT_NUM_FRAMES
+    if not backbones:
+        raise ProbeError("give at least one --backbone")
+    if classifier not in CLASSIFIERS:
+        raise ProbeError(f"classifier {classifier!r} is not one of {', '.join(CLASSIFIERS)}")
+    features, labels, paths, groups, methods, frames = [], [], [], [], [], []
+    for name, spec in data.items():
+        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, label_map=label_map)
+        features.append(extract_features(backbones, dataset, batch_size, cache_dir=cache_dir))
+        labels += dataset["label"]
+        paths += dataset["path"]
+        groups += dataset["group"]
+        methods += dataset["method"]
+        frames += dataset["frame"]
+    features = np.concatenate(features)
+    labels = np.asarray(labels, dtype=int)
+    videos = video_keys(paths, groups)
+    # folds keep linked groups together (an FF++ fake A_B with its source videos A and B), as split_by_group does
+    components = linked_groups(groups)
+    fold_groups = [components[group] for group in groups]
+    scores, used_folds = cross_validated_scores(features, labels, fold_groups, classifier, folds, pca, standardize,
+                                                seed, **params)
+    name = f"{used_folds}-fold CV"
+    description = f"probe {classifier} on {' + '.join(map(str, backbones))}" + (f", PCA {pca}" if pca else "")
+    result = {"model": description, "threshold": DEFAULT_THRESHOLD,
+              "calibration_temperature": DEFAULT_CALIBRATION_TEMPERATURE, "video_aggregation": DEFAULT_AGGREGATION,
+              "test_sets": {name: test_set_metrics(labels, scores, videos, methods, DEFAULT_THRESHOLD,
+                                                   n_resamples=n_resamples, seed=seed)},
+              "probe": {"classifier": classifier, "backbones": [str(b) for b in backbones], "pca": pca,
+                        "standardize": standardize, "folds": used_folds, "feature_dim": int(features.shape[1]),
+                        "n": int(labels.size), "sources": {k: str(v) for k, v in data.items()}}}
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with open(out_dir / "predictions.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(["test_set", "path", "group", "video", "frame", "label", "method", "score"])
+        writer.writerows(zip([name] * labels.size, paths, groups, videos, frames, labels.tolist(), methods,
+                             scores.tolist()))
+    n_components = min(pca, labels.size, features.shape[1]) if pca else None
+    final = build_probe(classifier, n_components, standardize, seed, **params).fit(features, labels)
+    save_probe(out_dir / "probe", backbones, classifier, n_components, standardize, seed, params, features, labels)
+    result["probe"]["saved"] = str(out_dir / "probe")
+    if classifier in LINEAR_CLASSIFIERS and len(backbones) == 1:
+        probe_to_detector(backbones[0], final, out_dir / "model")
+        result["probe"]["detector"] = str(out_dir / "model")
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    written = write_plots({name: (labels, scores)}, out_dir) if plots else []
+    (out_dir / "report.md").write_text(render_report(result, written))
+    return result
+
+
 # ----------------------------------------------------------------------------------------- calibration
 def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, faces="none", num_frames=None,
                     batch_size=32, device=None, cache_dir=None, label_map=None):
@@ -615,20 +690,22 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
                             scored.threshold)
     after = binary_metrics(labels, probabilities, threshold)
 
-    config_path = Path(model_path) / "config.json"
-    config = json.loads(config_path.read_text())
+    # Through the config class, not raw JSON: its validation refuses a value the model could not load with.
+    try:
+        config = DeepfakeDetectorConfig.from_pretrained(model_path)
+        calibrated = DeepfakeDetectorConfig.from_dict(
+            {**config.to_dict(), "calibration_temperature": temperature, "threshold": threshold})
+    except (OSError, ValueError, TypeError) as error:
+        raise EvaluationError(f"{model_path}: calibration not stored ({one_line(error, 300)})") from None
     record = {
         "method": method, "target_fpr": target_fpr, "validation": dict(val_sources), "n": int(labels.size),
-        "previous": {"calibration_temperature": config.get("calibration_temperature", 1.0),
-                     "threshold": config.get("threshold", 0.5)},
+        "previous": {"calibration_temperature": config.calibration_temperature, "threshold": config.threshold},
         "calibration_temperature": temperature, "threshold": threshold,
         "before": {key: before[key] for key in ("log_loss", "ece", "accuracy", "balanced_accuracy")},
         "after": {key: after[key] for key in ("log_loss", "ece", "accuracy", "balanced_accuracy")},
         "false_positive_rate": float((probabilities[labels == 0] >= threshold).mean()),
         "true_positive_rate": float((probabilities[labels == 1] >= threshold).mean()),
     }
-    config["calibration_temperature"] = temperature
-    config["threshold"] = threshold
-    config_path.write_text(json.dumps(config, indent=2, sort_keys=True) + "\n")
+    calibrated.save_pretrained(model_path)
     (Path(model_path) / "calibration.json").write_text(json.dumps(record, indent=2))
     return record

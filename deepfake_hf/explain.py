@@ -18,7 +18,8 @@ import math
 import os
 
 import numpy as np
-from .errors import DeepfakeHFError
+
+from .errors import DeepfakeHFError, one_line
 
 ROLLOUT_BACKBONES = ("vit", "deit", "dinov2", "clip_vision_model")
 METHODS = ("auto", "rollout", "gradcam")
@@ -38,7 +39,7 @@ def load_for_explain(model_path):
     try:
         model, processor = load_classifier(model_path, attn_implementation="eager")
     except (OSError, ValueError, KeyError) as error:
-        raise ExplainError(f"{model_path}: cannot load the model ({str(error).splitlines()[0]})") from None
+        raise ExplainError(f"{model_path}: cannot load the model ({one_line(error, 300)})") from None
     if not hasattr(model, "get_image_features"):
         raise ExplainError(f"{model_path}: not a deepfake-hf detector")
     return model, processor
@@ -51,7 +52,7 @@ def _use_eager_attention(model):
         try:
             model.set_attn_implementation("eager")
         except (ValueError, AttributeError) as error:
-            raise ExplainError(f"attention rollout needs eager attention: {error}") from None
+            raise ExplainError(f"attention rollout needs eager attention: {one_line(error)}") from None
 
 
 def _patch_grid(model, tokens):
@@ -159,17 +160,14 @@ def explain(model, image, processor=None, method="auto"):
     """
     import torch
 
-    from .media import MediaError, open_image
+    from .media import open_image
 
     if method not in METHODS:
         raise ExplainError(f"method {method!r} is not one of {', '.join(METHODS)}")
     if isinstance(model, (str, os.PathLike)):
         model, processor = load_for_explain(model)
     processor = processor or model.matching_image_processor()
-    try:
-        picture = open_image(image)
-    except MediaError as error:
-        raise ExplainError(str(error)) from None
+    picture = open_image(image)  # a MediaError names the file and the problem
     if method == "auto":
         method = "rollout" if model.config.backbone_config.model_type in ROLLOUT_BACKBONES else "gradcam"
     model.eval()

@@ -15,7 +15,7 @@ from transformers import CLIPConfig, CLIPForImageClassification, ViTForImageClas
 from .configuration_deepfake import DeepfakeDetectorConfig
 from .modeling_deepfake import DeepfakeDetectorForImageClassification, logit
 from .outputs import prepare_output_dir
-from .errors import DeepfakeHFError
+from .errors import DeepfakeHFError, one_line
 
 
 class NativeExportError(DeepfakeHFError, ValueError):
@@ -76,7 +76,10 @@ def export_native(model_or_folder, out_dir, overwrite=False):
     """
     from_folder = isinstance(model_or_folder, (str, os.PathLike))
     # Refuse before loading any weights: the config alone decides.
-    config = DeepfakeDetectorConfig.from_pretrained(model_or_folder) if from_folder else model_or_folder.config
+    try:
+        config = DeepfakeDetectorConfig.from_pretrained(model_or_folder) if from_folder else model_or_folder.config
+    except (OSError, ValueError) as error:  # transformers' messages run to several lines
+        raise NativeExportError(f"{model_or_folder}: not a readable detector folder ({one_line(error, 300)})") from None
     problem = native_export_problem(config)
     if problem:
         raise NativeExportError(f"cannot export natively: {problem}")

@@ -16,9 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from .errors import DeepfakeHFError, one_line
 from .model_card import find_metrics, locate_run, render_model_card
 from .outputs import OUTPUT_RECORD, owned_output_dir
-from .errors import DeepfakeHFError
 
 # Files of a model folder that are not part of a published stock checkpoint.
 SKIP_FILES = ("metrics.json", "trainer_state.json", "training_args.json", "val_metrics.json")
@@ -273,7 +273,7 @@ def _server_message(error):
             message = response.json().get("error")
         except Exception:  # not JSON, or no response body
             message = None
-    return " ".join(str(message or str(error).splitlines()[0]).split())
+    return one_line(message or str(error).splitlines()[0], 300)
 
 
 def _root_cause(error):
@@ -316,9 +316,9 @@ def _describe(what, error, status, attempts, endpoint):
     if status is not None:
         return f"{what}: the Hub answered HTTP {status}{tries}: {_server_message(error)}"
     if _is_network_error(error):
-        reason = " ".join(str(error).split()) or type(error).__name__
+        reason = one_line(error, 300)
         return f"{what}: cannot reach the Hub at {endpoint or _default_endpoint()}{tries} ({reason})"
-    return f"{what}: {type(error).__name__}: {' '.join(str(error).split())}"
+    return f"{what}: {type(error).__name__}: {one_line(error, 300)}"
 
 
 def _authenticated_api(token, endpoint, retries, retry_wait):

@@ -35,6 +35,15 @@ from pathlib import Path
 
 import numpy as np
 
+from .configuration_deepfake import (
+    AGGREGATIONS,
+    DEFAULT_AGGREGATION,
+    DEFAULT_CONFIDENT_FRACTION,
+    DEFAULT_CONFIDENT_THRESHOLD,
+    DEFAULT_NUM_FRAMES,
+    DEFAULT_THRESHOLD,
+)
+from .data import FACE_CROPS
 from .errors import DeepfakeHFError, one_line
 from .media import (
     IMAGE_EXTENSIONS,
@@ -48,7 +57,6 @@ from .media import (
     read_video_frames,
 )
 
-AGGREGATIONS = ("mean", "confident")
 MIN_TRACK_SHARE = 0.25
 # The headline for a file in which a face detector found nobody: a face-trained model's score of a
 # whole image is outside what it learned, so it must not read like a verdict.
@@ -75,17 +83,17 @@ class Detector:
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model.to(self.device)
         self.image_processor = image_processor
-        self.threshold = float(getattr(config, "threshold", 0.5))
-        self.num_frames = int(num_frames or getattr(config, "num_frames", 32))
-        self.aggregate = aggregate or getattr(config, "video_aggregation", "mean")
+        self.threshold = float(getattr(config, "threshold", DEFAULT_THRESHOLD))
+        self.num_frames = int(num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES))
+        self.aggregate = aggregate or getattr(config, "video_aggregation", DEFAULT_AGGREGATION)
         if self.aggregate not in AGGREGATIONS:
             raise ValueError(f"aggregate: {self.aggregate!r} is not one of {', '.join(AGGREGATIONS)}.")
-        self.confident_threshold = float(getattr(config, "confident_threshold", 0.8))
-        self.confident_fraction = float(getattr(config, "confident_fraction", 0.5))
+        self.confident_threshold = float(getattr(config, "confident_threshold", DEFAULT_CONFIDENT_THRESHOLD))
+        self.confident_fraction = float(getattr(config, "confident_fraction", DEFAULT_CONFIDENT_FRACTION))
         if self.num_frames < 1 or batch_size < 1:
             raise ValueError("num_frames and batch_size must be >= 1")
-        if crop not in ("align", "margin"):
-            raise ValueError(f"crop: {crop!r} is not one of align, margin.")
+        if crop not in FACE_CROPS:
+            raise ValueError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}.")
         self.face_detector = get_face_detector(faces)
         self.crop, self.face_size, self.face_scale, self.margin = crop, face_size, face_scale, margin
         self.batch_size = batch_size
@@ -227,7 +235,7 @@ class Detector:
             record["error"] = str(error)
             return record
         except Exception as error:  # an unexpected failure on one file must not stop the batch
-            message = " ".join(str(error).split())[:300]
+            message = one_line(error, 300)
             record["error"] = f"{name}: {type(error).__name__}: {message}"
             return record
         record.update(frames=len(frames), faces=faces, frames_with_faces=with_faces, note=note,

@@ -17,7 +17,8 @@ import stat
 from pathlib import Path
 
 import numpy as np
-from .errors import DeepfakeHFError
+
+from .errors import DeepfakeHFError, one_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
@@ -32,7 +33,7 @@ class MediaError(DeepfakeHFError, ValueError):
 
     def __init__(self, path, problem):
         self.path = str(path)
-        self.problem = " ".join(str(problem).split())  # always one line
+        self.problem = one_line(problem)  # always one line
         super().__init__(f"{self.path}: {self.problem}")
 
 
@@ -376,7 +377,7 @@ def _open_container(av, path):
 
 def _short(error):
     text = getattr(error, "strerror", None) or str(error)
-    return " ".join(str(text).split())[:200]
+    return one_line(text, 200)
 
 
 def _video_packets(av, container, path):

@@ -17,6 +17,13 @@ import os
 
 import numpy as np
 
+from .configuration_deepfake import (
+    AGGREGATIONS,
+    DEFAULT_AGGREGATION,
+    DEFAULT_CONFIDENT_FRACTION,
+    DEFAULT_CONFIDENT_THRESHOLD,
+)
+
 METRIC_NAMES = (
     "accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc", "ap", "eer", "eer_threshold",
     "eer_deepfakebench", "log_loss", "brier", "ece",
@@ -151,7 +158,8 @@ def binary_metrics(labels, scores, threshold=0.5, ece_bins=15):
 
 
 # ------------------------------------------------------------------------------------------ video level
-def video_scores(scores, groups, aggregation="mean", labels=None, confident_threshold=0.8, confident_fraction=0.5):
+def video_scores(scores, groups, aggregation=DEFAULT_AGGREGATION, labels=None,
+                 confident_threshold=DEFAULT_CONFIDENT_THRESHOLD, confident_fraction=DEFAULT_CONFIDENT_FRACTION):
     """Aggregate frame scores per video; `groups` are the videos' full paths (the grouping key as is).
 
     Returns (video_keys, video_scores, video_labels) in order of first appearance; `video_labels` is
@@ -162,8 +170,8 @@ def video_scores(scores, groups, aggregation="mean", labels=None, confident_thre
     groups = [str(group) for group in groups]
     if len(groups) != scores.size:
         raise ValueError(f"groups ({len(groups)}) and scores ({scores.size}) differ in length")
-    if aggregation not in ("mean", "confident"):
-        raise ValueError(f"aggregation must be 'mean' or 'confident', got {aggregation!r}")
+    if aggregation not in AGGREGATIONS:
+        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
     keys, index = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
     first = np.full(len(keys), scores.size)
     np.minimum.at(first, index, np.arange(scores.size))
@@ -296,8 +304,9 @@ def weighted_ranking_metrics(labels, scores, weights, threshold=0.5, presorted=F
 
 
 # ------------------------------------------------------------------------------------------ reports
-def evaluate_scores(labels, scores, groups=None, threshold=0.5, aggregation="mean", n_resamples=1000, seed=0,
-                    confident_threshold=0.8, confident_fraction=0.5):
+def evaluate_scores(labels, scores, groups=None, threshold=0.5, aggregation=DEFAULT_AGGREGATION, n_resamples=1000,
+                    seed=0, confident_threshold=DEFAULT_CONFIDENT_THRESHOLD,
+                    confident_fraction=DEFAULT_CONFIDENT_FRACTION):
     """{"frame": metrics + "ci", "video": metrics + "ci" or None}: one test set, as metrics.json stores it.
 
     Video metrics exist when `groups` has fewer distinct keys than samples (some group has frames).

@@ -2,7 +2,7 @@
 
 The frozen-backbone method (REFERENCE.md, "frozen-probe"): pooled features of pretrained encoders
 (CLIP, DINO, ...; several are concatenated), optional standardisation and PCA, then an SVM, LDA,
-k-NN or logistic regression. `run_probe` extracts (and caches) the features, cross-validates with
+k-NN or logistic regression. `evaluation.run_probe` extracts (and caches) the features, cross-validates with
 folds that never split a video, reports like `evaluate` (predictions.csv, metrics.json, report.md,
 plots), then fits on all the data and saves the probe:
 
@@ -15,14 +15,14 @@ plots), then fits on all the data and saves the probe:
   the scikit-learn model's scores: softmax(head)[fake] = sigmoid(decision function).
 """
 
-import csv
 import hashlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
-from .errors import DeepfakeHFError
+
+from .errors import DeepfakeHFError, one_line
 
 CLASSIFIERS = ("logreg", "linear-svm", "lda", "svm", "knn")
 LINEAR_CLASSIFIERS = ("logreg", "linear-svm", "lda")
@@ -54,7 +54,7 @@ def load_encoder(spec, device="cpu"):
         else:
             model = DeepfakeDetectorForImageClassification.from_backbone(spec)
     except (OSError, ValueError, KeyError) as error:
-        raise ProbeError(f"{spec}: cannot load an encoder ({str(error).splitlines()[0]})") from None
+        raise ProbeError(f"{spec}: cannot load an encoder ({one_line(error, 300)})") from None
     model.requires_grad_(False)
     return model.to(device).eval(), model.matching_image_processor()
 
@@ -273,73 +273,3 @@ def probe_to_detector(backbone, pipeline, out_dir):
     model.requires_grad_(True)
     model.save_pretrained(out_dir)
     return model
-
-
-# ----------------------------------------------------------------------------------------- command
-def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, standardize=True, seed=0,
-              faces="none", num_frames=32, batch_size=32, n_resamples=1000, overwrite=False, cache_dir=None,
-              plots=True, label_map=None, **params):
-    """Extract features, cross-validate, report like `evaluate`, fit on everything and save the probe.
-
-    `data` is {name: spec}; all sources are pooled into one training set (`label_map` as in `data.load_source`).
-    Returns the metrics dict.
-    """
-    from .data import linked_groups
-    from .evaluation import (
-        _check_out_dir,
-        load_test_set,
-        render_report,
-        test_set_metrics,
-        video_keys,
-        write_plots,
-    )
-
-    out_dir = Path(out_dir)
-    _check_out_dir(out_dir, overwrite)
-    if not backbones:
-        raise ProbeError("give at least one --backbone")
-    if classifier not in CLASSIFIERS:
-        raise ProbeError(f"classifier {classifier!r} is not one of {', '.join(CLASSIFIERS)}")
-    features, labels, paths, groups, methods, frames = [], [], [], [], [], []
-    for name, spec in data.items():
-        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, label_map=label_map)
-        features.append(extract_features(backbones, dataset, batch_size, cache_dir=cache_dir))
-        labels += dataset["label"]
-        paths += dataset["path"]
-        groups += dataset["group"]
-        methods += dataset["method"]
-        frames += dataset["frame"]
-    features = np.concatenate(features)
-    labels = np.asarray(labels, dtype=int)
-    videos = video_keys(paths, groups)
-    # folds keep linked groups together (an FF++ fake A_B with its source videos A and B), as split_by_group does
-    components = linked_groups(groups)
-    fold_groups = [components[group] for group in groups]
-    scores, used_folds = cross_validated_scores(features, labels, fold_groups, classifier, folds, pca, standardize,
-                                                seed, **params)
-    name = f"{used_folds}-fold CV"
-    description = f"probe {classifier} on {' + '.join(map(str, backbones))}" + (f", PCA {pca}" if pca else "")
-    result = {"model": description, "threshold": 0.5, "calibration_temperature": 1.0, "video_aggregation": "mean",
-              "test_sets": {name: test_set_metrics(labels, scores, videos, methods, 0.5, n_resamples=n_resamples,
-                                                   seed=seed)},
-              "probe": {"classifier": classifier, "backbones": [str(b) for b in backbones], "pca": pca,
-                        "standardize": standardize, "folds": used_folds, "feature_dim": int(features.shape[1]),
-                        "n": int(labels.size), "sources": {k: str(v) for k, v in data.items()}}}
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    with open(out_dir / "predictions.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["test_set", "path", "group", "video", "frame", "label", "method", "score"])
-        writer.writerows(zip([name] * labels.size, paths, groups, videos, frames, labels.tolist(), methods,
-                             scores.tolist()))
-    n_components = min(pca, labels.size, features.shape[1]) if pca else None
-    final = build_probe(classifier, n_components, standardize, seed, **params).fit(features, labels)
-    save_probe(out_dir / "probe", backbones, classifier, n_components, standardize, seed, params, features, labels)
-    result["probe"]["saved"] = str(out_dir / "probe")
-    if classifier in LINEAR_CLASSIFIERS and len(backbones) == 1:
-        probe_to_detector(backbones[0], final, out_dir / "model")
-        result["probe"]["detector"] = str(out_dir / "model")
-    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
-    written = write_plots({name: (labels, scores)}, out_dir) if plots else []
-    (out_dir / "report.md").write_text(render_report(result, written))
-    return result

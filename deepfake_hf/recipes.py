@@ -18,7 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
-from .errors import DeepfakeHFError
+
+from .configuration_deepfake import DEFAULT_NUM_FRAMES
+from .errors import DeepfakeHFError, one_line
+from .faces import FACE_DETECTORS
 
 TUNING_METHODS = ("ln_tuning", "lora", "full", "linear_probe")
 AUGMENTATIONS = ("hflip", "affine", "blur", "color_jitter", "jpeg", "random_resized_crop", "rotation", "sharpness")
@@ -58,7 +61,7 @@ class DataRecipe:
     val_fraction: float = 0.1  # share of `train` groups held out for model selection when `validation` is empty
     label_map: dict | None = None  # folder name -> 0 (real) / 1 (fake)
     faces: str = "none"  # face detector for video frames and photos: none | auto | dlib
-    num_frames: int = 32  # frames sampled per video
+    num_frames: int = DEFAULT_NUM_FRAMES  # frames sampled per video
     cache_dir: str | None = None  # Arrow cache of decoded frames
     seed: int = 0
     sbi: dict | None = None  # synthesise self-blended fakes offline (options of synthesis.make_sbi_dataset)
@@ -129,7 +132,7 @@ def load_recipe(path_or_name, overrides=()):
         try:
             raw = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as error:
-            raise RecipeError(f"{source}: not valid YAML ({' '.join(str(error).split())})") from None
+            raise RecipeError(f"{source}: not valid YAML ({one_line(error)})") from None
     if not isinstance(raw, dict):
         raise RecipeError(f"{source}: a recipe is a mapping of sections, got {type(raw).__name__}")
     for override in overrides:
@@ -235,8 +238,8 @@ def _check_semantics(recipe, source):
         fail("model.architecture", "needs a `model_type` (e.g. vit, clip_vision_model, convnext)")
     if not 0.0 < recipe.data.val_fraction < 1.0:
         fail("data.val_fraction", f"{recipe.data.val_fraction!r} must be in (0, 1)")
-    if recipe.data.faces not in ("none", "auto", "dlib"):
-        fail("data.faces", f"{recipe.data.faces!r} is not one of none, auto, dlib")
+    if recipe.data.faces not in FACE_DETECTORS:
+        fail("data.faces", f"{recipe.data.faces!r} is not one of {', '.join(FACE_DETECTORS)}")
 
     from .configuration_deepfake import DeepfakeDetectorConfig
 
@@ -252,7 +255,7 @@ def _check_semantics(recipe, source):
         try:  # the detector's own validation (ranges, pooling per family) on the known architecture
             DeepfakeDetectorConfig(backbone_config=dict(recipe.model.architecture), **recipe.model.detector)
         except (TypeError, ValueError) as error:
-            fail("model", " ".join(str(error).split()))
+            fail("model", one_line(error))
 
     for index, item in enumerate(recipe.augmentation):
         if not isinstance(item, dict) or len(item) != 1:
@@ -281,12 +284,43 @@ def _check_semantics(recipe, source):
                     pass
             fail(f"training.{name}", f"expected {type(default).__name__}, got {type(value).__name__} {value!r}")
 
-    from .training import build_augmentation
-
     try:
         build_augmentation(recipe.augmentation, image_size=224)
     except (TypeError, ValueError) as error:
-        fail("augmentation", " ".join(str(error).split()))
+        fail("augmentation", one_line(error))
+
+
+# --------------------------------------------------------------------------------------------- augmentation
+def build_augmentation(items, image_size):
+    """torchvision v2 transforms from the recipe's `augmentation` list (on uint8 CHW tensors), or None."""
+    from torchvision.transforms import v2
+
+    def tuples(params):
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in (params or {}).items()}
+
+    builders = {
+        "hflip": lambda p: v2.RandomHorizontalFlip(**p),
+        "affine": lambda p: v2.RandomAffine(**{"degrees": 10, **p}),
+        "blur": lambda p: v2.GaussianBlur(**{"kernel_size": 3, **p}),
+        "color_jitter": lambda p: v2.ColorJitter(**p),
+        "jpeg": lambda p: v2.JPEG(**{"quality": (40, 100), **p}),
+        "random_resized_crop": lambda p: v2.RandomResizedCrop(**{"size": image_size, **p}),
+        "rotation": lambda p: v2.RandomRotation(**{"degrees": 90, **p}),
+        "sharpness": lambda p: v2.RandomAdjustSharpness(**{"sharpness_factor": 2.0, **p}),
+    }
+    transforms = []
+    for item in items:
+        ((name, params),) = item.items()
+        params = tuples(params)
+        probability = params.pop("p", None) if name not in ("hflip", "sharpness") else None
+        try:
+            transform = builders[name](params)
+        except (TypeError, ValueError) as error:
+            raise ValueError(f"{name}: {one_line(error)}") from None
+        if probability is not None:
+            transform = v2.RandomApply([transform], p=probability)
+        transforms.append(transform)
+    return v2.Compose(transforms) if transforms else None
 
 
 def _same_kind(value, default):
@@ -299,4 +333,5 @@ def _same_kind(value, default):
     return True
 
 
-__all__ = ["Recipe", "RecipeError", "apply_override", "builtin_recipes", "builtin_recipes_dir", "load_recipe"]
+__all__ = ["Recipe", "RecipeError", "apply_override", "build_augmentation", "builtin_recipes", "builtin_recipes_dir",
+           "load_recipe"]

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .recipes import Recipe, RecipeError, load_recipe
-from .errors import DeepfakeHFError
+from .errors import DeepfakeHFError, one_line
+from .recipes import Recipe, RecipeError, build_augmentation, load_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ def detector_config(recipe, random_init=False, local_only=False):
         except (OSError, ValueError) as error:
             if not local_only or model.architecture is None:
                 raise TrainingError(f"{model.backbone}: encoder checkpoint not available "
-                                    f"({_one_line(error)}); pass --random-init to build it untrained") from None
+                                    f"({one_line(error, 300)}); pass --random-init to build it untrained") from None
     if backbone_config is None:
         if model.architecture is None:
             raise TrainingError(f"{recipe.source_file}: model.architecture is needed to build {model.backbone} "
@@ -67,7 +67,7 @@ def detector_config(recipe, random_init=False, local_only=False):
     try:
         return DeepfakeDetectorConfig(backbone_config=backbone_config, **model.detector)
     except (TypeError, ValueError) as error:
-        raise RecipeError(f"{recipe.source_file}: model: {_one_line(error)}") from None
+        raise RecipeError(f"{recipe.source_file}: model: {one_line(error, 300)}") from None
 
 
 def build_model(recipe, random_init=False, device=None):
@@ -90,7 +90,7 @@ def build_model(recipe, random_init=False, device=None):
     try:
         return DeepfakeDetectorForImageClassification.from_backbone(recipe.model.backbone, **recipe.model.detector)
     except OSError as error:
-        raise TrainingError(f"{recipe.model.backbone}: encoder checkpoint not available ({_one_line(error)}); "
+        raise TrainingError(f"{recipe.model.backbone}: encoder checkpoint not available ({one_line(error, 300)}); "
                             "pass --random-init to build it untrained") from None
 
 
@@ -170,39 +170,6 @@ def dry_run(recipe, random_init=False):
         "image_size": model.config.image_size,
         "augmentation": [next(iter(item)) for item in recipe.augmentation],
     }
-
-
-# --------------------------------------------------------------------------------------------- augmentation
-def build_augmentation(items, image_size):
-    """torchvision v2 transforms from the recipe's `augmentation` list (on uint8 CHW tensors), or None."""
-    from torchvision.transforms import v2
-
-    def tuples(params):
-        return {k: tuple(v) if isinstance(v, list) else v for k, v in (params or {}).items()}
-
-    builders = {
-        "hflip": lambda p: v2.RandomHorizontalFlip(**p),
-        "affine": lambda p: v2.RandomAffine(**{"degrees": 10, **p}),
-        "blur": lambda p: v2.GaussianBlur(**{"kernel_size": 3, **p}),
-        "color_jitter": lambda p: v2.ColorJitter(**p),
-        "jpeg": lambda p: v2.JPEG(**{"quality": (40, 100), **p}),
-        "random_resized_crop": lambda p: v2.RandomResizedCrop(**{"size": image_size, **p}),
-        "rotation": lambda p: v2.RandomRotation(**{"degrees": 90, **p}),
-        "sharpness": lambda p: v2.RandomAdjustSharpness(**{"sharpness_factor": 2.0, **p}),
-    }
-    transforms = []
-    for item in items:
-        ((name, params),) = item.items()
-        params = tuples(params)
-        probability = params.pop("p", None) if name not in ("hflip", "sharpness") else None
-        try:
-            transform = builders[name](params)
-        except (TypeError, ValueError) as error:
-            raise ValueError(f"{name}: {_one_line(error)}") from None
-        if probability is not None:
-            transform = v2.RandomApply([transform], p=probability)
-        transforms.append(transform)
-    return v2.Compose(transforms) if transforms else None
 
 
 def image_transform(processor, augmentation=None):
@@ -290,7 +257,7 @@ def training_arguments(recipe, output_dir, check_only=False):
     try:
         return TrainingArguments(output_dir=str(output_dir), **args)
     except (TypeError, ValueError) as error:
-        raise RecipeError(f"{recipe.source_file}: training: {_one_line(error)}") from None
+        raise RecipeError(f"{recipe.source_file}: training: {one_line(error, 300)}") from None
 
 
 def _logits_only(logits, labels):
@@ -321,12 +288,7 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
     model = build_model(recipe, random_init=random_init)  # before decoding data: a missing checkpoint fails fast
     processor = model.matching_image_processor()
     if datasets is None:
-        from .data import DataSourceError
-
-        try:
-            datasets = build_datasets(recipe)
-        except (DataSourceError, ValueError) as error:
-            raise TrainingError(f"data: {_one_line(error)}") from None
+        datasets = build_datasets(recipe)  # a DataSourceError names the source and the problem
     check_datasets(datasets)
     total = sum(p.numel() for p in model.parameters())
     model = apply_tuning(model, recipe.tuning)
@@ -396,7 +358,7 @@ def write_model_card(model_dir, recipe=None, metrics=None):
             render_model_card(model_dir, metrics=metrics, recipe=recipe).save(model_dir / "README.md")
             return model_dir / "README.md"
         except Exception as error:  # a card problem must not lose a finished training run
-            logger.warning("model card: %s; writing a minimal card", _one_line(error))
+            logger.warning("model card: %s; writing a minimal card", one_line(error, 300))
     lines = ["---", "library_name: transformers", "pipeline_tag: image-classification", "tags: [deepfake-detection]",
              "---", "", f"# {recipe.name if recipe else model_dir.name}", "",
              "A real/fake deepfake detector built with deepfake-hf. Labels: `real`, `fake`.", ""]
@@ -416,11 +378,6 @@ def _jsonable(value):
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
-
-
-def _one_line(error):
-    text = str(error).strip()
-    return text.splitlines()[-1].strip() if text else type(error).__name__
 
 
 __all__ = [

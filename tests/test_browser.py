@@ -13,6 +13,8 @@ import pytest
 from tests.app_server import running_app
 from tests.conftest import PROJECT_ROOT, tiny_detector
 
+pytestmark = pytest.mark.slow  # a browser and the app's server
+
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]

@@ -77,14 +77,14 @@ def test_calibrate_eer_cli(setup, capsys):
     from deepfake_hf.cli import main
 
     model_dir, val = setup
-    assert main(["calibrate", str(model_dir), str(val)]) == 0
+    assert main(["calibrate", "--faces", "none", str(model_dir), str(val)]) == 0
     assert "threshold 0.5 ->" in capsys.readouterr().out
     config = json.loads((model_dir / "config.json").read_text())
     record = json.loads((model_dir / "calibration.json").read_text())
     assert record["method"] == "eer" and config["threshold"] == pytest.approx(record["threshold"])
     # at the EER threshold the validation FPR and FNR are close (16 samples: within a couple of samples)
     assert abs(record["false_positive_rate"] - (1 - record["true_positive_rate"])) <= 0.25
-    assert main(["calibrate", str(model_dir), str(val), "--method", "fpr"]) == 1
+    assert main(["calibrate", "--faces", "none", str(model_dir), str(val), "--method", "fpr"]) == 1
     assert "--target-fpr" in capsys.readouterr().err
 
 
@@ -112,3 +112,16 @@ def test_evaluate_reports_the_calibration(setup, tmp_path):
     real_scores = [float(r["score"]) for r in rows if r["label"] == "0"]
     assert len(real_scores) == 8 and max(real_scores) < result["threshold"]
     assert result["test_sets"]["val"]["frame"]["precision"] in (None, 1.0)
+
+
+def test_calibrate_refuses_a_result_the_config_would_not_validate(setup, monkeypatch):
+    """The config is rewritten through DeepfakeDetectorConfig: an invalid fit is refused and config.json kept."""
+    import deepfake_hf.evaluation as evaluation
+
+    model_dir, val = setup
+    before = (model_dir / "config.json").read_text()
+    monkeypatch.setattr(evaluation, "fit_temperature", lambda labels, margins: -1.0)
+    with pytest.raises(EvaluationError, match="calibration_temperature"):
+        calibrate_model(model_dir, {"val": val})
+    assert (model_dir / "config.json").read_text() == before
+    assert not (model_dir / "calibration.json").exists()

@@ -7,7 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import pipeline_scores, write_image
+
+pytestmark = pytest.mark.slow  # torchrun: two training processes
 
 TINY_RUN = [
     "--set", "data.sbi={crops_per_photo: 6, crops_per_face: 1}",
@@ -26,7 +30,7 @@ def free_port():
 def torchrun(out, *extra, timeout=300):
     script = Path(sys.executable).with_name("deepfake-hf")
     command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", free_port(),
-               "--no-python", str(script), "train", "quickstart", "--output-dir", str(out), "--json", *TINY_RUN, *extra]
+               "--no-python", str(script), "train", "quickstart", "--out", str(out), "--json", *TINY_RUN, *extra]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1", "TRANSFORMERS_VERBOSITY": "error"}
     result = subprocess.run(command, capture_output=True, text=True, env=env, timeout=timeout, check=False)
     assert result.returncode == 0, result.stderr[-3000:]

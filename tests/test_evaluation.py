@@ -116,28 +116,28 @@ def test_cli_evaluate_exit_codes(model_dir, data, tmp_path, capsys):
     from deepfake_hf.cli import main
 
     out = tmp_path / "cli"
-    code = main(["evaluate", str(model_dir), str(data / "stills"), "--name", f"vids={data / 'videos'}",
+    code = main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), "--name", f"vids={data / 'videos'}",
                  "--out", str(out), "--bootstrap", "20", "--no-plots"])
     printed = capsys.readouterr().out
     assert code == 0 and "| stills |" in printed and "| vids |" in printed
     assert not list(out.glob("*.png"))
     # a non-empty output folder is not overwritten without --overwrite
-    assert main(["evaluate", str(model_dir), str(data / "stills"), "--out", str(out)]) == 1
+    assert main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
     # a broken source is reported in one line; the other test set is still evaluated (exit 2)
-    code = main(["evaluate", str(model_dir), str(data / "stills"), str(tmp_path / "missing"), "--out",
+    code = main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), str(tmp_path / "missing"), "--out",
                  str(tmp_path / "partial"), "--bootstrap", "0", "--no-plots"])
     err = capsys.readouterr().err
     assert code == 2 and "missing" in err and "Traceback" not in err
     assert list(json.loads((tmp_path / "partial" / "metrics.json").read_text())["test_sets"]) == ["stills"]
-    assert main(["evaluate", str(model_dir), str(data / "stills"), "--out", str(tmp_path / "x"),
+    assert main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), "--out", str(tmp_path / "x"),
                  "--perturb", "jpeg:500"]) == 1
     # a manifest whose video has frames labelled both ways: that set is reported, not a traceback
     manifest = tmp_path / "mixed.csv"
     frames = sorted((data / "videos" / "real" / "m1" / "clip").glob("*.png"))
     manifest.write_text("path,label,group\n" + "".join(f"{p},{'real' if i else 'fake'},clip\n"
                                                          for i, p in enumerate(frames)))
-    code = main(["evaluate", str(model_dir), str(data / "stills"), str(manifest), "--out", str(tmp_path / "mixed"),
+    code = main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), str(manifest), "--out", str(tmp_path / "mixed"),
                  "--bootstrap", "0", "--no-plots"])
     err = capsys.readouterr().err
     assert code == 2 and "both labels" in err and "Traceback" not in err
@@ -168,6 +168,7 @@ def test_named_sources():
         parse_named_sources([], ["nothing"])
 
 
+@pytest.mark.slow  # decodes the shared real media (10-20 s): outside the 90 s fast subset
 def test_evaluate_on_shared_media(shared_media, model_dir, tmp_path):
     out = tmp_path / "shared"
     result = evaluate_model(model_dir, {"shared": shared_media / "manifest.csv"}, out, num_frames=2,

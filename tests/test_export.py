@@ -19,6 +19,7 @@ def _nudge_head(model):
 
 @pytest.mark.parametrize("family, pooling, stock", [("vit", "cls", "ViTForImageClassification"),
                                                     ("clip_vision_model", "mean", "CLIPForImageClassification")])
+@pytest.mark.slow  # fresh process
 def test_native_export_matches_custom_model_in_fresh_process(family, pooling, stock, tmp_path):
     model = _nudge_head(tiny_detector(family, pooling=pooling, threshold=0.35, calibration_temperature=1.3))
     model.save_pretrained(tmp_path / "model")

@@ -159,6 +159,7 @@ def test_alignment_reproduces_deepfakebench_crops(shared_media):
 
 
 @needs_dlib
+@pytest.mark.slow  # decodes the shared real media (10-20 s): outside the 90 s fast subset
 def test_dlib_on_real_videos_and_contact_sheet(shared_media):
     detector = get_face_detector("dlib")
     videos = sorted((shared_media / "videos").rglob("*.mp4"))
@@ -192,6 +193,7 @@ def test_dlib_on_real_videos_and_contact_sheet(shared_media):
 
 
 @needs_dlib
+@pytest.mark.slow  # dlib on many frames in threads (~10 s)
 def test_dlib_detector_is_safe_across_threads(shared_media):
     """Workers share one detector object; results must not depend on thread interleaving."""
     from concurrent.futures import ThreadPoolExecutor

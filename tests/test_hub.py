@@ -10,6 +10,8 @@ from tests.conftest import run_python, tiny_detector, write_image
 from tests.media_samples import write_video
 from tests.fake_hub import FakeHub
 
+pytestmark = pytest.mark.slow  # the fake Hub is an HTTP server; some tests also start fresh processes
+
 METRICS = {"model": "m", "test_sets": {"FF++": {"frame": {"auroc": 0.6125, "eer": 0.4, "n": 8, "n_real": 4,
                                                           "n_fake": 4}, "video": None}}}
 

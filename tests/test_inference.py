@@ -210,6 +210,7 @@ print(json.dumps({"model": type(classify.model).__name__, "frames": classify.vid
 """
 
 
+@pytest.mark.slow  # fresh process
 def test_video_classification_pipeline_in_fresh_process(model_dir, tmp_path):
     video = write_video(tmp_path / "clip.mp4", frames=25, size=(64, 48), audio=True)
     out = json.loads(run_python(VIDEO_PIPELINE, model_dir, video).stdout.strip().splitlines()[-1])

@@ -45,11 +45,11 @@ def test_parse_label_map():
 
 def test_evaluate_reads_mapped_folders(model_dir, ffpp_like, tmp_path, capsys):
     # Without a map the folder is not a source, and the error says how to map it.
-    assert main(["evaluate", str(model_dir), str(ffpp_like), "--out", str(tmp_path / "none"), "--no-plots"]) == 1
+    assert main(["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(tmp_path / "none"), "--no-plots"]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the model-loading progress bar
     assert error.startswith("deepfake-hf evaluate: error: ") and "--label-map NAME=real|fake" in error
     out = tmp_path / "mapped"
-    assert main(["evaluate", str(model_dir), str(ffpp_like), "--out", str(out), "--no-plots", "--bootstrap", "0",
+    assert main(["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(out), "--no-plots", "--bootstrap", "0",
                  *MAP]) == 0
     entry = json.loads((out / "metrics.json").read_text())["test_sets"][ffpp_like.name]
     assert entry["frame"]["n"] == 8 and entry["frame"]["n_real"] == 4
@@ -57,7 +57,7 @@ def test_evaluate_reads_mapped_folders(model_dir, ffpp_like, tmp_path, capsys):
 
 
 def test_bad_label_map_is_a_one_line_usage_error(model_dir, ffpp_like, tmp_path, capsys):
-    for command in (["evaluate", str(model_dir), str(ffpp_like), "--out", str(tmp_path / "x")],
+    for command in (["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(tmp_path / "x")],
                     ["calibrate", str(model_dir), str(ffpp_like)],
                     ["probe", str(ffpp_like), "--backbone", str(model_dir), "--out", str(tmp_path / "p")],
                     ["train", "quickstart", "--dry-run"]):
@@ -71,13 +71,13 @@ def test_bad_label_map_is_a_one_line_usage_error(model_dir, ffpp_like, tmp_path,
 def test_calibrate_reads_mapped_folders(tmp_path, ffpp_like, capsys):
     model = tmp_path / "model"
     tiny_detector("vit", seed=4).save_pretrained(model)
-    assert main(["calibrate", str(model), str(ffpp_like), *MAP]) == 0
+    assert main(["calibrate", "--faces", "none", str(model), str(ffpp_like), *MAP]) == 0
     assert json.loads((model / "calibration.json").read_text())["n"] == 8
 
 
 def test_probe_reads_mapped_folders(model_dir, ffpp_like, tmp_path):
     out = tmp_path / "probe"
-    assert main(["probe", str(ffpp_like), "--backbone", str(model_dir), "--folds", "2", "--bootstrap", "0",
+    assert main(["probe", "--faces", "none", str(ffpp_like), "--backbone", str(model_dir), "--folds", "2", "--bootstrap", "0",
                  "--no-plots", "--out", str(out), *MAP]) == 0
     entry = json.loads((out / "metrics.json").read_text())["test_sets"]
     assert next(iter(entry.values()))["frame"]["n"] == 8
@@ -93,5 +93,5 @@ def test_train_adds_the_map_to_the_recipe(monkeypatch, tmp_path):
         return {"output_dir": str(output_dir)}
 
     monkeypatch.setattr(training, "train", fake_train)
-    assert main(["train", "quickstart", "--output-dir", str(tmp_path / "run"), *MAP]) == 0
+    assert main(["train", "quickstart", "--out", str(tmp_path / "run"), *MAP]) == 0
     assert seen["label_map"] == {"original": "real", "Deepfakes": "fake"}

@@ -319,6 +319,7 @@ def test_reading_never_modifies_inputs(bad_inputs):
 
 
 # ----------------------------------------------------------------------------------------- real media
+@pytest.mark.slow  # decodes the shared real media (10-20 s): outside the 90 s fast subset
 def test_real_videos_decode_to_requested_count(shared_media):
     videos = sorted((shared_media / "videos").rglob("*.mp4"))
     assert videos

@@ -55,6 +55,7 @@ def test_save_load_gives_identical_logits(family, tmp_path):
         assert torch.equal(model(pixels()).logits, loaded(pixels()).logits)
 
 
+@pytest.mark.slow  # fresh process
 @pytest.mark.parametrize("family", FAMILIES)
 def test_pipeline_with_remote_code_in_fresh_process(family, tmp_path):
     model = tiny_detector(family)

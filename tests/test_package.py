@@ -1,9 +1,12 @@
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import run_python
 
 
+@pytest.mark.slow  # fresh process
 def test_import_does_not_pull_optional_heavy_modules():
     code = ("import sys, deepfake_hf\n"
             "from deepfake_hf import DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification, export_native\n"
@@ -13,6 +16,7 @@ def test_import_does_not_pull_optional_heavy_modules():
     assert run_python(code).stdout.strip()
 
 
+@pytest.mark.slow  # fresh process
 def test_cli_help_lists_commands():
     result = subprocess.run([sys.executable, "-m", "deepfake_hf.cli", "--help"], capture_output=True, text=True)
     assert result.returncode == 0

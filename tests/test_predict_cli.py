@@ -93,18 +93,18 @@ def test_table_output_and_output_file(model_dir, tmp_path, capsys):
     assert lines[1].startswith("0.png") and lines[2].startswith("1.png")
     assert lines[-1].startswith("2 files: 2 scored")
     target = tmp_path / "results.csv"
-    assert run(capsys, model_dir, *images, "--faces", "none", "--format", "csv", "--output", target)[0] == 0
+    assert run(capsys, model_dir, *images, "--faces", "none", "--format", "csv", "--out", target)[0] == 0
     assert len(list(csv.DictReader(target.open()))) == 2
-    code, _, err = run(capsys, model_dir, *images, "--output", target)
+    code, _, err = run(capsys, model_dir, *images, "--out", target)
     assert code == 1 and "--overwrite" in err
-    assert run(capsys, model_dir, *images, "--faces", "none", "--output", target, "--overwrite")[0] == 0
+    assert run(capsys, model_dir, *images, "--faces", "none", "--out", target, "--overwrite")[0] == 0
     assert target.read_text().startswith("FILE")
 
 
 def test_frame_scores_on_request(model_dir, tmp_path, capsys):
     video = write_video(tmp_path / "clip.mp4", frames=10)
     code, out, _ = run(capsys, model_dir, video, "--faces", "none", "--frames", "3", "--format", "json",
-                       "--frame-scores", "--aggregate", "confident")
+                       "--frame-scores", "--aggregation", "confident")
     row = json.loads(out)["results"][0]
     assert code == 0 and len(row["frame_scores"]) == 3
 
@@ -142,6 +142,7 @@ def test_help_documents_exit_codes(capsys):
     assert "exit codes" in text and "2  some inputs failed" in text and "URLs are refused" in text
 
 
+@pytest.mark.slow  # decodes the shared real media (10-20 s): outside the 90 s fast subset
 def test_predict_over_shared_media(model_dir, shared_media, capsys):
     """One result per media file of the real samples, no errors, faces found in every video."""
     from deepfake_hf.faces import dlib_available

@@ -7,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from deepfake_hf.evaluation import run_probe
 from deepfake_hf.probes import (
     FEATURES_FILE,
     build_probe,
@@ -14,7 +15,6 @@ from deepfake_hf.probes import (
     linear_head,
     load_probe,
     probe_scores,
-    run_probe,
 )
 
 from .conftest import TINY_BACKBONES, tiny_detector
@@ -94,7 +94,7 @@ def test_nonlinear_probe_saved_without_pickle_and_evaluated_by_cli(encoders, dat
 
     vit, clip = encoders
     out = tmp_path / "svm"
-    code = main(["probe", str(data), "--backbone", str(vit), "--backbone", str(clip), "--classifier", "svm",
+    code = main(["probe", "--faces", "none", str(data), "--backbone", str(vit), "--backbone", str(clip), "--classifier", "svm",
                  "--folds", "3", "--out", str(out), "--bootstrap", "20", "--no-plots"])
     assert code == 0 and "CV" in capsys.readouterr().out
     assert not (out / "model").exists()  # non-linear / two backbones: no detector head
@@ -112,7 +112,7 @@ def test_nonlinear_probe_saved_without_pickle_and_evaluated_by_cli(encoders, dat
     assert probe_scores(load_probe(out / "probe").pipeline, stored["features"]) == pytest.approx(
         probe_scores(fitted, stored["features"]))
     # the CLI scores new data with the saved probe
-    code = main(["evaluate", str(out / "probe"), str(data), "--out", str(tmp_path / "ev"), "--bootstrap", "0",
+    code = main(["evaluate", "--faces", "none", str(out / "probe"), str(data), "--out", str(tmp_path / "ev"), "--bootstrap", "0",
                  "--no-plots"])
     assert code == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())

@@ -2,12 +2,15 @@
 
 import json
 
+import pytest
+
 from deepfake_hf.cli import main
 from tests.conftest import pipeline_scores
 
 REDUCED = ["--set", "data.sbi={crops_per_photo: 8, crops_per_face: 1}", "--set", "training.num_train_epochs=1"]
 
 
+@pytest.mark.slow  # fresh process
 def test_quickstart_trains_evaluates_and_exports_offline(tmp_path, capsys):
     out = tmp_path / "qs"
     assert main(["quickstart", "--out", str(out), "--json", *REDUCED]) == 0

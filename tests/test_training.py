@@ -132,6 +132,7 @@ def test_ln_tuning_run_writes_the_run_folder(ln_run):
     assert state["best_metric"] == pytest.approx(max(entry["eval_auroc"] for entry in evals))
 
 
+@pytest.mark.slow  # fresh process
 def test_merged_checkpoint_reloads_with_the_trained_head_in_a_fresh_process(ln_run, tmp_path):
     """peft's merge_and_unload keeps `modules_to_save` wrapped; the head must survive save -> reload."""
     from peft import PeftModel
@@ -205,7 +206,7 @@ def test_train_cli_on_a_folder_of_real_and_fake_images(tmp_path, capsys):
                 image["image"].save(folder / f"{index}.png")
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text(tiny_recipe("full").to_yaml())
-    code = main(["train", str(recipe), "--output-dir", str(tmp_path / "run"), "--random-init", "--json",
+    code = main(["train", str(recipe), "--out", str(tmp_path / "run"), "--random-init", "--json",
                  "--set", f"data.train=[{tmp_path / 'data'}]", "--set", "data.val_fraction=0.25",
                  "--set", f"data.cache_dir={tmp_path / 'cache'}", "--set", "training.num_train_epochs=1"])
     assert code == 0
@@ -233,7 +234,7 @@ def test_activation_checkpointing_still_trains_layer_norms(tmp_path, toy_data, r
 
 
 def test_train_without_data_sources_fails_before_building_anything(tmp_path, capsys):
-    assert main(["train", "clip-l14-ln", "--random-init", "--output-dir", str(tmp_path / "run")]) == 1
+    assert main(["train", "clip-l14-ln", "--random-init", "--out", str(tmp_path / "run")]) == 1
     error = capsys.readouterr().err.strip()
     assert "clip-l14-ln.yaml: data.train: no training sources" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "run").exists()

@@ -1,0 +1,186 @@
+"""The command line: one error line per bad input, shared option names, deprecated aliases, module layering."""
+
+import ast
+import json
+from pathlib import Path
+
+import pytest
+
+from deepfake_hf import cli
+from deepfake_hf.cli import main
+
+PACKAGE = Path(cli.__file__).parent
+
+
+def bad_inputs(tmp):
+    """{subcommand: argv} whose input is wrong in a way each command finds before loading any model."""
+    missing = str(tmp / "missing")
+    a_file = tmp / "a-file"
+    a_file.write_text("not a folder")
+    return {
+        "quickstart": ["quickstart", "--out", str(a_file)],
+        "train": ["train", str(tmp / "no-such-recipe.yaml")],
+        "export": ["export", missing, "--native", "--out", str(tmp / "out")],
+        "convert": ["convert", missing, "--out", str(tmp / "out")],
+        "evaluate": ["evaluate", missing, missing, "--out", str(tmp / "out"), "--perturb", "jpeg:500"],
+        "calibrate": ["calibrate", missing, missing],
+        "push": ["push", missing, "--repo-id", "me/model", "--dry-run", str(tmp / "out")],
+        "push-space": ["push-space", "--model", "me/model", "--space-id", "me/space", "--dry-run", str(a_file)],
+        "probe": ["probe", missing, "--backbone", missing, "--out", str(a_file)],
+        "explain": ["explain", missing, missing, "--out", str(tmp / "out.png")],
+        "predict": ["predict", missing, missing],
+        "bench": ["bench", "startup"],
+    }
+
+
+def test_every_subcommand_is_covered(tmp_path):
+    parser = cli.build_parser()
+    commands = set(parser._subparsers._group_actions[0].choices)
+    assert commands == set(bad_inputs(tmp_path))
+
+
+@pytest.mark.parametrize("command", sorted(bad_inputs(Path("/tmp"))))
+def test_bad_input_is_one_stderr_line_and_exit_1(command, tmp_path, capsys):
+    argv = bad_inputs(tmp_path)[command]
+    assert main(argv) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    assert err[0].startswith(f"deepfake-hf {command}: error: "), err
+    assert "Traceback" not in err[0]
+
+
+def options_of(command):
+    parser = cli.build_parser()
+    sub = parser._subparsers._group_actions[0].choices[command]
+    if command == "bench":
+        sub = sub._subparsers._group_actions[0].choices["startup"]
+    return {option: action for action in sub._actions for option in action.option_strings}
+
+
+@pytest.mark.parametrize("command,shared", [
+    ("predict", ["--faces", "--crop", "--frames", "--aggregation", "--out", "--overwrite"]),
+    ("evaluate", ["--faces", "--frames", "--aggregation", "--out", "--overwrite", "--json"]),
+    ("calibrate", ["--faces", "--frames", "--json"]),
+    ("probe", ["--faces", "--frames", "--out", "--overwrite", "--json"]),
+    ("train", ["--out", "--json"]),
+    ("quickstart", ["--out", "--overwrite", "--json"]),
+    ("export", ["--out", "--overwrite"]),
+    ("convert", ["--out", "--overwrite"]),
+    ("explain", ["--out", "--overwrite"]),
+    ("bench", ["--out", "--json"]),
+])
+def test_shared_options_have_one_name_and_default(command, shared):
+    from deepfake_hf.faces import FACE_DETECTORS
+
+    options = options_of(command)
+    assert set(shared) <= set(options), set(shared) - set(options)
+    if "--faces" in shared:
+        assert options["--faces"].default == "auto" and tuple(options["--faces"].choices) == FACE_DETECTORS
+    if "--frames" in shared:
+        assert options["--frames"].default is None  # the model's (or the config default)
+    if "--json" in shared:
+        assert options["--json"].nargs in (0, "?")  # a switch (bench also reads its old `--json PATH`)
+
+
+@pytest.mark.parametrize("argv,dest,value,old", [
+    (["predict", "m", "x.png", "--output", "r.csv"], "out", "r.csv", "--output"),
+    (["predict", "m", "x.png", "--aggregate", "confident"], "aggregation", "confident", "--aggregate"),
+    (["evaluate", "m", "d", "--out", "o", "--num-frames", "4"], "frames", 4, "--num-frames"),
+    (["calibrate", "m", "d", "--num-frames", "4"], "frames", 4, "--num-frames"),
+    (["probe", "d", "--backbone", "b", "--out", "o", "--num-frames", "4"], "frames", 4, "--num-frames"),
+    (["train", "quickstart", "--output-dir", "runs/x"], "out", "runs/x", "--output-dir"),
+])
+def test_old_spellings_still_work_with_a_one_line_note(argv, dest, value, old, capsys):
+    args = cli.build_parser().parse_args(argv)
+    assert getattr(args, dest) == value
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and old in err[0] and "deprecated" in err[0]
+    help_text = cli.build_parser()._subparsers._group_actions[0].choices[argv[0]].format_help()
+    assert old not in help_text  # hidden
+
+
+def test_new_spellings_print_no_note(capsys):
+    args = cli.build_parser().parse_args(["evaluate", "m", "d", "--out", "o", "--frames", "4", "--aggregation",
+                                          "confident"])
+    assert (args.frames, args.aggregation, args.faces) == (4, "confident", "auto")
+    assert capsys.readouterr().err == ""
+    with pytest.raises(SystemExit):
+        cli.build_parser().parse_args(["evaluate", "m", "d", "--out", "o", "--aggregation", "median"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_bench_json_path_is_read_as_out_and_switch_prints_json(tmp_path, monkeypatch, capsys):
+    from deepfake_hf import benchmark
+
+    def fake_startup(json_path, repeats):
+        Path(json_path).write_text("{}")
+        print("progress")
+        return {"json_path": str(json_path), "repeats": repeats}
+
+    monkeypatch.setattr(benchmark, "run_startup_benchmark", fake_startup)
+    old = tmp_path / "old.json"
+    assert main(["bench", "startup", "--json", str(old), "--repeats", "1"]) == 0
+    captured = capsys.readouterr()
+    assert old.is_file() and "deprecated" in captured.err
+    new = tmp_path / "new.json"
+    assert main(["bench", "startup", "--out", str(new), "--json", "--repeats", "2"]) == 0
+    captured = capsys.readouterr()
+    assert new.is_file() and json.loads(captured.out) == {"json_path": str(new), "repeats": 2}
+    assert "progress" in captured.err  # stdout holds only the JSON
+
+
+# ------------------------------------------------------------------------------------------- layering
+def imports_of(path):
+    """deepfake_hf modules a file imports, anywhere in it (inside functions too)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            if node.level == 1:
+                names = [node.module] if node.module else [alias.name for alias in node.names]
+            elif node.level == 0 and (node.module or "").startswith("deepfake_hf"):
+                parts = node.module.split(".")
+                names = parts[1:2] if len(parts) > 1 else [alias.name for alias in node.names]
+            else:
+                continue
+            found.update(name.split(".")[0] for name in names)
+        elif isinstance(node, ast.Import):
+            found.update(alias.name.split(".")[1] for alias in node.names if alias.name.startswith("deepfake_hf."))
+    return {name for name in found if (path.parent / f"{name}.py").is_file() and name != path.stem}
+
+
+def find_cycle(graph):
+    """One import cycle as a list of modules, or None."""
+    state = {}
+
+    def visit(module, stack):
+        state[module] = "open"
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == "open":
+                return stack[stack.index(target):] + [target]
+            if target not in state:
+                cycle = visit(target, stack + [target])
+                if cycle:
+                    return cycle
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph):
+        if module not in state:
+            cycle = visit(module, [module])
+            if cycle:
+                return cycle
+    return None
+
+
+def test_find_cycle_finds_one():
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_module_imports_another_that_imports_it_back():
+    graph = {path.stem: imports_of(path) for path in PACKAGE.glob("*.py") if path.stem != "__init__"}
+    assert "evaluation" in graph and "modeling_deepfake" in graph["evaluation"]  # the parser sees imports
+    assert find_cycle(graph) is None, f"import cycle: {' -> '.join(find_cycle(graph))}"
+    # the remote-code files import nothing else of the package
+    assert graph["configuration_deepfake"] == set()
+    assert graph["modeling_deepfake"] <= {"configuration_deepfake"}
