@@ -327,6 +327,43 @@ def run_evaluate(args):
     return EXIT_PARTIAL if result.get("errors") else EXIT_OK
 
 
+# --------------------------------------------------------------------------------------- preprocess
+def add_preprocess(subparsers):
+    parser = subparsers.add_parser(
+        "preprocess",
+        help="videos and images -> aligned face crops in DeepfakeBench's layout, with a manifest",
+        description="Crops the most prominent face of N frames per video into OUT/<dataset>/<method>/<video>/"
+        "<frame>.png (key points beside them as .npy) and writes OUT/manifest.csv (train/evaluate read it), "
+        "OUT/<dataset>.json (DeepfakeBench format) and OUT/summary.json. Inputs are data sources as evaluate "
+        "reads them. Runs data-parallel under torchrun / accelerate launch; --resume continues a killed run.",
+    )
+    parser.add_argument("data", nargs="+", help="data sources: folders with real/ and fake/, manifests, DeepfakeBench JSON")
+    add_output_option(parser)
+    add_faces_option(parser)
+    add_crop_option(parser)
+    add_frames_option(parser, default_text="32")
+    parser.add_argument("--size", type=_positive_int, default=256, help="crop size in pixels (default 256)")
+    parser.add_argument("--dataset", help="dataset name in the layout and JSON (default: the first input's name)")
+    parser.add_argument("--split", default="test", help="the DeepfakeBench JSON split the videos go under (default test)")
+    parser.add_argument("--resume", action="store_true", help="skip the videos an interrupted run finished")
+    add_overwrite_option(parser, "what an earlier preprocess wrote in --out")
+    add_json_option(parser, "the summary")
+    _add_label_map(parser)
+    parser.set_defaults(run=run_preprocess)
+
+
+def run_preprocess(args):
+    from .preprocess import preprocess
+
+    summary = preprocess(args.data, args.out, faces=args.faces, num_frames=args.frames or 32, crop=args.crop,
+                         size=args.size, dataset=args.dataset, split=args.split, label_map=_label_map(args),
+                         overwrite=args.overwrite, resume=args.resume)
+    _print_result(args, summary, f"{summary['videos']} videos, {summary['crops']} face crops, "
+                  f"{summary['frames_without_face']} frames without a face, {summary['skipped']} files skipped",
+                  f"manifest.csv, the DeepfakeBench JSON and summary.json written to {args.out}")
+    return EXIT_PARTIAL if summary["skipped"] else EXIT_OK
+
+
 # ---------------------------------------------------------------------------------------- calibrate
 def add_calibrate(subparsers):
     parser = subparsers.add_parser(
@@ -647,7 +684,8 @@ def run_bench(args):
 
 
 # ------------------------------------------------------------------------------------------- main
-COMMANDS = [add_quickstart, add_train, add_export, add_convert, add_evaluate, add_calibrate, add_push, add_push_space, add_probe, add_explain, add_predict, add_bench]
+COMMANDS = [add_quickstart, add_train, add_export, add_convert, add_preprocess, add_evaluate, add_calibrate, add_push,
+            add_push_space, add_probe, add_explain, add_predict, add_bench]
 
 
 class _ArgumentParser(argparse.ArgumentParser):

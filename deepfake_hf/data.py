@@ -617,6 +617,11 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
                            "using whole frames")
     label_map = _normalise_label_map(label_map)
     kind, collected = _collect(spec, label_map, num_frames, compression, root, default_split)
+    if kind == "deepfakebench" and faces != "none":
+        # Its frames are already aligned face crops (DeepfakeBench trains on them as they are); finding and
+        # aligning a face inside a crop again would zoom out a second time.
+        logger.info("%s: DeepfakeBench frames are aligned face crops already; faces=%r not applied", spec, faces)
+        faces = "none"
     decode_options = {"num_frames": num_frames, "faces": faces, "face_crop": face_crop, "face_size": face_size}
     name = os.fspath(spec)
 

@@ -25,6 +25,7 @@ def bad_inputs(tmp):
         "evaluate": ["evaluate", missing, missing, "--out", str(tmp / "out"), "--perturb", "jpeg:500"],
         "calibrate": ["calibrate", missing, missing],
         "push": ["push", missing, "--repo-id", "me/model", "--dry-run", str(tmp / "out")],
+        "preprocess": ["preprocess", missing, "--out", str(tmp / "crops")],
         "push-space": ["push-space", "--model", "me/model", "--space-id", "me/space", "--dry-run", str(a_file)],
         "probe": ["probe", missing, "--backbone", missing, "--out", str(a_file)],
         "explain": ["explain", missing, missing, "--out", str(tmp / "out.png")],

@@ -14,6 +14,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from tests.conftest import PROJECT_ROOT, TINY_BACKBONES, tiny_detector, write_image
 from tests.media_samples import write_video
@@ -88,10 +89,17 @@ def build_world(root):
     write_video(root / "clip.mp4", frames=12, size=(64, 48))
     write_video(root / "videos" / "a.mp4", frames=10, size=(64, 48))
     write_image(root / "videos" / "still.png", size=(64, 64), seed=3)
+    # test and validation folders of real faces (dlib finds them, as the default --faces auto will look for them)
+    from skimage import data as skdata
+
+    astronaut = Image.fromarray(skdata.astronaut()).convert("RGB")
     for folder in ("ffpp_test", "ffpp_val"):
         for label in ("real", "fake"):
             for index in range(4):
-                write_image(root / folder / label / f"{index}.png", size=(48, 48), seed=index + 10 * (label == "fake"))
+                shift = 8 * index + 40 * (label == "fake")
+                face = astronaut.crop((100 + shift, 0 + shift, 340 + shift, 240 + shift)).resize((160, 160))
+                (root / folder / label).mkdir(parents=True, exist_ok=True)
+                face.save(root / folder / label / f"{index}.png")
     # DeepfakeBench JSONs: frame folders of a few videos per class
     for name, splits in (("ff++/train.json", ("train",)), ("cdf.json", ("test",))):
         base = (root / name).parent
