@@ -120,7 +120,7 @@ def _logit(p):
     return math.log(p) - math.log1p(-p)
 
 
-def _sigmoid(x):
+def sigmoid(x):
     return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
 
 
@@ -330,7 +330,7 @@ class Scorer:
     # ---------------------------------------------------------------------------- 4. probabilities
     def probabilities(self, margins):
         """Calibrated fake probabilities from output margins: the threshold centring undone."""
-        return _sigmoid(np.asarray(margins, dtype=np.float64) + self.centre)
+        return sigmoid(np.asarray(margins, dtype=np.float64) + self.centre)
 
     def raw_margins(self, margins):
         """Uncalibrated head margins (temperature 1, threshold 0.5), for fitting a new calibration."""
@@ -395,4 +395,5 @@ __all__ = [
     "fake_label_index",
     "fake_margins",
     "load_classifier",
+    "sigmoid",
 ]
