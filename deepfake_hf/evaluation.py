@@ -190,20 +190,22 @@ def perturb(image, kind, strength, seed=0):
 
 
 # ----------------------------------------------------------------------------------------- scoring
-def score_dataset(scorer, dataset, batch_size=None, perturbation=None, description="scoring"):
+def score_dataset(scorer, dataset, batch_size=None, perturbation=None, description="scoring", no_face=None):
     """Output margins of `dataset`'s rows scored the way `predict` scores their files, with a progress bar.
 
     Rows of one file (a video's sampled frames, or one still) go through the scorer's face policy together:
     a row's margin is that of the crop of the person whose score is the file's (the most suspicious one),
     so a video's rows aggregate to `predict`'s fake probability; a row `predict` leaves out (a frame in
     which that person was not found) is NaN. `perturbation` ((kind, strength)) degrades each crop the
-    model sees. Returns an array aligned with the dataset's rows.
+    model sees. Returns an array aligned with the dataset's rows; `no_face`, a list, receives the path of
+    each file in which a face detector found nobody (scored whole, as predict does and says).
     """
     from tqdm.auto import tqdm
 
     from .scoring import Batcher, PendingScores
 
     margins = np.full(len(dataset), np.nan)
+    paths = dataset["path"]
     batcher = Batcher(scorer, batch_size)
     waiting = []  # (first row, plan, pending scores) of files whose crops are not all scored yet
 
@@ -215,9 +217,11 @@ def score_dataset(scorer, dataset, batch_size=None, perturbation=None, descripti
                 if crop is not None:
                     margins[first + frame] = pending.margins[crop]
 
-    for first, stop in tqdm(_file_rows(dataset), desc=description, unit="file", leave=False):
+    for first, stop in tqdm(_file_rows(paths, dataset["group"]), desc=description, unit="file", leave=False):
         frames = [image.convert("RGB") for image in dataset[first:stop]["image"]]
         plan = scorer.plan(frames)
+        if plan.faces == 0 and no_face is not None:
+            no_face.append(paths[first])
         crops = plan.crops
         if perturbation is not None:
             crops = [perturb(crop, *perturbation, seed=first + frame) for crop, (frame, _) in zip(crops, plan.owners)]
@@ -231,11 +235,10 @@ def score_dataset(scorer, dataset, batch_size=None, perturbation=None, descripti
     return margins
 
 
-def _file_rows(dataset):
-    """(first, stop) row ranges of the dataset's files: a video file's frames are consecutive rows with its path."""
+def _file_rows(paths, groups):
+    """(first, stop) row ranges of a dataset's files: a video file's frames are consecutive rows with its path."""
     from .media import media_kind
 
-    paths, groups = dataset["path"], dataset["group"]
     ranges, first = [], 0
     for row in range(1, len(paths) + 1):
         if row == len(paths) or media_kind(paths[first]) != "video" or \
@@ -338,7 +341,9 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
     rows, curves = [], {}
     robustness = {}
     for name, dataset in datasets_by_name.items():
-        columns, scores = _scored_rows(dataset, score_dataset(scorer, dataset, batch_size, description=name), scorer)
+        no_face = []
+        margins = score_dataset(scorer, dataset, batch_size, description=name, no_face=no_face)
+        columns, scores = _scored_rows(dataset, margins, scorer)
         try:
             result["test_sets"][name] = test_set_metrics(
                 columns["label"], scores, columns["video"], columns["method"], scorer.threshold, aggregation,
@@ -346,6 +351,8 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
         except ValueError as error:  # e.g. one video's frames labelled both real and fake
             result.setdefault("errors", {})[name] = f"{test_sets[name]}: {error}"
             continue
+        if no_face:  # their rows are whole-frame guesses of a face model, as in predict: say how many
+            result["test_sets"][name]["files_without_face"] = len(no_face)
         curves[name] = (np.asarray(columns["label"]), scores)
         rows.extend(zip([name] * len(scores), columns["path"], columns["group"], columns["video"], columns["frame"],
                         columns["label"], columns["method"], scores.tolist()))

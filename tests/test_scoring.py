@@ -235,3 +235,19 @@ def test_scorer_api_matches_detector_on_one_file(model_dir, data):
     assert verdict.probability == pytest.approx(result["fake_probability"], abs=1e-9)
     assert verdict.frame_scores == pytest.approx(result["frame_scores"], abs=1e-9)
     assert json.dumps(result)  # plain JSON types
+
+
+def test_evaluate_counts_files_scored_without_a_face(model_dir, data, tmp_path):
+    from deepfake_hf.evaluation import evaluate_model
+
+    class Nobody:
+        name = "stub-none"
+
+        def detect(self, image):
+            return []
+
+    _, results = predict(str(model_dir), [data], faces=Nobody(), fmt="json", frame_scores=True, progress=False)
+    assert all(result["face_found"] is False for result in results)
+    result = evaluate_model(model_dir, {"set": data}, tmp_path / "n", faces=Nobody(), n_resamples=0, plots=False)
+    assert result["test_sets"]["set"]["files_without_face"] == len(results) == 8
+    assert_predict_equals_evaluate(results, list(csv.DictReader(open(tmp_path / "n" / "predictions.csv"))))
