@@ -20,6 +20,7 @@ import math
 import os
 
 import numpy as np
+
 from .errors import DeepfakeHFError
 
 ROLLOUT_BACKBONES = ("vit", "deit", "dinov2", "clip_vision_model")

@@ -68,7 +68,7 @@ def load_classifier(path_or_id, **load_kwargs):
     register()
     try:
         model = AutoModelForImageClassification.from_pretrained(path_or_id, **load_kwargs).eval()
-    except Exception as error:  # transformers' and torch's messages run to many lines: say it in one
+    except Exception as error:  # noqa: BLE001 - transformers' and torch's messages run to many lines: say it in one
         raise ModelLoadError(_load_problem(path_or_id, error)) from None
     hub_kwargs = {key: value for key, value in load_kwargs.items() if key in HUB_LOAD_KEYS}
     try:
@@ -383,12 +383,12 @@ class Scorer:
 
 __all__ = [
     "AGGREGATIONS",
+    "NO_FACE_NOTE",
+    "NO_FACE_VIDEO_NOTE",
     "AnalysisCancelled",
     "Batcher",
     "FacePlan",
     "ModelLoadError",
-    "NO_FACE_NOTE",
-    "NO_FACE_VIDEO_NOTE",
     "PendingScores",
     "Scorer",
     "Verdict",

@@ -84,11 +84,16 @@ def data(tmp_path_factory):
     return root
 
 
+def read_rows(out):
+    with open(out / "predictions.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
 def evaluate_rows(model_dir, data, out, faces):
     from deepfake_hf.evaluation import evaluate_model
 
     evaluate_model(model_dir, {"set": data}, out, faces=faces, n_resamples=0, plots=False)
-    return list(csv.DictReader(open(out / "predictions.csv")))
+    return read_rows(out)
 
 
 def assert_predict_equals_evaluate(results, rows, aggregation="mean"):
@@ -171,8 +176,7 @@ def test_confident_aggregation_agrees_too(model_dir, data, tmp_path):
                          frame_scores=True, progress=False)
     evaluate_model(model_dir, {"set": data}, tmp_path / "c", faces=TwoPeople(), aggregation="confident",
                    n_resamples=0, plots=False)
-    rows = list(csv.DictReader(open(tmp_path / "c" / "predictions.csv")))
-    assert_predict_equals_evaluate(results, rows, aggregation="confident")
+    assert_predict_equals_evaluate(results, read_rows(tmp_path / "c"), aggregation="confident")
 
 
 @pytest.mark.parametrize("faces", ["none", "two"])
@@ -250,4 +254,4 @@ def test_evaluate_counts_files_scored_without_a_face(model_dir, data, tmp_path):
     assert all(result["face_found"] is False for result in results)
     result = evaluate_model(model_dir, {"set": data}, tmp_path / "n", faces=Nobody(), n_resamples=0, plots=False)
     assert result["test_sets"]["set"]["files_without_face"] == len(results) == 8
-    assert_predict_equals_evaluate(results, list(csv.DictReader(open(tmp_path / "n" / "predictions.csv"))))
+    assert_predict_equals_evaluate(results, read_rows(tmp_path / "n"))
