@@ -62,6 +62,19 @@ def resolve_model(cli_model=None):
     return cli_model or os.environ.get("DEEPFAKE_HF_MODEL") or DEFAULT_MODEL
 
 
+class _FoundFaces:
+    """A face detector that returns faces already found, so explain's face policy picks among them without
+    running the detector again."""
+
+    name = "found"
+
+    def __init__(self, faces):
+        self.faces = list(faces)
+
+    def detect(self, image):
+        return list(self.faces)
+
+
 class DeepfakeDemo:
     """The demo's logic, independent of the UI: each `analyse_*` returns what the page shows."""
 
@@ -143,25 +156,23 @@ class DeepfakeDemo:
                 self._heatmap(image, faces))
 
     def _heatmap(self, image, faces):
-        """Heatmap overlay (deepfake_hf.explain: attention rollout or Grad-CAM) on the first face crop, or on
-        the whole image when no face was found; None for models explain does not support."""
+        """Heatmap overlay (deepfake_hf.explain: attention rollout or Grad-CAM) on the crop of the face whose
+        score is the verdict (the most suspicious one), or on the whole image when no face was found; None for
+        models explain does not support."""
         import copy
 
         from deepfake_hf.explain import explain
-        from deepfake_hf.faces import crop_face
 
         detector = self.detector
         if not hasattr(detector.model, "get_image_features"):  # a native export: no deepfake-hf heads to explain
             return None
-        target = image
-        if faces:
-            target = crop_face(image, faces[0], crop=detector.crop, size=detector.face_size,
-                               scale=detector.face_scale, margin=detector.margin)
         with self._explain_lock:  # Grad-CAM hooks and eager attention: a private copy, one request at a time
             if self._explainer is None:
                 self._explainer = copy.deepcopy(detector.model).eval()
             try:
-                return explain(self._explainer, target, processor=detector.image_processor)["overlay"]
+                return explain(self._explainer, image, processor=detector.image_processor, faces=_FoundFaces(faces),
+                               crop=detector.crop, face_size=detector.face_size, face_scale=detector.face_scale,
+                               margin=detector.margin)["overlay"]
             except Exception:  # a heatmap is a bonus: never let it hide the verdict
                 return None
 

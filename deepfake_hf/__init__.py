@@ -16,6 +16,7 @@ _LAZY = {
     "DeepfakeDetectorForVideoClassification": ".modeling_deepfake",
     "DeepfakeVideoProcessor": ".modeling_deepfake",
     "Detector": ".inference",
+    "Scorer": ".scoring",
     "export_native": ".export",
     "NativeExportError": ".export",
 }
@@ -76,6 +77,7 @@ __all__ = [
     "DeepfakeDetectorForVideoClassification",
     "DeepfakeVideoProcessor",
     "Detector",
+    "Scorer",
     "export_native",
     "register",
     "__version__",

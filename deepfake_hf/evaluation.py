@@ -10,6 +10,16 @@ and optionally under perturbations (JPEG, resizing, blur, noise), then writes
     report.md         the papers' cross-dataset table (rows: test sets) with 95% intervals
     roc.png, score_histograms.png, reliability.png (and robustness.png with perturbations)
 
+Every file is scored the way `predict` scores it (`scoring.Scorer`, the one scorer): the data source is
+decoded to whole frames (`data.load_source` with faces="none": a video's `num_frames` frames sampled as
+predict samples them, a still as it is; cached), then the scorer's face policy runs on each file's
+frames: faces found, tracked across a video's frames, each person scored, and the file's rows are the
+frames of the most suspicious person (frames without that person are left out). So a video's rows
+aggregate to exactly `predict`'s fake_probability for that file, and each row's score is `predict`'s
+`frame_scores` entry for that frame. With faces="none" (the default) every frame is scored whole; a
+dataset of pre-cropped face images (frame folders, DeepfakeBench JSON) is scored image by image as
+predict would score each image file. Perturbations degrade the crops the model sees.
+
 `calibrate_model` fits temperature scaling and a decision threshold on validation data and stores
 them in the model's config.json, where the model applies them (pipeline, predict and the app).
 """
@@ -18,7 +28,6 @@ import csv
 import io
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +44,8 @@ from .configuration_deepfake import (
 from .data import DataSourceError, load_source
 from .errors import DeepfakeHFError, one_line
 from .metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
-from .modeling_deepfake import logit
 from .outputs import prepare_output_dir
+from .scoring import sigmoid
 
 PERTURBATIONS = {
     # name: (what the strength is, whether a smaller value is a stronger perturbation, the unperturbed value)
@@ -54,82 +63,33 @@ class EvaluationError(DeepfakeHFError, ValueError):
 
 
 # ----------------------------------------------------------------------------------------- model
-@dataclass
-class ScoredModel:
-    """A loaded image classifier, its processor, and how to read a calibrated fake probability from it."""
+def load_model(model_path, device=None, **options):
+    """A `scoring.Scorer` for a saved detector (or any image classifier with a "fake" label, or a saved probe).
 
-    model: object
-    processor: object
-    fake_index: int
-    threshold: float
-    temperature: float
-    device: str
-    name: str
-
-    def margins(self, images, batch_size=32):
-        """logit(fake) - logit(other) of the model's output for PIL images (calibrated, threshold-centred)."""
-        import torch
-
-        from .inference import fake_margins
-
-        out = []
-        for start in range(0, len(images), batch_size):
-            inputs = self.processor(images=images[start:start + batch_size], return_tensors="pt")
-            pixel_values = inputs["pixel_values"].to(self.device, dtype=next(self.model.parameters()).dtype)
-            with torch.no_grad():
-                logits = self.model(pixel_values=pixel_values).logits.float()
-            out.append(fake_margins(logits, self.fake_index).cpu().numpy())
-        return np.concatenate(out) if out else np.zeros(0)
-
-    def probabilities(self, margins):
-        """Calibrated fake probabilities from output margins: undo the threshold centring."""
-        return _sigmoid(np.asarray(margins, dtype=float) + logit(self.threshold))
-
-    def raw_margins(self, margins):
-        """Uncalibrated head margins (temperature 1, threshold 0.5), for fitting a new calibration."""
-        return (np.asarray(margins, dtype=float) + logit(self.threshold)) * self.temperature
-
-
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
-def load_model(model_path, device=None):
-    """A saved detector (or any 2-class image classifier with a "fake" label, or a saved probe) ready to score."""
-    import torch
-
-    from .inference import fake_label_index, load_classifier
+    `options` (faces, num_frames, aggregate, batch_size, crop, ...) go to the scorer, as `predict` passes them.
+    """
+    from .scoring import Scorer
 
     model_path = os.fspath(model_path)
     if os.path.isfile(os.path.join(model_path, "probe.json")):  # a saved frozen-feature probe (probes.py)
         from .probes import load_probe
 
         try:
-            return load_probe(model_path, device=device)
-        except OSError as error:  # ProbeError already names the folder and the problem
+            return load_probe(model_path, device=device, **options)
+        except DeepfakeHFError:  # ProbeError names the folder and the problem already
+            raise
+        except OSError as error:
             raise EvaluationError(f"{model_path}: cannot load the probe ({one_line(error, 300)})") from None
     if not os.path.isfile(os.path.join(model_path, "config.json")):
         raise EvaluationError(f"{model_path}: not a model folder (no config.json)")
-    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     try:
-        model, processor = load_classifier(model_path)
+        return Scorer.from_pretrained(model_path, device=device, **options)
     except DeepfakeHFError:  # ModelLoadError names the folder and the reason
         raise
-    except (OSError, ValueError, KeyError) as error:
+    except (OSError, KeyError) as error:
         raise EvaluationError(f"{model_path}: cannot load the model ({one_line(error, 300)})") from None
-    try:
-        fake_index = fake_label_index(model.config)
-    except ValueError as error:
+    except ValueError as error:  # no "fake" label, or a bad option
         raise EvaluationError(f"{model_path}: {one_line(error)}") from None
-    return ScoredModel(
-        model=model.to(device),
-        processor=processor,
-        fake_index=fake_index,
-        threshold=float(getattr(model.config, "threshold", DEFAULT_THRESHOLD)),
-        temperature=float(getattr(model.config, "calibration_temperature", DEFAULT_CALIBRATION_TEMPERATURE)),
-        device=device,
-        name=model_path,
-    )
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -239,19 +199,62 @@ def perturb(image, kind, strength, seed=0):
 
 
 # ----------------------------------------------------------------------------------------- scoring
-def score_dataset(scored_model, dataset, batch_size=32, perturbation=None, description="scoring"):
-    """Output margins of every row of `dataset` (optionally perturbed), with a progress bar."""
+def score_dataset(scorer, dataset, batch_size=None, perturbation=None, description="scoring", no_face=None):
+    """Output margins of `dataset`'s rows scored the way `predict` scores their files, with a progress bar.
+
+    Rows of one file (a video's sampled frames, or one still) go through the scorer's face policy together:
+    a row's margin is that of the crop of the person whose score is the file's (the most suspicious one),
+    so a video's rows aggregate to `predict`'s fake probability; a row `predict` leaves out (a frame in
+    which that person was not found) is NaN. `perturbation` ((kind, strength)) degrades each crop the
+    model sees. Returns an array aligned with the dataset's rows; `no_face`, a list, receives the path of
+    each file in which a face detector found nobody (scored whole, as predict does and says).
+    """
     from tqdm.auto import tqdm
 
-    margins = []
-    for start in tqdm(range(0, len(dataset), batch_size), desc=description, unit="batch", leave=False):
-        images = dataset[start:start + batch_size]["image"]
+    from .scoring import Batcher, PendingScores
+
+    margins = np.full(len(dataset), np.nan)
+    paths = dataset["path"]
+    batcher = Batcher(scorer, batch_size)
+    waiting = []  # (first row, plan, pending scores) of files whose crops are not all scored yet
+
+    def settle():
+        while waiting and waiting[0][2].unscored == 0:
+            first, plan, pending = waiting.pop(0)
+            verdict = scorer.decide(plan, pending.margins)
+            for frame, crop in enumerate(verdict.frame_crops):
+                if crop is not None:
+                    margins[first + frame] = pending.margins[crop]
+
+    for first, stop in tqdm(_file_rows(paths, dataset["group"]), desc=description, unit="file", leave=False):
+        frames = [image.convert("RGB") for image in dataset[first:stop]["image"]]
+        plan = scorer.plan(frames)
+        if plan.faces == 0 and no_face is not None:
+            no_face.append(paths[first])
+        crops = plan.crops
         if perturbation is not None:
-            images = [perturb(image, *perturbation, seed=start + i) for i, image in enumerate(images)]
-        else:
-            images = [image.convert("RGB") for image in images]
-        margins.append(scored_model.margins(images, batch_size=batch_size))
-    return np.concatenate(margins) if margins else np.zeros(0)
+            crops = [perturb(crop, *perturbation, seed=first + frame) for crop, (frame, _) in zip(crops, plan.owners)]
+        pending = PendingScores(scorer.preprocess(crops))
+        plan.crops = None
+        waiting.append((first, plan, pending))
+        batcher.add(pending)
+        settle()
+    batcher.flush()
+    settle()
+    return margins
+
+
+def _file_rows(paths, groups):
+    """(first, stop) row ranges of a dataset's files: a video file's frames are consecutive rows with its path."""
+    from .media import media_kind
+
+    ranges, first = [], 0
+    for row in range(1, len(paths) + 1):
+        if row == len(paths) or media_kind(paths[first]) != "video" or \
+                (paths[row], groups[row]) != (paths[first], groups[first]):
+            ranges.append((first, row))
+            first = row
+    return ranges
 
 
 def test_set_metrics(labels, scores, groups, methods, threshold, aggregation=DEFAULT_AGGREGATION, n_resamples=1000,
@@ -314,31 +317,31 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
                    cache_dir=None, plots=True, label_map=None):
     """Score `test_sets` ({name: data spec}) with the model and write predictions, metrics, report and plots.
 
+    `faces` ("none", "auto", "dlib" or a detector object) is the scorer's face policy, as in `predict`;
     `label_map` ({folder or label name: "real"/"fake"}) is passed to `data.load_source` for every test set.
     Returns the metrics dict (also in metrics.json).
     """
     out_dir = Path(out_dir)
     prepare_output_dir(out_dir, overwrite)
     test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
-    scored = load_model(model_path, device=device)
-    config = getattr(scored.model, "config", None)  # None for a probe: the defaults below apply
-    num_frames = num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES)
-    aggregation = aggregation or getattr(config, "video_aggregation", DEFAULT_AGGREGATION)
-    aggregation_options = dict(confident_threshold=getattr(config, "confident_threshold", DEFAULT_CONFIDENT_THRESHOLD),
-                               confident_fraction=getattr(config, "confident_fraction", DEFAULT_CONFIDENT_FRACTION))
+    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregate=aggregation)
+    aggregation = scorer.aggregate
+    aggregation_options = dict(confident_threshold=scorer.confident_threshold,
+                               confident_fraction=scorer.confident_fraction)
     perturbations = parse_perturbations(perturbations) if perturbations and isinstance(perturbations[0], str) \
         else list(perturbations)
 
     datasets_by_name, errors = {}, {}
     for name, spec in test_sets.items():  # a broken source is reported; the other test sets still run
         try:
-            datasets_by_name[name] = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
+            # Whole frames, sampled as predict samples them: the scorer's face policy runs on them below.
+            datasets_by_name[name] = load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir,
                                                    label_map=label_map)
         except DataSourceError as error:
             errors[name] = str(error)
     if not datasets_by_name:
         raise EvaluationError("; ".join(errors.values()))
-    result = {"model": str(model_path), "threshold": scored.threshold, "calibration_temperature": scored.temperature,
+    result = {"model": str(model_path), "threshold": scorer.threshold, "calibration_temperature": scorer.temperature,
               "video_aggregation": aggregation, "test_sets": {}, "sources": dict(test_sets)}
     if errors:
         result["errors"] = errors
@@ -348,29 +351,30 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
     rows, curves = [], {}
     robustness = {}
     for name, dataset in datasets_by_name.items():
-        columns = {key: dataset[key] for key in ("label", "path", "group", "method", "frame")}
-        columns["video"] = video_keys(columns["path"], columns["group"])
-        margins = score_dataset(scored, dataset, batch_size, description=name)
-        scores = scored.probabilities(margins)
+        no_face = []
+        margins = score_dataset(scorer, dataset, batch_size, description=name, no_face=no_face)
+        columns, scores = _scored_rows(dataset, margins, scorer)
         try:
             result["test_sets"][name] = test_set_metrics(
-                columns["label"], scores, columns["video"], columns["method"], scored.threshold, aggregation,
+                columns["label"], scores, columns["video"], columns["method"], scorer.threshold, aggregation,
                 n_resamples, seed, **aggregation_options)
         except ValueError as error:  # e.g. one video's frames labelled both real and fake
             result.setdefault("errors", {})[name] = f"{test_sets[name]}: {one_line(error)}"
             continue
+        if no_face:  # their rows are whole-frame guesses of a face model, as in predict: say how many
+            result["test_sets"][name]["files_without_face"] = len(no_face)
         curves[name] = (np.asarray(columns["label"]), scores)
         rows.extend(zip([name] * len(scores), columns["path"], columns["group"], columns["video"], columns["frame"],
                         columns["label"], columns["method"], scores.tolist()))
         if perturbations:
-            robustness[name] = {"clean": _robustness_entry(columns, scores, scored.threshold, aggregation,
+            robustness[name] = {"clean": _robustness_entry(columns, scores, scorer.threshold, aggregation,
                                                            aggregation_options)}
             for perturbation in perturbations:
                 key = perturbation_name(*perturbation)
-                perturbed = scored.probabilities(
-                    score_dataset(scored, dataset, batch_size, perturbation, description=f"{name} {key}"))
-                robustness[name][key] = _robustness_entry(columns, perturbed, scored.threshold, aggregation,
-                                                          aggregation_options)
+                # Perturbed scores may make another person the most suspicious one: its rows count then.
+                perturbed = score_dataset(scorer, dataset, batch_size, perturbation, description=f"{name} {key}")
+                robustness[name][key] = _robustness_entry(*_scored_rows(dataset, perturbed, scorer), scorer.threshold,
+                                                          aggregation, aggregation_options)
     if not result["test_sets"]:
         raise EvaluationError("; ".join(result["errors"].values()))
     if robustness:
@@ -388,6 +392,18 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
         result_plots = []
     (out_dir / "report.md").write_text(render_report(result, result_plots))
     return result
+
+
+def _scored_rows(dataset, margins, scorer):
+    """(columns, calibrated scores) of the rows `score_dataset` scored (the NaN rows left out); columns
+    label, path, group, method, frame and video (`video_keys`)."""
+    kept = np.flatnonzero(~np.isnan(margins))
+    columns = {}
+    for key in ("label", "path", "group", "method", "frame"):
+        values = dataset[key]
+        columns[key] = values if len(kept) == len(values) else [values[row] for row in kept]
+    columns["video"] = video_keys(columns["path"], columns["group"])
+    return columns, scorer.probabilities(margins[kept])
 
 
 def _robustness_entry(columns, scores, threshold, aggregation, aggregation_options):
@@ -666,28 +682,29 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
     if method == "fpr" and (target_fpr is None or not 0.0 <= target_fpr < 1.0):
         raise EvaluationError("--target-fpr in [0, 1) is needed with --method fpr")
     val_sources = {str(name): os.fspath(spec) for name, spec in val_sources.items()}
-    scored = load_model(model_path, device=device)
-    if not hasattr(getattr(scored.model, "config", None), "calibration_temperature"):
+    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames)
+    if not hasattr(getattr(scorer.model, "config", None), "calibration_temperature"):
         raise EvaluationError(f"{model_path}: not a deepfake-hf detector (no calibration_temperature in its config)")
-    num_frames = num_frames or scored.model.config.num_frames
-    labels, raw = [], []
+    labels, margins = [], []
     for name, spec in val_sources.items():
-        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, cache_dir=cache_dir, label_map=label_map)
-        raw.append(scored.raw_margins(score_dataset(scored, dataset, batch_size, description=f"calibrate {name}")))
-        labels.append(np.asarray(dataset["label"]))
-    labels, raw = np.concatenate(labels), np.concatenate(raw)
+        dataset = load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir, label_map=label_map)
+        scored = score_dataset(scorer, dataset, batch_size, description=f"calibrate {name}")
+        kept = ~np.isnan(scored)  # the rows predict scores (see score_dataset)
+        margins.append(scored[kept])
+        labels.append(np.asarray(dataset["label"])[kept])
+    labels, margins = np.concatenate(labels), np.concatenate(margins)
     if not 0 < labels.sum() < labels.size:
         raise EvaluationError("validation data must contain both real and fake samples")
 
+    raw = scorer.raw_margins(margins)
     temperature = fit_temperature(labels, raw)
-    probabilities = _sigmoid(raw / temperature)
+    probabilities = sigmoid(raw / temperature)
     if method == "eer":
         threshold = equal_error_rate(labels, probabilities)[1]
     else:
         threshold = threshold_at_fpr(labels, probabilities, target_fpr)
     threshold = float(min(max(threshold, 1e-6), 1 - 1e-6))
-    before = binary_metrics(labels, scored.probabilities((raw / scored.temperature) - logit(scored.threshold)),
-                            scored.threshold)
+    before = binary_metrics(labels, scorer.probabilities(margins), scorer.threshold)
     after = binary_metrics(labels, probabilities, threshold)
 
     # Through the config class, not raw JSON: its validation refuses a value the model could not load with.

@@ -11,7 +11,9 @@
   gradient, map = ReLU(weighted sum).
 
 `explain(model, image)` returns the map, the overlay (on the exact crop the model saw) and the
-fake probability; `deepfake-hf explain MODEL IMAGE --out heat.png` writes the overlay.
+fake probability; `deepfake-hf explain MODEL IMAGE --out heat.png` writes the overlay. The image is
+scored by `scoring.Scorer`, as `predict` scores it: the same face policy picks the crop (the most
+suspicious face), and the fake probability is the same calibrated probability predict reports.
 """
 
 import math
@@ -19,7 +21,7 @@ import os
 
 import numpy as np
 
-from .errors import DeepfakeHFError, one_line
+from .errors import DeepfakeHFError
 
 ROLLOUT_BACKBONES = ("vit", "deit", "dinov2", "clip_vision_model")
 METHODS = ("auto", "rollout", "gradcam")
@@ -31,7 +33,7 @@ class ExplainError(DeepfakeHFError, ValueError):
 
 def load_for_explain(model_path):
     """A saved detector (eager attention, so attention maps exist) and its image processor."""
-    from .inference import load_classifier
+    from .scoring import load_classifier
 
     model_path = os.fspath(model_path)
     if not os.path.isfile(os.path.join(model_path, "config.json")):
@@ -39,7 +41,7 @@ def load_for_explain(model_path):
     try:
         model, processor = load_classifier(model_path, attn_implementation="eager")
     except (OSError, ValueError, KeyError) as error:
-        raise ExplainError(f"{model_path}: cannot load the model ({one_line(error, 300)})") from None
+        raise ExplainError(f"{model_path}: cannot load the model ({str(error).splitlines()[0]})") from None
     if not hasattr(model, "get_image_features"):
         raise ExplainError(f"{model_path}: not a deepfake-hf detector")
     return model, processor
@@ -52,7 +54,7 @@ def _use_eager_attention(model):
         try:
             model.set_attn_implementation("eager")
         except (ValueError, AttributeError) as error:
-            raise ExplainError(f"attention rollout needs eager attention: {one_line(error)}") from None
+            raise ExplainError(f"attention rollout needs eager attention: {error}") from None
 
 
 def _patch_grid(model, tokens):
@@ -152,41 +154,51 @@ def overlay(image, heatmap, alpha=0.5, min_side=256):
     return Image.fromarray((np.clip(blended, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
-def explain(model, image, processor=None, method="auto"):
-    """Heatmap of one image for a detector (object or folder).
+def explain(model, image, processor=None, method="auto", faces="none", **face_options):
+    """Heatmap of one image for a detector (object or folder), on the crop `predict` would score.
 
+    `faces` ("none", "auto", "dlib" or a detector object) and `face_options` (crop, face_size, face_scale,
+    margin) are the scorer's face policy: with a face found, the map is of the most suspicious face's crop.
     Returns {"method", "heatmap" (side x side in [0, 1]), "overlay" (PIL), "input" (PIL crop the model saw),
-    "fake_probability" (calibrated, threshold-centred as in pipeline), "label"}.
+    "fake_probability" (the calibrated probability, as `predict` reports it), "label" (by the model's
+    threshold), "faces", "note"}.
     """
-    import torch
-
-    from .media import open_image
+    from .media import MediaError, open_image
+    from .scoring import Scorer
 
     if method not in METHODS:
         raise ExplainError(f"method {method!r} is not one of {', '.join(METHODS)}")
     if isinstance(model, (str, os.PathLike)):
         model, processor = load_for_explain(model)
     processor = processor or model.matching_image_processor()
-    picture = open_image(image)  # a MediaError names the file and the problem
+    try:
+        picture = open_image(image)
+    except MediaError as error:
+        raise ExplainError(str(error)) from None
     if method == "auto":
         method = "rollout" if model.config.backbone_config.model_type in ROLLOUT_BACKBONES else "gradcam"
-    model.eval()
-    device = next(model.parameters()).device
-    pixel_values = processor(images=[picture], return_tensors="pt")["pixel_values"].to(device)
-    with torch.no_grad():
-        fake = float(model(pixel_values=pixel_values).logits.softmax(-1)[0, 1])
+    scorer = Scorer(model, processor, faces=faces, device=next(model.parameters()).device, **face_options)
+    plan = scorer.plan([picture])
+    inputs = scorer.preprocess(plan.crops)
+    verdict = scorer.decide(plan, scorer.forward(inputs))
+    pixel_values = inputs[verdict.frame_crops[0]][None].to(scorer.device)
     heatmap = (attention_rollout if method == "rollout" else grad_cam)(model, pixel_values)[0]
     seen = model_input_image(processor, pixel_values[0])
     return {"method": method, "heatmap": heatmap, "overlay": overlay(seen, heatmap), "input": seen,
-            "fake_probability": fake, "label": model.config.id2label[int(fake >= 0.5)]}
+            "fake_probability": verdict.probability, "label": scorer.label(verdict.probability),
+            "faces": plan.faces, "note": plan.note}
 
 
-def explain_to_file(model_path, image, out, method="auto", overwrite=False):
-    """Write the overlay PNG of `image` to `out`; returns the explain() result without the images."""
+def explain_to_file(model_path, image, out, method="auto", overwrite=False, faces="auto", **face_options):
+    """Write the overlay PNG of `image` to `out`; returns the explain() result without the images.
+
+    `faces` defaults to "auto", as `deepfake-hf predict` does, so the command explains (and prints the
+    probability of) what predict scores.
+    """
     out = os.fspath(out)
     if os.path.exists(out) and not overwrite:
         raise ExplainError(f"{out}: exists (use --overwrite)")
-    result = explain(model_path, image, method=method)
+    result = explain(model_path, image, method=method, faces=faces, **face_options)
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     result["overlay"].save(out, format="PNG")

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DeepfakeHFError, one_line
+from .scoring import Scorer
 
 CLASSIFIERS = ("logreg", "linear-svm", "lda", "svm", "knn")
 LINEAR_CLASSIFIERS = ("logreg", "linear-svm", "lda")
@@ -200,13 +201,13 @@ def cross_validated_scores(features, labels, groups, classifier="logreg", folds=
 
 
 # ----------------------------------------------------------------------------------------- save / load
-class LoadedProbe:
-    """A saved probe refitted from its stored features: scores PIL images like `evaluation.ScoredModel`."""
+class ProbeScorer(Scorer):
+    """A saved probe as a `scoring.Scorer`: features from the frozen encoder(s), the refitted scikit-learn
+    pipeline as the head. Same frames, face policy, batching and verdict as a detector's scorer, so
+    `evaluate`, `Detector` and the rest score a probe exactly as they score a model."""
 
-    threshold = 0.5
-    temperature = 1.0
-
-    def __init__(self, folder, device=None):
+    def __init__(self, folder, device=None, **policy):
+        import torch
         from safetensors.numpy import load_file
 
         folder = Path(folder)
@@ -217,27 +218,41 @@ class LoadedProbe:
                                     self.spec["seed"], **self.spec["params"]).fit(stored["features"],
                                                                                  stored["labels"])
         self.backbones = self.spec["backbones"]
-        self.device = device
-        self.model = None  # no transformers model: evaluation reads its defaults
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.encoders = [load_encoder(spec, self.device) for spec in self.backbones]
+        self.model = self.image_processor = None  # no single transformers model
+        # The probe's scores are probabilities as they are: threshold 0.5, temperature 1, no centring.
+        self.fake_index, self.threshold, self.temperature, self.centre = 1, 0.5, 1.0, 0.0
+        self.set_policy(None, **policy)
 
-    def margins(self, images, batch_size=32):
-        features = extract_features(self.backbones, None, batch_size, cache_dir=False, device=self.device,
-                                    images=images)
+    def preprocess(self, images):
+        """One input per image: its pixel values for each encoder (each has its own processor)."""
+        if not images:
+            return []
+        rgb = [image.convert("RGB") for image in images]
+        per_encoder = [processor(images=rgb, return_tensors="pt")["pixel_values"] for _, processor in self.encoders]
+        return list(zip(*per_encoder))
+
+    def forward(self, inputs):
+        """The probe's fake log-odds of one batch (logit of its probability)."""
+        import torch
+
+        inputs = list(inputs)
+        with torch.inference_mode():
+            features = np.concatenate([
+                model.get_image_features(torch.stack([item[position] for item in inputs]).to(self.device))
+                .pooler_output.float().cpu().numpy()
+                for position, (model, _) in enumerate(self.encoders)], axis=1)
         p = np.clip(probe_scores(self.pipeline, features), 1e-12, 1 - 1e-12)
         return np.log(p) - np.log1p(-p)
 
-    def probabilities(self, margins):
-        return 1.0 / (1.0 + np.exp(-np.asarray(margins, dtype=float)))
 
-    def raw_margins(self, margins):
-        return np.asarray(margins, dtype=float)
-
-
-def load_probe(folder, device=None):
+def load_probe(folder, device=None, **policy):
+    """The saved probe in `folder` as a `ProbeScorer`; `policy` (faces, num_frames, ...) as for any scorer."""
     folder = Path(folder)
     if not (folder / PROBE_FILE).is_file():
         raise ProbeError(f"{folder}: no {PROBE_FILE}")
-    return LoadedProbe(folder, device)
+    return ProbeScorer(folder, device, **policy)
 
 
 def save_probe(folder, backbones, classifier, pca, standardize, seed, params, features, labels):

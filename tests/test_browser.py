@@ -6,7 +6,6 @@ Skipped, with the reason printed in pytest's summary, when Playwright or chromiu
 
 import os
 import shutil
-from pathlib import Path
 
 import pytest
 

@@ -11,7 +11,6 @@ reason below; a new README command that is neither fails this test.
 import json
 import re
 import shlex
-from pathlib import Path
 
 import pytest
 from PIL import Image

@@ -1,0 +1,406 @@
+"""The one scorer: how a file becomes a calibrated fake probability, for every command that scores.
+
+`predict` (through `inference.Detector`, which runs the scorer's steps in background workers),
+`evaluate`, `calibrate`, `explain`, saved probes (`probes.ProbeScorer`) and the Gradio app all score
+through a `Scorer`, so the same file gets the same number everywhere:
+
+1. frames (`Scorer.read`): a still is one frame; a video (or animated image) gives `num_frames` frames
+   spread evenly over it (`media.read_video_frames`, i.e. `media.sample_frame_indices`).
+2. face policy (`Scorer.plan`): with a face detector, every face of every frame is found, faces are
+   tracked across frames (`faces.track_faces`) and each is cropped (`crop`: "align" = DeepfakeBench
+   5-point alignment, "margin" = box plus margin); frames without a face are left out when other
+   frames have one; when no frame has a face, whole frames are scored and the plan's `note` says so.
+   Without a detector (`faces="none"`) whole frames are scored.
+3. model inputs (`Scorer.preprocess`) and batched forward passes (`Scorer.forward`, `Batcher`): crops of
+   several files share a batch.
+4. calibrated probability (`Scorer.probabilities`): a deepfake-hf detector's logits are divided by its
+   calibration temperature and shifted by -logit(threshold) so 0.5 is its decision point (what
+   `pipeline` shows); the shift is undone here, giving the calibrated probability itself, compared with
+   the threshold for the label. A stock classifier (a native export) has the shift folded into its head:
+   its softmax is reported as is.
+5. verdict (`Scorer.decide`): each person's frame probabilities are aggregated ("mean" or the DFDC
+   "confident" strategy); the file's score is the most suspicious person's, among people seen in at least
+   a quarter of the frames with faces (or the longest-tracked one), so a one-frame false detection does
+   not decide a video. The verdict's per-frame scores are that person's (None where they are not seen),
+   so the file's score is the aggregate of its frame scores.
+"""
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .configuration_deepfake import (
+    AGGREGATIONS,
+    DEFAULT_AGGREGATION,
+    DEFAULT_CONFIDENT_FRACTION,
+    DEFAULT_CONFIDENT_THRESHOLD,
+    DEFAULT_NUM_FRAMES,
+    DEFAULT_THRESHOLD,
+)
+from .errors import DeepfakeHFError, one_line
+from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, is_animated, is_url, media_kind, open_image
+
+CROPS = ("align", "margin")
+MIN_TRACK_SHARE = 0.25
+HUB_LOAD_KEYS = ("revision", "token", "trust_remote_code", "local_files_only", "cache_dir")
+# The headline for a file in which a face detector found nobody: a face-trained model's score of a
+# whole image is outside what it learned, so it must not read like a verdict.
+NO_FACE_NOTE = "no face found: scored the whole image, which this detector was not trained on"
+NO_FACE_VIDEO_NOTE = "no face found in any frame: scored whole frames, which this detector was not trained on"
+
+
+class AnalysisCancelled(DeepfakeHFError):
+    """Scoring stopped because the caller's cancel event was set (e.g. a request's time limit ran out)."""
+
+
+class ModelLoadError(DeepfakeHFError, OSError):
+    """A model folder or Hub id that cannot be loaded; one line naming it and the reason."""
+
+
+# ------------------------------------------------------------------------------------------ loading
+def load_classifier(path_or_id, **load_kwargs):
+    """(model in eval mode, image processor) of a saved image classifier: a deepfake-hf detector or a native export.
+
+    The folder's own processor is used; a detector saved without one gets its backbone's matching processor.
+    `load_kwargs` go to the model's `from_pretrained` (e.g. `attn_implementation`); the Hub options among them
+    (`HUB_LOAD_KEYS`) also go to the processor's.
+    """
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from . import register
+
+    register()
+    try:
+        model = AutoModelForImageClassification.from_pretrained(path_or_id, **load_kwargs).eval()
+    except Exception as error:  # noqa: BLE001 - transformers' and torch's messages run to many lines: say it in one
+        raise ModelLoadError(_load_problem(path_or_id, error)) from None
+    hub_kwargs = {key: value for key, value in load_kwargs.items() if key in HUB_LOAD_KEYS}
+    try:
+        processor = AutoImageProcessor.from_pretrained(path_or_id, **hub_kwargs)
+    except (OSError, ValueError):
+        if not hasattr(model, "matching_image_processor"):
+            raise
+        processor = model.matching_image_processor()
+    return model, processor
+
+
+def _load_problem(path_or_id, error):
+    """One line saying why `from_pretrained` failed, for the common cases a user can act on."""
+    import pickle
+
+    text = one_line(error)
+    if isinstance(error, pickle.UnpicklingError) or "Weights only load failed" in text:
+        return (f"{path_or_id}: its checkpoint is a pickle that holds more than weights; deepfake-hf loads only "
+                "safetensors or plain state dicts (torch.load(weights_only=True)) and never unpickles objects. "
+                "Re-save it with save_pretrained (safetensors) where you trust it")
+    if "contains custom code" in text or "trust_remote_code" in text:
+        files = sorted(p.name for p in Path(str(path_or_id)).glob("*.py")) if Path(str(path_or_id)).is_dir() else []
+        listed = f" ({', '.join(files)})" if files else ""
+        return (f"{path_or_id}: holds custom model code{listed} that would run on this machine; refused. Pass "
+                "--trust-remote-code (trust_remote_code=True) only if you trust its author")
+    if isinstance(error, (FileNotFoundError, OSError)) and not Path(str(path_or_id)).exists() and (
+            "/" not in str(path_or_id) or str(path_or_id).startswith((".", "/"))):
+        return f"{path_or_id}: no such model folder (and not a Hub id of the form org/name)"
+    return f"{path_or_id}: cannot load a model ({one_line(text, limit=300)})"
+
+
+def fake_label_index(config):
+    """Index of the "fake" label in a classifier's config; ValueError when it has none."""
+    labels = {str(name).lower(): int(index) for index, name in config.id2label.items()}
+    if "fake" not in labels:
+        raise ValueError(f"model: no 'fake' label in id2label {dict(config.id2label)}; not a deepfake detector")
+    return labels["fake"]
+
+
+def fake_margins(logits, fake_index):
+    """logit(fake) - logsumexp(other logits), row by row: the fake log-odds of any classifier's output."""
+    import torch
+
+    other = torch.cat([logits[:, :fake_index], logits[:, fake_index + 1 :]], dim=1)
+    return logits[:, fake_index] - torch.logsumexp(other, dim=1)
+
+
+def _logit(p):
+    return math.log(p) - math.log1p(-p)
+
+
+def sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * np.asarray(x, dtype=np.float64)))
+
+
+# ------------------------------------------------------------------------------------------ results
+@dataclass
+class FacePlan:
+    """What of a file's frames the model scores.
+
+    `crops[i]` is the model input image of `owners[i] = (frame index, person index)`; `faces` is the number
+    of people tracked (None: face detection off; 0: nobody found, whole frames scored); `frames_with_faces`
+    counts frames with a face (None when detection is off); `note` says what the score rests on when that
+    is not the normal case.
+    """
+
+    frames: int
+    crops: list
+    owners: list
+    faces: int | None
+    frames_with_faces: int | None
+    note: str | None
+
+
+@dataclass
+class Verdict:
+    """A file's score: the most suspicious person's aggregated probability.
+
+    `frame_crops[f]` is the index (into the plan's crops) of that person's crop in frame `f`, or None where
+    they are not seen; `frame_scores[f]` is its calibrated probability, so `probability` aggregates the
+    non-None `frame_scores`.
+    """
+
+    probability: float
+    person: int
+    frame_crops: list
+    frame_scores: list
+
+
+class PendingScores:
+    """One file's model inputs waiting in a `Batcher`: `margins[i]` is filled when input i is scored."""
+
+    def __init__(self, inputs):
+        self.inputs = list(inputs)
+        self.margins = [None] * len(self.inputs)
+        self.unscored = len(self.inputs)
+
+
+class Batcher:
+    """Scores the inputs of several files in shared batches of `batch_size`."""
+
+    def __init__(self, scorer, batch_size=None):
+        self.scorer = scorer
+        self.batch_size = int(batch_size or scorer.batch_size)
+        self.queue = []  # (PendingScores, input index) not yet scored
+
+    def add(self, pending):
+        """Queue a file's inputs and score every full batch."""
+        self.queue.extend((pending, index) for index in range(len(pending.inputs)))
+        while len(self.queue) >= self.batch_size:
+            self._score(self.queue[: self.batch_size])
+            del self.queue[: self.batch_size]
+
+    def flush(self):
+        """Score what is left (the last partial batch)."""
+        if self.queue:
+            self._score(self.queue)
+            self.queue = []
+
+    def _score(self, batch):
+        margins = self.scorer.forward([pending.inputs[index] for pending, index in batch])
+        for (pending, index), margin in zip(batch, margins):
+            pending.margins[index] = float(margin)
+            pending.unscored -= 1
+            pending.inputs[index] = None  # free memory early
+
+
+# ------------------------------------------------------------------------------------------ the scorer
+class Scorer:
+    """A deepfake detector (any image classifier with a "fake" label) with its face policy, frame sampling,
+    batching and calibration: see the module docstring for each step."""
+
+    def __init__(self, model, image_processor, faces="none", num_frames=None, aggregate=None, batch_size=16,
+                 device=None, crop="align", face_size=256, face_scale=1.3, margin=0.3, name=None):
+        import torch
+
+        config = model.config
+        self.fake_index = fake_label_index(config)
+        self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.model = model.eval().to(self.device)
+        self.image_processor = image_processor
+        self.name = name
+        self.threshold = float(getattr(config, "threshold", DEFAULT_THRESHOLD))
+        self.temperature = float(getattr(config, "calibration_temperature", 1.0))
+        # A deepfake-hf detector centres its logits on the threshold; a stock classifier has it in its head.
+        self.centre = _logit(self.threshold) if getattr(config, "model_type", None) == "deepfake_detector" else 0.0
+        self.set_policy(config, faces=faces, num_frames=num_frames, aggregate=aggregate, batch_size=batch_size,
+                        crop=crop, face_size=face_size, face_scale=face_scale, margin=margin)
+
+    def set_policy(self, config=None, faces="none", num_frames=None, aggregate=None, batch_size=16, crop="align",
+                   face_size=256, face_scale=1.3, margin=0.3):
+        """Frame sampling, face and aggregation options; unset ones come from the model's config."""
+        from .faces import get_face_detector
+
+        self.num_frames = int(num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES))
+        self.aggregate = aggregate or getattr(config, "video_aggregation", DEFAULT_AGGREGATION)
+        if self.aggregate not in AGGREGATIONS:
+            raise ValueError(f"aggregate: {self.aggregate!r} is not one of {', '.join(AGGREGATIONS)}.")
+        self.confident_threshold = float(getattr(config, "confident_threshold", DEFAULT_CONFIDENT_THRESHOLD))
+        self.confident_fraction = float(getattr(config, "confident_fraction", DEFAULT_CONFIDENT_FRACTION))
+        if self.num_frames < 1 or batch_size < 1:
+            raise ValueError("num_frames and batch_size must be >= 1")
+        if crop not in CROPS:
+            raise ValueError(f"crop: {crop!r} is not one of {', '.join(CROPS)}.")
+        self.face_detector = get_face_detector(faces)
+        self.crop, self.face_size, self.face_scale, self.margin = crop, face_size, face_scale, margin
+        self.batch_size = int(batch_size)
+
+    @classmethod
+    def from_pretrained(cls, path_or_id, **kwargs):
+        """Load a saved detector folder or Hub id (and its image processor).
+
+        Loading options (`HUB_LOAD_KEYS`, `attn_implementation`) go to `from_pretrained`; the rest to `Scorer(...)`.
+        """
+        load_kwargs = {key: kwargs.pop(key) for key in (*HUB_LOAD_KEYS, "attn_implementation") if key in kwargs}
+        model, processor = load_classifier(path_or_id, **load_kwargs)
+        return cls(model, processor, name=str(path_or_id), **kwargs)
+
+    # ------------------------------------------------------------------------------------- 1. frames
+    def read(self, source, name=None, tick=None):
+        """(frames, kind) of a file path, PIL image or array: one frame for a still, `num_frames` for a video.
+
+        Raises `MediaError` (one line) for a file that cannot be read. `tick()` is called per decoded video frame.
+        """
+        name = name or str(source)
+        if not isinstance(source, (str, os.PathLike)):
+            return [open_image(source)], "image"
+        if is_url(source):
+            raise MediaError(name, "URLs are not supported; download the file and pass its path")
+        kind = media_kind(source)
+        if kind is None:
+            suffix = Path(source).suffix or "(none)"
+            if not Path(source).exists():
+                raise MediaError(name, "no such file")
+            raise MediaError(name, f"unsupported file type {suffix}; expected an image "
+                                   f"({' '.join(IMAGE_EXTENSIONS)}) or a video ({' '.join(VIDEO_EXTENSIONS)})")
+        if kind == "video" or is_animated(source):
+            from .media import read_video_frames
+
+            return read_video_frames(source, self.num_frames, on_frame=tick), kind
+        return [open_image(source)], "image"
+
+    # -------------------------------------------------------------------------------- 2. face policy
+    def plan(self, frames, cancel=None):
+        """The `FacePlan` of a file's frames: one crop per tracked face per frame, or whole frames."""
+        from .faces import crop_face, track_faces
+
+        whole_frames = [(index, 0) for index in range(len(frames))]
+        if self.face_detector.name == "none":
+            return FacePlan(len(frames), list(frames), whole_frames, None, None, None)
+        detections = []
+        for frame in frames:
+            if cancel is not None and cancel.is_set():
+                raise AnalysisCancelled("cancelled")
+            detections.append(self.face_detector.detect(frame))
+        if not any(detections):
+            note = NO_FACE_VIDEO_NOTE if len(frames) > 1 else NO_FACE_NOTE
+            return FacePlan(len(frames), list(frames), whole_frames, 0, 0, note)
+        tracks = track_faces(detections)
+        crops, owners = [], []
+        for person, track in enumerate(tracks):
+            for frame_index, face_index in sorted(track.items()):
+                face = detections[frame_index][face_index]
+                crops.append(crop_face(frames[frame_index], face, crop=self.crop, size=self.face_size,
+                                       scale=self.face_scale, margin=self.margin))
+                owners.append((frame_index, person))
+        with_faces = sum(1 for faces in detections if faces)
+        note = None
+        if with_faces < len(frames):
+            note = (f"faces found in {with_faces} of {len(frames)} sampled frames; "
+                    f"only those {with_faces} were scored")
+        return FacePlan(len(frames), crops, owners, len(tracks), with_faces, note)
+
+    # --------------------------------------------------------------------------- 3. inputs and batches
+    def preprocess(self, images):
+        """One model input per PIL image (the processor's pixel values)."""
+        if not images:
+            return []
+        return list(self.image_processor(images=[image.convert("RGB") for image in images],
+                                         return_tensors="pt")["pixel_values"])
+
+    def forward(self, inputs):
+        """Output margins (threshold-centred, temperature-scaled fake log-odds, as the model outputs) of one batch."""
+        import torch
+
+        dtype = next(self.model.parameters()).dtype
+        with torch.inference_mode():
+            pixel_values = torch.stack(list(inputs)).to(self.device, dtype=dtype)
+            logits = self.model(pixel_values=pixel_values).logits.float()
+            return fake_margins(logits, self.fake_index).double().cpu().numpy()
+
+    def margins(self, images, batch_size=None):
+        """Output margins of PIL images, scored as they are (no face policy), in batches."""
+        batch_size = int(batch_size or self.batch_size)
+        out = [self.forward(self.preprocess(images[start:start + batch_size]))
+               for start in range(0, len(images), batch_size)]
+        return np.concatenate(out) if out else np.zeros(0)
+
+    # ---------------------------------------------------------------------------- 4. probabilities
+    def probabilities(self, margins):
+        """Calibrated fake probabilities from output margins: the threshold centring undone."""
+        return sigmoid(np.asarray(margins, dtype=np.float64) + self.centre)
+
+    def raw_margins(self, margins):
+        """Uncalibrated head margins (temperature 1, threshold 0.5), for fitting a new calibration."""
+        return (np.asarray(margins, dtype=np.float64) + self.centre) * self.temperature
+
+    def label(self, probability):
+        return "fake" if probability >= self.threshold else "real"
+
+    # ------------------------------------------------------------------------------------ 5. verdict
+    def aggregate_scores(self, probabilities):
+        """One score from frame probabilities: their mean, or the "confident" strategy."""
+        import torch
+
+        from .modeling_deepfake import confident_mean
+
+        values = torch.tensor(list(probabilities), dtype=torch.float64)[None]
+        if self.aggregate == "confident":
+            return float(confident_mean(values, self.confident_threshold, self.confident_fraction)[0])
+        return float(values.mean())
+
+    def decide(self, plan, margins):
+        """The file's `Verdict` from the output margins of the plan's crops (in the plan's order)."""
+        probabilities = self.probabilities(margins).tolist()
+        crops_of = {}  # person -> crop indices, in frame order
+        for index, (_, person) in enumerate(plan.owners):
+            crops_of.setdefault(person, []).append(index)
+        longest = max(len(indices) for indices in crops_of.values())
+        frames_with_faces = len({frame for frame, _ in plan.owners})
+        best = None
+        for person, indices in crops_of.items():
+            if len(indices) < longest and len(indices) < MIN_TRACK_SHARE * frames_with_faces:
+                continue  # too briefly seen to decide the file
+            score = self.aggregate_scores(probabilities[i] for i in indices)
+            if best is None or score > best[0]:
+                best = (score, person)
+        score, person = best
+        frame_crops = [None] * plan.frames
+        for index in crops_of[person]:
+            frame_crops[plan.owners[index][0]] = index
+        frame_scores = [None if index is None else probabilities[index] for index in frame_crops]
+        return Verdict(score, person, frame_crops, frame_scores)
+
+    # ------------------------------------------------------------------------------------ one file
+    def score_file(self, source, name=None):
+        """A file's (FacePlan, Verdict), all steps in this thread; raises MediaError for an unreadable file."""
+        frames, _ = self.read(source, name)
+        plan = self.plan(frames)
+        return plan, self.decide(plan, self.margins(plan.crops))
+
+
+__all__ = [
+    "AGGREGATIONS",
+    "NO_FACE_NOTE",
+    "NO_FACE_VIDEO_NOTE",
+    "AnalysisCancelled",
+    "Batcher",
+    "FacePlan",
+    "ModelLoadError",
+    "PendingScores",
+    "Scorer",
+    "Verdict",
+    "fake_label_index",
+    "fake_margins",
+    "load_classifier",
+    "sigmoid",
+]

@@ -1,0 +1,257 @@
+"""The one scorer: predict, evaluate, explain and probes give the same calibrated score for the same file.
+
+Videos here carry two synthetic people (stub face detector: one box per half of the frame, the right
+person only on frames marked by a white bottom strip), so the face policy (tracking, most suspicious
+person, frames without that person left out) is exercised, not only whole frames.
+"""
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from deepfake_hf.faces import Face, margin_crop
+from deepfake_hf.inference import Detector, predict
+from deepfake_hf.metrics import video_scores
+from deepfake_hf.scoring import Scorer
+
+from .conftest import tiny_detector, write_image
+
+NUM_FRAMES = 6
+THRESHOLD, TEMPERATURE = 0.3, 1.7  # off the defaults, so an uncalibrated or centred score would differ
+LEFT, RIGHT = (10, 8, 42, 40), (54, 8, 86, 40)
+
+
+class TwoPeople:
+    """Stub face detector: the left person in every frame, the right one only where the bottom strip is white."""
+
+    name = "stub-two"
+
+    def detect(self, image):
+        pixels = np.asarray(image.convert("L"), dtype=np.float64)
+        faces = [Face(box=LEFT)]
+        if pixels[-4:].mean() > 128:
+            faces.append(Face(box=RIGHT))
+        return faces
+
+
+class OnePerson:
+    name = "stub-one"
+
+    def detect(self, image):
+        return [Face(box=LEFT)]
+
+
+def write_people_video(path, frames=8, seed=0):
+    """96x48 H.264 clip of noise (a different picture per frame and per half); even frames get a white
+    bottom strip (the right person is "there"), odd ones a black one."""
+    import av
+
+    rng = np.random.default_rng(seed)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=10, options={"crf": "1", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 96, 48, "yuv420p"
+        for index in range(frames):
+            pixels = rng.integers(0, 256, (48, 96, 3), dtype=np.uint8)
+            pixels[-4:] = 255 if index % 2 == 0 else 0
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("scoring") / "detector"
+    tiny_detector("vit", seed=4, num_frames=NUM_FRAMES, threshold=THRESHOLD,
+                  calibration_temperature=TEMPERATURE).save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    root = tmp_path_factory.mktemp("scoring_data") / "set"
+    for index in range(3):
+        write_image(root / "real" / f"r{index}.png", size=(96, 48), seed=index)
+        write_image(root / "fake" / f"f{index}.png", size=(96, 48), seed=50 + index)
+    (root / "real").mkdir(parents=True, exist_ok=True)
+    write_people_video(root / "real" / "people_a.mp4", seed=1)
+    write_people_video(root / "fake" / "people_b.mp4", seed=2)
+    return root
+
+
+def read_rows(out):
+    with open(out / "predictions.csv", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+def evaluate_rows(model_dir, data, out, faces):
+    from deepfake_hf.evaluation import evaluate_model
+
+    evaluate_model(model_dir, {"set": data}, out, faces=faces, n_resamples=0, plots=False)
+    return read_rows(out)
+
+
+def assert_predict_equals_evaluate(results, rows, aggregation="mean"):
+    """Per file and per frame, evaluate's scores are predict's; returns the largest difference seen."""
+    by_path = {result["path"]: result for result in results}
+    assert {row["path"] for row in rows} == set(by_path)
+    worst = 0.0
+    keys, per_video, _ = video_scores([float(r["score"]) for r in rows], [r["video"] for r in rows], aggregation)
+    for key, score in zip(keys, per_video):  # a file's rows aggregate to predict's fake_probability
+        worst = max(worst, abs(score - by_path[key]["fake_probability"]))
+    for row in rows:
+        result = by_path[row["path"]]
+        frame = int(row["frame"])
+        expected = result["frame_scores"][frame if result["kind"] == "video" else 0]
+        worst = max(worst, abs(float(row["score"]) - expected))
+    for result in results:  # frames predict leaves out are not rows either
+        if result["kind"] == "video":
+            frames = sorted(int(r["frame"]) for r in rows if r["path"] == result["path"])
+            assert frames == [i for i, s in enumerate(result["frame_scores"]) if s is not None]
+    assert worst < 1e-6, worst
+    return worst
+
+
+def model_probabilities(model, processor, images):
+    """Reference: calibrated fake probability straight from the head (temperature, no threshold shift)."""
+    with torch.no_grad():
+        pixels = processor(images=images, return_tensors="pt")["pixel_values"]
+        raw = model.classifier(model.get_image_features(pixels).pooler_output)
+    return (raw / TEMPERATURE).softmax(-1)[:, 1].double().numpy()
+
+
+@pytest.mark.parametrize("faces", ["none", "one", "two"])
+def test_predict_and_evaluate_give_the_same_scores(model_dir, data, tmp_path, faces):
+    detector = {"none": "none", "one": OnePerson(), "two": TwoPeople()}[faces]
+    _, results = predict(str(model_dir), [data], faces=detector, fmt="json", frame_scores=True, progress=False)
+    assert all(result["error"] is None for result in results)
+    rows = evaluate_rows(model_dir, data, tmp_path / "eval", detector)
+    assert len([r for r in results if r["kind"] == "video"]) == 2
+    assert_predict_equals_evaluate(results, rows)
+    if faces == "two":
+        videos = [r for r in results if r["kind"] == "video"]
+        assert all(r["faces"] == 2 and r["frames"] == NUM_FRAMES for r in videos)
+
+
+def test_two_person_clip_is_the_most_suspicious_persons_score(model_dir, data, tmp_path):
+    """Checked against crops scored by hand: each person's mean, the larger one is the file's, and the
+    per-frame scores are that person's (None where they are not seen)."""
+    from deepfake_hf.media import read_video_frames
+
+    model = tiny_detector("vit", seed=4, num_frames=NUM_FRAMES, threshold=THRESHOLD,
+                          calibration_temperature=TEMPERATURE)
+    processor = model.matching_image_processor()
+    checked = []
+    for video in sorted(data.rglob("*.mp4")):
+        frames = read_video_frames(video, NUM_FRAMES)
+        left = model_probabilities(model, processor, [margin_crop(f, Face(box=LEFT), size=256) for f in frames])
+        present = [i for i, f in enumerate(frames) if np.asarray(f.convert("L"))[-4:].mean() > 128]
+        right = model_probabilities(model, processor,
+                                    [margin_crop(frames[i], Face(box=RIGHT), size=256) for i in present])
+        assert present and len(present) < len(frames)
+        (result,) = Detector.from_pretrained(model_dir, faces=TwoPeople(), progress=False)(video, frame_scores=True)
+        expected = max(left.mean(), right.mean())
+        assert result["fake_probability"] == pytest.approx(expected, abs=1e-5)
+        assert result["label"] == ("fake" if expected >= THRESHOLD else "real")
+        if right.mean() > left.mean():
+            expected_frames = [float(right[present.index(i)]) if i in present else None for i in range(len(frames))]
+        else:
+            expected_frames = left.tolist()
+        assert [s is None for s in result["frame_scores"]] == [s is None for s in expected_frames]
+        assert [s for s in result["frame_scores"] if s is not None] == pytest.approx(
+            [s for s in expected_frames if s is not None], abs=1e-5)
+        checked.append(right.mean() > left.mean())
+    assert len(checked) == 2
+
+
+def test_confident_aggregation_agrees_too(model_dir, data, tmp_path):
+    from deepfake_hf.evaluation import evaluate_model
+
+    _, results = predict(str(model_dir), [data], faces=TwoPeople(), aggregate="confident", fmt="json",
+                         frame_scores=True, progress=False)
+    evaluate_model(model_dir, {"set": data}, tmp_path / "c", faces=TwoPeople(), aggregation="confident",
+                   n_resamples=0, plots=False)
+    assert_predict_equals_evaluate(results, read_rows(tmp_path / "c"), aggregation="confident")
+
+
+@pytest.mark.parametrize("faces", ["none", "two"])
+def test_explain_reports_the_detectors_probability(model_dir, data, faces):
+    from deepfake_hf.explain import explain, load_for_explain
+
+    detector = "none" if faces == "none" else TwoPeople()
+    image = Image.new("RGB", (96, 48))
+    image.paste(Image.open(data / "fake" / "f0.png").convert("RGB"))
+    image.paste((255, 255, 255), (0, 44, 96, 48))  # both people "there"
+    (expected,) = Detector.from_pretrained(model_dir, faces=detector, progress=False)(image)
+    model, processor = load_for_explain(model_dir)
+    result = explain(model, image, processor=processor, faces=detector)
+    assert result["fake_probability"] == pytest.approx(expected["fake_probability"], abs=1e-6)
+    assert result["label"] == expected["label"] and result["faces"] == expected["faces"]
+    # not the threshold-centred score a plain softmax of the logits gives
+    with torch.no_grad():
+        centred = model(**processor(images=[image], return_tensors="pt")).logits.softmax(-1)[0, 1].item()
+    if faces == "none":
+        assert abs(centred - result["fake_probability"]) > 1e-3
+
+
+def test_explain_cli_prints_the_calibrated_probability(model_dir, data, tmp_path, capsys):
+    from deepfake_hf.cli import main
+
+    image = data / "real" / "r1.png"
+    (expected,) = Detector.from_pretrained(model_dir, faces="auto", progress=False)(image)
+    assert main(["explain", str(model_dir), str(image), "--out", str(tmp_path / "heat.png")]) == 0
+    assert f"(fake score {expected['fake_probability']:.3f})" in capsys.readouterr().out
+
+
+def test_probe_is_a_scorer_scored_like_a_model(model_dir, data, tmp_path):
+    from deepfake_hf.evaluation import load_model
+    from deepfake_hf.probes import ProbeScorer, extract_features, probe_scores, save_probe
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 32)).astype(np.float32)
+    labels = (features[:, 0] > 0).astype(int)
+    save_probe(tmp_path / "probe", [model_dir], "logreg", None, True, 0, {"C": 0.1}, features, labels)
+    probe = load_model(tmp_path / "probe", device="cpu", faces=TwoPeople())
+    assert isinstance(probe, ProbeScorer) and isinstance(probe, Scorer)
+    results = Detector(probe, progress=False)(sorted(str(p) for p in data.rglob("*.*")), frame_scores=True)
+    rows = evaluate_rows(tmp_path / "probe", data, tmp_path / "eval", TwoPeople())
+    assert_predict_equals_evaluate(results, rows)
+    # an image's score is the probe's own on its most suspicious face crop
+    path = data / "fake" / "f1.png"
+    image = Image.open(path).convert("RGB")
+    crops = [margin_crop(image, face, size=256) for face in TwoPeople().detect(image)]
+    direct = probe_scores(probe.pipeline, extract_features([model_dir], None, cache_dir=False, images=crops))
+    (result,) = [r for r in results if r["path"] == str(path)]
+    assert result["fake_probability"] == pytest.approx(direct.max(), abs=1e-5)
+
+
+def test_scorer_api_matches_detector_on_one_file(model_dir, data):
+    scorer = Scorer.from_pretrained(model_dir, faces=TwoPeople(), device="cpu")
+    video = data / "fake" / "people_b.mp4"
+    plan, verdict = scorer.score_file(video)
+    (result,) = Detector(scorer, progress=False)(video, frame_scores=True)
+    assert plan.frames == result["frames"] == NUM_FRAMES and plan.faces == result["faces"] == 2
+    assert verdict.probability == pytest.approx(result["fake_probability"], abs=1e-9)
+    assert verdict.frame_scores == pytest.approx(result["frame_scores"], abs=1e-9)
+    assert json.dumps(result)  # plain JSON types
+
+
+def test_evaluate_counts_files_scored_without_a_face(model_dir, data, tmp_path):
+    from deepfake_hf.evaluation import evaluate_model
+
+    class Nobody:
+        name = "stub-none"
+
+        def detect(self, image):
+            return []
+
+    _, results = predict(str(model_dir), [data], faces=Nobody(), fmt="json", frame_scores=True, progress=False)
+    assert all(result["face_found"] is False for result in results)
+    result = evaluate_model(model_dir, {"set": data}, tmp_path / "n", faces=Nobody(), n_resamples=0, plots=False)
+    assert result["test_sets"]["set"]["files_without_face"] == len(results) == 8
+    assert_predict_equals_evaluate(results, read_rows(tmp_path / "n"))
