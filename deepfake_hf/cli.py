@@ -576,7 +576,10 @@ def add_predict(subparsers):
     add_crop_option(parser)
     add_frames_option(parser)
     add_aggregation_option(parser)
-    parser.add_argument("--format", choices=("table", "json", "csv"), default="table", help="output format")
+    parser.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
+                        help="output format; with --out, json/jsonl/csv results are written as they are produced")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --out: skip the inputs an interrupted run already wrote (same inputs and options)")
     add_output_option(parser, "write the results to this file instead of stdout", required=False,
                       legacy=("--output",))
     add_overwrite_option(parser, "an existing --out file")
@@ -587,6 +590,11 @@ def add_predict(subparsers):
     parser.set_defaults(run=run_predict)
 
 
+def _print_error(result):
+    if result["error"] is not None:
+        print(f"error: {result['path']}: {result['error']}", file=sys.stderr)
+
+
 def run_predict(args):
     import os
 
@@ -595,19 +603,26 @@ def run_predict(args):
     from .inference import predict
 
     transformers_logging.disable_progress_bar()  # our own bar is the one that matters
-    if args.out and os.path.exists(args.out) and not args.overwrite:
+    if args.out and os.path.exists(args.out) and not (args.overwrite or args.resume):
         raise CommandError(f"{args.out}: exists (pass --overwrite to replace it)")
     text, results = predict(args.model, args.inputs, faces=args.faces, crop=args.crop, num_frames=args.frames,
                             aggregate=args.aggregation, fmt=args.format, frame_scores=args.frame_scores,
-                            batch_size=args.batch_size, device=args.device, trust_remote_code=args.trust_remote_code)
-    if args.out:
-        with open(args.out, "w", encoding="utf-8") as handle:
-            handle.write(text)
-    else:
+                            batch_size=args.batch_size, device=args.device, trust_remote_code=args.trust_remote_code,
+                            out=args.out, resume=args.resume, on_result=_print_error)
+    if text is None:  # streamed to --out; `results` are the counts (every rank reports its own errors)
+        if "files" in results:
+            print(f"{results['files']} files: {results['scored']} scored, {results['failed']} failed; results in "
+                  f"{args.out}", file=sys.stderr)
+        # Under torchrun / accelerate a non-zero exit is a crashed rank (the launcher prints a failure
+        # report and stops the others), so a finished data-parallel run exits 0; failed inputs are in the file.
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            return EXIT_OK
+        return EXIT_PARTIAL if results.get("failed") else EXIT_OK
+    if not args.out:
         sys.stdout.write(text)
     failed = [result for result in results if result["error"] is not None]
     for result in failed:
-        print(f"error: {result['path']}: {result['error']}", file=sys.stderr)
+        _print_error(result)
     if args.out or args.format != "table":
         print(f"{len(results)} files: {len(results) - len(failed)} scored, {len(failed)} failed"
               + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)

@@ -29,16 +29,18 @@ All of that is `scoring.Scorer`'s (the one scorer `evaluate`, `calibrate` and `e
 the Detector runs its steps in threads.
 """
 
+import itertools
 import os
 import threading
 from collections import deque
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 
 from .errors import one_line
-from .media import MediaError, is_url, list_media_files, media_kind
+from .media import MediaError, is_url, iter_media_files, media_kind
 from .scoring import (  # noqa: F401 - re-exported: callers import these from here
     AGGREGATIONS,
     HUB_LOAD_KEYS,
@@ -123,13 +125,15 @@ class Detector:
         import torch
         from tqdm.auto import tqdm
 
-        items = self._items(inputs)
+        counted = self._countable(inputs)
+        items = self._items(inputs)  # lazy: a folder of millions of files is read as it is scored
         # Progress in frames, so one long video moves the bar too: each file is budgeted its expected
         # frame count (num_frames for videos, 1 for images), ticked as frames decode and topped up when done.
-        budget = [self.num_frames if media_kind(name) == "video" else 1 for name, _ in items]
-        bar = tqdm(total=sum(budget), unit="frame", desc=f"scoring {len(items)} files",
-                   disable=self._progress_disabled(items))
-        ticks = [0] * len(items)
+        # Budgets and ticks live only while a file is in flight, so memory does not grow with the input count.
+        budget, ticks = {}, {}
+        total = None if counted is None else sum(self._budget(name) for name, _ in counted)
+        desc = f"scoring {len(counted)} files" if counted is not None else "scoring"
+        bar = tqdm(total=total, unit="frame", desc=desc, disable=self._progress_disabled(counted))
         lock = threading.Lock()
 
         def ticker(position):
@@ -137,7 +141,7 @@ class Detector:
                 if cancel is not None and cancel.is_set():
                     raise AnalysisCancelled("cancelled")
                 with lock:
-                    if ticks[position] < budget[position]:
+                    if position in ticks and ticks[position] < budget[position]:
                         ticks[position] += 1
                         bar.update(1)
 
@@ -156,6 +160,7 @@ class Detector:
                     position, (name, item) = next(source, (None, (None, None)))
                     if position is None:
                         return
+                    budget[position], ticks[position] = self._budget(name), 0
                     futures.append((position, pool.submit(self._prepare, name, item, ticker(position), cancel)))
 
             refill()
@@ -179,35 +184,47 @@ class Detector:
                 while pending and pending[0]["scores"].unscored == 0:
                     record = pending.popleft()
                     with lock:
-                        bar.update(budget[record["position"]] - ticks[record["position"]])
-                        ticks[record["position"]] = budget[record["position"]]
+                        bar.update(budget.pop(record["position"]) - ticks.pop(record["position"]))
                     yield self._finish(record, frame_scores)
         bar.close()
 
-    def _progress_disabled(self, items):
+    def _budget(self, name):
+        return self.num_frames if media_kind(name) == "video" else 1
+
+    def _progress_disabled(self, counted):
         if self.progress is not None:
             return not self.progress
         # Auto: only on a terminal, and only when there is more than a moment of work.
-        long_work = len(items) > 1 or any(media_kind(name) == "video" for name, _ in items)
+        long_work = counted is None or len(counted) > 1 or any(media_kind(name) == "video" for name, _ in counted)
         return None if long_work else True
 
+    @staticmethod
+    def _single(inputs):
+        return isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, (list, tuple, Iterator))
+
+    def _countable(self, inputs):
+        """The items when they can be listed without walking folders or draining an iterator, else None."""
+        listed = [inputs] if self._single(inputs) else inputs
+        if isinstance(listed, Iterator) or any(isinstance(item, (str, os.PathLike)) and not is_url(item)
+                                               and Path(item).is_dir() for item in listed):
+            return None
+        return list(self._items(listed))
+
     def _items(self, inputs):
-        """(display name, source) pairs; folders expanded to their media files."""
-        if isinstance(inputs, (str, os.PathLike)) or not isinstance(inputs, (list, tuple)):
+        """(display name, source) pairs, lazily; folders expanded to their media files as they are walked."""
+        if self._single(inputs):
             inputs = [inputs]
-        items = []
         for position, item in enumerate(inputs):
             if isinstance(item, (str, os.PathLike)):
                 if is_url(item):
-                    items.append((str(item), item))
+                    yield str(item), item
                 elif Path(item).is_dir():
-                    items.extend((str(path), path) for path in list_media_files([item]))
+                    yield from ((str(path), path) for path in iter_media_files([item]))
                 else:
-                    items.append((str(item), item))
+                    yield str(item), item
             else:
                 kind = "array" if isinstance(item, np.ndarray) else "image"
-                items.append((getattr(item, "filename", "") or f"<{kind} {position}>", item))
-        return items
+                yield getattr(item, "filename", "") or f"<{kind} {position}>", item
 
     # ---------------------------------------------------------------------------------- worker threads
     def _prepare(self, name, source, tick=None, cancel=None):
@@ -270,22 +287,52 @@ def summarize(results):
 
 
 def expand_inputs(inputs):
-    """Files, folders (searched recursively for media files) and URLs (kept, to be refused per input)."""
+    """Files, folders (searched recursively for media files) and URLs (kept, to be refused per input), lazily.
+
+    Raises FileNotFoundError when nothing at all is found (checked on the first file, not by listing all)."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    expanded = []
-    for item in inputs:
-        expanded.extend([item] if is_url(item) else list_media_files([item]))
-    if not expanded:
+    inputs = list(inputs)
+
+    def walk():
+        for item in inputs:
+            if is_url(item):
+                yield item
+            else:
+                yield from iter_media_files([item])
+
+    files = walk()
+    first = next(files, None)
+    if first is None:
         raise FileNotFoundError(f"no image or video files found in {', '.join(map(str, inputs))}")
-    return expanded
+    return itertools.chain([first], files)
+
+
+STREAM_FORMATS = ("jsonl", "csv", "json")
 
 
 def predict(model, inputs, faces="auto", crop="align", num_frames=None, aggregate=None, fmt="table",
-            frame_scores=False, batch_size=16, device=None, trust_remote_code=False, progress=None):
-    """What `deepfake-hf predict` does: (formatted text, result dicts). Bad files are results with `error`."""
-    if fmt not in ("table", "json", "csv"):
-        raise ValueError(f"format: {fmt!r} is not one of table, json, csv.")
+            frame_scores=False, batch_size=16, device=None, trust_remote_code=False, progress=None, out=None,
+            resume=False, on_result=None):
+    """What `deepfake-hf predict` does.
+
+    Without `out`, or for a table: (formatted text, result dicts), the text also written to `out` if given.
+    With `out` and a machine format (jsonl, csv or json): results are written as they are produced and
+    (None, counts) is returned, so memory does not grow with the number of
+    inputs. Under torchrun / accelerate launch each rank scores its shard into its own part file and rank 0
+    merges them into `out` in input order (the single-process output, row for row); `resume` skips the
+    inputs a killed run already wrote. `on_result(result)` is called for each result as it is written.
+    Bad files are results with `error`.
+    """
+    from .distributed import current_ranks
+
+    if fmt not in ("table", *STREAM_FORMATS):  # jsonl also prints to stdout
+        raise ValueError(f"format: {fmt!r} is not one of table, {', '.join(STREAM_FORMATS)}.")
+    ranks = current_ranks()
+    streamed = out is not None and fmt in STREAM_FORMATS
+    if not streamed and (ranks.world_size > 1 or resume):
+        raise ValueError("--out: a data-parallel or resumed predict streams its results to a file: give --out "
+                         f"and --format {' or '.join(STREAM_FORMATS)}")
     files = expand_inputs(inputs)
     if not os.path.exists(model) and str(model).count("/") != 1:
         raise FileNotFoundError(f"{model}: no such model folder (and not a Hub id of the form org/name)")
@@ -295,8 +342,84 @@ def predict(model, inputs, faces="auto", crop="align", num_frames=None, aggregat
                                             trust_remote_code=trust_remote_code, progress=progress)
     except ValueError as error:  # e.g. a classifier without a "fake" label
         raise ModelLoadError(f"{model}: {one_line(error)}") from None
-    results = detector(files, frame_scores=frame_scores)
-    return format_results(results, fmt, model=model), results
+    if not streamed:  # a table is for people: built in memory, printed or written at the end
+        results = detector(list(files), frame_scores=frame_scores)
+        text = format_results(results, fmt, model=model)
+        if out is not None:
+            Path(out).write_text(text, encoding="utf-8")
+        return text, results
+    return None, _stream_predictions(detector, files, out, fmt, model, ranks, resume, frame_scores, on_result)
+
+
+def _stream_predictions(detector, files, out, fmt, model, ranks, resume, frame_scores, on_result):
+    """Score this rank's shard into its part file; rank 0 then writes `out`. Returns the run's summary counts."""
+    from .distributed import PartWriter, barrier, iter_parts, remove_parts, shard
+
+    with PartWriter(out, ranks, resume=resume) as part:
+        mine = shard(files, ranks)
+        done = list(itertools.islice(mine, part.done))  # written before an interruption: not scored again
+        if len(done) < part.done:
+            raise ValueError(f"--resume: {part.path.name} holds more results than there are inputs; "
+                             "were the inputs changed? Start again without --resume")
+        in_flight = deque()  # global indices of the inputs the detector has taken, in order
+
+        def paths():
+            for index, path in mine:
+                in_flight.append(index)
+                yield path
+
+        for result in detector.iter_results(paths(), frame_scores=frame_scores):  # results keep input order
+            part.write(in_flight.popleft(), result)
+            if on_result is not None:
+                on_result(result)
+    barrier(ranks)
+    counts = None
+    if ranks.is_main:
+        counts = _write_merged(out, fmt, model, iter_parts(out, ranks.world_size), frame_scores)
+        remove_parts(out, ranks.world_size)
+    barrier(ranks)
+    return counts if counts is not None else {"rank": ranks.rank}
+
+
+def _write_merged(out, fmt, model, rows, frame_scores):
+    """The merged results in `fmt`, written row by row; returns the summary counts."""
+    import csv
+    import json
+
+    counts = {"files": 0, "scored": 0, "failed": 0, "fake": 0, "real": 0, "no_face": 0}
+    temporary = Path(f"{out}.writing")
+    with open(temporary, "w", encoding="utf-8", newline="") as handle:
+        writer = None
+        if fmt == "json":
+            handle.write('{"model": %s, "results": [' % json.dumps(None if model is None else str(model)))
+        for position, (_, result) in enumerate(rows):
+            _count(counts, result)
+            if fmt == "jsonl":
+                handle.write(json.dumps(result) + "\n")
+            elif fmt == "json":
+                handle.write(("," if position else "") + "\n  " + json.dumps(result))
+            else:
+                if writer is None:
+                    writer = csv.DictWriter(handle, fieldnames=_csv_columns(frame_scores), extrasaction="ignore",
+                                            lineterminator="\n")
+                    writer.writeheader()
+                writer.writerow(_csv_row(result, writer.fieldnames))
+        if fmt == "json":
+            handle.write('\n], "summary": %s}\n' % json.dumps(counts))
+        elif fmt == "csv" and writer is None:
+            handle.write(",".join(_csv_columns(frame_scores)) + "\n")
+    os.replace(temporary, out)
+    return counts
+
+
+def _count(counts, result):
+    counts["files"] += 1
+    if result["error"] is not None:
+        counts["failed"] += 1
+        return
+    counts["scored"] += 1
+    counts[result["label"]] = counts.get(result["label"], 0) + 1
+    counts["no_face"] += result.get("face_found") is False
 
 
 RESULT_COLUMNS = ("path", "kind", "label", "fake_probability", "frames", "frames_scored", "frames_with_faces",
@@ -304,32 +427,43 @@ RESULT_COLUMNS = ("path", "kind", "label", "fake_probability", "frames", "frames
 
 
 def format_results(results, fmt="table", model=None):
-    """Results as text: "table" for people, "json" or "csv" for machines."""
-    if fmt == "json":
-        import json
+    """Results as text: "table" for people, "json", "jsonl" or "csv" for machines."""
+    import json
 
+    if fmt == "json":
         return json.dumps({"model": None if model is None else str(model), "summary": summarize(results),
                            "results": results}, indent=2) + "\n"
+    if fmt == "jsonl":
+        return "".join(json.dumps(result) + "\n" for result in results)
     if fmt == "csv":
         import csv
         import io
-        import json
 
         buffer = io.StringIO()
-        columns = list(RESULT_COLUMNS) + (["frame_scores"] if any("frame_scores" in r for r in results) else [])
+        columns = _csv_columns(any("frame_scores" in r for r in results))
         writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
         writer.writeheader()
         for result in results:
-            row = {key: "" if result.get(key) is None else result.get(key) for key in columns}
-            if result.get("fake_probability") is not None:
-                row["fake_probability"] = f"{result['fake_probability']:.6f}"
-            if result.get("frame_scores") is not None:
-                row["frame_scores"] = json.dumps([None if v is None else round(v, 6) for v in result["frame_scores"]])
-            writer.writerow(row)
+            writer.writerow(_csv_row(result, columns))
         return buffer.getvalue()
     if fmt != "table":
-        raise ValueError(f"format: {fmt!r} is not one of table, json, csv.")
+        raise ValueError(f"format: {fmt!r} is not one of table, json, jsonl, csv.")
     return _table(results)
+
+
+def _csv_columns(frame_scores):
+    return list(RESULT_COLUMNS) + (["frame_scores"] if frame_scores else [])
+
+
+def _csv_row(result, columns):
+    import json
+
+    row = {key: "" if result.get(key) is None else result.get(key) for key in columns}
+    if result.get("fake_probability") is not None:
+        row["fake_probability"] = f"{result['fake_probability']:.6f}"
+    if result.get("frame_scores") is not None:
+        row["frame_scores"] = json.dumps([None if v is None else round(v, 6) for v in result["frame_scores"]])
+    return row
 
 
 def _table(results):

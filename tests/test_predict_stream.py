@@ -1,0 +1,144 @@
+"""predict at scale: results streamed to --out as they are produced, --resume after a kill, lazy input
+listing, and 2-process runs (torchrun) that give the single-process output."""
+
+import csv
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from deepfake_hf.cli import main
+from deepfake_hf.inference import Detector
+from tests.conftest import PROJECT_ROOT, tiny_detector, write_image
+from tests.media_samples import write_bad_inputs, write_video
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stream") / "model"
+    tiny_detector("vit", seed=7, num_frames=3).save_pretrained(folder)
+    return folder
+
+
+def make_inputs(root, images=9):
+    for index in range(images):
+        write_image(root / "stills" / f"{index:02d}.png", size=(40, 40), seed=index)
+    write_video(root / "clips" / "a.mp4", frames=8)
+    write_bad_inputs(root / "bad")
+    return root
+
+
+def read_jsonl(path):
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+SCORES = ("fake_probability", "frame_scores")
+
+
+def same_rows(left, right):
+    """Same files in the same order with the same fields; scores within 1e-6 (batches differ across ranks)."""
+    assert [row["path"] for row in left] == [row["path"] for row in right]
+    for a, b in zip(left, right):
+        assert {k: v for k, v in a.items() if k not in SCORES} == {
+            k: v for k, v in b.items() if k not in SCORES}, a["path"]
+        for key in SCORES:
+            x, y = a.get(key), b.get(key)
+            x, y = (x, y) if isinstance(x, list) or x is None else ([x], [y])
+            assert (x is None) == (y is None), (a["path"], key)
+            if x is not None:
+                assert len(x) == len(y) and all(
+                    (p is None and q is None) or abs(p - q) < 1e-6 for p, q in zip(x, y)), (a["path"], key)
+
+
+def test_streamed_formats_match_the_in_memory_results(model_dir, tmp_path, capsys):
+    inputs = make_inputs(tmp_path / "in")
+    assert main(["predict", str(model_dir), str(inputs), "--faces", "none", "--format", "json"]) == 2
+    expected = json.loads(capsys.readouterr().out)
+    for fmt in ("jsonl", "json", "csv"):
+        out = tmp_path / f"results.{fmt}"
+        assert main(["predict", str(model_dir), str(inputs), "--faces", "none", "--format", fmt, "--out",
+                     str(out)]) == 2
+        err = capsys.readouterr().err
+        assert sum(line.startswith("error: ") for line in err.splitlines()) == expected["summary"]["failed"]
+        if fmt == "jsonl":
+            same_rows(read_jsonl(out), expected["results"])
+        elif fmt == "json":
+            written = json.loads(out.read_text())
+            same_rows(written["results"], expected["results"])
+            assert written["summary"] == expected["summary"]
+        else:
+            rows = list(csv.DictReader(out.open()))
+            assert [row["path"] for row in rows] == [row["path"] for row in expected["results"]]
+        assert not list(tmp_path.glob("results.*.part-*")) and not list(tmp_path.glob("*.writing"))
+
+
+def test_resume_after_a_kill_writes_the_same_file_without_repeating_work(model_dir, tmp_path, monkeypatch):
+    from deepfake_hf.inference import predict
+
+    inputs = make_inputs(tmp_path / "in")
+    clean = tmp_path / "clean.jsonl"
+    predict(str(model_dir), [inputs], faces="none", fmt="jsonl", out=clean)
+
+    prepared = []
+    real_prepare, real_finish = Detector._prepare, Detector._finish
+    finished = []
+
+    def prepare(self, name, *args, **kwargs):
+        prepared.append(name)
+        return real_prepare(self, name, *args, **kwargs)
+
+    def finish_then_die(self, record, frame_scores):
+        if len(finished) == 5:
+            raise KeyboardInterrupt  # killed after five results were written
+        finished.append(record["path"])
+        return real_finish(self, record, frame_scores)
+
+    monkeypatch.setattr(Detector, "_prepare", prepare)
+    monkeypatch.setattr(Detector, "_finish", finish_then_die)
+    out = tmp_path / "resumed.jsonl"
+    with pytest.raises(KeyboardInterrupt):
+        predict(str(model_dir), [inputs], faces="none", fmt="jsonl", out=out)
+    assert not out.exists() and len(read_jsonl(out.with_name(out.name + ".part-00000-of-00001"))) == 5
+    monkeypatch.setattr(Detector, "_finish", real_finish)
+    prepared.clear()
+    _, counts = predict(str(model_dir), [inputs], faces="none", fmt="jsonl", out=out, resume=True)
+    assert not set(prepared) & set(finished)  # the five written results were not scored again
+    same_rows(read_jsonl(out), read_jsonl(clean))
+    assert counts["files"] == len(read_jsonl(clean))
+
+
+def test_inputs_are_consumed_lazily(model_dir, tmp_path):
+    """The Detector pulls files as it goes: a generator of inputs is never drained up front."""
+    files = [write_image(tmp_path / f"{index}.png", size=(40, 40), seed=index) for index in range(40)]
+    taken = []
+
+    def source():
+        for path in files:
+            taken.append(path)
+            yield path
+
+    detector = Detector.from_pretrained(model_dir, batch_size=2, workers=1, progress=False)
+    results = detector.iter_results(source())
+    next(results)
+    assert len(taken) < 10  # a few files ahead of the model, not all 40
+    assert len(list(results)) == 39
+
+
+RUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "deepfake_hf.cli"]
+
+
+@pytest.mark.slow
+def test_two_processes_under_torchrun_give_the_single_process_output(model_dir, tmp_path):
+    inputs = make_inputs(tmp_path / "in", images=13)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    args = ["predict", str(model_dir), str(inputs), "--faces", "none", "--format", "jsonl", "--frame-scores"]
+    single = subprocess.run([sys.executable, "-m", "deepfake_hf.cli", *args, "--out", str(tmp_path / "one.jsonl")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 2, single.stderr[-2000:]  # the bad inputs fail, the rest are scored
+    double = subprocess.run([*RUN, *args, "--out", str(tmp_path / "two.jsonl")], env=env, capture_output=True,
+                            text=True, timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]  # a finished data-parallel run exits 0
+    same_rows(read_jsonl(tmp_path / "two.jsonl"), read_jsonl(tmp_path / "one.jsonl"))
+    assert not list(tmp_path.glob("*.part-*"))
