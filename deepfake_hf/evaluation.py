@@ -199,7 +199,8 @@ def perturb(image, kind, strength, seed=0):
 
 
 # ----------------------------------------------------------------------------------------- scoring
-def score_dataset(scorer, dataset, batch_size=None, perturbation=None, description="scoring", no_face=None):
+def score_dataset(scorer, dataset, batch_size=None, perturbation=None, description="scoring", no_face=None,
+                  ranks=None, parts=None):
     """Output margins of `dataset`'s rows scored the way `predict` scores their files, with a progress bar.
 
     Rows of one file (a video's sampled frames, or one still) go through the scorer's face policy together:
@@ -208,6 +209,10 @@ def score_dataset(scorer, dataset, batch_size=None, perturbation=None, descripti
     which that person was not found) is NaN. `perturbation` ((kind, strength)) degrades each crop the
     model sees. Returns an array aligned with the dataset's rows; `no_face`, a list, receives the path of
     each file in which a face detector found nobody (scored whole, as predict does and says).
+
+    Under torchrun / accelerate (`ranks`, `parts`: the path part files are named after), rank r scores files
+    r, r+N, ... and writes their margins to its part file; every rank then returns the merged margins of all
+    files, which are the single-process margins (files are scored whole, so each is the same computation).
     """
     from tqdm.auto import tqdm
 
@@ -226,11 +231,17 @@ def score_dataset(scorer, dataset, batch_size=None, perturbation=None, descripti
                 if crop is not None:
                     margins[first + frame] = pending.margins[crop]
 
-    for first, stop in tqdm(_file_rows(paths, dataset["group"]), desc=description, unit="file", leave=False):
+    files = _file_rows(paths, dataset["group"])
+    mine = set(range(len(files))) if ranks is None or ranks.world_size == 1 else \
+        set(range(ranks.rank, len(files), ranks.world_size))
+    missing_faces = set()
+    for number, (first, stop) in enumerate(tqdm(files, desc=description, unit="file", leave=False)):
+        if number not in mine:
+            continue
         frames = [image.convert("RGB") for image in dataset[first:stop]["image"]]
         plan = scorer.plan(frames)
-        if plan.faces == 0 and no_face is not None:
-            no_face.append(paths[first])
+        if plan.faces == 0:
+            missing_faces.add(number)
         crops = plan.crops
         if perturbation is not None:
             crops = [perturb(crop, *perturbation, seed=first + frame) for crop, (frame, _) in zip(crops, plan.owners)]
@@ -241,7 +252,33 @@ def score_dataset(scorer, dataset, batch_size=None, perturbation=None, descripti
         settle()
     batcher.flush()
     settle()
+    if len(mine) < len(files):
+        missing_faces = _merge_margins(margins, files, mine, missing_faces, ranks, parts)
+    if no_face is not None:
+        no_face.extend(paths[files[number][0]] for number in sorted(missing_faces))
     return margins
+
+
+def _merge_margins(margins, files, mine, missing_faces, ranks, parts):
+    """Exchange the ranks' margins through part files (written, then read by every rank); fills `margins`."""
+    from .distributed import PartWriter, barrier, iter_parts, remove_parts
+
+    with PartWriter(parts, ranks) as part:
+        for number in sorted(mine):
+            first, stop = files[number]
+            part.write(number, {"margins": [None if np.isnan(m) else float(m) for m in margins[first:stop]],
+                                "no_face": number in missing_faces})
+    barrier(ranks)
+    merged = set()
+    for number, row in iter_parts(parts, ranks.world_size):
+        first, stop = files[number]
+        margins[first:stop] = [np.nan if m is None else m for m in row["margins"]]
+        if row["no_face"]:
+            merged.add(number)
+    barrier(ranks)  # every rank has read every part
+    if ranks.is_main:
+        remove_parts(parts, ranks.world_size)
+    return merged
 
 
 def _file_rows(paths, groups):
@@ -321,8 +358,14 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
     `label_map` ({folder or label name: "real"/"fake"}) is passed to `data.load_source` for every test set.
     Returns the metrics dict (also in metrics.json).
     """
+    from .distributed import barrier, current_ranks
+
+    ranks = current_ranks()
     out_dir = Path(out_dir)
-    prepare_output_dir(out_dir, overwrite)
+    if ranks.is_main:
+        prepare_output_dir(out_dir, overwrite)
+    elif out_dir.is_dir() and any(p for p in out_dir.iterdir() if ".part-" not in p.name) and not overwrite:
+        raise FileExistsError(f"{out_dir}: exists and is not empty (pass --overwrite to replace it)")
     test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
     scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregate=aggregation)
     aggregation = scorer.aggregate
@@ -332,13 +375,19 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
         else list(perturbations)
 
     datasets_by_name, errors = {}, {}
-    for name, spec in test_sets.items():  # a broken source is reported; the other test sets still run
-        try:
-            # Whole frames, sampled as predict samples them: the scorer's face policy runs on them below.
-            datasets_by_name[name] = load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir,
-                                                   label_map=label_map)
-        except DataSourceError as error:
-            errors[name] = str(error)
+    for turn in ("main", "others") if ranks.world_size > 1 else ("all",):
+        # Data-parallel: rank 0 decodes into the cache first, the other ranks then memory-map it.
+        if turn != "all":
+            barrier(ranks)
+        if turn == "main" and not ranks.is_main or turn == "others" and ranks.is_main:
+            continue
+        for name, spec in test_sets.items():  # a broken source is reported; the other test sets still run
+            try:
+                # Whole frames, sampled as predict samples them: the scorer's face policy runs on them below.
+                datasets_by_name[name] = load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir,
+                                                       label_map=label_map)
+            except DataSourceError as error:
+                errors[name] = str(error)
     if not datasets_by_name:
         raise EvaluationError("; ".join(errors.values()))
     result = {"model": str(model_path), "threshold": scorer.threshold, "calibration_temperature": scorer.temperature,
@@ -350,9 +399,11 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
         result["calibration"] = json.loads(calibration_record.read_text())
     rows, curves = [], {}
     robustness = {}
-    for name, dataset in datasets_by_name.items():
+    for set_number, (name, dataset) in enumerate(datasets_by_name.items()):
         no_face = []
-        margins = score_dataset(scorer, dataset, batch_size, description=name, no_face=no_face)
+        parts = out_dir / f".scores-{set_number}"
+        margins = score_dataset(scorer, dataset, batch_size, description=name, no_face=no_face, ranks=ranks,
+                                parts=parts)
         columns, scores = _scored_rows(dataset, margins, scorer)
         try:
             result["test_sets"][name] = test_set_metrics(
@@ -369,16 +420,19 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
         if perturbations:
             robustness[name] = {"clean": _robustness_entry(columns, scores, scorer.threshold, aggregation,
                                                            aggregation_options)}
-            for perturbation in perturbations:
+            for perturbation_number, perturbation in enumerate(perturbations):
                 key = perturbation_name(*perturbation)
                 # Perturbed scores may make another person the most suspicious one: its rows count then.
-                perturbed = score_dataset(scorer, dataset, batch_size, perturbation, description=f"{name} {key}")
+                perturbed = score_dataset(scorer, dataset, batch_size, perturbation, description=f"{name} {key}",
+                                          ranks=ranks, parts=out_dir / f".scores-{set_number}-{perturbation_number}")
                 robustness[name][key] = _robustness_entry(*_scored_rows(dataset, perturbed, scorer), scorer.threshold,
                                                           aggregation, aggregation_options)
     if not result["test_sets"]:
         raise EvaluationError("; ".join(result["errors"].values()))
     if robustness:
         result["robustness"] = robustness
+    if not ranks.is_main:  # rank 0 writes the outputs; every rank returns the same metrics
+        return result
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "predictions.csv", "w", newline="") as handle:

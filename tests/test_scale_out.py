@@ -1,5 +1,5 @@
-"""predict at scale: results streamed to --out as they are produced, --resume after a kill, lazy input
-listing, and 2-process runs (torchrun) that give the single-process output."""
+"""Scale-out: predict streams results to --out as they are produced, resumes after a kill and lists inputs lazily;
+2-process runs (torchrun) of predict and evaluate give the single-process output."""
 
 import csv
 import json
@@ -142,3 +142,43 @@ def test_two_processes_under_torchrun_give_the_single_process_output(model_dir, 
     assert double.returncode == 0, double.stderr[-3000:]  # a finished data-parallel run exits 0
     same_rows(read_jsonl(tmp_path / "two.jsonl"), read_jsonl(tmp_path / "one.jsonl"))
     assert not list(tmp_path.glob("*.part-*"))
+
+
+def close(a, b, path="metrics"):
+    """Equal JSON values, floats within 1e-6."""
+    if isinstance(a, dict):
+        assert a.keys() == b.keys(), path
+        for key in a:
+            close(a[key], b[key], f"{path}.{key}")
+    elif isinstance(a, list):
+        assert len(a) == len(b), path
+        for index, (x, y) in enumerate(zip(a, b)):
+            close(x, y, f"{path}[{index}]")
+    elif isinstance(a, float) and isinstance(b, float):
+        assert abs(a - b) < 1e-6 or (a != a and b != b), (path, a, b)
+    else:
+        assert a == b, (path, a, b)
+
+
+@pytest.mark.slow
+def test_evaluate_under_torchrun_gives_the_single_process_files(model_dir, tmp_path):
+    for label in ("real", "fake"):
+        for index in range(7):
+            write_image(tmp_path / "data" / label / f"{index}.png", size=(40, 40), seed=index + 50 * (label == "fake"))
+        write_video(tmp_path / "data" / label / f"clip_{label}.mp4", frames=8)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1",
+           "DEEPFAKE_HF_CACHE": str(tmp_path / "cache")}
+    args = ["evaluate", str(model_dir), str(tmp_path / "data"), "--faces", "none", "--bootstrap", "50", "--no-plots",
+            "--perturb", "jpeg:50"]
+    single = subprocess.run([sys.executable, "-m", "deepfake_hf.cli", *args, "--out", str(tmp_path / "one")],
+                            env=env, capture_output=True, text=True, timeout=300)
+    assert single.returncode == 0, single.stderr[-2000:]
+    double = subprocess.run([*RUN, *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert double.returncode == 0, double.stderr[-3000:]
+    one, two = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("one", "two"))
+    close(one, two)
+    rows = [list(csv.reader(open(tmp_path / run / "predictions.csv"))) for run in ("one", "two")]
+    assert [row[:7] for row in rows[0]] == [row[:7] for row in rows[1]]
+    assert all(abs(float(a[7]) - float(b[7])) < 1e-6 for a, b in zip(rows[0][1:], rows[1][1:]))
+    assert sorted(p.name for p in (tmp_path / "two").iterdir()) == sorted(p.name for p in (tmp_path / "one").iterdir())
