@@ -10,6 +10,7 @@ reason below; a new README command that is neither fails this test.
 
 import json
 import re
+import shutil
 import shlex
 
 import pytest
@@ -28,6 +29,13 @@ SKIPPED = {
     "hf auth login": "interactive login to the real Hub; here HF_TOKEN talks to a local fake Hub",
     "torchrun --nproc_per_node 2 $(which deepfake-hf) train clip-l14-ln --out runs/clip-ln":
         "two processes; tests/test_distributed.py runs train under torchrun",
+    "torchrun --nproc_per_node 8 $(which deepfake-hf) preprocess ffpp/ --out ffpp-crops --frames 32":
+        "eight processes; tests/test_preprocess.py runs preprocess under torchrun with 2",
+    "accelerate launch --multi_gpu --num_processes 8 $(which deepfake-hf) predict my-detector videos/ --format jsonl --out "
+    "scores.jsonl": "eight processes; tests/test_scale_out.py runs predict under torchrun with 2 (accelerate "
+                    "launch --multi_gpu --num_processes 2 on CPU was checked by hand: the same 2 gloo ranks)",
+    "torchrun --nproc_per_node 8 $(which deepfake-hf) evaluate MODEL ffpp-crops/manifest.csv --out eval-ffpp/":
+        "eight processes; tests/test_scale_out.py runs evaluate under torchrun with 2",
 }
 # Extra arguments that keep a long README command short here (the command's own arguments are kept as written).
 SHORTER = {
@@ -99,6 +107,7 @@ def build_world(root):
                 face = astronaut.crop((100 + shift, 0 + shift, 340 + shift, 240 + shift)).resize((160, 160))
                 (root / folder / label).mkdir(parents=True, exist_ok=True)
                 face.save(root / folder / label / f"{index}.png")
+    shutil.copytree(root / "ffpp_test", root / "ffpp")  # face photos for `preprocess ffpp/`
     # DeepfakeBench JSONs: frame folders of a few videos per class
     for name, splits in (("ff++/train.json", ("train",)), ("cdf.json", ("test",))):
         base = (root / name).parent
@@ -182,4 +191,5 @@ def test_readme_runs_as_written(world, fake_hub, capsys):
     assert "model.safetensors" in fake_hub.files("your-name/deepfake-detector")
     assert "app.py" in fake_hub.files("your-name/deepfake-demo", repo_type="space")
     assert (world / "results.json").is_file() and (world / "gend-detector" / "config.json").is_file()
+    assert (world / "ffpp-crops" / "manifest.csv").is_file() and (world / "scores.jsonl").is_file()
     assert len(ran) >= 15, ran
