@@ -13,6 +13,8 @@ import re
 import struct
 from pathlib import Path
 
+from .configuration_deepfake import DEFAULT_NUM_FRAMES, DEFAULT_THRESHOLD
+
 MODEL_CARD_DIRNAME = "model_cards"
 TEMPLATE_NAME = "template.md"
 
@@ -297,7 +299,7 @@ def _counts(values):
 def calibration_section(config, metrics):
     lines = []
     if config.get("model_type") == "deepfake_detector":
-        threshold = config.get("threshold", 0.5)
+        threshold = config.get("threshold", DEFAULT_THRESHOLD)
         temperature = config.get("calibration_temperature", 1.0)
         lines.append(
             f"The label is `fake` when the calibrated fake probability is at least the threshold "
@@ -305,7 +307,7 @@ def calibration_section(config, metrics):
             "first. The `fake` score that `pipeline` returns is re-centred so that 0.5 is the threshold."
         )
         lines.append(
-            f"Videos: {config.get('num_frames', 32)} frames sampled uniformly, aggregated with "
+            f"Videos: {config.get('num_frames', DEFAULT_NUM_FRAMES)} frames sampled uniformly, aggregated with "
             f"`{config.get('video_aggregation', 'mean')}`."
         )
     else:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .configuration_deepfake import DEFAULT_THRESHOLD
 from .errors import DeepfakeHFError, one_line
 from .scoring import Scorer
 
@@ -222,7 +223,7 @@ class ProbeScorer(Scorer):
         self.encoders = [load_encoder(spec, self.device) for spec in self.backbones]
         self.model = self.image_processor = None  # no single transformers model
         # The probe's scores are probabilities as they are: threshold 0.5, temperature 1, no centring.
-        self.fake_index, self.threshold, self.temperature, self.centre = 1, 0.5, 1.0, 0.0
+        self.fake_index, self.threshold, self.temperature, self.centre = 1, DEFAULT_THRESHOLD, 1.0, 0.0
         self.set_policy(None, **policy)
 
     def preprocess(self, images):
@@ -282,7 +283,7 @@ def probe_to_detector(backbone, pipeline, out_dir):
         model.classifier.bias.zero_()
         model.classifier.weight[1] = torch.as_tensor(weight, dtype=model.classifier.weight.dtype)
         model.classifier.bias[1] = bias
-    model.config.threshold = 0.5
+    model.config.threshold = DEFAULT_THRESHOLD
     model.config.calibration_temperature = 1.0
     model.image_processor = processor
     model.requires_grad_(True)
