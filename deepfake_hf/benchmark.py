@@ -505,6 +505,87 @@ def run_video_benchmark(json_path, model="vit-b16", videos=(), num_frames=32, ba
     return results
 
 
+# ------------------------------------------------------------------------------------------------ threads
+THREAD_MODES = {
+    # name: (child mode, extra environment)
+    "default": ("default", {}),
+    "configured": ("configured", {}),
+    # two ranks of one job (torchrun / accelerate launch set LOCAL_WORLD_SIZE): one core's budget each
+    "configured-2-ranks": ("configured", {"LOCAL_WORLD_SIZE": "2"}),
+}
+
+
+def _clean_thread_environment():
+    """This environment without thread settings, so "default" children get torch's defaults."""
+    from .threads import THREAD_VARIABLES
+
+    drop = {*THREAD_VARIABLES, "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "LOCAL_WORLD_SIZE"}
+    return {key: value for key, value in os.environ.items() if key not in drop}
+
+
+def run_concurrent(mode, copies, steps, delay=10.0):
+    """Start `copies` forward-loop children at once (their loops begin together); their JSON results."""
+    child_mode, extra = THREAD_MODES[mode]
+    env = {**_clean_thread_environment(), **extra, "TRANSFORMERS_VERBOSITY": "error"}
+    start_at = time.time() + delay  # time to import torch and warm up before the loops start together
+    processes = [subprocess.Popen([sys.executable, "-m", "deepfake_hf.benchmark_child", "forward-loop", child_mode,
+                                   repr(start_at), str(steps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env) for _ in range(copies)]
+    results = []
+    for process in processes:
+        out, err = process.communicate()
+        if process.returncode:
+            lines = err.strip().splitlines()
+            raise BenchmarkChildError(f"benchmark_child forward-loop {child_mode}: "
+                                      + (lines[-1] if lines else f"exit code {process.returncode}"))
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def run_threads_benchmark(json_path, modes=tuple(THREAD_MODES), steps=30, rounds=3, delay=10.0):
+    """Concurrent-run slowdown: a predict-like forward loop alone vs two copies at once, per thread mode.
+
+    Modes run interleaved round by round; times are medians over rounds (a pair counts its slower copy).
+    """
+    load_before = os.getloadavg()
+    times = {mode: {"solo": [], "pair": []} for mode in modes}
+    details = {mode: None for mode in modes}
+    with progress(rounds * len(modes) * 2, "threads") as bar:
+        for round_index in range(rounds):
+            for mode in modes:
+                for kind, copies in (("solo", 1), ("pair", 2)):
+                    if kind == "solo" and mode == "configured-2-ranks":
+                        bar.update()
+                        continue  # one rank alone is not this mode's situation
+                    bar.set_description(f"threads: round {round_index + 1}/{rounds} {mode} {kind}")
+                    results = run_concurrent(mode, copies, steps, delay)
+                    times[mode][kind].append(max(result["seconds"] for result in results))
+                    details[mode] = {key: results[0][key] for key in ("threads", "wait_policy", "configured")}
+                    bar.update()
+    summary = {}
+    default_solo = statistics.median(times["default"]["solo"]) if times.get("default", {}).get("solo") else None
+    for mode in modes:
+        solo = statistics.median(times[mode]["solo"]) if times[mode]["solo"] else None
+        pair = statistics.median(times[mode]["pair"])
+        summary[mode] = {**details[mode], "solo_s": solo, "pair_s": pair,
+                         "pair_vs_own_solo": pair / solo if solo else None,
+                         "pair_vs_default_solo": pair / default_solo if default_solo else None}
+    results = {"benchmark": "threads", "machine": machine_description(), "command": " ".join(sys.argv),
+               "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
+               "workload": f"{steps} forwards, batch 4 at 224 px, of a random ViT (4 layers, width 256) per process",
+               "rounds": rounds, "times_s": times, "summary": summary,
+               "target": "two concurrent runs each take <= ~2.5x their solo time",
+               "note": "a pair's time is its slower copy's loop time; both loops start at the same wall-clock time "
+                       "after imports and warm-up; 'default' is torch's own thread settings, 'configured' calls "
+                       "threads.configure_threads() before importing torch; 'configured-2-ranks' adds "
+                       "LOCAL_WORLD_SIZE=2 as torchrun sets it (compare with the default solo time)"}
+    for mode, row in summary.items():
+        print(f"{mode:20s} threads {row['threads']} solo {row['solo_s'] or float('nan'):6.2f} s, pair "
+              f"{row['pair_s']:6.2f} s -> x{row['pair_vs_default_solo'] or float('nan'):.2f} of the default solo")
+    _write(json_path, results)
+    return results
+
+
 HEAVY = ("torch", "transformers", "gradio", "av", "dlib", "matplotlib", "sklearn", "datasets", "peft")
 
 STARTUP_COMMANDS = {
