@@ -8,7 +8,11 @@ Face modes "none", "dlib-per-frame" (detect on every frame: before faces.detect_
 
 import argparse
 
-from deepfake_hf.benchmark import run_video_benchmark
+from deepfake_hf.threads import configure_threads
+
+configure_threads()  # as deepfake-hf's commands do; before torch is imported (the JSON records the settings)
+
+from deepfake_hf.benchmark import run_video_benchmark  # noqa: E402
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

@@ -25,6 +25,7 @@ import sys
 
 # Thread-count variables of the OpenMP / BLAS runtimes torch and numpy may load (set for child processes too).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+_SET_HERE = {}  # the environment values configure_threads set, so a later call may update them
 
 
 def available_cpus():
@@ -51,9 +52,12 @@ def thread_budget(ranks=None):
 
 
 def explicit_threads():
-    """The user's OMP_NUM_THREADS as a positive int, or None when unset or not a number."""
+    """The user's OMP_NUM_THREADS as a positive int, or None when unset, not a number, or set by configure_threads."""
+    text = os.environ.get("OMP_NUM_THREADS", "")
+    if text == _SET_HERE.get("OMP_NUM_THREADS"):
+        return None
     try:
-        value = int(os.environ.get("OMP_NUM_THREADS", ""))
+        value = int(text)
     except ValueError:
         return None
     return value if value >= 1 else None
@@ -76,10 +80,6 @@ def configure_threads(ranks=None, wait_policy="PASSIVE"):
     budget = max(1, cpus // world)
     explicit = explicit_threads()
     threads, source = (explicit, "OMP_NUM_THREADS") if explicit else (budget, "budget")
-    for name in THREAD_VARIABLES:
-        os.environ.setdefault(name, str(threads))
-    if wait_policy:
-        os.environ.setdefault("OMP_WAIT_POLICY", wait_policy)
     torch = sys.modules.get("torch")
     if torch is not None and hasattr(torch, "get_num_threads"):
         current = torch.get_num_threads()
@@ -87,6 +87,13 @@ def configure_threads(ranks=None, wait_policy="PASSIVE"):
             threads, source = current, "torch"  # someone chose fewer threads already: keep them
         elif current > threads:
             torch.set_num_threads(threads)
+    settings = {name: str(threads) for name in THREAD_VARIABLES}
+    if wait_policy:
+        settings["OMP_WAIT_POLICY"] = wait_policy
+    for name, value in settings.items():
+        # the user's own value stays; one this function set on an earlier call is updated
+        if name not in os.environ or os.environ[name] == _SET_HERE.get(name):
+            os.environ[name] = _SET_HERE[name] = value
     return {"threads": threads, "decode_workers": max(1, min(2, threads)), "cpus": cpus, "local_world_size": world,
             "source": source, "wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
