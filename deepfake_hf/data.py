@@ -491,7 +491,7 @@ def _decode_entry(entry, num_frames, cropper, counts):
         frames = [(entry.frame, open_image(entry.path))]
     rows = []
     # the frames of a video as one video: faces.detect_video follows a face instead of searching every frame
-    detections = iter(detect_video(cropper.detector, [image for _, image in frames])) if cropper else None
+    detections = iter(detect_video(cropper.detector, [image for _, image in frames])) if cropper is not None else None
     for index, image in frames:
         if cropper is not None:
             face = cropper(image, next(detections))
