@@ -149,7 +149,8 @@ class DlibFaceDetector:
     # ------------------------------------------------------------------------------------------ internals
     def _scaled(self, image):
         """(full-resolution RGB array, the copy to detect on, its scale factor)."""
-        image = image.convert("RGB")
+        if image.mode != "RGB":  # decoded video frames already are: no copy
+            image = image.convert("RGB")
         rgb = np.asarray(image)
         factor = min(1.0, self.detect_size / max(rgb.shape[:2])) if self.detect_size else 1.0
         if factor >= 1.0:
