@@ -1,5 +1,7 @@
-"""Benchmarks: inference (is anything but the model costing time?), training (LN-tuning vs full vs LoRA)
-and start-up. `deepfake-hf bench {inference,training,startup} --json OUT` and benchmarks/*.py run them.
+"""Benchmarks: inference (is anything but the model costing time?), training (LN-tuning vs full vs LoRA),
+video (decode + faces + model vs the model alone), threads (concurrent runs) and start-up.
+`deepfake-hf bench {inference,training,video,startup} --json OUT` and benchmarks/*.py run them
+(benchmarks/bench_threads.py for threads).
 
 Inference: the same random weights are measured in one run, modes interleaved round by round so
 machine noise hits all of them alike:
