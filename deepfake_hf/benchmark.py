@@ -1,5 +1,7 @@
-"""Benchmarks: inference (is anything but the model costing time?), training (LN-tuning vs full vs LoRA)
-and start-up. `deepfake-hf bench {inference,training,startup} --json OUT` and benchmarks/*.py run them.
+"""Benchmarks: inference (is anything but the model costing time?), training (LN-tuning vs full vs LoRA),
+video (decode + faces + model vs the model alone), threads (concurrent runs) and start-up.
+`deepfake-hf bench {inference,training,video,startup} --json OUT` and benchmarks/*.py run them
+(benchmarks/bench_threads.py for threads).
 
 Inference: the same random weights are measured in one run, modes interleaved round by round so
 machine noise hits all of them alike:
@@ -23,6 +25,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -53,6 +56,8 @@ def machine_description():
         "processor": platform.processor() or platform.machine(),
         "cpu_count": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
+        "thread_environment": {name: os.environ.get(name) for name in ("OMP_NUM_THREADS", "OMP_WAIT_POLICY",
+                                                                       "LOCAL_WORLD_SIZE")},
         "torch": torch.__version__,
         "python": platform.python_version(),
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
@@ -369,76 +374,235 @@ def write_face_video(path, seconds=10, size=(1280, 720), fps=25):
     return str(path)
 
 
-def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=("none", "dlib")):
-    """End-to-end `Detector` time per video vs the model alone on as many inputs; plus the split."""
+# Face modes of the video benchmark. "dlib-per-frame" is `detect` on every frame (what the Detector did
+# before `faces.detect_video`); "dlib" is the video-aware detection (key frames + windows around the faces).
+VIDEO_FACE_MODES = ("none", "dlib-per-frame", "dlib")
+
+
+class _VideoFaces:
+    """Stands in for the Detector's face detector so that its per-frame `detect(frame)` calls are answered by
+    `faces.detect_video` over the video's frames (set per worker thread by `_VideoAwareDetector._crops`).
+
+    Only for the benchmark, until inference.Detector._crops calls `faces.detect_video` itself."""
+
+    def __init__(self, detector):
+        self.detector, self.name, self.local = detector, detector.name, threading.local()
+
+    def detect(self, frame):
+        return next(self.local.faces)
+
+
+def _video_detector(model_dir, face_mode, num_frames, batch_size):
+    from .faces import detect_video, get_face_detector
+    from .inference import Detector
+
+    class _VideoAwareDetector(Detector):
+        def _crops(self, frames, cancel=None):
+            if isinstance(self.face_detector, _VideoFaces):
+                self.face_detector.local.faces = iter(detect_video(self.face_detector.detector, frames))
+            return super()._crops(frames, cancel)
+
+    if face_mode == "none":
+        return Detector.from_pretrained(model_dir, faces="none", num_frames=num_frames, batch_size=batch_size,
+                                        progress=False)
+    faces = get_face_detector("dlib")
+    if face_mode == "dlib-per-frame":
+        return Detector.from_pretrained(model_dir, faces=faces, num_frames=num_frames, batch_size=batch_size,
+                                        progress=False)
+    return _VideoAwareDetector.from_pretrained(model_dir, faces=_VideoFaces(faces), num_frames=num_frames,
+                                               batch_size=batch_size, progress=False)
+
+
+def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VIDEO_FACE_MODES, rounds=1):
+    """End-to-end `Detector` time per video vs the model alone on as many inputs; plus the split.
+
+    Face modes are interleaved per video (and rounds repeat that), so load on the machine hits them alike;
+    times are medians over rounds.
+    """
     import torch
 
-    from .faces import get_face_detector
-    from .inference import Detector
+    from .faces import detect_video, get_face_detector
     from .media import read_video_frames
 
-    rows = []
-    bar = progress(len(face_modes) * len(videos), "video")
-    for face_mode in face_modes:
-        detector = Detector.from_pretrained(model_dir, faces=face_mode, num_frames=num_frames, batch_size=batch_size,
-                                            progress=False)
+    detectors = {mode: _video_detector(model_dir, mode, num_frames, batch_size) for mode in face_modes}
+    for detector in detectors.values():
         detector([videos[0]])  # warm-up
-        size = detector.model.config.image_size
+    face_detector = get_face_detector("dlib") if any(mode != "none" for mode in face_modes) else None
+    times = {}
+    bar = progress(rounds * len(face_modes) * len(videos), "video")
+    for round_index in range(rounds):
         for video in videos:
-            bar.set_description(f"video: faces={face_mode} {Path(video).name}")
-            bar.update()
-            start = time.perf_counter()
-            result = detector([video])[0]
-            end_to_end = time.perf_counter() - start
-            if result["error"]:
-                rows.append({"video": video, "faces": face_mode, "error": result["error"]})
-                continue
-            inputs = torch.randn(result["frames"], 3, size, size)
-            start = time.perf_counter()
-            with torch.inference_mode():
-                for first in range(0, len(inputs), batch_size):
-                    detector.model(pixel_values=inputs[first:first + batch_size])
-            model_only = time.perf_counter() - start
-            start = time.perf_counter()
-            frames = read_video_frames(video, num_frames)
-            decode = time.perf_counter() - start
-            detect = None
-            if face_mode != "none":
-                face_detector = get_face_detector(face_mode)
+            for face_mode, detector in detectors.items():
+                bar.set_description(f"video: round {round_index + 1}/{rounds} faces={face_mode} {Path(video).name}")
+                bar.update()
+                start, cpu = time.perf_counter(), time.process_time()
+                result = detector([video])[0]
+                end_to_end, end_to_end_cpu = time.perf_counter() - start, time.process_time() - cpu
+                if result["error"]:
+                    times[video, face_mode] = {"error": result["error"]}
+                    continue
+                size = detector.model.config.image_size
+                inputs = torch.randn(result["frames"], 3, size, size)
+                start, cpu = time.perf_counter(), time.process_time()
+                with torch.inference_mode():
+                    for first in range(0, len(inputs), batch_size):
+                        detector.model(pixel_values=inputs[first:first + batch_size])
+                model_only, model_only_cpu = time.perf_counter() - start, time.process_time() - cpu
                 start = time.perf_counter()
-                for frame in frames:
-                    face_detector.detect(frame)
-                detect = time.perf_counter() - start
-            rows.append({
-                "video": Path(video).name, "faces": face_mode, "frames": result["frames"],
-                "people": result["faces"], "resolution": f"{frames[0].width}x{frames[0].height}",
-                "end_to_end_s": end_to_end, "model_only_s": model_only,
-                "throughput_vs_model_only": model_only / end_to_end,
-                "decode_alone_s": decode, "face_detection_alone_s": detect,
-            })
-            bar.write(f"{rows[-1]['video']:>22s} faces={face_mode:5s} end-to-end {end_to_end:6.2f} s, "
-                  f"model only {model_only:6.2f} s -> x{model_only / end_to_end:.2f} "
-                  f"(decode {decode:.2f} s" + (f", detect {detect:.2f} s)" if detect is not None else ")"))
+                frames = read_video_frames(video, num_frames)
+                decode = time.perf_counter() - start
+                detect = None
+                if face_mode != "none":
+                    start = time.perf_counter()
+                    if face_mode == "dlib":
+                        list(detect_video(face_detector, frames))
+                    else:
+                        [face_detector.detect(frame) for frame in frames]
+                    detect = time.perf_counter() - start
+                row = times.setdefault((video, face_mode), {
+                    "video": Path(video).name, "faces": face_mode, "frames": result["frames"],
+                    "people": result["faces"], "frames_with_faces": result["frames_with_faces"],
+                    "resolution": f"{frames[0].width}x{frames[0].height}", "ratio_per_round": [],
+                    "cpu_ratio_per_round": [], "end_to_end_s": [], "model_only_s": [], "decode_alone_s": [],
+                    "face_detection_alone_s": [], "end_to_end_cpu_s": [], "model_only_cpu_s": []})
+                if "error" in row:
+                    continue
+                row["ratio_per_round"].append(model_only / end_to_end)
+                row["cpu_ratio_per_round"].append(model_only_cpu / end_to_end_cpu)
+                for key, value in (("end_to_end_s", end_to_end), ("model_only_s", model_only),
+                                   ("decode_alone_s", decode), ("face_detection_alone_s", detect),
+                                   ("end_to_end_cpu_s", end_to_end_cpu), ("model_only_cpu_s", model_only_cpu)):
+                    row[key].append(value)
+                bar.write(f"{row['video']:>22s} faces={face_mode:14s} end-to-end {end_to_end:6.2f} s, "
+                          f"model only {model_only:6.2f} s -> x{model_only / end_to_end:.2f} (decode {decode:.2f} s"
+                          + (f", detect {detect:.2f} s)" if detect is not None else ")"))
     bar.close()
+    rows = []
+    for row in times.values():
+        if "error" not in row:
+            for key in ("end_to_end_s", "model_only_s", "decode_alone_s", "face_detection_alone_s",
+                        "end_to_end_cpu_s", "model_only_cpu_s"):
+                values = [value for value in row[key] if value is not None]
+                row[key] = statistics.median(values) if values else None
+            # the ratio of each round (end to end and model alone measured back to back), median over rounds
+            row["throughput_vs_model_only"] = statistics.median(row["ratio_per_round"])
+            row["cpu_time_throughput_vs_model_only"] = statistics.median(row["cpu_ratio_per_round"])
+        rows.append(row)
     return rows
 
 
-def run_video_benchmark(json_path, model="vit-b16", videos=(), num_frames=32, batch_size=8, generated=True):
-    """Generated 10 s 720p clip (plus any `videos`, e.g. the shared FF++ clips) with faces none and dlib."""
+def run_video_benchmark(json_path, model="vit-b16", videos=(), num_frames=32, batch_size=8, generated=True,
+                        face_modes=VIDEO_FACE_MODES, rounds=1):
+    """Generated 10 s 720p clip (plus any `videos`, e.g. the shared FF++ clips) with each face mode."""
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory() as tmp:
         custom, _ = build_models(model, tmp)
         clips = [write_face_video(Path(tmp) / "generated_720p_10s.mp4")] if generated else []
-        rows = measure_video(custom, [*clips, *map(str, videos)], num_frames, batch_size)
+        rows = measure_video(custom, [*clips, *map(str, videos)], num_frames, batch_size, face_modes, rounds)
     summary = {}
-    for face_mode in {row["faces"] for row in rows}:
-        ratios = [row["throughput_vs_model_only"] for row in rows if row["faces"] == face_mode and "error" not in row]
+    for face_mode in face_modes:
+        ok = [row for row in rows if row["faces"] == face_mode and "error" not in row]
+        ratios = [row["throughput_vs_model_only"] for row in ok]
+        cpu_ratios = [row["cpu_time_throughput_vs_model_only"] for row in ok]
         summary[face_mode] = {"median_throughput_vs_model_only": statistics.median(ratios) if ratios else None,
-                              "min": min(ratios) if ratios else None}
+                              "min": min(ratios) if ratios else None,
+                              "by_video": {row["video"]: round(row["throughput_vs_model_only"], 3) for row in ok},
+                              "cpu_time_median_throughput_vs_model_only":
+                                  statistics.median(cpu_ratios) if cpu_ratios else None,
+                              "cpu_time_min": min(cpu_ratios) if cpu_ratios else None,
+                              "cpu_time_by_video": {row["video"]: round(row["cpu_time_throughput_vs_model_only"], 3)
+                                                    for row in ok}}
     results = {"benchmark": "video", "machine": machine_description(), "command": " ".join(sys.argv),
-               "model": model, "num_frames": num_frames, "batch_size": batch_size, "videos": rows,
-               "summary": summary,
+               "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
+               "model": model, "num_frames": num_frames, "batch_size": batch_size, "rounds": rounds,
+               "videos": rows, "summary": summary,
                "targets": {"faces none": ">= 0.8x model-only", "faces dlib (720p)": ">= 0.6x model-only"},
-               "note": "model-only runs the same number of inputs as the detector scored (one per frame)"}
+               "note": "model-only runs the same number of inputs as the detector scored (one per frame); "
+                       "faces 'dlib-per-frame' is detect() on every frame (before), 'dlib' is faces.detect_video "
+                       "(after); the modes run interleaved per video in the same process. cpu_time ratios use the "
+                       "process's CPU time (all threads) instead of wall time: steadier on a shared machine, blind "
+                       "to overlap between decode/faces and the model"}
+    _write(json_path, results)
+    return results
+
+
+# ------------------------------------------------------------------------------------------------ threads
+THREAD_MODES = {
+    # name: (child mode, extra environment)
+    "default": ("default", {}),
+    "configured": ("configured", {}),
+    # two ranks of one job (torchrun / accelerate launch set LOCAL_WORLD_SIZE): one core's budget each
+    "configured-2-ranks": ("configured", {"LOCAL_WORLD_SIZE": "2"}),
+}
+
+
+def _clean_thread_environment():
+    """This environment without thread settings, so "default" children get torch's defaults."""
+    from .threads import THREAD_VARIABLES
+
+    drop = {*THREAD_VARIABLES, "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "LOCAL_WORLD_SIZE"}
+    return {key: value for key, value in os.environ.items() if key not in drop}
+
+
+def run_concurrent(mode, copies, steps, delay=10.0):
+    """Start `copies` forward-loop children at once (their loops begin together); their JSON results."""
+    child_mode, extra = THREAD_MODES[mode]
+    env = {**_clean_thread_environment(), **extra, "TRANSFORMERS_VERBOSITY": "error"}
+    start_at = time.time() + delay  # time to import torch and warm up before the loops start together
+    processes = [subprocess.Popen([sys.executable, "-m", "deepfake_hf.benchmark_child", "forward-loop", child_mode,
+                                   repr(start_at), str(steps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True, env=env) for _ in range(copies)]
+    results = []
+    for process in processes:
+        out, err = process.communicate()
+        if process.returncode:
+            lines = err.strip().splitlines()
+            raise BenchmarkChildError(f"benchmark_child forward-loop {child_mode}: "
+                                      + (lines[-1] if lines else f"exit code {process.returncode}"))
+        results.append(json.loads(out.strip().splitlines()[-1]))
+    return results
+
+
+def run_threads_benchmark(json_path, modes=tuple(THREAD_MODES), steps=30, rounds=3, delay=10.0):
+    """Concurrent-run slowdown: a predict-like forward loop alone vs two copies at once, per thread mode.
+
+    Modes run interleaved round by round; times are medians over rounds (a pair counts its slower copy).
+    """
+    load_before = os.getloadavg()
+    times = {mode: {"solo": [], "pair": []} for mode in modes}
+    details = {mode: None for mode in modes}
+    with progress(rounds * len(modes) * 2, "threads") as bar:
+        for round_index in range(rounds):
+            for mode in modes:
+                for kind, copies in (("solo", 1), ("pair", 2)):
+                    if kind == "solo" and mode == "configured-2-ranks":
+                        bar.update()
+                        continue  # one rank alone is not this mode's situation
+                    bar.set_description(f"threads: round {round_index + 1}/{rounds} {mode} {kind}")
+                    results = run_concurrent(mode, copies, steps, delay)
+                    times[mode][kind].append(max(result["seconds"] for result in results))
+                    details[mode] = {key: results[0][key] for key in ("threads", "wait_policy", "configured")}
+                    bar.update()
+    summary = {}
+    default_solo = statistics.median(times["default"]["solo"]) if times.get("default", {}).get("solo") else None
+    for mode in modes:
+        solo = statistics.median(times[mode]["solo"]) if times[mode]["solo"] else None
+        pair = statistics.median(times[mode]["pair"])
+        summary[mode] = {**details[mode], "solo_s": solo, "pair_s": pair,
+                         "pair_vs_own_solo": pair / solo if solo else None,
+                         "pair_vs_default_solo": pair / default_solo if default_solo else None}
+    results = {"benchmark": "threads", "machine": machine_description(), "command": " ".join(sys.argv),
+               "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
+               "workload": f"{steps} forwards, batch 4 at 224 px, of a random ViT (4 layers, width 256) per process",
+               "rounds": rounds, "times_s": times, "summary": summary,
+               "target": "two concurrent runs each take <= ~2.5x their solo time",
+               "note": "a pair's time is its slower copy's loop time; both loops start at the same wall-clock time "
+                       "after imports and warm-up; 'default' is torch's own thread settings, 'configured' calls "
+                       "threads.configure_threads() before importing torch; 'configured-2-ranks' adds "
+                       "LOCAL_WORLD_SIZE=2 as torchrun sets it (compare with the default solo time)"}
+    for mode, row in summary.items():
+        print(f"{mode:20s} threads {row['threads']} solo {row['solo_s'] or float('nan'):6.2f} s, pair "
+              f"{row['pair_s']:6.2f} s -> x{row['pair_vs_default_solo'] or float('nan'):.2f} of the default solo")
     _write(json_path, results)
     return results
 

@@ -8,9 +8,13 @@ module uses benchmark.py's helpers; benchmark.py only starts it as a program (it
     peak-rss NAME MODE FOLDER          peak resident memory (MB) of scoring 16 files in one inference mode
     train-steps MODEL METHOD BATCH STEPS DTYPE   step times and peak memory of one tuning method
     heavy-imports                      the heavy modules imported by building the `deepfake-hf` parser
+    forward-loop MODE START STEPS      seconds of STEPS forwards of a small ViT, started at wall time START;
+                                       MODE "default" leaves torch's threads alone, "configured" calls
+                                       threads.configure_threads() first
 """
 
 import json
+import os
 import sys
 
 
@@ -76,6 +80,40 @@ def train_steps(model_name, method, batch, steps, dtype):
             **count_parameters(model)}
 
 
+def forward_loop(mode, start_at, steps):
+    """A predict-like CPU workload: `steps` forwards (batch 4, 224 px) of a small random ViT (4 layers, width
+    256), timed from wall-clock time `start_at` on, so concurrent children run their loops together.
+
+    `mode` "configured" calls `threads.configure_threads()` before torch is imported; "default" does not.
+    """
+    import time
+
+    configured = None
+    if mode == "configured":
+        from .threads import configure_threads
+
+        configured = configure_threads()
+    elif mode != "default":
+        raise ValueError(f"forward-loop: mode {mode!r} is not default or configured")
+    import torch
+    from transformers import ViTConfig, ViTModel
+
+    torch.manual_seed(0)
+    model = ViTModel(ViTConfig(hidden_size=256, num_hidden_layers=4, num_attention_heads=4, intermediate_size=1024,
+                               image_size=224, patch_size=16), add_pooling_layer=False).eval()
+    pixels = torch.randn(4, 3, 224, 224)
+    with torch.inference_mode():
+        model(pixel_values=pixels)  # warm-up
+        time.sleep(max(0.0, start_at - time.time()))
+        late = time.time() - start_at
+        start = time.perf_counter()
+        for _ in range(steps):
+            model(pixel_values=pixels)
+        seconds = time.perf_counter() - start
+    return {"seconds": seconds, "threads": torch.get_num_threads(), "started_late_s": late,
+            "wait_policy": os.environ.get("OMP_WAIT_POLICY"), "configured": configured}
+
+
 def heavy_imports_of_cli_parser():
     """The benchmark's HEAVY modules imported once `deepfake-hf`'s parser is built (run in a fresh interpreter)."""
     from .cli import build_parser
@@ -94,6 +132,8 @@ def main(argv=None):
         result = score_in_one_mode(*args)
     elif kind == "train-steps" and len(args) == 5:
         result = train_steps(args[0], args[1], int(args[2]), int(args[3]), args[4])
+    elif kind == "forward-loop" and len(args) == 3:
+        result = forward_loop(args[0], float(args[1]), int(args[2]))
     elif kind == "heavy-imports" and not args:
         result = heavy_imports_of_cli_parser()
     else:

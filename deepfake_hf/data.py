@@ -448,10 +448,10 @@ class _FaceCropper:
         self.detector = get_face_detector(detector_name)
         self.crop, self.size = crop, size
 
-    def __call__(self, image):
+    def __call__(self, image, faces=None):
         from .faces import align_face, margin_crop
 
-        faces = self.detector.detect(image)
+        faces = self.detector.detect(image) if faces is None else faces
         if not faces:
             return None
         face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) * max(f.score, 1e-3))
@@ -483,6 +483,7 @@ def _still_bytes(path, image):
 
 def _decode_entry(entry, num_frames, cropper, counts):
     """Rows for one entry; raises MediaError for an unusable file."""
+    from .faces import detect_video
     from .media import open_image, read_video_frames
 
     if entry.kind == "video":
@@ -490,9 +491,11 @@ def _decode_entry(entry, num_frames, cropper, counts):
     else:
         frames = [(entry.frame, open_image(entry.path))]
     rows = []
+    # the frames of a video as one video: faces.detect_video follows a face instead of searching every frame
+    detections = iter(detect_video(cropper.detector, [image for _, image in frames])) if cropper is not None else None
     for index, image in frames:
         if cropper is not None:
-            face = cropper(image)
+            face = cropper(image, next(detections))
             if face is None:
                 counts["frames_without_face"] += 1
                 continue

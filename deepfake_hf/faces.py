@@ -1,6 +1,8 @@
 """Face detection, 5-point alignment and crops.
 
-A face detector is anything with `detect(image) -> list[Face]`. Backends:
+A face detector is anything with `detect(image) -> list[Face]`; one may also have
+`detect_video(frames)` (an iterator of per-frame lists) for the frames of one video, which
+`detect_video(detector, frames)` uses when present. Backends:
 
 - `"dlib"` (the `faces` extra): dlib's HOG frontal face detector run on a downscaled copy of the
   frame (boxes mapped back), then the 68-point shape predictor on the full-resolution frame, reduced
@@ -21,6 +23,17 @@ import threading
 from dataclasses import dataclass, field
 
 import numpy as np
+
+from .errors import DeepfakeHFError
+
+
+class FaceError(DeepfakeHFError, ValueError):
+    """A bad face option or a face without what the operation needs."""
+
+
+class FaceDependencyError(DeepfakeHFError, ImportError):
+    """dlib or its landmark models are not installed (the `faces` extra)."""
+
 
 # ArcFace 5-point template for 112x112 crops (insightface): left eye, right eye, nose tip,
 # left mouth corner, right mouth corner, in image coordinates (x right, y down).
@@ -63,6 +76,9 @@ class NoFaceDetector:
     def detect(self, image):
         return []
 
+    def detect_video(self, frames):
+        return ([] for _ in frames)
+
 
 class DlibFaceDetector:
     """dlib HOG detector + 68-point landmarks, reduced to the five ArcFace points.
@@ -72,21 +88,33 @@ class DlibFaceDetector:
     upsampling, which finds faces down to ~40 pixels at that scale. Detections scoring below
     `min_score` (dlib's SVM margin; frontal faces score ~0.5-2) are dropped as likely false positives
     unless they are the best detection in the frame.
+
+    `detect_video(frames)` does the same for the frames of one video, cheaper: a key frame (the first,
+    every `keyframe_interval`-th, and any frame where a face is lost) is searched whole as `detect`
+    does; in the frames between, each face is searched for only in a window around its previous box
+    (`track_margin` box sizes on every side) at the scale (upsampling) that found it. The box is
+    still the HOG detector's own box in every frame, and the landmarks are computed per frame, so the
+    crops match `detect`'s wherever both find the face. `keyframe_interval=1` makes it `detect` per frame.
     """
 
     name = "dlib"
 
-    def __init__(self, detect_size=640, min_score=0.1, keypoints="deepfakebench"):
+    def __init__(self, detect_size=640, min_score=0.1, keypoints="deepfakebench", keyframe_interval=8,
+                 track_margin=0.75):
         try:
             import dlib
         except ImportError:
-            raise ImportError("the dlib face detector needs the faces extra: "
+            raise FaceDependencyError("the dlib face detector needs the faces extra: "
                               "pip install 'deepfake-hf[faces]'") from None
         self._dlib = dlib
         self.detect_size = detect_size
         self.min_score = min_score
         five_points_from_68(np.zeros((68, 2)), keypoints)  # validate the name early
         self.keypoints = keypoints
+        if int(keyframe_interval) < 1 or track_margin <= 0:
+            raise FaceError("keyframe_interval must be >= 1 and track_margin > 0")
+        self.keyframe_interval = int(keyframe_interval)
+        self.track_margin = float(track_margin)
         self._predictor_path = _dlib_model_path("shape_predictor_68_face_landmarks.dat")
         # dlib releases the GIL but its detector and predictor are not safe to share between threads
         # (concurrent calls gave different faces, and once heap corruption): one pair per thread.
@@ -102,47 +130,117 @@ class DlibFaceDetector:
 
     def detect(self, image):
         """Faces in a PIL image (RGB), largest first."""
-        rgb = np.asarray(image.convert("RGB"))
+        rgb, small, factor = self._scaled(image)
+        return self._faces(rgb, self._search(small), factor)
+
+    def detect_video(self, frames):
+        """Yield the faces of each frame (PIL images of one video, in order), like `detect` per frame."""
+        tracks = []  # (box in detection pixels, upsampling that found it) per face of the previous frame
+        for index, frame in enumerate(frames):
+            rgb, small, factor = self._scaled(frame)
+            found = None
+            if tracks and index % self.keyframe_interval:
+                found = self._follow(small, tracks)
+            if found is None:  # key frame, nobody to follow, or a face lost: search the whole frame
+                found = self._search(small)
+            tracks = [(box, upsample) for box, _, upsample in found]
+            yield self._faces(rgb, found, factor)
+
+    # ------------------------------------------------------------------------------------------ internals
+    def _scaled(self, image):
+        """(full-resolution RGB array, the copy to detect on, its scale factor)."""
+        if image.mode != "RGB":  # decoded video frames already are: no copy
+            image = image.convert("RGB")
+        rgb = np.asarray(image)
         factor = min(1.0, self.detect_size / max(rgb.shape[:2])) if self.detect_size else 1.0
-        small = rgb
-        if factor < 1.0:
-            small_size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
-            small = np.asarray(image.convert("RGB").resize(small_size))
-        rects, scores = self._run(small, upsample=0)
-        if not rects:
-            rects, scores = self._run(small, upsample=1)
+        if factor >= 1.0:
+            return rgb, rgb, 1.0
+        small_size = (round(rgb.shape[1] * factor), round(rgb.shape[0] * factor))
+        # reducing_gap=1: an integer box reduction first, then bicubic for the rest; ~10x faster than
+        # bicubic alone on 720p/1080p frames (0.8 vs 8.8 ms, 1.8 vs 15 ms here), same faces found
+        return rgb, np.asarray(image.resize(small_size, reducing_gap=1.0)), factor
+
+    def _search(self, small):
+        """Whole-frame detections [(box, score, upsample)]: at the detection size, else 2x upsampled."""
+        for upsample in (0, 1):
+            found = self._run(small, upsample)
+            if found:
+                return found
+        return []
+
+    def _follow(self, small, tracks):
+        """Each tracked face searched for near its previous box; None when any of them is not found."""
+        height, width = small.shape[:2]
+        found = []
+        for (x0, y0, x1, y1), upsample in tracks:
+            reach = self.track_margin * max(x1 - x0, y1 - y0)
+            # Window origin on a multiple of 48 px: the 8 px HOG cells of the first two pyramid levels
+            # (scale 1 and 5/6) then fall where they do on the whole frame, so the detector sees the same
+            # features there (with a multiple of 8, 41% of boxes matched the whole-frame search exactly,
+            # with 48, 65%, on the benchmark clips; the rest differ by about one pyramid step).
+            left, top = int(max(0.0, x0 - reach)) // 48 * 48, int(max(0.0, y0 - reach)) // 48 * 48
+            right, bottom = int(min(width, math.ceil(x1 + reach))), int(min(height, math.ceil(y1 + reach)))
+            window = np.ascontiguousarray(small[top:bottom, left:right])
+            near = self._run(window, upsample, filter_weak=False)
+            if not near:
+                return None
+            found.extend(((bx0 + left, by0 + top, bx1 + left, by1 + top), score, upsample)
+                         for (bx0, by0, bx1, by1), score, _ in near)
+        # the same face seen from two overlapping windows counts once
+        found.sort(key=lambda item: item[1], reverse=True)
+        unique = []
+        for item in found:
+            if all(box_iou(item[0], kept[0]) < 0.5 for kept in unique):
+                unique.append(item)
+        return self._drop_weak(unique)
+
+    def _run(self, pixels, upsample, filter_weak=True):
+        """dlib's detections [(box (x0, y0, x1, y1) in `pixels`' coordinates, score, upsample)]."""
+        rects, scores, _ = self._models()[0].run(pixels, upsample, 0.0)
+        found = [((float(rect.left()), float(rect.top()), float(rect.right() + 1), float(rect.bottom() + 1)),
+                  float(score), upsample) for rect, score in zip(rects, scores)]
+        return self._drop_weak(found) if filter_weak else found
+
+    def _drop_weak(self, found):
+        best = max((score for _, score, _ in found), default=0.0)
+        # A weak detection is kept when it is the frame's best (a profile face scores low); beside a
+        # stronger face it is most likely a false positive (hands, patterns).
+        return [item for item in found if item[1] >= self.min_score or item[1] == best]
+
+    def _faces(self, rgb, found, factor):
+        """Faces (boxes mapped back to full resolution, landmarks on the full-resolution frame), largest first."""
         faces = []
         height, width = rgb.shape[:2]
-        for rect, score in zip(rects, scores):
-            box = (
-                max(0.0, rect.left() / factor),
-                max(0.0, rect.top() / factor),
-                min(float(width), (rect.right() + 1) / factor),
-                min(float(height), (rect.bottom() + 1) / factor),
-            )
+        for (x0, y0, x1, y1), score, _ in found:
+            box = (max(0.0, x0 / factor), max(0.0, y0 / factor),
+                   min(float(width), x1 / factor), min(float(height), y1 / factor))
             full_rect = self._dlib.rectangle(*(int(round(v)) for v in box))
             shape = self._models()[1](rgb, full_rect)
             points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], dtype=np.float64)
-            faces.append(Face(box=box, score=float(score), landmarks=five_points_from_68(points, self.keypoints)))
+            faces.append(Face(box=box, score=score, landmarks=five_points_from_68(points, self.keypoints)))
         return sorted(faces, key=lambda face: face.area, reverse=True)
 
-    def _run(self, pixels, upsample):
-        rects, scores, _ = self._models()[0].run(pixels, upsample, 0.0)
-        best = max(scores, default=0.0)
-        # A weak detection is kept when it is the frame's best (a profile face scores low); beside a
-        # stronger face it is most likely a false positive (hands, patterns).
-        keep = [(rect, score) for rect, score in zip(rects, scores) if score >= self.min_score or score == best]
-        return [rect for rect, _ in keep], [score for _, score in keep]
+
+def detect_video(detector, frames):
+    """The faces of each frame of one video (an iterator of lists, one per frame, in order).
+
+    Uses the detector's own `detect_video(frames)` where it has one (dlib: key frames plus windows
+    around the faces it follows), else `detect` per frame, so any object with `detect(image)` works.
+    """
+    method = getattr(detector, "detect_video", None)
+    if method is not None:
+        return iter(method(frames))
+    return (detector.detect(frame) for frame in frames)
 
 
 def _dlib_model_path(filename):
     # `import face_recognition_models` needs pkg_resources, gone from recent setuptools: locate the files instead.
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or spec.origin is None:
-        raise ImportError("dlib landmark models are missing: pip install 'deepfake-hf[faces]'")
+        raise FaceDependencyError("dlib landmark models are missing: pip install 'deepfake-hf[faces]'")
     path = os.path.join(os.path.dirname(spec.origin), "models", filename)
     if not os.path.isfile(path):
-        raise ImportError(f"dlib model file {filename} not found in {os.path.dirname(path)}; reinstall the faces extra")
+        raise FaceDependencyError(f"dlib model file {filename} not found in {os.path.dirname(path)}; reinstall the faces extra")
     return path
 
 
@@ -160,7 +258,7 @@ def five_points_from_68(points, convention="deepfakebench"):
         return points[[37, 44, 30, 49, 55]].copy()
     if convention == "centres":
         return np.stack([points[36:42].mean(0), points[42:48].mean(0), points[30], points[48], points[54]])
-    raise ValueError(f"keypoints: {convention!r} is not one of {', '.join(KEYPOINT_CONVENTIONS)}.")
+    raise FaceError(f"keypoints: {convention!r} is not one of {', '.join(KEYPOINT_CONVENTIONS)}.")
 
 
 def dlib_available():
@@ -173,7 +271,7 @@ def get_face_detector(name="auto", **options):
     if not isinstance(name, str):
         return name  # already a detector object
     if name not in FACE_DETECTORS:
-        raise ValueError(f"faces: {name!r} is not one of {', '.join(FACE_DETECTORS)}.")
+        raise FaceError(f"faces: {name!r} is not one of {', '.join(FACE_DETECTORS)}.")
     if name == "none" or (name == "auto" and not dlib_available()):
         return NoFaceDetector()
     return DlibFaceDetector(**options)
@@ -226,7 +324,7 @@ def warp_affine(image, matrix, size):
 def align_face(image, face, size=256, scale=1.3):
     """DeepfakeBench-style aligned face crop (`size` x `size`); needs the face's five landmarks."""
     if face.landmarks is None:
-        raise ValueError("align_face: this face has no landmarks; use margin_crop or a detector with landmarks")
+        raise FaceError("align_face: this face has no landmarks; use margin_crop or a detector with landmarks")
     return warp_affine(image, alignment_matrix(face.landmarks, size, scale), (size, size))
 
 
@@ -288,12 +386,15 @@ __all__ = [
     "ARCFACE_TEMPLATE",
     "DlibFaceDetector",
     "Face",
+    "FaceDependencyError",
+    "FaceError",
     "NoFaceDetector",
     "align_face",
     "aligned_template",
     "alignment_matrix",
     "box_iou",
     "crop_face",
+    "detect_video",
     "five_points_from_68",
     "get_face_detector",
     "margin_crop",

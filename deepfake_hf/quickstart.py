@@ -29,6 +29,9 @@ def run_quickstart(out_dir, overwrite=False, overrides=(), seed=0, n_resamples=2
     """Run the quickstart into `out_dir`; returns the summary dict (also written to DIR/summary.json).
 
     With `overwrite`, only the files an earlier quickstart wrote there are replaced."""
+    from .threads import configure_threads
+
+    configure_threads()  # before torch is imported: its share of the cores, waiting threads sleep
     with owned_output_dir(out_dir, overwrite) as out:
         return _run_quickstart(out, overrides, seed, n_resamples)
 

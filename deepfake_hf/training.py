@@ -274,7 +274,9 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
     from transformers import Trainer
 
     from .metrics import trainer_compute_metrics
+    from .threads import configure_threads
 
+    configure_threads()  # this rank's share of the cores (LOCAL_WORLD_SIZE under torchrun / accelerate)
     recipe = load_recipe(recipe, overrides) if not isinstance(recipe, Recipe) or overrides else recipe
     out = Path(output_dir)
     checkpoints = out / "checkpoints"

@@ -55,3 +55,51 @@ def test_children_run_as_fresh_processes(tmp_path):
     assert isinstance(imported, list) and set(imported) <= set(HEAVY) and "torch" not in imported
     build_models("tiny-vit", tmp_path)
     assert run_child("peak-rss", "tiny-vit", "d", tmp_path) > 0
+
+
+def test_video_benchmark_compares_per_frame_and_video_detection(tmp_path):
+    """The face modes run on the same clip; the video-aware mode goes through faces.detect_video."""
+    from deepfake_hf import faces
+    from deepfake_hf.benchmark import measure_video, write_face_video
+
+    if not faces.dlib_available():
+        pytest.skip("dlib (the faces extra) is not installed")
+    custom, _ = build_models("tiny-vit", tmp_path)
+    clip = write_face_video(tmp_path / "clip.mp4", seconds=2)
+    calls = []
+    original = faces.detect_video
+
+    def spy(detector, frames):
+        calls.append(type(detector).__name__)
+        return original(detector, frames)
+
+    import unittest.mock
+
+    with unittest.mock.patch.object(faces, "detect_video", spy):
+        rows = measure_video(custom, [clip], num_frames=6, batch_size=4)
+    by_mode = {row["faces"]: row for row in rows}
+    assert set(by_mode) == {"none", "dlib-per-frame", "dlib"}
+    assert all(row["throughput_vs_model_only"] > 0 and row["end_to_end_s"] > 0 for row in rows)
+    assert by_mode["none"]["frames_with_faces"] is None
+    # both dlib modes find the face in every sampled frame; only "dlib" used detect_video
+    assert by_mode["dlib-per-frame"]["frames_with_faces"] == by_mode["dlib"]["frames_with_faces"] == 6
+    # warm-up, timed run (the Detector itself) and detection alone
+    assert calls == ["DlibFaceDetector"] * 3
+
+
+@pytest.mark.slow
+def test_threads_benchmark_children_run_together(tmp_path):
+    from deepfake_hf.benchmark import run_concurrent, run_threads_benchmark
+
+    default = run_concurrent("default", 1, steps=1, delay=0)[0]
+    assert default["configured"] is None and default["wait_policy"] is None and default["seconds"] > 0
+    pair = run_concurrent("configured-2-ranks", 2, steps=1, delay=0)
+    cpus = len(__import__("os").sched_getaffinity(0))
+    assert [child["threads"] for child in pair] == [max(1, cpus // 2)] * 2
+    assert all(child["wait_policy"] == "PASSIVE" and child["configured"]["local_world_size"] == 2 for child in pair)
+    out = tmp_path / "threads.json"
+    results = run_threads_benchmark(out, modes=("default", "configured"), steps=1, rounds=1, delay=0)
+    assert json.loads(out.read_text())["summary"] == json.loads(json.dumps(results["summary"]))
+    row = results["summary"]["configured"]
+    assert row["pair_vs_own_solo"] == pytest.approx(row["pair_s"] / row["solo_s"])
+    assert row["threads"] == cpus and row["wait_policy"] == "PASSIVE"

@@ -14,7 +14,10 @@ from deepfake_hf.faces import (
     aligned_template,
     alignment_matrix,
     box_iou,
+    FaceError,
+    NoFaceDetector,
     crop_face,
+    detect_video,
     dlib_available,
     five_points_from_68,
     get_face_detector,
@@ -22,6 +25,8 @@ from deepfake_hf.faces import (
     similarity_transform,
     track_faces,
 )
+
+from deepfake_hf.errors import DeepfakeHFError
 
 from .conftest import PROJECT_ROOT
 from .media_samples import real_video_frames
@@ -207,3 +212,103 @@ def test_dlib_detector_is_safe_across_threads(shared_media):
         for _ in range(2):
             threaded = [[face.box for face in faces] for faces in pool.map(detector.detect, frames)]
             assert threaded == sequential
+
+
+# ------------------------------------------------------------------------------------------ detect_video
+def test_detect_video_falls_back_to_detect_per_frame():
+    class OnlyDetect:
+        name = "only-detect"
+        calls = 0
+
+        def detect(self, image):
+            self.calls += 1
+            return [Face(box=(0, 0, image.width, image.height))]
+
+    detector = OnlyDetect()
+    frames = [Image.new("RGB", (10 + i, 10)) for i in range(3)]
+    results = detect_video(detector, frames)
+    assert detector.calls == 0  # lazy: a caller may stop (cancel) between frames
+    assert [faces[0].box for faces in results] == [(0, 0, 10, 10), (0, 0, 11, 10), (0, 0, 12, 10)]
+    assert detector.calls == 3
+    assert list(detect_video(NoFaceDetector(), frames)) == [[], [], []]
+
+
+def moving_face_frames(count=12, size=(1280, 720), step=(24, 6), gap=(6, 7)):
+    """A real face (astronaut) drifting across a textured 720p frame; absent in the `gap` frames."""
+    data = pytest.importorskip("skimage.data")
+    face = Image.fromarray(data.astronaut()).crop((120, 0, 400, 300)).resize((240, 260))
+    rng = np.random.default_rng(0)
+    background = Image.fromarray(rng.integers(0, 256, size=(size[1] // 20, size[0] // 20, 3), dtype=np.uint8))
+    background = background.resize(size, Image.BILINEAR)
+    frames = []
+    for index in range(count):
+        frame = background.copy()
+        if index not in gap:
+            frame.paste(face, (200 + step[0] * index, 200 + step[1] * index))
+        frames.append(frame)
+    return frames
+
+
+def assert_same_faces(per_frame, video, context):
+    """The same faces per frame; where found both ways, boxes overlap and landmarks agree closely."""
+    errors = []
+    for index, (expected, found) in enumerate(zip(per_frame, video, strict=True)):
+        assert len(found) == len(expected), f"{context} frame {index}: {len(found)} faces vs {len(expected)}"
+        for a, b in zip(expected, found):
+            width = a.box[2] - a.box[0]
+            assert box_iou(a.box, b.box) >= 0.6, f"{context} frame {index}: boxes {a.box} vs {b.box}"
+            error = np.abs(a.landmarks - b.landmarks).max() / width
+            assert error <= 0.06, f"{context} frame {index}: landmarks differ by {error:.1%} of the face width"
+            errors.append(error)
+    assert errors and np.mean(errors) <= 0.015, f"{context}: mean landmark difference {np.mean(errors):.2%}"
+
+
+@needs_dlib
+def test_detect_video_matches_per_frame_detection_on_a_moving_face(monkeypatch):
+    frames = moving_face_frames()
+    detector = get_face_detector("dlib", keyframe_interval=8)
+    per_frame = [detector.detect(frame) for frame in frames]
+    assert [len(faces) for faces in per_frame] == [1] * 6 + [0, 0] + [1] * 4  # the clip is what it claims
+    searched = []
+    whole_frame_search = type(detector)._search
+    monkeypatch.setattr(detector, "_search", lambda small: searched.append(1) or whole_frame_search(detector, small))
+    video = list(detector.detect_video(frames))
+    assert_same_faces(per_frame, video, "generated clip")
+    # whole-frame searches: frame 0 (key), 6 (face lost), 7 (nobody to follow), 8 (key); the rest followed
+    assert len(searched) == 4
+    # interval 1 is per-frame detection exactly
+    searched.clear()
+    exact = list(detect_video(get_face_detector("dlib", keyframe_interval=1), frames[:3]))
+    assert [[face.box for face in faces] for faces in exact] == [[face.box for face in faces] for faces in per_frame[:3]]
+
+
+@needs_dlib
+def test_detect_video_is_safe_across_threads():
+    """Two videos followed at once in two threads give what each gives alone (state is per call, models per thread)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    clips = [moving_face_frames(6, gap=()), moving_face_frames(6, step=(-20, 4), gap=())]
+    detector = get_face_detector("dlib")
+    alone = [[[face.box for face in faces] for faces in detector.detect_video(frames)] for frames in clips]
+    with ThreadPoolExecutor(2) as pool:
+        together = list(pool.map(lambda frames: [[face.box for face in faces] for faces in detector.detect_video(frames)],
+                                 clips))
+    assert together == alone
+
+
+@needs_dlib
+def test_detect_video_options_are_checked():
+    for options in ({"keyframe_interval": 0}, {"track_margin": 0}):
+        with pytest.raises(FaceError, match="keyframe_interval") as raised:
+            get_face_detector("dlib", **options)
+        assert isinstance(raised.value, DeepfakeHFError) and isinstance(raised.value, ValueError)
+
+
+@needs_dlib
+def test_detect_video_matches_per_frame_detection_on_real_clips(shared_media):
+    detector = get_face_detector("dlib")
+    for name in ("videos/ffpp/original/004.mp4", "videos/ffpp/Face2Face/750_743.mp4"):
+        frames = real_video_frames(shared_media / name, 16)
+        per_frame = [detector.detect(frame) for frame in frames]
+        assert sum(map(bool, per_frame)) >= 15, name
+        assert_same_faces(per_frame, list(detect_video(detector, frames)), name)
