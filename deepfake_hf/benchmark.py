@@ -25,7 +25,6 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -82,16 +81,23 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def write_images(folder, count, size=(640, 480), seed=0):
-    """JPEG photos-to-be: smooth random fields (compress like photos, unlike white noise)."""
+TEXTURES = ("smooth", "noise")
+
+
+def write_images(folder, count, size=(640, 480), seed=0, texture="smooth"):
+    """JPEG files: "smooth" random fields (compress like photos) or "noise" (every pixel random: ~10x the
+    bytes, so decoding costs several times more, as with grainy, detailed or high-ISO photos)."""
     from PIL import Image
 
     rng = np.random.default_rng(seed)
     paths = []
     for index in range(count):
-        small = rng.integers(0, 256, size=(size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
-        image = Image.fromarray(small).resize(size, Image.BILINEAR)
-        path = Path(folder) / f"image_{index:03d}.jpg"
+        if texture == "noise":
+            image = Image.fromarray(rng.integers(0, 256, size=(size[1], size[0], 3), dtype=np.uint8))
+        else:
+            small = rng.integers(0, 256, size=(size[1] // 16, size[0] // 16, 3), dtype=np.uint8)
+            image = Image.fromarray(small).resize(size, Image.BILINEAR)
+        path = Path(folder) / f"{texture}_{index:03d}.jpg"
         image.save(path, quality=90)
         paths.append(str(path))
     return paths
@@ -148,6 +154,11 @@ class Modes:
         self.detector.batch_size = batch_size or self.batch_size
         return self.detector(paths)
 
+    def e(self, paths, batch_size=None):
+        """The Detector as a user gets it: its own default batch size, whatever the model's best is."""
+        self.detector.batch_size = batch_size or DETECTOR_DEFAULT_BATCH
+        return self.detector(paths)
+
     def pixel_values(self, paths):
         from PIL import Image
 
@@ -157,6 +168,9 @@ class Modes:
         with self.torch.inference_mode():
             for start in range(0, len(pixel_values), batch_size):
                 self.model(pixel_values=pixel_values[start:start + batch_size])
+
+
+DETECTOR_DEFAULT_BATCH = 16  # Detector.from_pretrained's default
 
 
 def timed(function, *args, **kwargs):
@@ -172,18 +186,19 @@ def progress(total, description):
     return tqdm(total=total, desc=description, unit="step", file=sys.stderr, dynamic_ncols=True)
 
 
-def measure(name, images, rounds, latency_images, tmp, peak_memory=True):
+def measure(name, images, rounds, latency_images, tmp, peak_memory=True, texture="smooth"):
     batch_sizes = (1, 4, 8, 16)
-    # build + batch sweep + warm-up (a, b, c) + rounds x modes + latency per mode + memory per mode
-    steps = 1 + len(batch_sizes) + 3 + 4 * rounds + 4 + (4 if peak_memory else 0)
-    with progress(steps, name) as bar:
+    # build + batch sweep + warm-up (a, b, c, e) + rounds x modes + latency per mode + memory per mode
+    steps = 1 + len(batch_sizes) + 4 + 5 * rounds + 4 + (4 if peak_memory else 0)
+    Path(tmp).mkdir(parents=True, exist_ok=True)
+    with progress(steps, f"{name} ({texture} JPEGs)") as bar:
 
         def stage(text):
             bar.set_description(f"{name}: {text}")
 
         stage("building models and images")
         custom, native = build_models(name, tmp)
-        paths = write_images(tmp, images)
+        paths = write_images(tmp, images, texture=texture)
         modes = Modes(custom, native, batch_size=8)
         pixel_values = modes.pixel_values(paths)
         bar.update()
@@ -196,13 +211,13 @@ def measure(name, images, rounds, latency_images, tmp, peak_memory=True):
             bar.update()
         best_batch = max(forward_rates, key=forward_rates.get)
         modes.batch_size = best_batch
-        for mode in "abc":  # warm-up each path once
+        for mode in "abce":  # warm-up each path once
             stage(f"warm-up {mode}")
             getattr(modes, mode)(paths[:2])
             bar.update()
-        seconds = {mode: [] for mode in "abcd"}
+        seconds = {mode: [] for mode in "abcde"}
         for round_index in range(rounds):
-            for mode in "abc":
+            for mode in "abce":
                 stage(f"round {round_index + 1}/{rounds} mode {mode}")
                 seconds[mode].append(timed(getattr(modes, mode), paths))
                 bar.update()
@@ -235,6 +250,9 @@ def measure(name, images, rounds, latency_images, tmp, peak_memory=True):
         "model": name,
         "images": len(paths),
         "image_size": "640x480 JPEG",
+        "texture": texture,
+        "mean_file_kb": float(np.mean([os.path.getsize(p) for p in paths]) / 1024),
+        "detector_default_batch": DETECTOR_DEFAULT_BATCH,
         "best_forward_batch": best_batch,
         "forward_images_per_s_by_batch": forward_rates,
         "images_per_s": throughput,
@@ -243,6 +261,7 @@ def measure(name, images, rounds, latency_images, tmp, peak_memory=True):
             "b/a": throughput["b"] / throughput["a"],
             "c/a": throughput["c"] / throughput["a"],
             "c/d": throughput["c"] / throughput["d"],
+            "e/a": throughput["e"] / throughput["a"],
         },
         "max_abs_score_difference_a_vs_c": float(np.max(np.abs(np.subtract(scores_a, scores_c)))),
         "peak_rss_mb": peak,
@@ -273,14 +292,20 @@ def peak_rss(name, mode, tmp):
 
 
 def run_inference_benchmark(json_path, models=("vit-b16", "clip-b32"), images=32, rounds=3, latency_images=10,
-                            peak_memory=True):
-    results = {"benchmark": "inference", "machine": machine_description(), "command": " ".join(sys.argv), "runs": []}
+                            peak_memory=True, textures=TEXTURES):
+    results = {"benchmark": "inference", "machine": machine_description(), "command": " ".join(sys.argv),
+               "modes": {"a": "stock pipeline on the native export", "b": "our model through pipeline",
+                         "c": "Detector at the best forward batch", "d": "raw forward on preprocessed tensors",
+                         "e": f"Detector at its default batch ({DETECTOR_DEFAULT_BATCH})"},
+               "load_before": os.getloadavg(), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name in models:
-            run = measure(name, images, rounds, latency_images, tmp, peak_memory)
-            results["runs"].append(run)
-            print(f"{name}: images/s " + ", ".join(f"{m} {v:.2f}" for m, v in run["images_per_s"].items())
-                  + " | " + ", ".join(f"{k} {v:.3f}" for k, v in run["ratios"].items()))
+            for texture in textures:
+                run = measure(name, images, rounds, latency_images, Path(tmp) / texture, peak_memory, texture)
+                results["runs"].append(run)
+                print(f"{name} ({texture}): images/s " + ", ".join(f"{m} {v:.2f}" for m, v in run["images_per_s"].items())
+                      + " | " + ", ".join(f"{k} {v:.3f}" for k, v in run["ratios"].items()))
+    results["load_after"] = os.getloadavg()
     _write(json_path, results)
     return results
 
@@ -379,38 +404,15 @@ def write_face_video(path, seconds=10, size=(1280, 720), fps=25):
 VIDEO_FACE_MODES = ("none", "dlib-per-frame", "dlib")
 
 
-class _VideoFaces:
-    """Stands in for the Detector's face detector so that its per-frame `detect(frame)` calls are answered by
-    `faces.detect_video` over the video's frames (set per worker thread by `_VideoAwareDetector._crops`).
-
-    Only for the benchmark, until inference.Detector._crops calls `faces.detect_video` itself."""
-
-    def __init__(self, detector):
-        self.detector, self.name, self.local = detector, detector.name, threading.local()
-
-    def detect(self, frame):
-        return next(self.local.faces)
-
-
 def _video_detector(model_dir, face_mode, num_frames, batch_size):
-    from .faces import detect_video, get_face_detector
+    """The Detector of one face mode: none, dlib as the Detector uses it (faces.detect_video: key frames and
+    windows around followed faces) or dlib-per-frame (a full search of every frame, as before detect_video)."""
+    from .faces import DlibFaceDetector
     from .inference import Detector
 
-    class _VideoAwareDetector(Detector):
-        def _crops(self, frames, cancel=None):
-            if isinstance(self.face_detector, _VideoFaces):
-                self.face_detector.local.faces = iter(detect_video(self.face_detector.detector, frames))
-            return super()._crops(frames, cancel)
-
-    if face_mode == "none":
-        return Detector.from_pretrained(model_dir, faces="none", num_frames=num_frames, batch_size=batch_size,
-                                        progress=False)
-    faces = get_face_detector("dlib")
-    if face_mode == "dlib-per-frame":
-        return Detector.from_pretrained(model_dir, faces=faces, num_frames=num_frames, batch_size=batch_size,
-                                        progress=False)
-    return _VideoAwareDetector.from_pretrained(model_dir, faces=_VideoFaces(faces), num_frames=num_frames,
-                                               batch_size=batch_size, progress=False)
+    faces = {"none": "none", "dlib": DlibFaceDetector(), "dlib-per-frame": DlibFaceDetector(keyframe_interval=1)}
+    return Detector.from_pretrained(model_dir, faces=faces[face_mode], num_frames=num_frames, batch_size=batch_size,
+                                    progress=False)
 
 
 def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VIDEO_FACE_MODES, rounds=1):

@@ -643,6 +643,9 @@ def add_bench(subparsers):
     inference.add_argument("--images", type=int, default=32, help="files scored per round")
     inference.add_argument("--rounds", type=int, default=3)
     inference.add_argument("--latency-images", type=int, default=10, help="files timed one by one at batch 1")
+    inference.add_argument("--textures", default="smooth,noise",
+                           help="JPEG kinds: smooth (photo-like) and/or noise (every pixel random, costly to decode)")
+    inference.add_argument("--no-peak-memory", action="store_true", help="skip the per-mode fresh-process memory runs")
     training = kinds.add_parser("training", help="LN-tuning vs full fine-tuning vs LoRA step time and memory")
     training.add_argument("--model", default="vit-b16", choices=["vit-b16", "clip-b32"])
     training.add_argument("--methods", default="ln_tuning,full,lora")
@@ -684,7 +687,8 @@ def run_bench(args):
     with _stdout_to_stderr(print_json):
         if args.bench_kind == "inference":
             result = benchmark.run_inference_benchmark(out, args.models.split(","), args.images, args.rounds,
-                                                       args.latency_images)
+                                                       args.latency_images, peak_memory=not args.no_peak_memory,
+                                                       textures=args.textures.split(","))
         elif args.bench_kind == "training":
             result = benchmark.run_training_benchmark(out, args.model, args.methods.split(","), args.batch,
                                                       args.steps, args.rounds, args.dtype)
@@ -732,6 +736,11 @@ def main(argv=None):
     if not getattr(args, "run", None):
         parser.print_help()
         return EXIT_ERROR
+    from .threads import configure_threads
+
+    # Before torch is imported, so OpenMP reads the thread count and the passive wait policy: two runs
+    # sharing the cores then each take about their share instead of spinning against each other.
+    configure_threads()
     try:
         return args.run(args)
     except DeepfakeHFError as error:  # every error the package raises on purpose: one line, no traceback

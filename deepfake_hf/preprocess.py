@@ -84,9 +84,11 @@ def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
     except MediaError as error:
         record["problem"] = error.problem
         return record
+    from .faces import detect_video
+
     (out / folder).mkdir(parents=True, exist_ok=True)
-    for index, image in frames:
-        faces = detector.detect(image)
+    # A video's (or frame folder's) frames together: the detector follows faces between key frames.
+    for (index, image), faces in zip(frames, detect_video(detector, [image for _, image in frames])):
         if not faces:
             record["frames_without_face"] += 1
             continue

@@ -281,16 +281,17 @@ class Scorer:
     # -------------------------------------------------------------------------------- 2. face policy
     def plan(self, frames, cancel=None):
         """The `FacePlan` of a file's frames: one crop per tracked face per frame, or whole frames."""
-        from .faces import crop_face, track_faces
+        from .faces import crop_face, detect_video, track_faces
 
         whole_frames = [(index, 0) for index in range(len(frames))]
         if self.face_detector.name == "none":
             return FacePlan(len(frames), list(frames), whole_frames, None, None, None)
         detections = []
-        for frame in frames:
+        # A video's frames together: the detector follows faces between key frames (faces.detect_video).
+        for faces in detect_video(self.face_detector, frames):
             if cancel is not None and cancel.is_set():
                 raise AnalysisCancelled("cancelled")
-            detections.append(self.face_detector.detect(frame))
+            detections.append(faces)
         if not any(detections):
             note = NO_FACE_VIDEO_NOTE if len(frames) > 1 else NO_FACE_NOTE
             return FacePlan(len(frames), list(frames), whole_frames, 0, 0, note)
