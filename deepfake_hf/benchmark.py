@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DeepfakeHFError
-
+from .scoring import default_batch_size
 
 # Encoder hyperparameters of the published checkpoints, random weights (nothing is downloaded).
 CONFIGS = {
@@ -156,7 +156,7 @@ class Modes:
 
     def e(self, paths, batch_size=None):
         """The Detector as a user gets it: its own default batch size, whatever the model's best is."""
-        self.detector.batch_size = batch_size or DETECTOR_DEFAULT_BATCH
+        self.detector.batch_size = batch_size or default_batch_size(self.detector.device)
         return self.detector(paths)
 
     def pixel_values(self, paths):
@@ -168,9 +168,6 @@ class Modes:
         with self.torch.inference_mode():
             for start in range(0, len(pixel_values), batch_size):
                 self.model(pixel_values=pixel_values[start:start + batch_size])
-
-
-DETECTOR_DEFAULT_BATCH = 16  # Detector.from_pretrained's default
 
 
 def timed(function, *args, **kwargs):
@@ -252,7 +249,7 @@ def measure(name, images, rounds, latency_images, tmp, peak_memory=True, texture
         "image_size": "640x480 JPEG",
         "texture": texture,
         "mean_file_kb": float(np.mean([os.path.getsize(p) for p in paths]) / 1024),
-        "detector_default_batch": DETECTOR_DEFAULT_BATCH,
+        "detector_default_batch": default_batch_size(modes.detector.device),
         "best_forward_batch": best_batch,
         "forward_images_per_s_by_batch": forward_rates,
         "images_per_s": throughput,
@@ -296,7 +293,7 @@ def run_inference_benchmark(json_path, models=("vit-b16", "clip-b32"), images=32
     results = {"benchmark": "inference", "machine": machine_description(), "command": " ".join(sys.argv),
                "modes": {"a": "stock pipeline on the native export", "b": "our model through pipeline",
                          "c": "Detector at the best forward batch", "d": "raw forward on preprocessed tensors",
-                         "e": f"Detector at its default batch ({DETECTOR_DEFAULT_BATCH})"},
+                         "e": "Detector at its default batch (scoring.default_batch_size)"},
                "load_before": os.getloadavg(), "runs": []}
     with tempfile.TemporaryDirectory() as tmp:
         for name in models:

@@ -584,7 +584,8 @@ def add_predict(subparsers):
                       legacy=("--output",))
     add_overwrite_option(parser, "an existing --out file")
     parser.add_argument("--frame-scores", action="store_true", help="include per-frame scores (json/csv)")
-    parser.add_argument("--batch-size", type=_positive_int, default=16, metavar="N", help="crops per model call")
+    parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
+                        help="crops per model call (default: 8 on a CPU, 32 on a GPU)")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
     parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
     parser.set_defaults(run=run_predict)
