@@ -649,3 +649,141 @@ def run_startup_benchmark(json_path, repeats=5):
     print(f"heavy modules imported building the CLI parser: {results['heavy_modules_imported_by_cli_parser']}")
     _write(json_path, results)
     return results
+
+
+# ------------------------------------------------------------------------------------------ scale-out
+def write_face_images(folder, count, size=(640, 480), seed=0):
+    """JPEGs with one real face each (scikit-image's astronaut, shifted and scaled over a textured frame)."""
+    from PIL import Image
+    from skimage import data as skdata
+
+    rng = np.random.default_rng(seed)
+    face = Image.fromarray(skdata.astronaut()).crop((140, 20, 340, 230))
+    paths = []
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    for index in range(count):
+        frame = Image.fromarray(rng.integers(0, 256, size=(size[1] // 8, size[0] // 8, 3), dtype=np.uint8)).resize(size)
+        side = int(rng.integers(150, 220))
+        frame.paste(face.resize((side, side)), (int(rng.integers(0, size[0] - side)), int(rng.integers(0, size[1] - side))))
+        path = Path(folder) / f"face_{index:04d}.jpg"
+        frame.save(path, quality=90)
+        paths.append(str(path))
+    return paths
+
+
+def _torchrun(processes, *argv):
+    """The command that runs `deepfake-hf ARGV` in `processes` ranks (plainly when 1)."""
+    if processes == 1:
+        return [sys.executable, "-m", "deepfake_hf.cli", *map(str, argv)]
+    return [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", str(processes), "-m", "deepfake_hf.cli",
+            *map(str, argv)]
+
+
+def _timed_run(command):
+    start = time.perf_counter()
+    result = subprocess.run(command, capture_output=True, text=True,
+                            env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+    seconds = time.perf_counter() - start
+    if result.returncode not in (0, 2):
+        lines = result.stderr.strip().splitlines()
+        raise BenchmarkChildError(f"{' '.join(command[-6:])}: " + (lines[-1] if lines else str(result.returncode)))
+    return seconds
+
+
+def _killed_then_resumed(command, part, stop_after):
+    """Start `command`, SIGKILL it once its part file holds `stop_after` lines, then run it with --resume.
+    Returns (seconds before the kill, seconds of the resumed run, lines in the part at the kill)."""
+    import signal
+
+    start = time.perf_counter()
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
+    lines = 0
+    while process.poll() is None:
+        lines = part.read_bytes().count(b"\n") if part.exists() else 0
+        if lines >= stop_after:
+            process.send_signal(signal.SIGKILL)
+            break
+        time.sleep(0.05)
+    process.wait()
+    killed_after = time.perf_counter() - start
+    return killed_after, _timed_run([*command, "--resume"]), lines
+
+
+def run_scaleout_benchmark(json_path, small=200, large=2000, faces=120, rounds=2):
+    """Scale-out figures: predict's peak memory at `small` vs `large` inputs (streamed to --out), the cost of
+    a kill + --resume against an uninterrupted run, and 1 vs 2 processes (torchrun) for predict and for
+    preprocess (dlib face crops of `faces` images). Runs interleave round by round; medians are kept."""
+    results = {"benchmark": "scale-out", "machine": machine_description(), "command": " ".join(sys.argv),
+               "load_before": os.getloadavg()}
+    steps = 2 + rounds * (2 + 2 + 2 + 2)
+    with tempfile.TemporaryDirectory() as tmp, progress(steps, "scale-out") as bar:
+        tmp = Path(tmp)
+        bar.set_description("scale-out: building the model and inputs")
+        custom, _ = build_models("tiny-vit", tmp)
+        for name, count, seed in (("small", small, 1), ("large", large, 2)):
+            (tmp / name).mkdir()
+            write_images(tmp / name, count, size=(64, 48), seed=seed)
+        bar.update()
+        write_face_images(tmp / "faces" / "real", faces // 2, seed=3)
+        write_face_images(tmp / "faces" / "fake", faces - faces // 2, seed=4)
+        bar.update()
+        memory = {small: [], large: []}
+        full, resumed, scaling, preprocess = [], [], {1: [], 2: []}, {1: [], 2: []}
+        predict_args = ["--faces", "none", "--format", "jsonl"]
+        for round_index in range(rounds):
+            for count in (small, large):
+                bar.set_description(f"scale-out: round {round_index + 1}/{rounds} memory, {count} inputs")
+                folder = tmp / ("small" if count == small else "large")
+                memory[count].append(run_child("predict-peak", custom, folder, *predict_args, "--out",
+                                               tmp / f"memory-{count}.jsonl", "--overwrite")["peak_rss_mb"])
+                bar.update()
+            bar.set_description(f"scale-out: round {round_index + 1}/{rounds} uninterrupted predict")
+            out = tmp / "full.jsonl"
+            full.append(_timed_run([*_torchrun(1, "predict", custom, tmp / "large", *predict_args, "--out", out,
+                                               "--overwrite")]))
+            bar.update()
+            bar.set_description(f"scale-out: round {round_index + 1}/{rounds} kill at half, --resume")
+            killed = tmp / "killed.jsonl"
+            killed.unlink(missing_ok=True)
+            part = killed.with_name(killed.name + ".part-00000-of-00001")
+            part.unlink(missing_ok=True)
+            before, after, at_kill = _killed_then_resumed(
+                _torchrun(1, "predict", custom, tmp / "large", *predict_args, "--out", killed), part, large // 2)
+            same = killed.read_text() == out.read_text()
+            resumed.append({"killed_after_s": before, "resumed_s": after, "results_at_kill": at_kill,
+                            "same_output": same})
+            bar.update()
+            for processes in (1, 2):
+                bar.set_description(f"scale-out: round {round_index + 1}/{rounds} predict, {processes} process(es)")
+                scaling[processes].append(_timed_run(_torchrun(processes, "predict", custom, tmp / "large",
+                                                               *predict_args, "--out", tmp / f"p{processes}.jsonl",
+                                                               "--overwrite")))
+                bar.update()
+            for processes in (1, 2):
+                bar.set_description(f"scale-out: round {round_index + 1}/{rounds} preprocess, {processes} process(es)")
+                preprocess[processes].append(_timed_run(_torchrun(processes, "preprocess", tmp / "faces", "--out",
+                                                                  tmp / f"crops{processes}", "--faces", "dlib",
+                                                                  "--overwrite", "--frames", "1")))
+                bar.update()
+        median = statistics.median
+        results.update({
+            "predict_memory": {"inputs": [small, large], "peak_rss_mb": {str(k): median(v) for k, v in memory.items()},
+                               "ratio_large_vs_small": median(memory[large]) / median(memory[small]),
+                               "target": "within 10% (ratio <= 1.10)"},
+            "predict_resume": {"inputs": large, "uninterrupted_s": median(full), "runs": resumed,
+                               "killed_plus_resumed_vs_uninterrupted": median(
+                                   (r["killed_after_s"] + r["resumed_s"]) for r in resumed) / median(full),
+                               "all_outputs_equal": all(r["same_output"] for r in resumed)},
+            "predict_scaling": {"inputs": large, "model": "tiny-vit", "seconds": {str(k): median(v) for k, v in scaling.items()},
+                                "speedup_2_vs_1": median(scaling[1]) / median(scaling[2])},
+            "preprocess_scaling": {"images": faces, "faces": "dlib", "seconds": {str(k): median(v) for k, v in preprocess.items()},
+                                   "speedup_2_vs_1": median(preprocess[1]) / median(preprocess[2]),
+                                   "target": ">= 1.7x on 2 cores"},
+            "load_after": os.getloadavg(),
+        })
+        bar.set_description("scale-out: done")
+    for key in ("predict_memory", "predict_resume", "predict_scaling", "preprocess_scaling"):
+        print(key, json.dumps({k: v for k, v in results[key].items() if k != "runs"}))
+    _write(json_path, results)
+    return results

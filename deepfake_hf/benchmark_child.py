@@ -8,6 +8,7 @@ module uses benchmark.py's helpers; benchmark.py only starts it as a program (it
     peak-rss NAME MODE FOLDER          peak resident memory (MB) of scoring 16 files in one inference mode
     train-steps MODEL METHOD BATCH STEPS DTYPE   step times and peak memory of one tuning method
     heavy-imports                      the heavy modules imported by building the `deepfake-hf` parser
+    predict-peak ARGS...               `deepfake-hf predict ARGS` in this process: exit code, peak memory (MB)
     forward-loop MODE START STEPS      seconds of STEPS forwards of a small ViT, started at wall time START;
                                        MODE "default" leaves torch's threads alone, "configured" calls
                                        threads.configure_threads() first
@@ -125,6 +126,15 @@ def heavy_imports_of_cli_parser():
     return [name for name in HEAVY if name in imported]
 
 
+def predict_peak(*argv):
+    """Run `deepfake-hf predict ARGV` in this process; its exit code and peak resident memory (MB)."""
+    from .benchmark import peak_rss_mb
+    from .cli import main as cli_main
+
+    code = cli_main(["predict", *argv])
+    return {"exit_code": code, "peak_rss_mb": peak_rss_mb()}
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     kind, args = (argv[0], argv[1:]) if argv else (None, [])
@@ -134,6 +144,8 @@ def main(argv=None):
         result = train_steps(args[0], args[1], int(args[2]), int(args[3]), args[4])
     elif kind == "forward-loop" and len(args) == 3:
         result = forward_loop(args[0], float(args[1]), int(args[2]))
+    elif kind == "predict-peak" and args:
+        result = predict_peak(*args)
     elif kind == "heavy-imports" and not args:
         result = heavy_imports_of_cli_parser()
     else:
@@ -145,3 +157,4 @@ def main(argv=None):
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -662,7 +662,15 @@ def add_bench(subparsers):
     video.add_argument("--no-generated", action="store_true", help="skip the generated 10 s 720p clip")
     startup = kinds.add_parser("startup", help="import and --help times, heavy modules imported")
     startup.add_argument("--repeats", type=int, default=5)
-    for kind in (inference, training, video, startup):
+    threads = kinds.add_parser("threads", help="two runs sharing the cores: default vs configured threads")
+    threads.add_argument("--steps", type=int, default=30)
+    threads.add_argument("--rounds", type=int, default=3)
+    scaleout = kinds.add_parser("scaleout", help="memory vs input count, kill + --resume, 1 vs 2 processes")
+    scaleout.add_argument("--small", type=int, default=200, help="inputs of the small memory run")
+    scaleout.add_argument("--large", type=int, default=2000, help="inputs of the large memory, resume and scaling runs")
+    scaleout.add_argument("--faces", type=int, default=120, help="face images preprocessed with dlib")
+    scaleout.add_argument("--rounds", type=int, default=2)
+    for kind in (inference, training, video, startup, threads, scaleout):
         add_output_option(kind, "the JSON file the results are written to", required=False)
         # --json is the shared switch; its old use, `--json PATH`, is still read as --out PATH for one release
         kind.add_argument("--json", nargs="?", const=True, default=False, metavar="",
@@ -696,6 +704,10 @@ def run_bench(args):
         elif args.bench_kind == "video":
             result = benchmark.run_video_benchmark(out, args.model, args.videos, args.frames or 32, args.batch,
                                                    generated=not args.no_generated)
+        elif args.bench_kind == "threads":
+            result = benchmark.run_threads_benchmark(out, steps=args.steps, rounds=args.rounds)
+        elif args.bench_kind == "scaleout":
+            result = benchmark.run_scaleout_benchmark(out, args.small, args.large, args.faces, args.rounds)
         else:
             result = benchmark.run_startup_benchmark(out, args.repeats)
     if print_json:

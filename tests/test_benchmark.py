@@ -108,3 +108,27 @@ def test_threads_benchmark_children_run_together(tmp_path):
     row = results["summary"]["configured"]
     assert row["pair_vs_own_solo"] == pytest.approx(row["pair_s"] / row["solo_s"])
     assert row["threads"] == cpus and row["wait_policy"] == "PASSIVE"
+
+
+def test_child_predict_peak_reports_exit_code_and_memory(tmp_path):
+    from tests.conftest import write_image
+
+    custom, _ = build_models("tiny-vit", tmp_path)
+    for index in range(3):
+        write_image(tmp_path / "in" / f"{index}.png", size=(40, 40), seed=index)
+    result = benchmark_child.predict_peak(custom, str(tmp_path / "in"), "--faces", "none", "--format", "jsonl",
+                                          "--out", str(tmp_path / "out.jsonl"))
+    assert result["exit_code"] == 0 and result["peak_rss_mb"] > 50
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 3
+
+
+@pytest.mark.slow
+def test_scaleout_benchmark_measures_memory_resume_and_processes(tmp_path):
+    from deepfake_hf.benchmark import run_scaleout_benchmark
+
+    results = run_scaleout_benchmark(tmp_path / "scaleout.json", small=4, large=40, faces=4, rounds=1)
+    assert json.loads((tmp_path / "scaleout.json").read_text())["benchmark"] == "scale-out"
+    assert set(results["predict_memory"]["peak_rss_mb"]) == {"4", "40"}
+    resume = results["predict_resume"]
+    assert resume["all_outputs_equal"] is True and resume["uninterrupted_s"] > 0
+    assert results["predict_scaling"]["speedup_2_vs_1"] > 0 and results["preprocess_scaling"]["speedup_2_vs_1"] > 0
