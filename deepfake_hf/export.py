@@ -13,9 +13,9 @@ import torch
 from transformers import CLIPConfig, CLIPForImageClassification, ViTForImageClassification
 
 from .configuration_deepfake import DeepfakeDetectorConfig
+from .errors import DeepfakeHFError, one_line
 from .modeling_deepfake import DeepfakeDetectorForImageClassification, logit
 from .outputs import prepare_output_dir
-from .errors import DeepfakeHFError, one_line
 
 
 class NativeExportError(DeepfakeHFError, ValueError):

@@ -363,8 +363,8 @@ print(json.dumps(results))
 
 @pytest.mark.slow
 def test_converted_folders_load_with_pipeline_in_a_fresh_process(tmp_path):
-    from transformers import AutoImageProcessor
     from PIL import Image
+    from transformers import AutoImageProcessor
 
     image = write_image(tmp_path / "face.png", size=(40, 40), seed=3)
     backbone = save_config(tiny("clip_vision_model"), tmp_path / "arch")

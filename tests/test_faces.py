@@ -7,15 +7,16 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
+from deepfake_hf.errors import DeepfakeHFError
 from deepfake_hf.faces import (
     ARCFACE_TEMPLATE,
     Face,
+    FaceError,
+    NoFaceDetector,
     align_face,
     aligned_template,
     alignment_matrix,
     box_iou,
-    FaceError,
-    NoFaceDetector,
     crop_face,
     detect_video,
     dlib_available,
@@ -25,8 +26,6 @@ from deepfake_hf.faces import (
     similarity_transform,
     track_faces,
 )
-
-from deepfake_hf.errors import DeepfakeHFError
 
 from .conftest import PROJECT_ROOT
 from .media_samples import real_video_frames

@@ -7,8 +7,8 @@ import pytest
 import yaml
 
 from tests.conftest import run_python, tiny_detector, write_image
-from tests.media_samples import write_video
 from tests.fake_hub import FakeHub
+from tests.media_samples import write_video
 
 pytestmark = pytest.mark.slow  # the fake Hub is an HTTP server; some tests also start fresh processes
 

@@ -396,9 +396,9 @@ def test_predict_reports_each_odd_entry_and_scores_the_rest(tmp_path):
 def test_media_files_are_listed_lazily_one_folder_at_a_time(tmp_path, monkeypatch):
     import os
 
-    from .conftest import write_image
-
     from deepfake_hf import media
+
+    from .conftest import write_image
 
     for folder in ("a", "b", "c"):
         for index in range(3):

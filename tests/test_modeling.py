@@ -65,8 +65,8 @@ def test_pipeline_with_remote_code_in_fresh_process(family, tmp_path):
     assert set(scores) == {"real", "fake"}
     assert sum(scores.values()) == pytest.approx(1.0, abs=1e-5)
     # the processor written next to the weights reproduces the scores computed here
-    from transformers import AutoImageProcessor
     from PIL import Image
+    from transformers import AutoImageProcessor
 
     inputs = AutoImageProcessor.from_pretrained(tmp_path / "model")(Image.open(image), return_tensors="pt")
     with torch.no_grad():

@@ -10,16 +10,14 @@ reason below; a new README command that is neither fails this test.
 
 import json
 import re
-import shutil
 import shlex
+import shutil
 
 import pytest
 from PIL import Image
 
 from tests.conftest import PROJECT_ROOT, TINY_BACKBONES, tiny_detector, write_image
 from tests.media_samples import write_video
-
-
 
 README = PROJECT_ROOT / "README.md"
 # Commands not run here, each with the reason.
