@@ -449,12 +449,12 @@ class _FaceCropper:
         self.crop, self.size = crop, size
 
     def __call__(self, image, faces=None):
-        from .faces import align_face, margin_crop
+        from .faces import align_face, margin_crop, most_prominent
 
         faces = self.detector.detect(image) if faces is None else faces
         if not faces:
             return None
-        face = max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) * max(f.score, 1e-3))
+        face = most_prominent(faces)
         if self.crop == "align" and face.landmarks is not None:
             return align_face(image, face, size=self.size)
         return margin_crop(image, face, margin=0.3, size=self.size)

@@ -362,10 +362,8 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
 
     ranks = current_ranks()
     out_dir = Path(out_dir)
-    if ranks.is_main:
-        prepare_output_dir(out_dir, overwrite)
-    elif out_dir.is_dir() and any(p for p in out_dir.iterdir() if ".part-" not in p.name) and not overwrite:
-        raise FileExistsError(f"{out_dir}: exists and is not empty (pass --overwrite to replace it)")
+    # Every rank checks (so all refuse alike); none writes there before the ranks first meet.
+    prepare_output_dir(out_dir, overwrite)
     test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
     scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregate=aggregation)
     aggregation = scorer.aggregate

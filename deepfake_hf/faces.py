@@ -353,6 +353,11 @@ def crop_face(image, face, crop="align", size=256, scale=1.3, margin=0.3):
     return margin_crop(image, face, margin=margin, size=size)
 
 
+def most_prominent(faces):
+    """The face a one-face crop takes: the largest box, weighted by the detector's confidence."""
+    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) * max(f.score, 1e-3))
+
+
 def track_faces(faces_per_frame, min_iou=0.3):
     """Link faces across frames by box overlap: a list of tracks, each a {frame index: face index} dict.
 
@@ -398,6 +403,7 @@ __all__ = [
     "five_points_from_68",
     "get_face_detector",
     "margin_crop",
+    "most_prominent",
     "similarity_transform",
     "track_faces",
 ]

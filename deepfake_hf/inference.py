@@ -275,15 +275,14 @@ class Detector:
 
 def summarize(results):
     """Counts for a batch: {"files", "scored", "failed", "fake", "real", "no_face"}."""
-    scored = [result for result in results if result["error"] is None]
-    return {
-        "files": len(results),
-        "scored": len(scored),
-        "failed": len(results) - len(scored),
-        "fake": sum(result["label"] == "fake" for result in scored),
-        "real": sum(result["label"] == "real" for result in scored),
-        "no_face": sum(result.get("face_found") is False for result in scored),
-    }
+    counts = _new_counts()
+    for result in results:
+        _count(counts, result)
+    return counts
+
+
+def _new_counts():
+    return {"files": 0, "scored": 0, "failed": 0, "fake": 0, "real": 0, "no_face": 0}
 
 
 def expand_inputs(inputs):
@@ -357,8 +356,8 @@ def _stream_predictions(detector, files, out, fmt, model, ranks, resume, frame_s
 
     with PartWriter(out, ranks, resume=resume) as part:
         mine = shard(files, ranks)
-        done = list(itertools.islice(mine, part.done))  # written before an interruption: not scored again
-        if len(done) < part.done:
+        done = sum(1 for _ in itertools.islice(mine, part.done))  # written before an interruption: skipped
+        if done < part.done:
             raise ValueError(f"--resume: {part.path.name} holds more results than there are inputs; "
                              "were the inputs changed? Start again without --resume")
         in_flight = deque()  # global indices of the inputs the detector has taken, in order
@@ -386,7 +385,7 @@ def _write_merged(out, fmt, model, rows, frame_scores):
     import csv
     import json
 
-    counts = {"files": 0, "scored": 0, "failed": 0, "fake": 0, "real": 0, "no_face": 0}
+    counts = _new_counts()
     temporary = Path(f"{out}.writing")
     with open(temporary, "w", encoding="utf-8", newline="") as handle:
         writer = None
@@ -413,12 +412,14 @@ def _write_merged(out, fmt, model, rows, frame_scores):
 
 
 def _count(counts, result):
+    """Add one result to `summarize`'s counts (streamed runs count as they write)."""
     counts["files"] += 1
     if result["error"] is not None:
         counts["failed"] += 1
         return
     counts["scored"] += 1
-    counts[result["label"]] = counts.get(result["label"], 0) + 1
+    counts["fake"] += result["label"] == "fake"
+    counts["real"] += result["label"] == "real"
     counts["no_face"] += result.get("face_found") is False
 
 

@@ -61,13 +61,9 @@ def _videos(sources, label_map, num_frames):
             yield current
 
 
-def _prominent(faces):
-    return max(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]) * max(f.score, 1e-3))
-
-
 def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
     """Write the crops of one work item; returns its manifest record."""
-    from .faces import align_face, alignment_matrix, margin_crop
+    from .faces import align_face, alignment_matrix, margin_crop, most_prominent
     from .media import MediaError, open_image, read_video_frames
 
     method = item["method"] or ("real" if item["label"] == 0 else "fake")
@@ -92,7 +88,7 @@ def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
         if not faces:
             record["frames_without_face"] += 1
             continue
-        face = _prominent(faces)
+        face = most_prominent(faces)
         name = folder / f"{index:03d}.png"
         if crop == "align" and face.landmarks is not None:
             align_face(image, face, size=size, scale=scale).save(out / name, compress_level=1)
