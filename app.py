@@ -193,7 +193,7 @@ class DeepfakeDemo:
     def _analyse_video(self, video_path, cancel=None):
         import pandas as pd
 
-        from deepfake_hf.media import MediaError, read_video_frames
+        from deepfake_hf.media import MediaError
 
         (result,) = self.detector(video_path, frame_scores=True, cancel=cancel)
         if result["error"]:
@@ -208,7 +208,7 @@ class DeepfakeDemo:
         gallery = []
         if result["kind"] == "video" and scores:
             try:
-                frames = read_video_frames(video_path, num_frames=self.detector.num_frames)
+                frames, _ = self.detector.scorer.read(video_path)  # the frames the scores belong to
             except MediaError:
                 frames = []
             ranked = sorted((i for i, s in enumerate(scores) if s is not None and i < len(frames)),

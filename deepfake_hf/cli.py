@@ -48,8 +48,10 @@ def _add_deprecated_alias(parser, old, new, dest, **kwargs):
 
 def add_faces_option(parser):
     parser.add_argument("--faces", choices=FACE_DETECTORS, default=DEFAULT_FACES,
-                        help="face detection: auto (dlib if installed, else whole frames), dlib, or none (whole "
-                        f"frames); default {DEFAULT_FACES}")
+                        help="face detection: auto (the model's recorded face preprocessing, else dlib if installed, "
+                        "else whole frames), dlib (fast: downscaled search, faces followed between key frames), "
+                        "deepfakebench (DeepfakeBench's preprocessing exactly: full-resolution dlib, largest face, "
+                        f"its frames), or none (whole frames); default {DEFAULT_FACES}")
 
 
 def add_crop_option(parser):

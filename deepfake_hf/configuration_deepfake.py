@@ -22,6 +22,8 @@ DEFAULT_POOLING = {"vit": "cls", "dinov2": "cls", "deit": "cls", "beit": "mean",
 
 POOLINGS = ("cls", "mean", "pooler")
 AGGREGATIONS = ("mean", "confident")
+# Face preprocessing conventions a model can ask for (deepfake_hf.faces has the detectors of these names).
+FACE_PREPROCESSINGS = ("deepfakebench",)
 # The inference defaults, defined here once: the rest of the package imports them (this file imports nothing
 # of the package, since it is copied to the Hub as remote code).
 DEFAULT_THRESHOLD = 0.5
@@ -119,6 +121,10 @@ class DeepfakeDetectorConfig(PretrainedConfig):
             probability above `confident_threshold` are averaged alone when they are more than
             `confident_fraction` of the frames.
         image_size (`int`, *optional*): input resolution; defaults to the backbone's `image_size` or 224.
+        face_preprocessing (`str`, *optional*): the face crops and video frames the model was trained on,
+            which `deepfake-hf predict`/`evaluate`, the Detector and the app use unless told otherwise:
+            `"deepfakebench"` (DeepfakeBench's dlib alignment, 256x256 at scale 1.3, frames at
+            `linspace(0, n-1, num_frames)` rounded down), or None (the package's own fast face mode).
     """
 
     model_type = "deepfake_detector"
@@ -143,6 +149,7 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         confident_threshold=DEFAULT_CONFIDENT_THRESHOLD,
         confident_fraction=DEFAULT_CONFIDENT_FRACTION,
         image_size=None,
+        face_preprocessing=None,
         **kwargs,
     ):
         self.backbone_config = _as_backbone_config(backbone_config)
@@ -163,6 +170,7 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         self.confident_threshold = float(confident_threshold)
         self.confident_fraction = float(confident_fraction)
         self.image_size = int(image_size or getattr(self.backbone_config, "image_size", None) or 224)
+        self.face_preprocessing = face_preprocessing
         kwargs.setdefault("id2label", {0: "real", 1: "fake"})
         kwargs.setdefault("label2id", {"real": 0, "fake": 1})
         super().__init__(**kwargs)
@@ -181,6 +189,9 @@ class DeepfakeDetectorConfig(PretrainedConfig):
             raise ValueError("slerp_augmentation: interpolates on the unit sphere, so it needs normalize_features=True.")
         if self.video_aggregation not in AGGREGATIONS:
             raise ValueError(f"video_aggregation: {self.video_aggregation!r} is not one of {', '.join(AGGREGATIONS)}.")
+        if self.face_preprocessing is not None and self.face_preprocessing not in FACE_PREPROCESSINGS:
+            raise ValueError(f"face_preprocessing: {self.face_preprocessing!r} is not one of "
+                             f"{', '.join(FACE_PREPROCESSINGS)} (or None).")
         ranges = {
             "classifier_dropout": (0.0 <= self.classifier_dropout < 1.0, "in [0, 1)"),
             "label_smoothing": (0.0 <= self.label_smoothing < 1.0, "in [0, 1)"),

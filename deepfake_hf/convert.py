@@ -456,6 +456,16 @@ class Converted:
     description: str
 
 
+# Sources trained on DeepfakeBench's face crops (GenD too: its data are DeepfakeBench-preprocessed): their
+# detectors record that face mode, so predict/evaluate/Detector/app crop the same way by default.
+DEEPFAKEBENCH_PREPROCESSED = ("gend", "deepfakebench")
+
+
+def face_preprocessing_of(source_key):
+    """The face preprocessing a converted source was trained with ("deepfakebench"), or None."""
+    return "deepfakebench" if source_key.split("-")[0] in DEEPFAKEBENCH_PREPROCESSED else None
+
+
 def _build(converted):
     import torch
 
@@ -469,7 +479,8 @@ def _build(converted):
     crop = (converted.processor.to_dict().get("crop_size") or converted.processor.to_dict().get("size") or {})
     image_size = crop.get("height") or image_size
     config = DeepfakeDetectorConfig(backbone_config=backbone_config, pooling=converted.pooling,
-                                    normalize_features=converted.normalize_features, image_size=image_size)
+                                    normalize_features=converted.normalize_features, image_size=image_size,
+                                    face_preprocessing=face_preprocessing_of(converted.source_key))
     model = DeepfakeDetectorForImageClassification(config).eval()
     _load_encoder(model.backbone, converted.encoder_state, f"{converted.source_key} encoder")
     weight, bias = converted.head_weight, converted.head_bias
@@ -685,6 +696,7 @@ def render_card(converted, source, path):
         f"| input | {info.input} |",
         f"| preprocessing saved | size {processor.get('size')}, crop {processor.get('crop_size') if processor.get('do_center_crop') else 'none'}, "
         f"mean {processor.get('image_mean')}, std {processor.get('image_std')} |",
+        f"| face preprocessing recorded | {face_preprocessing_of(converted.source_key) or 'none recorded'} |",
         f"| published cross-dataset results | {info.published} |", "",
         "Labels: `fake` means manipulated or synthetic, `real` means authentic. Published numbers are the "
         "source's, quoted with their citation; they were not re-measured here.", "",

@@ -55,6 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DeepfakeHFError, one_line
+from .media import FRAME_SAMPLINGS
 
 logger = logging.getLogger(__name__)
 
@@ -65,7 +66,9 @@ DEEPFAKEBENCH_EXTENSIONS = (".json",)
 DEEPFAKEBENCH_SPLITS = ("train", "val", "test")
 FACE_CROPS = ("align", "margin")
 # Bump when the rows written for the same inputs change, so stale caches are not reused.
-CACHE_VERSION = 2  # 2: video files shorter than num_frames give each frame once (no repeats)
+# 2: video files shorter than num_frames give each frame once (no repeats); 3: aligned crops resampled with
+# cv2's pixel-centre convention (faces.warp_affine)
+CACHE_VERSION = 3
 _GROUP_ALIASES = ("group", "video_id", "video")
 # Stored formats whose bytes can be kept as they are (no re-encoding, so no change to compression traces).
 _KEEP_BYTES_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")
@@ -481,13 +484,13 @@ def _still_bytes(path, image):
     return Path(path).read_bytes() if unchanged else _png_bytes(image)
 
 
-def _decode_entry(entry, num_frames, cropper, counts):
+def _decode_entry(entry, num_frames, frame_sampling, cropper, counts):
     """Rows for one entry; raises MediaError for an unusable file."""
     from .faces import detect_video
     from .media import open_image, read_video_frames
 
     if entry.kind == "video":
-        frames = list(enumerate(read_video_frames(entry.path, num_frames=num_frames or 32)))
+        frames = list(enumerate(read_video_frames(entry.path, num_frames=num_frames or 32, sampling=frame_sampling)))
     else:
         frames = [(entry.frame, open_image(entry.path))]
     rows = []
@@ -509,7 +512,7 @@ def _decode_entry(entry, num_frames, cropper, counts):
     return rows
 
 
-def _decode(collected, num_frames, faces, face_crop, face_size, writer, verbose):
+def _decode(collected, num_frames, frame_sampling, faces, face_crop, face_size, writer, verbose):
     """Decode every entry into `writer`; returns the counts for the report."""
     from tqdm.auto import tqdm
 
@@ -523,7 +526,7 @@ def _decode(collected, num_frames, faces, face_crop, face_size, writer, verbose)
     cropper = _FaceCropper(faces, face_crop, face_size) if faces != "none" else None
     for entry in tqdm(collected.entries, desc="decoding", unit="file", disable=not verbose or None, leave=False):
         try:
-            rows = _decode_entry(entry, num_frames, cropper, counts)
+            rows = _decode_entry(entry, num_frames, frame_sampling, cropper, counts)
         except MediaError as error:
             logger.warning("skipping %s", error)
             counts["skipped"] += 1
@@ -578,7 +581,7 @@ def _write_arrow(collected, arrow_path, decode_options, verbose):
 
 def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=None, *, face_crop="align",
                 face_size=256, compression="c23", root=None, default_split=None, verbose=True,
-                return_report=False):
+                return_report=False, frame_sampling=None):
     """Read one data source into a `datasets.Dataset` (columns: image, label, path, group, method, frame).
 
     Args:
@@ -586,7 +589,9 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
             DeepfakeBench .json (append `#train`, `#val` or `#test` to read one split).
         label_map: folder or label names -> "real"/"fake"/0/1, e.g. {"original": "real", "Deepfakes": "fake"}.
         faces: "none" keeps whole frames; "dlib" crops the most prominent face of every frame
-            (frames without one are dropped and counted); "auto" is "dlib" when installed, else "none".
+            (frames without one are dropped and counted); "deepfakebench" crops as DeepfakeBench's
+            preprocessing does (largest face, full-resolution dlib; faces.DeepfakeBenchFaceDetector) from
+            the frames it takes; "auto" is "dlib" when installed, else "none".
         num_frames: frames per video (video files, frame folders, DeepfakeBench videos); 0/None: all
             frames of frame folders (video files then give 32).
         cache_dir: where decoded rows are cached (default `default_cache_dir()`); False: no cache.
@@ -598,6 +603,8 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
             so); None reads every split. `evaluate` passes "test".
         verbose: print the class-balance table and show progress.
         return_report: also return the report dict (counts, balance, cache path).
+        frame_sampling: which frames of a video file: "even" (media.sample_frame_indices) or
+            "deepfakebench" (linspace rounded down); default "deepfakebench" with faces="deepfakebench".
 
     Raises:
         DataSourceError: the source is missing or malformed, or no usable sample remains.
@@ -610,6 +617,11 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
         raise DataSourceError(f"faces: {faces!r} is not one of {', '.join(FACE_DETECTORS)}")
     if face_crop not in FACE_CROPS:
         raise DataSourceError(f"face_crop: {face_crop!r} is not one of {', '.join(FACE_CROPS)}")
+    if faces == "deepfakebench" and face_crop != "align":
+        raise DataSourceError(f"face_crop: {face_crop!r} does not apply to faces='deepfakebench' (its crops are aligned)")
+    frame_sampling = frame_sampling or ("deepfakebench" if faces == "deepfakebench" else "even")
+    if frame_sampling not in FRAME_SAMPLINGS:
+        raise DataSourceError(f"frame_sampling: {frame_sampling!r} is not one of {', '.join(FRAME_SAMPLINGS)}")
     if faces == "auto":
         from .faces import dlib_available
 
@@ -625,7 +637,8 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
         # aligning a face inside a crop again would zoom out a second time.
         logger.info("%s: DeepfakeBench frames are aligned face crops already; faces=%r not applied", spec, faces)
         faces = "none"
-    decode_options = {"num_frames": num_frames, "faces": faces, "face_crop": face_crop, "face_size": face_size}
+    decode_options = {"num_frames": num_frames, "frame_sampling": frame_sampling, "faces": faces,
+                      "face_crop": face_crop, "face_size": face_size}
     name = os.fspath(spec)
 
     if cache_dir is False:

@@ -16,7 +16,8 @@ predict samples them, a still as it is; cached), then the scorer's face policy r
 frames: faces found, tracked across a video's frames, each person scored, and the file's rows are the
 frames of the most suspicious person (frames without that person are left out). So a video's rows
 aggregate to exactly `predict`'s fake_probability for that file, and each row's score is `predict`'s
-`frame_scores` entry for that frame. With faces="none" (the default) every frame is scored whole; a
+`frame_scores` entry for that frame. With faces=None (the default) the model's recorded face preprocessing
+(config `face_preprocessing`) runs, else every frame is scored whole; a
 dataset of pre-cropped face images (frame folders, DeepfakeBench JSON) is scored image by image as
 predict would score each image file. Perturbations degrade the crops the model sees.
 
@@ -114,10 +115,18 @@ def parse_named_sources(sources=(), named=()):
     return result
 
 
-def load_test_set(spec, faces="none", num_frames=DEFAULT_NUM_FRAMES, cache_dir=None, label_map=None):
+def load_test_set(spec, faces="none", num_frames=DEFAULT_NUM_FRAMES, cache_dir=None, label_map=None,
+                  frame_sampling=None):
     """One data source as a dataset with columns image, label, path, group, method, frame (DataSourceError if unusable)."""
     return load_source(spec, label_map=label_map, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
-                       default_split="test", verbose=False)
+                       default_split="test", verbose=False, frame_sampling=frame_sampling)
+
+
+def load_frames_for(scorer, spec, cache_dir=None, label_map=None):
+    """A test set's whole frames, taken as `scorer` takes a file's frames (its number and sampling rule);
+    the scorer's face policy then runs on them as it does in predict."""
+    return load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir, label_map=label_map,
+                         frame_sampling=scorer.frame_sampling)
 
 
 def video_keys(paths, groups):
@@ -349,7 +358,7 @@ def _explain_missing_intervals(entry, labels, groups, n_resamples):
         metrics["ci_reasons"] = reasons
 
 
-def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none", num_frames=None,
+def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None, num_frames=None,
                    batch_size=32, n_resamples=1000, aggregation=None, overwrite=False, device=None, seed=0,
                    cache_dir=None, plots=True, label_map=None):
     """Score `test_sets` ({name: data spec}) with the model and write predictions, metrics, report and plots.
@@ -382,8 +391,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces="none
         for name, spec in test_sets.items():  # a broken source is reported; the other test sets still run
             try:
                 # Whole frames, sampled as predict samples them: the scorer's face policy runs on them below.
-                datasets_by_name[name] = load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir,
-                                                       label_map=label_map)
+                datasets_by_name[name] = load_frames_for(scorer, spec, cache_dir=cache_dir, label_map=label_map)
             except DataSourceError as error:
                 errors[name] = str(error)
     if not datasets_by_name:
@@ -719,7 +727,7 @@ def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, 
 
 
 # ----------------------------------------------------------------------------------------- calibration
-def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, faces="none", num_frames=None,
+def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, faces=None, num_frames=None,
                     batch_size=32, device=None, cache_dir=None, label_map=None):
     """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
 
@@ -739,7 +747,7 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
         raise EvaluationError(f"{model_path}: not a deepfake-hf detector (no calibration_temperature in its config)")
     labels, margins = [], []
     for name, spec in val_sources.items():
-        dataset = load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir, label_map=label_map)
+        dataset = load_frames_for(scorer, spec, cache_dir=cache_dir, label_map=label_map)
         scored = score_dataset(scorer, dataset, batch_size, description=f"calibrate {name}")
         kept = ~np.isnan(scored)  # the rows predict scores (see score_dataset)
         margins.append(scored[kept])

@@ -154,7 +154,7 @@ def overlay(image, heatmap, alpha=0.5, min_side=256):
     return Image.fromarray((np.clip(blended, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
-def explain(model, image, processor=None, method="auto", faces="none", **face_options):
+def explain(model, image, processor=None, method="auto", faces=None, **face_options):
     """Heatmap of one image for a detector (object or folder), on the crop `predict` would score.
 
     `faces` ("none", "auto", "dlib" or a detector object) and `face_options` (crop, face_size, face_scale,

@@ -65,7 +65,7 @@ class Detector:
     (e.g. a saved probe, `probes.load_probe`); the scoring itself is the scorer's, the threads are the Detector's.
     """
 
-    def __init__(self, model, image_processor=None, faces="none", num_frames=None, aggregate=None, batch_size=None,
+    def __init__(self, model, image_processor=None, faces=None, num_frames=None, aggregate=None, batch_size=None,
                  device=None, crop="align", face_size=256, face_scale=1.3, margin=0.3, workers=2, progress=None):
         if isinstance(model, Scorer):
             self.scorer = model
@@ -77,7 +77,7 @@ class Detector:
         self.progress = progress
 
     @classmethod
-    def from_pretrained(cls, path_or_id, faces="none", num_frames=None, aggregate=None, batch_size=None, device=None,
+    def from_pretrained(cls, path_or_id, faces=None, num_frames=None, aggregate=None, batch_size=None, device=None,
                         **kwargs):
         """Load a saved detector folder or Hub id (and its image processor).
 

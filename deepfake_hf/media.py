@@ -274,7 +274,10 @@ def is_animated(path):
 _TIE_TOLERANCE = 1e-6
 
 
-def sample_frame_indices(count, num_frames, times=None):
+FRAME_SAMPLINGS = ("even", "deepfakebench")
+
+
+def sample_frame_indices(count, num_frames, times=None, sampling="even"):
     """Indices of `num_frames` frames spread evenly over `count` frames, strictly increasing.
 
     Every frame of a clip with `count <= num_frames` is taken once (frames are never repeated to reach
@@ -286,14 +289,22 @@ def sample_frame_indices(count, num_frames, times=None):
     targets would share are moved to the nearest unused neighbour, so the result always has
     `min(count, num_frames)` distinct indices.
 
+    `sampling="deepfakebench"` takes the frames DeepfakeBench's preprocessing takes,
+    `linspace(0, count - 1, num_frames)` rounded down, by frame number (`times` unused); the faces of
+    models converted from DeepfakeBench or GenD were cut from those frames.
+
     `DeepfakeVideoProcessor.sample_frames` (modeling_deepfake.py, remote code that cannot import this
-    module) keeps a copy of the index rule; tests/test_media.py checks that the two agree.
+    module) keeps a copy of the even rule; tests/test_media.py checks that the two agree.
     """
     count, num_frames = int(count), int(num_frames)
     if num_frames < 1:
         raise ValueError(f"num_frames: {num_frames} must be >= 1")
+    if sampling not in FRAME_SAMPLINGS:
+        raise ValueError(f"sampling: {sampling!r} is not one of {', '.join(FRAME_SAMPLINGS)}")
     if count <= num_frames:
         return list(range(max(count, 0)))
+    if sampling == "deepfakebench":  # distinct, since the spacing (count-1)/(num_frames-1) is >= 1 here
+        return np.linspace(0, count - 1, num_frames, dtype=np.int64).tolist()
     if times is None:
         positions = np.linspace(0, count - 1, num_frames)
     else:
@@ -403,7 +414,7 @@ def _video_packets(av, container, path):
     return stream, packets
 
 
-def read_video_frames(path, num_frames=32, on_frame=None):
+def read_video_frames(path, num_frames=32, on_frame=None, sampling="even"):
     """Up to `num_frames` distinct RGB `PIL.Image` frames spread evenly over the whole video, in order.
 
     Frames are chosen by `sample_frame_indices` on their presentation times; a video (or animated
@@ -411,6 +422,7 @@ def read_video_frames(path, num_frames=32, on_frame=None):
     repeats. Raises `MediaError` (one line, naming the file) for a missing, empty or broken file, a
     container with no video stream, or a video with no decodable frame.
     `on_frame()`, if given, is called as each sampled frame is decoded (for progress bars).
+    `sampling="deepfakebench"` picks frames by number as DeepfakeBench does (`sample_frame_indices`).
     """
     if num_frames < 1:
         raise ValueError(f"num_frames: {num_frames} must be >= 1")
@@ -422,7 +434,7 @@ def read_video_frames(path, num_frames=32, on_frame=None):
         stream, packets = _video_packets(av, container, path)
         stream.thread_type = "AUTO"
         pts = [p for p, _ in packets]
-        wanted = [pts[i] for i in sample_frame_indices(len(pts), num_frames, times=pts)]
+        wanted = [pts[i] for i in sample_frame_indices(len(pts), num_frames, times=pts, sampling=sampling)]
         keyframes = [p for p, key in packets if key] or [pts[0]]
         decoded = _decode_at(av, container, stream, wanted, keyframes, path, on_frame)
     if not decoded:

@@ -74,7 +74,9 @@ def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
               "frames": [], "frames_without_face": 0, "problem": None}
     try:
         if item["kind"] == "video":
-            frames = list(enumerate(read_video_frames(item["source"], num_frames=num_frames)))
+            # DeepfakeBench's face mode takes DeepfakeBench's frames (media.sample_frame_indices)
+            sampling = "deepfakebench" if getattr(detector, "name", None) == "deepfakebench" else "even"
+            frames = list(enumerate(read_video_frames(item["source"], num_frames=num_frames, sampling=sampling)))
         else:
             frames = [(max(frame, 0), open_image(path)) for frame, path in item["frames"]]
     except MediaError as error:

@@ -60,7 +60,7 @@ class DataRecipe:
     validation: list[str] = field(default_factory=list)  # explicit validation sources; else split off `train`
     val_fraction: float = 0.1  # share of `train` groups held out for model selection when `validation` is empty
     label_map: dict | None = None  # folder name -> 0 (real) / 1 (fake)
-    faces: str = "none"  # face detector for video frames and photos: none | auto | dlib
+    faces: str = "none"  # face detector for video frames and photos: none | auto | dlib | deepfakebench
     num_frames: int = DEFAULT_NUM_FRAMES  # frames sampled per video
     cache_dir: str | None = None  # Arrow cache of decoded frames
     seed: int = 0

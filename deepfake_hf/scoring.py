@@ -5,12 +5,15 @@
 through a `Scorer`, so the same file gets the same number everywhere:
 
 1. frames (`Scorer.read`): a still is one frame; a video (or animated image) gives `num_frames` frames
-   spread evenly over it (`media.read_video_frames`, i.e. `media.sample_frame_indices`).
+   spread evenly over it (`media.read_video_frames`, i.e. `media.sample_frame_indices`; DeepfakeBench's
+   frames with its face mode).
 2. face policy (`Scorer.plan`): with a face detector, every face of every frame is found, faces are
    tracked across frames (`faces.track_faces`) and each is cropped (`crop`: "align" = DeepfakeBench
    5-point alignment, "margin" = box plus margin); frames without a face are left out when other
    frames have one; when no frame has a face, whole frames are scored and the plan's `note` says so.
-   Without a detector (`faces="none"`) whole frames are scored.
+   Without a detector (`faces="none"`) whole frames are scored. A model whose config records the face
+   preprocessing it was trained on (`face_preprocessing`, e.g. "deepfakebench" for converted DeepfakeBench
+   and GenD models) gets it when `faces` is None or "auto" (`resolve_faces`).
 3. model inputs (`Scorer.preprocess`) and batched forward passes (`Scorer.forward`, `Batcher`): crops of
    several files share a batch.
 4. calibrated probability (`Scorer.probabilities`): a deepfake-hf detector's logits are divided by its
@@ -105,6 +108,17 @@ def _load_problem(path_or_id, error):
             "/" not in str(path_or_id) or str(path_or_id).startswith((".", "/"))):
         return f"{path_or_id}: no such model folder (and not a Hub id of the form org/name)"
     return f"{path_or_id}: cannot load a model ({one_line(text, limit=300)})"
+
+
+def resolve_faces(faces, config):
+    """The face mode to run: `faces` as asked, except that None ("the model's") and "auto" take the face
+    preprocessing the model's config records (`face_preprocessing`); with none recorded, None is "none"."""
+    recorded = getattr(config, "face_preprocessing", None)
+    if faces is None:
+        return recorded or "none"
+    if isinstance(faces, str) and faces == "auto" and recorded:
+        return recorded
+    return faces
 
 
 def fake_label_index(config):
@@ -218,7 +232,7 @@ class Scorer:
     """A deepfake detector (any image classifier with a "fake" label) with its face policy, frame sampling,
     batching and calibration: see the module docstring for each step."""
 
-    def __init__(self, model, image_processor, faces="none", num_frames=None, aggregate=None, batch_size=None,
+    def __init__(self, model, image_processor, faces=None, num_frames=None, aggregate=None, batch_size=None,
                  device=None, crop="align", face_size=256, face_scale=1.3, margin=0.3, name=None):
         import torch
 
@@ -235,7 +249,7 @@ class Scorer:
         self.set_policy(config, faces=faces, num_frames=num_frames, aggregate=aggregate, batch_size=batch_size,
                         crop=crop, face_size=face_size, face_scale=face_scale, margin=margin)
 
-    def set_policy(self, config=None, faces="none", num_frames=None, aggregate=None, batch_size=None, crop="align",
+    def set_policy(self, config=None, faces=None, num_frames=None, aggregate=None, batch_size=None, crop="align",
                    face_size=256, face_scale=1.3, margin=0.3):
         """Frame sampling, face and aggregation options; unset ones come from the model's config (the batch
         size from the device: `default_batch_size`)."""
@@ -252,7 +266,15 @@ class Scorer:
             raise ValueError("num_frames and batch_size must be >= 1")
         if crop not in CROPS:
             raise ValueError(f"crop: {crop!r} is not one of {', '.join(CROPS)}.")
-        self.face_detector = get_face_detector(faces)
+        faces = resolve_faces(faces, config)
+        if faces == "deepfakebench":
+            if crop != "align":
+                raise ValueError(f"crop: {crop!r} does not apply to faces 'deepfakebench' (its crops are aligned).")
+            self.face_detector = get_face_detector(faces, size=face_size, scale=face_scale)
+        else:
+            self.face_detector = get_face_detector(faces)
+        # The frames a face mode's crops were cut from: DeepfakeBench's own frame numbers with its faces.
+        self.frame_sampling = "deepfakebench" if getattr(self.face_detector, "name", None) == "deepfakebench" else "even"
         self.crop, self.face_size, self.face_scale, self.margin = crop, face_size, face_scale, margin
         self.batch_size = int(batch_size)
 
@@ -287,7 +309,7 @@ class Scorer:
         if kind == "video" or is_animated(source):
             from .media import read_video_frames
 
-            return read_video_frames(source, self.num_frames, on_frame=tick), kind
+            return read_video_frames(source, self.num_frames, on_frame=tick, sampling=self.frame_sampling), kind
         return [open_image(source)], "image"
 
     # -------------------------------------------------------------------------------- 2. face policy

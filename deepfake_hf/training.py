@@ -64,8 +64,11 @@ def detector_config(recipe, random_init=False, local_only=False):
             raise TrainingError(f"{recipe.source_file}: model.architecture is needed to build {model.backbone} "
                                 "without its checkpoint (--random-init)")
         backbone_config = dict(model.architecture)
+    detector = dict(model.detector)
+    if recipe.data.faces == "deepfakebench":  # trained on DeepfakeBench's crops: scored on them by default
+        detector.setdefault("face_preprocessing", "deepfakebench")
     try:
-        return DeepfakeDetectorConfig(backbone_config=backbone_config, **model.detector)
+        return DeepfakeDetectorConfig(backbone_config=backbone_config, **detector)
     except (TypeError, ValueError) as error:
         raise RecipeError(f"{recipe.source_file}: model: {one_line(error, 300)}") from None
 

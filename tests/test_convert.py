@@ -176,6 +176,7 @@ def test_gend_clip_is_exact_with_l2_norm_and_clip_preprocessing(tmp_path, head):
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["pooling"] == "pooler" and config["normalize_features"] is (head == "LinearNorm")
     assert config["id2label"] == {"0": "real", "1": "fake"} and "AutoModelForImageClassification" in config["auto_map"]
+    assert config["face_preprocessing"] == "deepfakebench"  # GenD trains on DeepfakeBench's crops
     processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert processor["image_mean"] == pytest.approx([0.48145466, 0.4578275, 0.40821073])
     assert processor["crop_size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
@@ -215,6 +216,8 @@ def test_deepfakebench_clip_and_effort_are_exact(tmp_path, detector):
                                                                                          0.40821073])
     card = (tmp_path / "out" / "README.md").read_text()
     assert "DeepfakeBench" in card and ("0.956" in card) is (detector == "effort")
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["face_preprocessing"] == "deepfakebench"
+    assert "| face preprocessing recorded | deepfakebench |" in card
 
 
 def test_univfd_projection_and_fc_fold_into_the_head(tmp_path):
@@ -228,6 +231,8 @@ def test_univfd_projection_and_fc_fold_into_the_head(tmp_path):
     processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert processor["do_resize"] is False and processor["crop_size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     assert "Ojha" in (tmp_path / "out" / "README.md").read_text()
+    # UnivFD scores whole images (trained on ProGAN pictures, not faces): no face mode recorded
+    assert json.loads((tmp_path / "out" / "config.json").read_text()).get("face_preprocessing") is None
 
 
 def test_classifier_labels_are_mapped_so_fake_means_fake_and_native_export_works(tmp_path):

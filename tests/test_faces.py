@@ -1,5 +1,6 @@
 """faces.py: similarity alignment (DeepfakeBench convention), crops, tracking, dlib on real faces."""
 
+import json
 import math
 from pathlib import Path
 
@@ -10,6 +11,7 @@ from PIL import Image, ImageDraw
 from deepfake_hf.errors import DeepfakeHFError
 from deepfake_hf.faces import (
     ARCFACE_TEMPLATE,
+    FACE_DETECTORS,
     Face,
     FaceError,
     NoFaceDetector,
@@ -311,3 +313,100 @@ def test_detect_video_matches_per_frame_detection_on_real_clips(shared_media):
         per_frame = [detector.detect(frame) for frame in frames]
         assert sum(map(bool, per_frame)) >= 15, name
         assert_same_faces(per_frame, list(detect_video(detector, frames)), name)
+
+
+# ------------------------------------------------------------------------------ DeepfakeBench face mode
+DEEPFAKEBENCH_REFERENCE = Path(__file__).parent / "data" / "deepfakebench"
+
+
+def bilinear_cv2_convention(pixels, inverse, size):
+    """Reference resampling written from cv2.warpAffine's definition: dst(x, y) = src(inverse @ (x, y, 1)),
+    pixel centres at integer coordinates, bilinear, zero outside."""
+    height, width = pixels.shape[:2]
+    out = np.zeros((size[1], size[0], pixels.shape[2]))
+    for y in range(size[1]):
+        for x in range(size[0]):
+            sx, sy = inverse[:2] @ (x, y, 1.0)
+            x0, y0 = math.floor(sx), math.floor(sy)
+            for yy, wy in ((y0, 1 - (sy - y0)), (y0 + 1, sy - y0)):
+                for xx, wx in ((x0, 1 - (sx - x0)), (x0 + 1, sx - x0)):
+                    if 0 <= xx < width and 0 <= yy < height:
+                        out[y, x] += wx * wy * pixels[yy, xx]
+    return out
+
+
+def test_warp_affine_uses_the_cv2_pixel_centre_convention():
+    from deepfake_hf.faces import warp_affine
+
+    rng = np.random.default_rng(0)
+    pixels = (rng.random((20, 24, 3)) * 255).astype(np.uint8)
+    angle, scale = 0.4, 1.7
+    matrix = np.array([[scale * math.cos(angle), -scale * math.sin(angle), 3.3],
+                       [scale * math.sin(angle), scale * math.cos(angle), -7.6]])
+    out = np.asarray(warp_affine(Image.fromarray(pixels), matrix, (30, 26)), dtype=np.float64)
+    inverse = np.linalg.inv(np.vstack([matrix, [0, 0, 1]]))
+    expected = bilinear_cv2_convention(pixels.astype(np.float64), inverse, (30, 26))
+    assert np.abs(out - expected).max() <= 0.5 + 1e-6  # rounding only
+    # a 2x enlargement puts crop pixel (2k, 2k) exactly on source pixel (k, k)
+    doubled = np.asarray(warp_affine(pixels, np.array([[2.0, 0, 0], [0, 2.0, 0]]), (48, 40)))
+    np.testing.assert_array_equal(doubled[::2, ::2], pixels)
+
+
+def test_deepfakebench_face_mode_needs_aligned_crops_and_is_named():
+    assert "deepfakebench" in FACE_DETECTORS
+    from deepfake_hf.data import DataSourceError, load_source
+
+    with pytest.raises(DataSourceError, match="does not apply"):
+        load_source("unused", faces="deepfakebench", face_crop="margin")
+
+
+@needs_dlib
+def test_deepfakebench_detector_keeps_only_the_largest_face():
+    data = pytest.importorskip("skimage.data")
+    image = Image.fromarray(data.astronaut())
+    small = image.resize((image.width * 3 // 4, image.height * 3 // 4))
+    canvas = Image.new("RGB", (image.width + small.width, image.height))
+    canvas.paste(small, (0, 0))
+    canvas.paste(image, (small.width, 0))
+    detector = get_face_detector("deepfakebench")
+    assert detector.name == "deepfakebench"
+    assert len(detector._models()[0](np.asarray(canvas), 1)) == 2  # dlib itself sees both faces
+    (face,) = detector.detect(canvas)
+    assert face.box[0] >= small.width  # the larger one only
+    (alone,) = detector.detect(image)
+    np.testing.assert_allclose(face.landmarks - (small.width, 0), alone.landmarks, atol=6.0)  # same face
+
+
+def test_deepfakebench_frame_numbers_match_its_preprocessing(shared_media):
+    """The frames DeepfakeBench's preprocessing took from each shared video (recorded in reference.json)."""
+    from deepfake_hf.media import sample_frame_indices, video_info
+
+    reference = json.loads((DEEPFAKEBENCH_REFERENCE / "reference.json").read_text())
+    for video, entry in reference["videos"].items():
+        assert video_info(shared_media / video)["frames"] == entry["frame_count"], video
+        assert sample_frame_indices(entry["frame_count"], 32, sampling="deepfakebench") == entry["frames"], video
+        # the package's even rule rounds to the nearest frame instead: it differs somewhere on these videos
+    assert any(sample_frame_indices(e["frame_count"], 32) != e["frames"] for e in reference["videos"].values())
+
+
+@needs_dlib
+@pytest.mark.slow  # full-resolution dlib at 2x upsampling on 1080p frames: ~10 s
+def test_deepfakebench_face_mode_reproduces_its_crops(shared_media):
+    """PSNR >= 40 dB against crops made by DeepfakeBench's own code (tests/data/deepfakebench/README.md)."""
+    from deepfake_hf.media import read_video_frames
+
+    reference = json.loads((DEEPFAKEBENCH_REFERENCE / "reference.json").read_text())
+    detector = get_face_detector("deepfakebench")
+    checked = 0
+    for video, entry in reference["videos"].items():
+        for frame, name in entry.get("reference_crops", {}).items():
+            frames = read_video_frames(shared_media / video, 32, sampling="deepfakebench")
+            image = frames[entry["frames"].index(int(frame))]
+            (face,) = detector.detect(image)
+            ours = np.asarray(align_face(image, face), dtype=np.float64)
+            theirs = np.asarray(Image.open(DEEPFAKEBENCH_REFERENCE / name).convert("RGB"), dtype=np.float64)
+            mse = ((ours - theirs) ** 2).mean()
+            psnr = 10 * math.log10(255**2 / mse) if mse else math.inf
+            assert psnr >= 40, (video, frame, psnr)
+            checked += 1
+    assert checked >= 5

@@ -255,3 +255,33 @@ def test_evaluate_counts_files_scored_without_a_face(model_dir, data, tmp_path):
     result = evaluate_model(model_dir, {"set": data}, tmp_path / "n", faces=Nobody(), n_resamples=0, plots=False)
     assert result["test_sets"]["set"]["files_without_face"] == len(results) == 8
     assert_predict_equals_evaluate(results, read_rows(tmp_path / "n"))
+
+
+def test_a_models_recorded_face_preprocessing_is_the_default(tmp_path):
+    """A converted DeepfakeBench/GenD model records face_preprocessing="deepfakebench"; it survives save/load
+    and the scorer (so predict, evaluate, Detector and the app) crops and samples frames that way unless told."""
+    from deepfake_hf import DeepfakeDetectorConfig
+    from deepfake_hf.faces import dlib_available
+    from deepfake_hf.scoring import resolve_faces
+
+    with pytest.raises(ValueError, match="face_preprocessing"):
+        DeepfakeDetectorConfig(face_preprocessing="mtcnn")
+    model = tiny_detector(face_preprocessing="deepfakebench")
+    model.save_pretrained(tmp_path / "m")
+    config = DeepfakeDetectorConfig.from_pretrained(tmp_path / "m")
+    assert config.face_preprocessing == "deepfakebench"
+    assert resolve_faces(None, config) == resolve_faces("auto", config) == "deepfakebench"
+    assert resolve_faces("none", config) == "none" and resolve_faces("dlib", config) == "dlib"
+    plain = tiny_detector().config
+    assert plain.face_preprocessing is None
+    assert resolve_faces(None, plain) == "none" and resolve_faces("auto", plain) == "auto"
+
+    processor = model.matching_image_processor()
+    scorer = Scorer(model, processor, faces="none")
+    assert scorer.face_detector.name == "none" and scorer.frame_sampling == "even"
+    if not dlib_available():
+        pytest.skip("dlib not installed")
+    scorer = Scorer(model, processor)
+    assert scorer.face_detector.name == "deepfakebench" and scorer.frame_sampling == "deepfakebench"
+    with pytest.raises(ValueError, match="does not apply"):
+        Scorer(model, processor, crop="margin")

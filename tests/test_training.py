@@ -88,6 +88,14 @@ def test_ln_tuning_does_not_apply_to_batchnorm_cnns():
         apply_tuning(tiny_detector("resnet"), tiny_recipe("ln_tuning").tuning)
 
 
+def test_deepfakebench_faces_in_the_recipe_are_recorded_in_the_model():
+    from deepfake_hf.training import detector_config
+
+    recipe = load_recipe({**tiny_recipe().to_dict(), "data": {"faces": "deepfakebench"}})
+    assert detector_config(recipe, random_init=True).face_preprocessing == "deepfakebench"
+    assert detector_config(tiny_recipe(), random_init=True).face_preprocessing is None
+
+
 def test_linear_probe_trains_only_the_head():
     model = apply_tuning(tiny_detector("vit"), tiny_recipe("linear_probe").tuning)
     trainable = {name for name, p in model.named_parameters() if p.requires_grad}
