@@ -192,25 +192,30 @@ def _frame_number(path, position):
     return int(digits[-1]) if digits else position
 
 
-def _sample_evenly(items, num_frames):
-    """`num_frames` of `items` spread evenly (media's one sampling rule), or all of them when fewer."""
+def _sample_evenly(items, num_frames, frame_sampling="even"):
+    """`num_frames` of `items` spread evenly (media's one sampling rule), or all of them when fewer.
+
+    With `frame_sampling="deepfakebench"` the first `num_frames`, as DeepfakeBench's loader reads a
+    folder of frames (its preprocessing already spread them over the video)."""
     from .media import sample_frame_indices
 
     if not num_frames:
         return list(items)
+    if frame_sampling == "deepfakebench":
+        return list(items)[:num_frames]
     return [items[i] for i in sample_frame_indices(len(items), num_frames)]
 
 
-def _frame_folder_entries(folder_files, label, group, method, num_frames):
-    """Entries for the images of one video's frame folder, `num_frames` of them spread evenly."""
+def _frame_folder_entries(folder_files, label, group, method, num_frames, frame_sampling="even"):
+    """Entries for the images of one video's frame folder (by frame number), `num_frames` of them (`_sample_evenly`)."""
     ordered = sorted(folder_files, key=lambda p: (_frame_number(p, 0), str(p)))
     return [
         _Entry(str(path), "image", label, group, method, _frame_number(path, position))
-        for position, path in _sample_evenly(list(enumerate(ordered)), num_frames)
+        for position, path in _sample_evenly(list(enumerate(ordered)), num_frames, frame_sampling)
     ]
 
 
-def _collect_folder(root, label_map, num_frames):
+def _collect_folder(root, label_map, num_frames, frame_sampling="even"):
     """real/ and fake/ (or mapped) folders -> entries; see the module docstring for the layout rules."""
     label_dirs = []
     for child in sorted(root.iterdir()):
@@ -248,7 +253,7 @@ def _collect_folder(root, label_map, num_frames):
             else:
                 frame_folders.setdefault(path.parent, (method, []))[1].append(path)
         for folder, (method, files) in frame_folders.items():
-            entries.extend(_frame_folder_entries(files, label, str(folder), method, num_frames))
+            entries.extend(_frame_folder_entries(files, label, str(folder), method, num_frames, frame_sampling))
     return _Collected(entries, problems, inputs, len(not_media))
 
 
@@ -278,7 +283,7 @@ def _read_manifest_rows(manifest):
     return sorted(fields), rows
 
 
-def _collect_manifest(manifest, label_map, num_frames):
+def _collect_manifest(manifest, label_map, num_frames, frame_sampling="even"):
     fields, rows = _read_manifest_rows(manifest)
     missing = [name for name in ("path", "label") if name not in fields]
     if missing and rows:
@@ -310,7 +315,7 @@ def _collect_manifest(manifest, label_map, num_frames):
             if not frames:
                 problems.append((str(path), f"folder has no images on {where}"))
                 continue
-            chosen = _frame_folder_entries(frames, label, group or str(path), method, num_frames)
+            chosen = _frame_folder_entries(frames, label, group or str(path), method, num_frames, frame_sampling)
             entries.extend(chosen)
             inputs.extend(Path(entry.path) for entry in chosen)
             continue
@@ -419,15 +424,15 @@ def _split_spec(spec):
     return Path(text).expanduser(), None
 
 
-def _collect(spec, label_map, num_frames, compression, root, default_split=None):
+def _collect(spec, label_map, num_frames, compression, root, default_split=None, frame_sampling="even"):
     path, split = _split_spec(spec)
     if not path.exists():
         raise DataSourceError(f"{path}: no such file or folder")
     if path.is_dir():
-        return "folder", _collect_folder(path, label_map, num_frames)
+        return "folder", _collect_folder(path, label_map, num_frames, frame_sampling)
     suffix = path.suffix.lower()
     if suffix in MANIFEST_EXTENSIONS:
-        return "manifest", _collect_manifest(path, label_map, num_frames)
+        return "manifest", _collect_manifest(path, label_map, num_frames, frame_sampling)
     if suffix in DEEPFAKEBENCH_EXTENSIONS:
         if split is None and default_split is not None:
             # Reading every split of a benchmark file would mix training videos into a test set.
@@ -603,8 +608,9 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
             so); None reads every split. `evaluate` passes "test".
         verbose: print the class-balance table and show progress.
         return_report: also return the report dict (counts, balance, cache path).
-        frame_sampling: which frames of a video file: "even" (media.sample_frame_indices) or
-            "deepfakebench" (linspace rounded down); default "deepfakebench" with faces="deepfakebench".
+        frame_sampling: which frames of a video: "even" (media.sample_frame_indices) or "deepfakebench"
+            (a video file's `linspace(0, n-1, num_frames)` rounded down, a frame folder's first `num_frames`
+            by frame number); default "deepfakebench" with faces="deepfakebench".
 
     Raises:
         DataSourceError: the source is missing or malformed, or no usable sample remains.
@@ -631,7 +637,7 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
             logger.warning("faces='auto': no face detector installed (pip install 'deepfake-hf[faces]'); "
                            "using whole frames")
     label_map = _normalise_label_map(label_map)
-    kind, collected = _collect(spec, label_map, num_frames, compression, root, default_split)
+    kind, collected = _collect(spec, label_map, num_frames, compression, root, default_split, frame_sampling)
     if kind == "deepfakebench" and faces != "none":
         # Its frames are already aligned face crops (DeepfakeBench trains on them as they are); finding and
         # aligning a face inside a crop again would zoom out a second time.

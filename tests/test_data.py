@@ -406,3 +406,34 @@ def test_folder_source_reports_folders_and_links_named_like_media(tmp_path, capl
     assert len(dataset) == 2 and report["counts"]["skipped"] == 2
     assert f"{root / 'fake' / 'x.jpg'}: is a directory, not an image" in caplog.text
     assert f"{root / 'fake' / 'loop.jpg'}: symbolic link loop" in caplog.text
+
+
+def test_deepfakebench_frame_sampling_for_videos_and_frame_folders(tmp_path):
+    """DeepfakeBench takes linspace(0, n-1, N) rounded down from a video, and the first N of a frame folder."""
+    pytest.importorskip("av")
+    import io
+
+    from datasets import Image as ImageFeature
+    from PIL import Image
+
+    from .media_samples import level_index, write_video
+
+    write_video(tmp_path / "src" / "real" / "clip.mp4", frames=23)
+    for number in range(0, 100, 10):  # frame numbers 0, 10, ..., 90
+        write_image(tmp_path / "src" / "fake" / "frames" / f"{number:03d}.png", seed=number)
+
+    def frames_of(sampling):
+        dataset = load_source(tmp_path / "src", num_frames=4, cache_dir=False, verbose=False, frame_sampling=sampling)
+        video = [level_index(Image.open(io.BytesIO(row["image"]["bytes"])))
+                 for row in dataset.cast_column("image", ImageFeature(decode=False)) if row["label"] == 0]
+        folder = [row["frame"] for row in dataset if row["label"] == 1]
+        return video, folder
+
+    video, folder = frames_of("deepfakebench")
+    assert video == np.linspace(0, 22, 4, dtype=int).tolist() == [0, 7, 14, 22]
+    assert folder == [0, 10, 20, 30]
+    video, folder = frames_of("even")
+    assert video == [0, 7, 15, 22]  # nearest frame: 14.67 -> 15
+    assert folder == [0, 30, 60, 90]
+    with pytest.raises(DataSourceError, match="frame_sampling"):
+        load_source(tmp_path / "src", frame_sampling="random", cache_dir=False)
