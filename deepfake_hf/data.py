@@ -67,7 +67,7 @@ DEEPFAKEBENCH_SPLITS = ("train", "val", "test")
 FACE_CROPS = ("align", "margin")
 # Bump when the rows written for the same inputs change, so stale caches are not reused.
 # 2: video files shorter than num_frames give each frame once (no repeats); 3: aligned crops resampled with
-# cv2's pixel-centre convention (faces.warp_affine)
+# cv2's pixel-centre convention (faces.warp_affine), animated images give their frames
 CACHE_VERSION = 3
 _GROUP_ALIASES = ("group", "video_id", "video")
 # Stored formats whose bytes can be kept as they are (no re-encoding, so no change to compression traces).
@@ -492,9 +492,10 @@ def _still_bytes(path, image):
 def _decode_entry(entry, num_frames, frame_sampling, cropper, counts):
     """Rows for one entry; raises MediaError for an unusable file."""
     from .faces import detect_video
-    from .media import open_image, read_video_frames
+    from .media import is_animated, open_image, read_video_frames
 
-    if entry.kind == "video":
+    # An animated still (GIF, WebP, APNG) gives its frames, as predict reads it (media.read_video_frames).
+    if entry.kind == "video" or (entry.frame < 0 and is_animated(entry.path)):
         frames = list(enumerate(read_video_frames(entry.path, num_frames=num_frames or 32, sampling=frame_sampling)))
     else:
         frames = [(entry.frame, open_image(entry.path))]

@@ -132,8 +132,8 @@ def load_frames_for(scorer, spec, cache_dir=None, label_map=None):
 def video_keys(paths, groups):
     """The video each row belongs to, as a full path: video-level metrics average over these.
 
-    A video file's frames share its path. Images (face crops, frame folders) belong to their folder
-    when their `group` is shared with other images, else each still is its own item. Folder names alone
+    A video file's (or animated image's) frames share its path. Images (face crops, frame folders) belong
+    to their folder when their `group` is shared with other image files, else each still is its own item. Folder names alone
     are not enough: FF++ fakes of one source video sit in folders of the same name under each method
     (DeepfakeBench's grouping merges them), and a manifest's video id can repeat across methods, so
     the key is the full folder path, split further by group where one folder holds several groups.
@@ -142,12 +142,12 @@ def video_keys(paths, groups):
 
     paths = [str(p) for p in paths]
     groups = [str(g) for g in groups]
-    shared = {}
+    files_of = {}  # group -> the distinct files of its rows (an animated image's frames share one file)
     for path, group in zip(paths, groups):
-        shared[group] = shared.get(group, 0) + 1
+        files_of.setdefault(group, set()).add(path)
     containers = []
     for path, group in zip(paths, groups):
-        if media_kind(path) == "video" or shared[group] == 1:
+        if media_kind(path) == "video" or len(files_of[group]) == 1:
             containers.append(path)
         else:
             containers.append(os.path.dirname(path))
@@ -291,13 +291,11 @@ def _merge_margins(margins, files, mine, missing_faces, ranks, parts):
 
 
 def _file_rows(paths, groups):
-    """(first, stop) row ranges of a dataset's files: a video file's frames are consecutive rows with its path."""
-    from .media import media_kind
-
+    """(first, stop) row ranges of a dataset's files: a video's (or animated image's) frames are consecutive
+    rows with its path and group; any other row is a file of its own."""
     ranges, first = [], 0
     for row in range(1, len(paths) + 1):
-        if row == len(paths) or media_kind(paths[first]) != "video" or \
-                (paths[row], groups[row]) != (paths[first], groups[first]):
+        if row == len(paths) or (paths[row], groups[row]) != (paths[first], groups[first]):
             ranges.append((first, row))
             first = row
     return ranges

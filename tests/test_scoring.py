@@ -81,6 +81,10 @@ def data(tmp_path_factory):
     (root / "real").mkdir(parents=True, exist_ok=True)
     write_people_video(root / "real" / "people_a.mp4", seed=1)
     write_people_video(root / "fake" / "people_b.mp4", seed=2)
+    # an animated GIF: predict scores its frames, so evaluate must too (not only the first)
+    rng = np.random.default_rng(9)
+    gif = [Image.fromarray(rng.integers(0, 256, (48, 96, 3), dtype=np.uint8)) for _ in range(3)]
+    gif[0].save(root / "fake" / "moving.gif", save_all=True, append_images=gif[1:], duration=100, loop=0)
     return root
 
 
@@ -107,10 +111,10 @@ def assert_predict_equals_evaluate(results, rows, aggregation="mean"):
     for row in rows:
         result = by_path[row["path"]]
         frame = int(row["frame"])
-        expected = result["frame_scores"][frame if result["kind"] == "video" else 0]
+        expected = result["frame_scores"][frame if len(result["frame_scores"]) > 1 else 0]
         worst = max(worst, abs(float(row["score"]) - expected))
     for result in results:  # frames predict leaves out are not rows either
-        if result["kind"] == "video":
+        if len(result["frame_scores"]) > 1:
             frames = sorted(int(r["frame"]) for r in rows if r["path"] == result["path"])
             assert frames == [i for i, s in enumerate(result["frame_scores"]) if s is not None]
     assert worst < 1e-6, worst
@@ -253,7 +257,7 @@ def test_evaluate_counts_files_scored_without_a_face(model_dir, data, tmp_path):
     _, results = predict(str(model_dir), [data], faces=Nobody(), fmt="json", frame_scores=True, progress=False)
     assert all(result["face_found"] is False for result in results)
     result = evaluate_model(model_dir, {"set": data}, tmp_path / "n", faces=Nobody(), n_resamples=0, plots=False)
-    assert result["test_sets"]["set"]["files_without_face"] == len(results) == 8
+    assert result["test_sets"]["set"]["files_without_face"] == len(results) == 9  # 6 stills, 2 videos, 1 GIF
     assert_predict_equals_evaluate(results, read_rows(tmp_path / "n"))
 
 
