@@ -302,6 +302,7 @@ def add_evaluate(subparsers):
     parser.add_argument("--perturb", nargs="+", default=[], metavar="KIND:V1,V2",
                         help="re-score under perturbations, e.g. jpeg:90,70,50 resize:0.5,0.25 blur:1,2 noise:0.02")
     add_faces_option(parser)
+    add_crop_option(parser)
     add_frames_option(parser)
     add_aggregation_option(parser)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -321,7 +322,7 @@ def run_evaluate(args):
         result = evaluate_model(args.model, test_sets, args.out, perturbations=parse_perturbations(args.perturb),
                                 faces=args.faces, num_frames=args.frames, batch_size=args.batch_size,
                                 n_resamples=args.bootstrap, aggregation=args.aggregation, overwrite=args.overwrite,
-                                plots=not args.no_plots, label_map=_label_map(args))
+                                plots=not args.no_plots, label_map=_label_map(args), crop=args.crop)
     for name, message in result.get("errors", {}).items():
         print(f"{name}: not evaluated: {message}", file=sys.stderr)
     _print_result(args, result, "\n".join(summary_table(result)),
@@ -380,6 +381,7 @@ def add_calibrate(subparsers):
     parser.add_argument("--method", choices=["eer", "fpr"], default="eer")
     parser.add_argument("--target-fpr", type=float, default=None, help="with --method fpr, e.g. 0.05")
     add_faces_option(parser)
+    add_crop_option(parser)
     add_frames_option(parser)
     parser.add_argument("--batch-size", type=int, default=32)
     add_json_option(parser, "the calibration record")
@@ -393,7 +395,7 @@ def run_calibrate(args):
     with _stdout_to_stderr(args.json):
         record = calibrate_model(args.model, parse_named_sources(args.data), method=args.method,
                                  target_fpr=args.target_fpr, faces=args.faces, num_frames=args.frames,
-                                 batch_size=args.batch_size, label_map=_label_map(args))
+                                 batch_size=args.batch_size, label_map=_label_map(args), crop=args.crop)
     if args.json:
         return _print_result(args, record)
     print(f"calibration_temperature {record['previous']['calibration_temperature']:g} -> "
@@ -537,6 +539,8 @@ def add_explain(subparsers):
     add_output_option(parser, "output PNG")
     parser.add_argument("--method", choices=["auto", "rollout", "gradcam"], default="auto",
                         help="auto: rollout for ViT-family backbones, else Grad-CAM")
+    add_faces_option(parser)
+    add_crop_option(parser)
     add_overwrite_option(parser, "an existing output file")
     parser.set_defaults(run=run_explain)
 
@@ -544,7 +548,8 @@ def add_explain(subparsers):
 def run_explain(args):
     from .explain import explain_to_file
 
-    result = explain_to_file(args.model, args.image, args.out, method=args.method, overwrite=args.overwrite)
+    result = explain_to_file(args.model, args.image, args.out, method=args.method, overwrite=args.overwrite,
+                             faces=args.faces, crop=args.crop)
     print(f"{args.image}: {result['label']} (fake score {result['fake_probability']:.3f}); "
           f"{result['method']} heatmap written to {args.out}")
     return EXIT_OK
@@ -558,7 +563,8 @@ exit codes:
   1  usage error (bad option, model that cannot be loaded, no media found, output exists)
 
 Folders are searched recursively for images and videos; URLs are refused (download first).
---faces auto uses dlib when installed (pip install 'deepfake-hf[faces]'), else scores whole frames.
+--faces auto uses the model's recorded face preprocessing (converted DeepfakeBench/GenD models:
+deepfakebench), else dlib when installed (pip install 'deepfake-hf[faces]'), else scores whole frames.
 """
 
 

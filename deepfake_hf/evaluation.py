@@ -358,7 +358,7 @@ def _explain_missing_intervals(entry, labels, groups, n_resamples):
 
 def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None, num_frames=None,
                    batch_size=32, n_resamples=1000, aggregation=None, overwrite=False, device=None, seed=0,
-                   cache_dir=None, plots=True, label_map=None):
+                   cache_dir=None, plots=True, label_map=None, crop="align"):
     """Score `test_sets` ({name: data spec}) with the model and write predictions, metrics, report and plots.
 
     `faces` ("none", "auto", "dlib" or a detector object) is the scorer's face policy, as in `predict`;
@@ -372,7 +372,8 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
     # Every rank checks (so all refuse alike); none writes there before the ranks first meet.
     prepare_output_dir(out_dir, overwrite)
     test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
-    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregate=aggregation)
+    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregate=aggregation,
+                        crop=crop)
     aggregation = scorer.aggregate
     aggregation_options = dict(confident_threshold=scorer.confident_threshold,
                                confident_fraction=scorer.confident_fraction)
@@ -726,7 +727,7 @@ def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, 
 
 # ----------------------------------------------------------------------------------------- calibration
 def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, faces=None, num_frames=None,
-                    batch_size=32, device=None, cache_dir=None, label_map=None):
+                    batch_size=32, device=None, cache_dir=None, label_map=None, crop="align"):
     """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
 
     method "eer": the threshold at the equal-error point; "fpr": the lowest threshold whose false-positive
@@ -740,7 +741,7 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
     if method == "fpr" and (target_fpr is None or not 0.0 <= target_fpr < 1.0):
         raise EvaluationError("--target-fpr in [0, 1) is needed with --method fpr")
     val_sources = {str(name): os.fspath(spec) for name, spec in val_sources.items()}
-    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames)
+    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, crop=crop)
     if not hasattr(getattr(scorer.model, "config", None), "calibration_temperature"):
         raise EvaluationError(f"{model_path}: not a deepfake-hf detector (no calibration_temperature in its config)")
     labels, margins = [], []

@@ -60,14 +60,14 @@ def options_of(command):
 
 @pytest.mark.parametrize("command,shared", [
     ("predict", ["--faces", "--crop", "--frames", "--aggregation", "--out", "--overwrite"]),
-    ("evaluate", ["--faces", "--frames", "--aggregation", "--out", "--overwrite", "--json"]),
-    ("calibrate", ["--faces", "--frames", "--json"]),
+    ("evaluate", ["--faces", "--crop", "--frames", "--aggregation", "--out", "--overwrite", "--json"]),
+    ("calibrate", ["--faces", "--crop", "--frames", "--json"]),
     ("probe", ["--faces", "--frames", "--out", "--overwrite", "--json"]),
     ("train", ["--out", "--json"]),
     ("quickstart", ["--out", "--overwrite", "--json"]),
     ("export", ["--out", "--overwrite"]),
     ("convert", ["--out", "--overwrite"]),
-    ("explain", ["--out", "--overwrite"]),
+    ("explain", ["--faces", "--crop", "--out", "--overwrite"]),
     ("bench", ["--out", "--json"]),
 ])
 def test_shared_options_have_one_name_and_default(command, shared):
