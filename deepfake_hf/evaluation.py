@@ -69,23 +69,14 @@ def load_model(model_path, device=None, **options):
 
     `options` (faces, num_frames, aggregate, batch_size, crop, ...) go to the scorer, as `predict` passes them.
     """
-    from .scoring import Scorer
+    from .probes import PROBE_FILE, load_scorer
 
     model_path = os.fspath(model_path)
-    if os.path.isfile(os.path.join(model_path, "probe.json")):  # a saved frozen-feature probe (probes.py)
-        from .probes import load_probe
-
-        try:
-            return load_probe(model_path, device=device, **options)
-        except DeepfakeHFError:  # ProbeError names the folder and the problem already
-            raise
-        except OSError as error:
-            raise EvaluationError(f"{model_path}: cannot load the probe ({one_line(error, 300)})") from None
-    if not os.path.isfile(os.path.join(model_path, "config.json")):
+    if not any(os.path.isfile(os.path.join(model_path, name)) for name in ("config.json", PROBE_FILE)):
         raise EvaluationError(f"{model_path}: not a model folder (no config.json)")
     try:
-        return Scorer.from_pretrained(model_path, device=device, **options)
-    except DeepfakeHFError:  # ModelLoadError names the folder and the reason
+        return load_scorer(model_path, device=device, **options)
+    except DeepfakeHFError:  # ModelLoadError and ProbeError name the folder and the reason
         raise
     except (OSError, KeyError) as error:
         raise EvaluationError(f"{model_path}: cannot load the model ({one_line(error, 300)})") from None

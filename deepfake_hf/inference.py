@@ -79,13 +79,15 @@ class Detector:
     @classmethod
     def from_pretrained(cls, path_or_id, faces=None, num_frames=None, aggregate=None, batch_size=None, device=None,
                         **kwargs):
-        """Load a saved detector folder or Hub id (and its image processor).
+        """Load a saved detector folder or Hub id (and its image processor), or a saved probe folder.
 
         Loading options (`revision`, `token`, `trust_remote_code`, `local_files_only`, `cache_dir`)
         go to `from_pretrained`; `workers` and `progress` to the Detector; the rest to `scoring.Scorer`.
         """
+        from .probes import load_scorer
+
         threads = {key: kwargs.pop(key) for key in ("workers", "progress") if key in kwargs}
-        scorer = Scorer.from_pretrained(path_or_id, faces=faces, num_frames=num_frames, aggregate=aggregate,
+        scorer = load_scorer(path_or_id, faces=faces, num_frames=num_frames, aggregate=aggregate,
                                         batch_size=batch_size, device=device, **kwargs)
         return cls(scorer, **threads)
 

@@ -24,7 +24,7 @@ import numpy as np
 
 from .configuration_deepfake import DEFAULT_THRESHOLD
 from .errors import DeepfakeHFError, one_line
-from .scoring import Scorer
+from .scoring import HUB_LOAD_KEYS, Scorer
 
 CLASSIFIERS = ("logreg", "linear-svm", "lda", "svm", "knn")
 LINEAR_CLASSIFIERS = ("logreg", "linear-svm", "lda")
@@ -254,6 +254,17 @@ def load_probe(folder, device=None, **policy):
     if not (folder / PROBE_FILE).is_file():
         raise ProbeError(f"{folder}: no {PROBE_FILE}")
     return ProbeScorer(folder, device, **policy)
+
+
+def load_scorer(path_or_id, device=None, **options):
+    """The scorer of any saved model: a probe folder (probe.json) or an image classifier (a deepfake-hf
+    detector, a native export, a Hub id). `predict`, `evaluate` and `calibrate` load models through it;
+    `options` are the scorer's (and, for classifiers, `from_pretrained`'s loading options)."""
+    if os.path.isfile(os.path.join(os.fspath(path_or_id), PROBE_FILE)):
+        # a probe is a local folder whose encoders load from its own record: no Hub loading options
+        policy = {key: value for key, value in options.items() if key not in (*HUB_LOAD_KEYS, "attn_implementation")}
+        return load_probe(path_or_id, device=device, **policy)
+    return Scorer.from_pretrained(path_or_id, device=device, **options)
 
 
 def save_probe(folder, backbones, classifier, pca, standardize, seed, params, features, labels):

@@ -225,6 +225,10 @@ def test_probe_is_a_scorer_scored_like_a_model(model_dir, data, tmp_path):
     results = Detector(probe, progress=False)(sorted(str(p) for p in data.rglob("*.*")), frame_scores=True)
     rows = evaluate_rows(tmp_path / "probe", data, tmp_path / "eval", TwoPeople())
     assert_predict_equals_evaluate(results, rows)
+    # predict takes the probe folder as it takes a model folder
+    _, predicted = predict(str(tmp_path / "probe"), [data], faces=TwoPeople(), fmt="json", frame_scores=True,
+                           progress=False)
+    assert_predict_equals_evaluate(predicted, rows)
     # an image's score is the probe's own on its most suspicious face crop
     path = data / "fake" / "f1.png"
     image = Image.open(path).convert("RGB")
