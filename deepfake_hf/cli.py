@@ -325,6 +325,8 @@ def run_evaluate(args):
                                 plots=not args.no_plots, label_map=_label_map(args), crop=args.crop)
     for name, message in result.get("errors", {}).items():
         print(f"{name}: not evaluated: {message}", file=sys.stderr)
+    for name, message in result.get("notes", {}).items():
+        print(f"{name}: {message}", file=sys.stderr)
     _print_result(args, result, "\n".join(summary_table(result)),
                   f"predictions.csv, metrics.json, report.md and plots written to {args.out}")
     return EXIT_PARTIAL if result.get("errors") else EXIT_OK

@@ -114,10 +114,13 @@ def load_test_set(spec, faces="none", num_frames=DEFAULT_NUM_FRAMES, cache_dir=N
 
 
 def load_frames_for(scorer, spec, cache_dir=None, label_map=None):
-    """A test set's whole frames, taken as `scorer` takes a file's frames (its number and sampling rule);
-    the scorer's face policy then runs on them as it does in predict."""
-    return load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir, label_map=label_map,
-                         frame_sampling=scorer.frame_sampling)
+    """(dataset, frames_are_crops): a test set's whole frames, taken as `scorer` takes a file's frames (its
+    number and sampling rule), for the scorer's face policy to run on as it does in predict; except that a
+    DeepfakeBench JSON's frames are its aligned face crops (`frames_are_crops`), scored as they are."""
+    dataset, report = load_source(spec, label_map=label_map, num_frames=scorer.num_frames, cache_dir=cache_dir,
+                                  default_split="test", verbose=False, frame_sampling=scorer.frame_sampling,
+                                  return_report=True)
+    return dataset, report["kind"] == "deepfakebench"
 
 
 def video_keys(paths, groups):
@@ -200,7 +203,7 @@ def perturb(image, kind, strength, seed=0):
 
 # ----------------------------------------------------------------------------------------- scoring
 def score_dataset(scorer, dataset, batch_size=None, perturbation=None, description="scoring", no_face=None,
-                  ranks=None, parts=None):
+                  ranks=None, parts=None, find_faces=True):
     """Output margins of `dataset`'s rows scored the way `predict` scores their files, with a progress bar.
 
     Rows of one file (a video's sampled frames, or one still) go through the scorer's face policy together:
@@ -209,6 +212,7 @@ def score_dataset(scorer, dataset, batch_size=None, perturbation=None, descripti
     which that person was not found) is NaN. `perturbation` ((kind, strength)) degrades each crop the
     model sees. Returns an array aligned with the dataset's rows; `no_face`, a list, receives the path of
     each file in which a face detector found nobody (scored whole, as predict does and says).
+    `find_faces=False` scores rows that are face crops already as they are (no face policy).
 
     Under torchrun / accelerate (`ranks`, `parts`: the path part files are named after), rank r scores files
     r, r+N, ... and writes their margins to its part file; every rank then returns the merged margins of all
@@ -239,7 +243,7 @@ def score_dataset(scorer, dataset, batch_size=None, perturbation=None, descripti
         if number not in mine:
             continue
         frames = [image.convert("RGB") for image in dataset[first:stop]["image"]]
-        plan = scorer.plan(frames)
+        plan = scorer.plan(frames, find_faces=find_faces)
         if plan.faces == 0:
             missing_faces.add(number)
         crops = plan.crops
@@ -371,7 +375,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
     perturbations = parse_perturbations(perturbations) if perturbations and isinstance(perturbations[0], str) \
         else list(perturbations)
 
-    datasets_by_name, errors = {}, {}
+    datasets_by_name, frames_are_crops, errors = {}, {}, {}
     for turn in ("main", "others") if ranks.world_size > 1 else ("all",):
         # Data-parallel: rank 0 decodes into the cache first, the other ranks then memory-map it.
         if turn != "all":
@@ -381,7 +385,8 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
         for name, spec in test_sets.items():  # a broken source is reported; the other test sets still run
             try:
                 # Whole frames, sampled as predict samples them: the scorer's face policy runs on them below.
-                datasets_by_name[name] = load_frames_for(scorer, spec, cache_dir=cache_dir, label_map=label_map)
+                datasets_by_name[name], frames_are_crops[name] = load_frames_for(scorer, spec, cache_dir=cache_dir,
+                                                                                 label_map=label_map)
             except DataSourceError as error:
                 errors[name] = str(error)
     if not datasets_by_name:
@@ -398,8 +403,12 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
     for set_number, (name, dataset) in enumerate(datasets_by_name.items()):
         no_face = []
         parts = out_dir / f".scores-{set_number}"
+        find_faces = not frames_are_crops[name]
+        if not find_faces and scorer.face_detector.name != "none":
+            result.setdefault("notes", {})[name] = ("DeepfakeBench frames are aligned face crops: scored as they "
+                                                   f"are, without the {scorer.face_detector.name} face policy")
         margins = score_dataset(scorer, dataset, batch_size, description=name, no_face=no_face, ranks=ranks,
-                                parts=parts)
+                                find_faces=find_faces, parts=parts)
         columns, scores = _scored_rows(dataset, margins, scorer)
         try:
             result["test_sets"][name] = test_set_metrics(
@@ -420,6 +429,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
                 key = perturbation_name(*perturbation)
                 # Perturbed scores may make another person the most suspicious one: its rows count then.
                 perturbed = score_dataset(scorer, dataset, batch_size, perturbation, description=f"{name} {key}",
+                                          find_faces=find_faces,
                                           ranks=ranks, parts=out_dir / f".scores-{set_number}-{perturbation_number}")
                 robustness[name][key] = _robustness_entry(*_scored_rows(dataset, perturbed, scorer), scorer.threshold,
                                                           aggregation, aggregation_options)
@@ -737,8 +747,8 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
         raise EvaluationError(f"{model_path}: not a deepfake-hf detector (no calibration_temperature in its config)")
     labels, margins = [], []
     for name, spec in val_sources.items():
-        dataset = load_frames_for(scorer, spec, cache_dir=cache_dir, label_map=label_map)
-        scored = score_dataset(scorer, dataset, batch_size, description=f"calibrate {name}")
+        dataset, crops = load_frames_for(scorer, spec, cache_dir=cache_dir, label_map=label_map)
+        scored = score_dataset(scorer, dataset, batch_size, description=f"calibrate {name}", find_faces=not crops)
         kept = ~np.isnan(scored)  # the rows predict scores (see score_dataset)
         margins.append(scored[kept])
         labels.append(np.asarray(dataset["label"])[kept])

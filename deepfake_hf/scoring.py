@@ -313,12 +313,13 @@ class Scorer:
         return [open_image(source)], "image"
 
     # -------------------------------------------------------------------------------- 2. face policy
-    def plan(self, frames, cancel=None):
-        """The `FacePlan` of a file's frames: one crop per tracked face per frame, or whole frames."""
+    def plan(self, frames, cancel=None, find_faces=True):
+        """The `FacePlan` of a file's frames: one crop per tracked face per frame, or whole frames (also
+        with `find_faces=False`, for frames that are face crops already)."""
         from .faces import crop_face, detect_video, track_faces
 
         whole_frames = [(index, 0) for index in range(len(frames))]
-        if self.face_detector.name == "none":
+        if self.face_detector.name == "none" or not find_faces:
             return FacePlan(len(frames), list(frames), whole_frames, None, None, None)
         detections = []
         # A video's frames together: the detector follows faces between key frames (faces.detect_video).

@@ -293,3 +293,27 @@ def test_a_models_recorded_face_preprocessing_is_the_default(tmp_path):
     assert scorer.face_detector.name == "deepfakebench" and scorer.frame_sampling == "deepfakebench"
     with pytest.raises(ValueError, match="does not apply"):
         Scorer(model, processor, crop="margin")
+
+
+def test_deepfakebench_json_frames_are_scored_as_the_crops_they_are(model_dir, tmp_path):
+    """A DeepfakeBench JSON lists aligned face crops: evaluate scores them whole, whatever the face mode
+    (cropping a face out of a face crop would zoom out a second time), and says so."""
+    from deepfake_hf.evaluation import evaluate_model
+
+    entries = {}
+    for label_name, video in (("FF-real", "000"), ("FF-DF", "000_001")):
+        paths = [write_image(tmp_path / "crops" / label_name / video / f"{k:03d}.png", size=(64, 64), seed=k + len(video))
+                 for k in range(3)]
+        entries[label_name] = {"test": {"c23": {video: {"label": label_name,
+                                                        "frames": [str(p.relative_to(tmp_path)) for p in paths]}}}}
+    bench = tmp_path / "FF.json"
+    bench.write_text(json.dumps({"FF": entries}))
+    result = evaluate_model(model_dir, {"ff": f"{bench}#test"}, tmp_path / "eval", faces=TwoPeople(), n_resamples=0,
+                            plots=False)
+    assert "aligned face crops" in result["notes"]["ff"] and "stub-two" in result["notes"]["ff"]
+    rows = read_rows(tmp_path / "eval")
+    _, whole = predict(str(model_dir), [r["path"] for r in rows], faces="none", fmt="json", progress=False)
+    expected = {r["path"]: r["fake_probability"] for r in whole}
+    assert max(abs(float(r["score"]) - expected[r["path"]]) for r in rows) < 1e-6
+    _, cropped = predict(str(model_dir), [r["path"] for r in rows], faces=TwoPeople(), fmt="json", progress=False)
+    assert max(abs(r["fake_probability"] - expected[r["path"]]) for r in cropped) > 1e-4  # the stub would crop
