@@ -106,7 +106,7 @@ def test_from_backbone_takes_a_timm_checkpoint_and_its_processor(tmp_path):
     assert processor["size"] == {"shortest_edge": 248} and processor["crop_size"] == {"height": 224, "width": 224}
 
 
-def test_missing_timm_is_one_line_naming_the_extra(monkeypatch, tmp_path):
+def test_missing_timm_is_one_line_naming_the_extra(monkeypatch, tmp_path, capsys):
     from deepfake_hf import DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification
     from deepfake_hf.cli import main
     from deepfake_hf.errors import DeepfakeHFError, MissingDependencyError
@@ -125,7 +125,10 @@ def test_missing_timm_is_one_line_naming_the_extra(monkeypatch, tmp_path):
     assert isinstance(error.value, DeepfakeHFError) and "\n" not in str(error.value)
     torch.save({"backbone.block1.rep.0.conv1.weight": torch.zeros(1), "backbone.last_linear.weight": torch.zeros(2, 2048),
                 "backbone.last_linear.bias": torch.zeros(2)}, tmp_path / "xception.pth")
+    capsys.readouterr()
     assert main(["convert", str(tmp_path / "xception.pth"), "--out", str(tmp_path / "out")]) == 1
+    error_lines = capsys.readouterr().err.strip().splitlines()
+    assert len(error_lines) == 1 and "pip install 'deepfake-hf[timm]'" in error_lines[0]
 
 
 @pytest.mark.slow  # trains, saves ~150 MB, starts a process
