@@ -150,9 +150,11 @@ def add_convert(subparsers):
     add_output_option(parser, required=False)
     parser.add_argument("--from", dest="source_format", default="auto",
                         choices=["auto", "gend", "deepfakebench", "univfd", "classifier"], help="source format")
-    parser.add_argument("--detector", help="DeepfakeBench detector: clip or effort (when the keys do not tell)")
+    parser.add_argument("--detector", help="DeepfakeBench detector: clip, effort or xception (when the keys do not "
+                        "tell)")
     parser.add_argument("--backbone", metavar="ID_OR_DIR",
-                        help="encoder architecture (Hub id or folder with its config) when the checkpoint lacks it")
+                        help="encoder architecture (Hub id, folder with its config, or a timm model name) when the "
+                        "checkpoint lacks it")
     parser.add_argument("--fake-label", help="classifier label that means fake, when id2label does not say")
     add_overwrite_option(parser)
     parser.add_argument("--list", action="store_true", help="print the known formats and exit")

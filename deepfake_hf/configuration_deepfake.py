@@ -4,6 +4,10 @@ This file is copied next to the weights when a model is saved (remote code), so 
 from deepfake_hf and only relative names inside its own folder.
 """
 
+import functools
+import importlib.util
+import json
+
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 from transformers.models.auto.configuration_auto import CONFIG_MAPPING
@@ -16,8 +20,10 @@ CONV_BACKBONES = ("convnext", "convnextv2", "resnet", "efficientnet", "regnet", 
 VISION_TOWER_OF = {"clip": "vision_config", "siglip": "vision_config", "clipseg": "vision_config"}
 
 # The pooling each family was published with: ViT/DINOv2 classify the CLS token after the final
-# LayerNorm; CLIP's LN-tuning recipe uses `pooler_output` (CLS after post_layernorm); CNNs and timm
-# models expose a global average pool as `pooler_output`.
+# LayerNorm; CLIP's LN-tuning recipe uses `pooler_output` (CLS after post_layernorm); CNNs expose a global
+# average pool as `pooler_output`, and timm models (TimmWrapperModel) their head without the classifier: a
+# global average pool for CNNs, the attention pool of CLIP ResNets (before CLIP's output projection, a linear map
+# a linear head absorbs) and of the Perception Encoder.
 DEFAULT_POOLING = {"vit": "cls", "dinov2": "cls", "deit": "cls", "beit": "mean", "clip_vision_model": "pooler"}
 
 POOLINGS = ("cls", "mean", "pooler")
@@ -32,6 +38,38 @@ DEFAULT_NUM_FRAMES = 32  # DeepfakeBench's frames per video, linspace over the v
 DEFAULT_AGGREGATION = "mean"
 DEFAULT_CONFIDENT_THRESHOLD = 0.8
 DEFAULT_CONFIDENT_FRACTION = 0.5
+# The extra that installs timm, named in the error a timm backbone raises without it.
+TIMM_INSTALL = "pip install 'deepfake-hf[timm]'"
+
+
+def missing_timm(backbone_config):
+    """One line saying why a timm backbone cannot be built here (timm is not installed); None when it can."""
+    if backbone_config.model_type != "timm_wrapper" or importlib.util.find_spec("timm") is not None:
+        return None
+    return (f"the backbone {getattr(backbone_config, 'architecture', None)!r} is a timm model and needs timm: "
+            f"{TIMM_INSTALL} (or pip install timm)")
+
+
+@functools.lru_cache(maxsize=64)
+def _timm_feature_size(architecture, model_args_json):
+    import timm
+    import torch
+
+    # TimmWrapperModel builds its timm model with num_classes=0, so `pooler_output` is `forward_head` without the
+    # classifier: `head_hidden_size` wide (an attention pool's width where there is one). The meta device gives
+    # the shapes without allocating or initialising a single weight.
+    with torch.device("meta"):
+        model = timm.create_model(architecture, pretrained=False, num_classes=0, **json.loads(model_args_json))
+    return getattr(model, "head_hidden_size", None) or model.num_features
+
+
+def timm_feature_size(backbone_config):
+    """Width of a TimmWrapperModel's `pooler_output` for this config."""
+    reason = missing_timm(backbone_config)
+    if reason:
+        raise ImportError(reason)
+    return _timm_feature_size(backbone_config.architecture,
+                              json.dumps(backbone_config.model_args or {}, sort_keys=True))
 
 
 def _as_backbone_config(backbone_config):
@@ -241,6 +279,8 @@ class DeepfakeDetectorConfig(PretrainedConfig):
     def hidden_size(self):
         """Width of the pooled feature vector."""
         backbone = self.backbone_config
+        if backbone.model_type == "timm_wrapper":
+            return timm_feature_size(backbone)
         if getattr(backbone, "hidden_sizes", None):
             return backbone.hidden_sizes[-1]
         if getattr(backbone, "num_features", None):

@@ -9,12 +9,17 @@ own forward scores. Formats:
 - gend: GenD (yermandy/GenD, WACV 2026) `save_pretrained` folders: config.json `{model_type: GenD,
   backbone, head: linear|LinearNorm}`; CLIP weights under `feature_extractor.vision_model.*`
   (features: `pooler_output`), DINOv2 weights under `feature_extractor.backbone.*` (features: the CLS
-  token of `last_hidden_state`); head `model.linear.*`; LinearNorm L2-normalises before the head.
-  The Perception Encoder backbone (timm Eva) is refused: it is not a transformers encoder.
+  token of `last_hidden_state`), or the Perception Encoder (timm Eva `vit_pe_*`, built with
+  `dynamic_img_size=True`, its classifier replaced by Identity, so the features are its attention pool's output)
+  under `feature_extractor.backbone.*`, run through transformers' TimmWrapperModel; head `model.linear.*`;
+  LinearNorm L2-normalises before the head.
 - deepfakebench: DeepfakeBench (SCLBD/DeepfakeBench) `.pth` state dicts of the `clip` detector
   (CLIP vision `backbone.*`, `pooler_output`, `head` Linear) and `effort` (the same, with every
   self-attention Linear stored as `weight_main + U_residual @ diag(S_residual) @ V_residual`, which
-  is merged into one plain weight: the layer is linear in its weight, so the merge is exact).
+  is merged into one plain weight: the layer is linear in its weight, so the merge is exact), and `xception`
+  (the Cadene/FaceForensics++ port of Xception under `backbone.*`, `backbone.last_linear` head; its layer names and
+  operations are timm's `legacy_xception`, run through TimmWrapperModel). `efficientnetb4` is refused: see
+  DEEPFAKEBENCH_NOT_CONVERTED.
 - univfd: UnivFD (Ojha et al., CVPR 2023) `fc` Linear(768, 1) on CLIP ViT-L/14 image features
   (`visual_projection(pooler_output)`); no nonlinearity sits between the projection and `fc`, so the
   two fold into one head row W = W_fc @ W_proj (fake logit z, real logit 0, softmax = sigmoid(z)).
@@ -33,14 +38,26 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DeepfakeHFError, one_line
+from .errors import DeepfakeHFError, MissingDependencyError, one_line
 
 logger = logging.getLogger(__name__)
 
 FORMATS = ("gend", "deepfakebench", "univfd", "classifier")
-DEEPFAKEBENCH_DETECTORS = ("clip", "effort")
-# DeepfakeBench detectors whose backbones are not transformers encoders (timm would be needed).
-DEEPFAKEBENCH_NOT_CONVERTED = ("xception", "efficientnetb4")
+DEEPFAKEBENCH_DETECTORS = ("clip", "effort", "xception")
+# DeepfakeBench detectors no encoder here computes exactly, with the reason.
+DEEPFAKEBENCH_NOT_CONVERTED = {
+    # efficientnet_pytorch's Conv2dStaticSamePadding fixes each convolution's padding for the model's nominal
+    # 380-pixel input (asymmetric (0, 1) on its stride-2 3x3 layers), DeepfakeBench swaps the stem for an unpadded
+    # Conv2d and runs at 256: the stem gives 127 x 127 where every timm EfficientNet gives 128 x 128 (symmetric or
+    # input-dependent TF "same" padding), so no timm EfficientNet-B4 computes its features.
+    "efficientnetb4": ("DeepfakeBench's efficientnetb4 pads its convolutions for 380-pixel inputs and not its stem "
+                       "at all while running at 256; no timm EfficientNet pads that way (its feature maps differ in "
+                       "size from the stem on), so it cannot be converted exactly"),
+}
+# DeepfakeBench's Xception is the FaceForensics++ / Cadene port, whose layer names timm's legacy_xception kept.
+XCEPTION_ARCHITECTURE = "legacy_xception"
+# DeepfakeBench's data settings for its CNN detectors (config/detector/xception.yaml): 256 x 256, mean = std = 0.5.
+DEEPFAKEBENCH_RESOLUTION = 256
 PICKLE_SUFFIXES = (".pth", ".pt", ".ckpt", ".bin")
 WEIGHT_SUFFIXES = (".safetensors",) + PICKLE_SUFFIXES
 
@@ -115,6 +132,27 @@ SOURCES = {
         input="256x256 aligned face crops resized to 224x224 (bicubic), CLIP mean/std",
         published="AUROC trained on FF++ c23, as DeepfakeBench reports it: CDFv2 0.956, DFD 0.965, DFDC 0.843, "
                   "FFIW 0.921",
+    ),
+    "deepfakebench-xception": SourceInfo(
+        title="Xception (DeepfakeBench)",
+        paper="Rossler et al., FaceForensics++ (ICCV 2019), Xception baseline as trained by DeepfakeBench (Yan et al., "
+              "NeurIPS 2023 Datasets and Benchmarks)",
+        code="https://github.com/SCLBD/DeepfakeBench",
+        licence="CC BY-NC 4.0 (DeepfakeBench)",
+        backbone="Xception (timm legacy_xception through transformers' TimmWrapperModel), global average pool, "
+                 "Linear(2048, 2)",
+        input="256x256 aligned face crops (resized to 256, bicubic), mean = std = 0.5",
+        published="AUROC trained on FF++ c23, as DeepfakeBench reports it: CDFv2 0.737, DFDC 0.708",
+    ),
+    "gend-pe": SourceInfo(
+        title="GenD (Perception Encoder)",
+        paper="Yermakov et al., GenD (WACV 2026); code github.com/yermandy/GenD",
+        code="https://github.com/yermandy/GenD",
+        licence="see the source repository (not recorded in the checkpoint)",
+        backbone="Perception Encoder (timm Eva vit_pe_*, attention-pool output, through transformers' "
+                 "TimmWrapperModel)",
+        input="DeepfakeBench-aligned 256x256 face crops; the timm model's evaluation transform at 224 (its mean, "
+              "std and crop_pct), as GenD's preprocess",
     ),
     "univfd": SourceInfo(
         title="UnivFD",
@@ -224,7 +262,7 @@ def _read_config(folder):
 
 def detect_format(path, state=None):
     """The format of a source ("gend", "deepfakebench", "univfd", "classifier") and, for DeepfakeBench,
-    the detector ("clip" or "effort"); ConvertError when it cannot tell."""
+    the detector ("clip", "effort", "xception" or "efficientnetb4"); ConvertError when it cannot tell."""
     path = Path(path)
     if path.is_dir():
         config = _read_config(path)
@@ -245,6 +283,10 @@ def detect_format(path, state=None):
         return "deepfakebench", "effort"
     if "head.weight" in keys and any(key.startswith("backbone.embeddings.") for key in keys):
         return "deepfakebench", "clip"
+    if "backbone.block1.rep.0.conv1.weight" in keys and any(key.startswith("backbone.last_linear.") for key in keys):
+        return "deepfakebench", "xception"
+    if "backbone.efficientnet._conv_stem.weight" in keys:
+        return "deepfakebench", "efficientnetb4"
     if keys <= {"weight", "bias", "fc.weight", "fc.bias"} and keys:
         return "univfd", None
     raise ConvertError(f"{path}: cannot tell the checkpoint's format from its keys (e.g. {sorted(keys)[:3]}); "
@@ -253,15 +295,62 @@ def detect_format(path, state=None):
 
 # ------------------------------------------------------------------------------------------- backbones
 def _load_backbone_config(backbone):
-    """The encoder config named by a Hub id or a local folder; the vision tower of a full CLIP config."""
+    """The encoder config named by a Hub id, a local folder or a timm architecture name (e.g. legacy_xception);
+    the vision tower of a full CLIP config."""
     from transformers import AutoConfig
 
+    if not Path(str(backbone)).exists() and "/" not in str(backbone) and _is_timm_architecture(str(backbone)):
+        return _timm_config(str(backbone))
     try:
         config = AutoConfig.from_pretrained(str(backbone))
     except Exception as error:
         raise ConvertError(f"--backbone {backbone}: cannot load its config ({one_line(error, 160)}); pass a local "
                            "folder holding the encoder's config.json") from None
     return getattr(config, "vision_config", None) or config
+
+
+def _is_timm_architecture(name):
+    import importlib.util
+
+    if importlib.util.find_spec("timm") is None:
+        return False
+    import timm
+
+    return timm.is_model(name)
+
+
+def _timm_config(architecture):
+    """A TimmWrapperConfig building `architecture` (a timm model name; no weights are fetched)."""
+    from transformers import TimmWrapperConfig
+
+    return TimmWrapperConfig(architecture=architecture)
+
+
+def _require_timm(config):
+    """MissingDependencyError (naming the extra) unless a timm backbone's package is installed."""
+    from .configuration_deepfake import missing_timm
+
+    reason = missing_timm(config)
+    if reason:
+        raise MissingDependencyError(reason)
+
+
+def _timm_backbone(backbone, family, architectures, **model_args):
+    """The timm encoder config of --backbone (a folder with a timm_wrapper config.json, or a timm name; the first
+    of `architectures` when None), with `model_args` the source always builds it with; ConvertError unless it is
+    one of `architectures`."""
+    name = str(backbone or architectures[0])
+    where = f"--backbone {backbone}" if backbone else name
+    local = Path(os.path.expanduser(name)).exists()
+    config = _load_backbone_config(name) if local or "/" in name else _timm_config(name)
+    if config.model_type != "timm_wrapper":
+        raise ConvertError(f"{where}: {family} is a timm model (timm_wrapper config), got {config.model_type!r}")
+    _require_timm(config)
+    if not _is_timm_architecture(config.architecture) or not config.architecture.startswith(architectures):
+        raise ConvertError(f"{where}: {family} is timm {' or '.join(architectures)}, got {config.architecture!r}")
+    if model_args:
+        config.model_args = {**(config.model_args or {}), **model_args}
+    return config
 
 
 def _clip_vision_config_from_weights(state, prefix):
@@ -394,12 +483,13 @@ def _load_exact(module, state, where):
     """load_state_dict(strict) with one-line errors naming the first missing, unexpected or mis-shaped key."""
     expected = module.state_dict()
     # CLIP vision weights are `vision_model.*` in some transformers versions' CLIPVisionModel and bare in others
-    # (and bare in the sources, which saved CLIPVisionTransformer): match the module's naming.
-    wrapped = "vision_model."
-    if all(key.startswith(wrapped) for key in expected) and not any(key.startswith(wrapped) for key in state):
-        state = {wrapped + key: value for key, value in state.items()}
-    elif not any(key.startswith(wrapped) for key in expected) and all(key.startswith(wrapped) for key in state):
-        state = {key[len(wrapped):]: value for key, value in state.items()}
+    # (and bare in the sources, which saved CLIPVisionTransformer); TimmWrapperModel holds the timm model, whose
+    # own names the sources use, as `timm_model`: match the module's naming.
+    for wrapped in ("vision_model.", "timm_model."):
+        if all(key.startswith(wrapped) for key in expected) and not any(key.startswith(wrapped) for key in state):
+            state = {wrapped + key: value for key, value in state.items()}
+        elif not any(key.startswith(wrapped) for key in expected) and all(key.startswith(wrapped) for key in state):
+            state = {key[len(wrapped):]: value for key, value in state.items()}
     # buffers that some versions save and others rebuild (position ids) are not weights
     state = {key: value for key, value in state.items() if key in expected or not key.endswith("position_ids")}
     missing = [key for key in expected if key not in state]
@@ -475,6 +565,7 @@ def _build(converted):
 
     register()  # save_pretrained then writes auto_map and the code files
     backbone_config = converted.backbone_config
+    _require_timm(backbone_config)
     image_size = getattr(backbone_config, "image_size", None)
     crop = (converted.processor.to_dict().get("crop_size") or converted.processor.to_dict().get("size") or {})
     image_size = crop.get("height") or image_size
@@ -503,11 +594,21 @@ def _from_gend(path, backbone):
     if head not in ("linear", "LinearNorm"):
         raise ConvertError(f"{path}: GenD head {head!r} is not linear or LinearNorm")
     named = str(config.get("backbone") or "")
-    if "vit_pe" in named.lower():
-        raise ConvertError(f"{path}: GenD backbone {named!r} is the Perception Encoder (a timm Eva model), which has "
-                           "no transformers encoder here; not converted")
     state = _load_folder_weights(path)
     weight, bias = _head(state, "model.linear.", path)
+    if "vit_pe" in named.lower():
+        # GenD builds the PE with dynamic_img_size=True (position embeddings resampled to its 224 input) and
+        # replaces its classifier by Identity: the features are the attention pool's output, TimmWrapperModel's
+        # pooler_output (built with num_classes=0).
+        encoder_config = _timm_backbone(backbone or named, "GenD's Perception Encoder", ("vit_pe",),
+                                        dynamic_img_size=True)
+        encoder_state = _take(state, "feature_extractor.backbone.", path)
+        from .modeling_deepfake import timm_image_processor, timm_pretrained_cfg
+
+        # GenD's preprocess: timm's evaluation transform of the model's data config, with input size 224.
+        processor = timm_image_processor(timm_pretrained_cfg(encoder_config), size=224)
+        return Converted(encoder_config, "pooler", head == "LinearNorm", encoder_state, weight, bias, processor,
+                         "gend-pe", f"GenD (Perception Encoder {encoder_config.architecture}, head {head})")
     if any(key.startswith("feature_extractor.vision_model.") for key in state):
         prefix = "feature_extractor.vision_model."
         encoder_config = _encoder_config(backbone, state, clip_prefix=prefix) if backbone or not named else None
@@ -542,10 +643,11 @@ def _from_deepfakebench(path, detector, backbone):
     if detector is None:
         _, detector = detect_format(path, state)
     if detector in DEEPFAKEBENCH_NOT_CONVERTED:
-        raise ConvertError(f"--detector {detector}: DeepfakeBench's {detector} is a timm CNN; its conversion is not "
-                           "implemented yet (only clip and effort)")
+        raise ConvertError(f"--detector {detector}: {DEEPFAKEBENCH_NOT_CONVERTED[detector]}")
     if detector not in DEEPFAKEBENCH_DETECTORS:
         raise ConvertError(f"--detector {detector}: not one of {', '.join(DEEPFAKEBENCH_DETECTORS)}")
+    if detector == "xception":
+        return _from_deepfakebench_xception(path, state, backbone)
     if detector == "effort":
         state = merge_effort_attention(state)
     elif any(key.endswith(".weight_main") for key in state):
@@ -560,6 +662,31 @@ def _from_deepfakebench(path, detector, backbone):
     mean, std = (CLIP_MEAN, CLIP_STD) if detector == "effort" else ([0.5] * 3, [0.5] * 3)
     return Converted(encoder_config, "pooler", False, encoder_state, weight, bias, _resize_processor(size, mean, std),
                      f"deepfakebench-{detector}", f"DeepfakeBench {detector} detector")
+
+
+def _from_deepfakebench_xception(path, state, backbone):
+    """DeepfakeBench's xception detector: `backbone.*` is the Xception (timm legacy_xception's names), head
+    `backbone.last_linear` (`last_linear.1` when trained with dropout); the detector classifies
+    last_linear(avg_pool(relu(bn4 output))), which is TimmWrapperModel's pooler_output followed by that Linear.
+
+    Its config's mode "original" is assumed: "shallow_xception" (blocks 4-11 skipped) saves the same keys and
+    cannot be told from them; "adjust_channel_iid" is refused by its head's shape (512 inputs)."""
+    outside = sorted(key for key in state if not key.startswith("backbone."))
+    if outside:
+        raise ConvertError(f"{path}: unexpected key {outside[0]!r}: DeepfakeBench's xception detector keeps every "
+                           "weight under backbone.* (another detector built on Xception is not converted)")
+    head = "backbone.last_linear.1." if "backbone.last_linear.1.weight" in state else "backbone.last_linear."
+    weight, bias = _head(state, head, path)
+    if weight.ndim != 2 or weight.shape[1] != 2048:
+        raise ConvertError(f"{path}: {head}weight has shape {tuple(weight.shape)}; the xception detector's head is "
+                           "Linear(2048, 2) (an adjust_channel Xception is not converted)")
+    # adjust_channel is built in every mode but used only in DeepfakeBench's adjust_channel modes.
+    encoder_state = {key: value for key, value in _take(state, "backbone.", path).items()
+                     if not key.startswith(("last_linear.", "adjust_channel."))}
+    encoder_config = _timm_backbone(backbone, "DeepfakeBench's Xception", (XCEPTION_ARCHITECTURE,))
+    processor = _resize_processor(DEEPFAKEBENCH_RESOLUTION, [0.5] * 3, [0.5] * 3)
+    return Converted(encoder_config, "pooler", False, encoder_state, weight, bias, processor,
+                     "deepfakebench-xception", "DeepfakeBench xception detector (timm legacy_xception)")
 
 
 def _from_univfd(path, backbone):
@@ -740,9 +867,10 @@ def convert(source, out, format="auto", detector=None, backbone=None, fake_label
 def list_formats():
     """The formats `convert` knows, one line each, for `deepfake-hf convert --list`."""
     rows = [
-        ("gend", "GenD save_pretrained folder (config model_type GenD): CLIP or DINOv2 backbone, linear/LinearNorm head"),
-        ("deepfakebench", "DeepfakeBench .pth state dict: --detector clip | effort (SVD residuals merged); "
-                          "xception/efficientnetb4 not yet"),
+        ("gend", "GenD save_pretrained folder (config model_type GenD): CLIP, DINOv2 or Perception Encoder (timm) "
+                 "backbone, linear/LinearNorm head"),
+        ("deepfakebench", "DeepfakeBench .pth state dict: --detector clip | effort (SVD residuals merged) | xception "
+                          "(timm legacy_xception); efficientnetb4 refused (its padding has no timm equivalent)"),
         ("univfd", "UnivFD fc_weights.pth (Linear(768, 1)) + CLIP ViT-L/14 (--backbone, default "
                    "openai/clip-vit-large-patch14), projection folded into the head"),
         ("classifier", "stock transformers two-label image classifier (vit, clip, convnext, resnet); "

@@ -22,4 +22,8 @@ class DeepfakeHFError(Exception):
         super().__init__(one_line(message))
 
 
-__all__ = ["DeepfakeHFError", "one_line"]
+class MissingDependencyError(DeepfakeHFError, ImportError):
+    """An optional package is not installed; the message names the extra that installs it."""
+
+
+__all__ = ["DeepfakeHFError", "MissingDependencyError", "one_line"]

@@ -27,8 +27,9 @@ SPACE_APP_FILE = "app.py"
 # The line of app.py that push-space rewrites so a Space knows its model without any settings.
 DEFAULT_MODEL_LINE = "DEFAULT_MODEL = None"
 # What a Space installs besides the vendored package: the core dependencies and these extras (faces,
-# because the app finds faces by default and a face detector scored on whole frames is off its training).
-SPACE_EXTRAS = ("app", "video", "faces")
+# because the app finds faces by default and a face detector scored on whole frames is off its training; timm,
+# because a detector on a timm encoder cannot load without it).
+SPACE_EXTRAS = ("app", "video", "faces", "timm")
 # Installed by the Space itself from the card's sdk_version; listing it again can pull a second version.
 SPACE_PROVIDED = ("gradio",)
 

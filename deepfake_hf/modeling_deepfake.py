@@ -18,7 +18,7 @@ from transformers.utils import can_return_tuple
 from transformers.utils import logging as hf_logging
 from transformers.video_processing_utils import BaseVideoProcessor
 
-from .configuration_deepfake import CONV_BACKBONES, VISION_TOWER_OF, DeepfakeDetectorConfig
+from .configuration_deepfake import CONV_BACKBONES, VISION_TOWER_OF, DeepfakeDetectorConfig, missing_timm
 
 logger = hf_logging.get_logger(__name__)
 
@@ -50,10 +50,47 @@ def default_image_processor(config):
             image_std=IMAGENET_STD,
             do_convert_rgb=True,
         )
-    if backbone_type in CONV_BACKBONES or backbone_type == "timm_wrapper":
+    if backbone_type == "timm_wrapper":
+        return timm_image_processor(timm_pretrained_cfg(config.backbone_config), size=size, crop_pct=1.0)
+    if backbone_type in CONV_BACKBONES:
         # crop_pct 1.0: resize straight to the input size, as face crops are already framed.
         return ConvNextImageProcessor(size={"shortest_edge": size}, crop_pct=1.0)
     return ViTImageProcessor(size={"height": size, "width": size})
+
+
+def timm_pretrained_cfg(backbone_config):
+    """The data settings (mean, std, interpolation, input size, crop_pct) of a timm backbone's weights.
+
+    A config saved from a timm Hub checkpoint carries its `pretrained_cfg`; otherwise timm's registry gives the
+    default one of the architecture (no download: the registry ships with timm).
+    """
+    cfg = getattr(backbone_config, "pretrained_cfg", None)
+    if cfg:
+        return dict(cfg)
+    import timm
+
+    found = timm.models.get_pretrained_cfg(backbone_config.architecture)
+    return found.to_dict() if found is not None else {}
+
+
+def timm_image_processor(data_config, size=None, crop_pct=None):
+    """A stock processor doing timm's evaluation transform: short side to size / crop_pct, centre crop, normalise.
+
+    transformers' TimmWrapperImageProcessor is not used: its `save_pretrained` writes nothing (it reads its
+    settings from a timm checkpoint's config.json, which a detector folder does not have), so a pipeline could
+    not load it back. `size` and `crop_pct` override the data config's.
+    """
+    from transformers import BitImageProcessor
+    from transformers.image_utils import PILImageResampling
+
+    size = size or (data_config.get("input_size") or (3, 224, 224))[-1]
+    crop_pct = crop_pct if crop_pct is not None else data_config.get("crop_pct") or 1.0
+    resample = {"bilinear": PILImageResampling.BILINEAR, "nearest": PILImageResampling.NEAREST}.get(
+        data_config.get("interpolation"), PILImageResampling.BICUBIC)
+    return BitImageProcessor(size={"shortest_edge": math.floor(size / crop_pct)},
+                             crop_size={"height": size, "width": size}, resample=resample, do_convert_rgb=True,
+                             image_mean=list(data_config.get("mean") or IMAGENET_MEAN),
+                             image_std=list(data_config.get("std") or IMAGENET_STD))
 
 
 def confident_mean(frame_probabilities, threshold, fraction):
@@ -157,6 +194,9 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         backbone_kwargs = {}
         if config.backbone_config.model_type in ("vit", "deit"):
             backbone_kwargs["add_pooling_layer"] = config.pooling == "pooler"
+        reason = missing_timm(config.backbone_config)
+        if reason:  # before transformers' own check, whose message runs to many lines
+            raise ImportError(reason)
         self.backbone = AutoModel.from_config(config.backbone_config, **backbone_kwargs)
         self.dropout = nn.Dropout(config.classifier_dropout)
         self.classifier = nn.Linear(config.hidden_size, config.num_labels)
@@ -348,6 +388,8 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
 
     def matching_image_processor(self):
         """The encoder checkpoint's own processor when known, else the backbone family's default."""
+        if type(self.image_processor).__name__ == "TimmWrapperImageProcessor":  # a timm checkpoint's own settings
+            return timm_image_processor(self.image_processor.data_config)
         if self.image_processor is not None:
             return self.image_processor
         source = self.config.name_or_path

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import DeepfakeHFError, one_line
+from .errors import DeepfakeHFError, MissingDependencyError, one_line
 from .recipes import Recipe, RecipeError, build_augmentation, load_recipe
 
 logger = logging.getLogger(__name__)
@@ -83,18 +83,22 @@ def build_model(recipe, random_init=False, device=None):
     deepfake_hf.register()
     from .modeling_deepfake import DeepfakeDetectorForImageClassification
 
-    if random_init or recipe.model.backbone is None or device == "meta":
-        config = detector_config(recipe, random_init=random_init, local_only=device == "meta")
-        if device == "meta":
-            with torch.device("meta"):
-                return DeepfakeDetectorForImageClassification(config)
-        torch.manual_seed(recipe.training.get("seed", 42))
-        return DeepfakeDetectorForImageClassification(config)
     try:
-        return DeepfakeDetectorForImageClassification.from_backbone(recipe.model.backbone, **recipe.model.detector)
-    except OSError as error:
-        raise TrainingError(f"{recipe.model.backbone}: encoder checkpoint not available ({one_line(error, 300)}); "
-                            "pass --random-init to build it untrained") from None
+        if random_init or recipe.model.backbone is None or device == "meta":
+            config = detector_config(recipe, random_init=random_init, local_only=device == "meta")
+            if device == "meta":
+                with torch.device("meta"):
+                    return DeepfakeDetectorForImageClassification(config)
+            torch.manual_seed(recipe.training.get("seed", 42))
+            return DeepfakeDetectorForImageClassification(config)
+        try:
+            return DeepfakeDetectorForImageClassification.from_backbone(recipe.model.backbone,
+                                                                        **recipe.model.detector)
+        except OSError as error:
+            raise TrainingError(f"{recipe.model.backbone}: encoder checkpoint not available "
+                                f"({one_line(error, 300)}); pass --random-init to build it untrained") from None
+    except ImportError as error:  # an encoder's optional package (timm): the message names the extra to install
+        raise MissingDependencyError(f"{recipe.source_file}: {one_line(error, 300)}") from None
 
 
 def layer_norm_names(model):

@@ -21,6 +21,9 @@ TINY_BACKBONES = {
     "dinov2": dict(model_type="dinov2", **TRANSFORMER),
     "convnext": dict(model_type="convnext", hidden_sizes=[16, 32], depths=[1, 1], num_stages=2, image_size=IMAGE_SIZE),
     "resnet": dict(model_type="resnet", embedding_size=16, hidden_sizes=[16, 32], depths=[1, 1]),
+    # CLIP's modified ResNet-50 (attention-pool head) through TimmWrapperModel, an eighth of its width
+    "timm_wrapper": dict(model_type="timm_wrapper", architecture="resnet50_clip",
+                         model_args=dict(width_factor=0.125, stem_chs=[8, 8, 16], img_size=IMAGE_SIZE)),
 }
 
 

@@ -131,6 +131,127 @@ def make_deepfakebench(path, detector, seed=0):
     return lambda pixel_values: head(reference_clip(pixel_values=pixel_values).pooler_output).softmax(-1)[:, 1]
 
 
+# DeepfakeBench's Xception (training/networks/xception.py, the FaceForensics++ port of Chollet's Xception), block by
+# block: (name, reps, stride, start_with_relu, has_skip). Every block is ReLU -> SeparableConv -> BN repeated `reps`
+# times (the first ReLU dropped when start_with_relu is False), then MaxPool(3, stride, 1) when strided, plus a
+# 1x1-conv + BN shortcut when the channels or the stride change.
+XCEPTION_BLOCKS = ([("block1", 2, 2, False, True), ("block2", 2, 2, True, True), ("block3", 2, 2, True, True)]
+                   + [(f"block{i}", 3, 1, True, False) for i in range(4, 12)] + [("block12", 2, 2, True, True)])
+BN_KEYS = ("weight", "bias", "running_mean", "running_var", "num_batches_tracked")
+
+
+def deepfakebench_xception_keys():
+    """Every key of DeepfakeBench's xception detector state dict, written from its architecture (not from timm)."""
+    keys = ["conv1.weight", *(f"bn1.{k}" for k in BN_KEYS), "conv2.weight", *(f"bn2.{k}" for k in BN_KEYS)]
+    for name, reps, _, start_with_relu, has_skip in XCEPTION_BLOCKS:
+        for rep in range(reps):
+            sep = 3 * rep + (1 if start_with_relu else 0)  # index in `rep` (nn.Sequential of ReLU, Sep, BN)
+            keys += [f"{name}.rep.{sep}.conv1.weight", f"{name}.rep.{sep}.pointwise.weight"]
+            keys += [f"{name}.rep.{sep + 1}.{k}" for k in BN_KEYS]
+        if has_skip:
+            keys += [f"{name}.skip.weight", *(f"{name}.skipbn.{k}" for k in BN_KEYS)]
+    for conv, bn in (("conv3", "bn3"), ("conv4", "bn4")):
+        keys += [f"{conv}.conv1.weight", f"{conv}.pointwise.weight", *(f"{bn}.{k}" for k in BN_KEYS)]
+    # last_linear is the head; adjust_channel is built in every mode (used only by the adjust_channel modes)
+    keys += ["last_linear.weight", "last_linear.bias", "adjust_channel.0.weight", "adjust_channel.0.bias",
+             *(f"adjust_channel.1.{k}" for k in BN_KEYS)]
+    return ["backbone." + key for key in keys]
+
+
+def xception_reference(state, pixel_values):
+    """DeepfakeBench's xception detector forward, written from its architecture: entry, middle and exit flows, then
+    ReLU, global average pool and last_linear; BatchNorm in eval mode with PyTorch's default eps (1e-5)."""
+
+    def get(name):
+        return state["backbone." + name]
+
+    def bn(name, x):
+        return F.batch_norm(x, get(f"{name}.running_mean"), get(f"{name}.running_var"), get(f"{name}.weight"),
+                            get(f"{name}.bias"), training=False, eps=1e-5)
+
+    def separable(name, x):  # depthwise 3x3 (padding 1), then pointwise 1x1
+        x = F.conv2d(x, get(f"{name}.conv1.weight"), padding=1, groups=x.shape[1])
+        return F.conv2d(x, get(f"{name}.pointwise.weight"))
+
+    x = F.relu(bn("bn1", F.conv2d(pixel_values, get("conv1.weight"), stride=2)))  # 3x3, stride 2, no padding
+    x = F.relu(bn("bn2", F.conv2d(x, get("conv2.weight"))))
+    for name, reps, stride, start_with_relu, has_skip in XCEPTION_BLOCKS:
+        h = x
+        for rep in range(reps):
+            sep = 3 * rep + (1 if start_with_relu else 0)
+            if rep or start_with_relu:
+                h = F.relu(h)
+            h = bn(f"{name}.rep.{sep + 1}", separable(f"{name}.rep.{sep}", h))
+        if stride != 1:
+            h = F.max_pool2d(h, 3, stride, 1)
+        x = h + (bn(f"{name}.skipbn", F.conv2d(x, get(f"{name}.skip.weight"), stride=stride)) if has_skip else x)
+    x = F.relu(bn("bn3", separable("conv3", x)))
+    x = bn("bn4", separable("conv4", x))  # features(); classifier() applies the ReLU
+    features = F.relu(x).mean(dim=(2, 3))
+    return F.linear(features, get("last_linear.weight"), get("last_linear.bias")).softmax(-1)[:, 1]
+
+
+def make_deepfakebench_xception(path, seed=0):
+    """A DeepfakeBench xception state dict (torch.save, DataParallel prefix), random weights and BatchNorm statistics.
+
+    The weights come from a timm legacy_xception (random, pretrained=False) under DeepfakeBench's names; the test
+    checks those names against `deepfakebench_xception_keys`, which is written from the architecture alone.
+    """
+    import timm
+
+    torch.manual_seed(seed)
+    xception = timm.create_model("legacy_xception", pretrained=False, num_classes=0)
+    state = {}
+    for key, value in xception.state_dict().items():
+        value = value.clone()
+        if key.endswith(("running_mean", "bias")):
+            value.normal_(0.0, 0.1)
+        elif key.endswith("running_var"):
+            value.uniform_(0.5, 1.5)
+        elif value.ndim == 1:  # BatchNorm scale
+            value.normal_(1.0, 0.1)
+        state[f"backbone.{key}"] = value
+    state["backbone.last_linear.weight"] = torch.randn(2, 2048) * 0.5  # logits of order 1 on these features
+    state["backbone.last_linear.bias"] = torch.randn(2) * 0.1
+    adjust = {"0.weight": torch.randn(512, 2048, 1, 1), "0.bias": torch.randn(512), "1.weight": torch.ones(512),
+              "1.bias": torch.zeros(512), "1.running_mean": torch.zeros(512), "1.running_var": torch.ones(512),
+              "1.num_batches_tracked": torch.tensor(0)}
+    state.update({f"backbone.adjust_channel.{k}": v for k, v in adjust.items()})
+    torch.save({f"module.{k}": v for k, v in state.items()}, path)
+    return lambda pixel_values: xception_reference(state, pixel_values), state
+
+
+def make_gend_pe(folder, head="LinearNorm", seed=0):
+    """GenD save_pretrained layout on a Perception Encoder shrunk to 2 blocks of width 32; returns (reference,
+    --backbone folder). GenD builds the timm model with dynamic_img_size=True and replaces its head by Identity."""
+    import timm
+    from transformers import TimmWrapperConfig
+
+    torch.manual_seed(seed)
+    shrink = dict(embed_dim=32, depth=2, num_heads=4, attn_pool_num_heads=4)
+    # num_classes=16: the published model's projection head, which GenD replaces by Identity
+    pe = timm.create_model("vit_pe_core_large_patch14_336", pretrained=False, dynamic_img_size=True, num_classes=16,
+                           **shrink).eval()
+    pe.head = torch.nn.Identity()
+    linear = torch.nn.Linear(32, 2)
+    state = {f"feature_extractor.backbone.{k}": v for k, v in pe.state_dict().items()}
+    state.update({"model.linear.weight": linear.weight.detach(), "model.linear.bias": linear.bias.detach()})
+    folder.mkdir(parents=True)
+    save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
+    (folder / "config.json").write_text(json.dumps({"model_type": "GenD", "backbone": "vit_pe_core_large_patch14_336",
+                                                    "head": head}))
+    architecture = folder.parent / f"{folder.name}-arch"
+    TimmWrapperConfig(architecture="vit_pe_core_large_patch14_336", model_args=shrink).save_pretrained(architecture)
+
+    def reference(pixel_values):
+        features = pe(pixel_values)  # attention-pool output (the head is Identity)
+        if head == "LinearNorm":
+            features = F.normalize(features, dim=-1)
+        return linear(features).softmax(-1)[:, 1]
+
+    return reference, architecture
+
+
 def make_univfd(folder, seed=0):
     """UnivFD's fc_weights.pth (Linear(projection_dim, 1)) and a full CLIP checkpoint folder as --backbone."""
     from transformers import CLIPConfig, CLIPModel
@@ -218,6 +339,61 @@ def test_deepfakebench_clip_and_effort_are_exact(tmp_path, detector):
     assert "DeepfakeBench" in card and ("0.956" in card) is (detector == "effort")
     assert json.loads((tmp_path / "out" / "config.json").read_text())["face_preprocessing"] == "deepfakebench"
     assert "| face preprocessing recorded | deepfakebench |" in card
+
+
+def test_deepfakebench_xception_names_are_timm_legacy_xception(tmp_path):
+    import timm
+
+    with torch.device("meta"):
+        timm_names = timm.create_model("legacy_xception", pretrained=False, num_classes=0).state_dict()
+    extra = ["last_linear.weight", "last_linear.bias", "adjust_channel.0.weight", "adjust_channel.0.bias",
+             *(f"adjust_channel.1.{k}" for k in BN_KEYS)]
+    layout = ["backbone." + key for key in [*timm_names, *extra]]
+    assert sorted(layout) == sorted(deepfakebench_xception_keys())  # the rename is the prefix, nothing else
+    assert detect_format(tmp_path / "x.pth", state=dict.fromkeys(layout)) == ("deepfakebench", "xception")
+    # a checkpoint with weights outside backbone.* is another detector built on Xception, not this one
+    torch.save({"backbone.block1.rep.0.conv1.weight": torch.zeros(1), "backbone.last_linear.weight": torch.zeros(2, 2048),
+                "backbone.last_linear.bias": torch.zeros(2), "head.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    with pytest.raises(ConvertError, match="unexpected key 'head.weight'"):
+        convert(tmp_path / "other.pth", tmp_path / "out")
+
+
+def test_deepfakebench_efficientnetb4_is_refused_because_its_padding_has_no_timm_equivalent(tmp_path):
+    import timm
+
+    # efficientnet_pytorch's layout, as DeepfakeBench saves it; DeepfakeBench's stem is a plain Conv2d(3, 48, 3, 2)
+    stem = torch.randn(48, 3, 3, 3)
+    torch.save({"backbone.efficientnet._conv_stem.weight": stem, "backbone.last_layer.weight": torch.zeros(2, 1792),
+                "backbone.last_layer.bias": torch.zeros(2)}, tmp_path / "effnb4.pth")
+    assert detect_format(tmp_path / "effnb4.pth") == ("deepfakebench", "efficientnetb4")
+    with pytest.raises(ConvertError, match="efficientnetb4 pads its convolutions for 380-pixel") as error:
+        convert(tmp_path / "effnb4.pth", tmp_path / "out")
+    assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
+    # the reason: at DeepfakeBench's 256 input its stem gives 127 x 127, every timm EfficientNet-B4 stem 128 x 128
+    x = torch.randn(1, 3, 256, 256)
+    assert F.conv2d(x, stem, stride=2).shape[-1] == 127
+    for name in ("efficientnet_b4", "tf_efficientnet_b4"):
+        with torch.device("meta"):
+            conv_stem = timm.create_model(name, pretrained=False).conv_stem
+        assert conv_stem(x.to("meta")).shape[-1] == 128, name
+
+
+@pytest.mark.parametrize("head", ["LinearNorm", "linear"])
+def test_gend_perception_encoder_is_exact_through_timm_wrapper(tmp_path, head):
+    reference, architecture = make_gend_pe(tmp_path / "gend", head=head)
+    result = convert(tmp_path / "gend", tmp_path / "out", backbone=architecture)
+    assert result["format"] == "gend"
+    for size in (56, 70):  # position embeddings are resampled to any input, as GenD builds it (dynamic_img_size)
+        x = pixels(size=size, batch=2)
+        with torch.no_grad():
+            expected = reference(x)
+        assert (converted_fake_probability(tmp_path / "out", x) - expected).abs().max() < TOLERANCE
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["backbone_config"]["model_args"]["dynamic_img_size"] is True
+    assert config["normalize_features"] is (head == "LinearNorm")
+    processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
+    assert processor["crop_size"] == {"height": 224, "width": 224} and processor["image_mean"] == [0.5] * 3
+    assert "Perception Encoder" in (tmp_path / "out" / "README.md").read_text()
 
 
 def test_univfd_projection_and_fc_fold_into_the_head(tmp_path):
@@ -311,7 +487,7 @@ def test_errors_name_the_key_option_or_missing_support(tmp_path):
     with pytest.raises(ConvertError, match=r"has shape .* the encoder expects") as error:
         convert(checkpoint, tmp_path / "o2", backbone=wider)
     assert "'embeddings." in str(error.value) and "\n" not in str(error.value)
-    with pytest.raises(ConvertError, match="xception .*not implemented"):
+    with pytest.raises(ConvertError, match="unexpected key 'head.bias': DeepfakeBench's xception detector keeps"):
         convert(checkpoint, tmp_path / "o3", format="deepfakebench", detector="xception")
     # no --backbone: a tiny CLIP's hidden size (32) does not say how many 64-wide heads it has
     with pytest.raises(ConvertError, match="not a multiple of 64"):
@@ -319,7 +495,7 @@ def test_errors_name_the_key_option_or_missing_support(tmp_path):
     (tmp_path / "pe").mkdir()
     (tmp_path / "pe" / "config.json").write_text(json.dumps({"model_type": "GenD", "backbone":
                                                              "vit_pe_core_large_patch14_336", "head": "linear"}))
-    with pytest.raises(ConvertError, match="Perception Encoder"):
+    with pytest.raises(ConvertError, match="no weight file"):
         convert(tmp_path / "pe", tmp_path / "o5")
     torch.save({"something.else": torch.zeros(3)}, tmp_path / "unknown.pth")
     with pytest.raises(ConvertError, match="--from"):
@@ -364,6 +540,42 @@ for name, folder in json.loads(sys.argv[1]).items():
     results[name] = {row["label"]: row["score"] for row in classify(sys.argv[2])}
 print(json.dumps(results))
 """
+
+
+@pytest.mark.slow
+def test_timm_conversions_are_exact_and_load_with_pipeline_in_a_fresh_process(tmp_path):
+    """DeepfakeBench xception (through the CLI, --backbone a timm name) and GenD's Perception Encoder."""
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
+    from deepfake_hf.cli import main
+
+    checkpoint = tmp_path / "xception_best.pth"
+    references = {}
+    references["xception"], state = make_deepfakebench_xception(checkpoint)
+    assert sorted(state) == sorted(deepfakebench_xception_keys())
+    references["gend_pe"], architecture = make_gend_pe(tmp_path / "gend")
+    folders = {name: str(tmp_path / f"out_{name}") for name in references}
+    assert main(["convert", str(checkpoint), "--out", folders["xception"], "--from", "deepfakebench",
+                 "--detector", "xception", "--backbone", "legacy_xception"]) == 0
+    assert main(["convert", str(tmp_path / "gend"), "--out", folders["gend_pe"], "--backbone", str(architecture)]) == 0
+    x = pixels(size=64, batch=2)
+    with torch.no_grad():
+        expected = references["xception"](x)
+    assert 0.02 < expected.min() and expected.max() < 0.98  # not saturated: the comparisons mean something
+    assert (converted_fake_probability(folders["xception"], x) - expected).abs().max() < TOLERANCE
+
+    image = write_image(tmp_path / "face.png", size=(48, 40), seed=3)
+    scores = json.loads(run_python(PIPELINE_CHECK, json.dumps(folders), image).stdout.strip().splitlines()[-1])
+    for name, folder in folders.items():
+        processor = AutoImageProcessor.from_pretrained(folder)
+        pixel_values = processor(images=Image.open(image).convert("RGB"), return_tensors="pt")["pixel_values"]
+        with torch.no_grad():
+            expected = float(references[name](pixel_values)[0])
+        assert abs(scores[name]["fake"] - expected) < TOLERANCE, name
+        assert abs(scores[name]["real"] - (1 - expected)) < TOLERANCE, name
+    assert pixel_values.shape[-1] == 224  # GenD's PE input, whatever the checkpoint's nominal 336
+    assert "0.737" in (tmp_path / "out_xception" / "README.md").read_text()
 
 
 @pytest.mark.slow

@@ -10,7 +10,7 @@ from .conftest import run_python
 def test_import_does_not_pull_optional_heavy_modules():
     code = ("import sys, deepfake_hf\n"
             "from deepfake_hf import DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification, export_native\n"
-            "heavy = [m for m in ('gradio', 'av', 'dlib', 'matplotlib') if m in sys.modules]\n"
+            "heavy = [m for m in ('gradio', 'av', 'dlib', 'matplotlib', 'timm') if m in sys.modules]\n"
             "assert not heavy, heavy\n"
             "print(deepfake_hf.__version__)")
     assert run_python(code).stdout.strip()

@@ -72,7 +72,7 @@ def build_world(root):
     import torch
     from transformers import CLIPConfig, CLIPImageProcessor, CLIPModel
 
-    from tests.test_convert import make_classifier, make_deepfakebench, make_gend_clip
+    from tests.test_convert import make_classifier, make_deepfakebench, make_deepfakebench_xception, make_gend_clip
 
     for name in ("my-detector", "MODEL", "path/or/hub-id"):
         tiny_detector("vit", seed=len(name), num_frames=4).save_pretrained(root / name)
@@ -87,6 +87,7 @@ def build_world(root):
 
     make_gend_clip(root / "GenD-CLIP")
     make_deepfakebench(root / "effort_best.pth", "effort")
+    make_deepfakebench_xception(root / "xception_best.pth")
     make_classifier(root / "org" / "name", {0: "Real", 1: "Fake"})
 
     for name in ("face.jpg", "photo.jpg"):
@@ -189,5 +190,6 @@ def test_readme_runs_as_written(world, fake_hub, capsys):
     assert "model.safetensors" in fake_hub.files("your-name/deepfake-detector")
     assert "app.py" in fake_hub.files("your-name/deepfake-demo", repo_type="space")
     assert (world / "results.json").is_file() and (world / "gend-detector" / "config.json").is_file()
+    assert (world / "xception-detector" / "model.safetensors").is_file()
     assert (world / "ffpp-crops" / "manifest.csv").is_file() and (world / "scores.jsonl").is_file()
     assert len(ran) >= 15, ran
