@@ -390,6 +390,7 @@ def test_gend_perception_encoder_is_exact_through_timm_wrapper(tmp_path, head):
         assert (converted_fake_probability(tmp_path / "out", x) - expected).abs().max() < TOLERANCE
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["backbone_config"]["model_args"]["dynamic_img_size"] is True
+    assert config["face_preprocessing"] == "deepfakebench"
     assert config["normalize_features"] is (head == "LinearNorm")
     processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert processor["crop_size"] == {"height": 224, "width": 224} and processor["image_mean"] == [0.5] * 3
