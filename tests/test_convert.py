@@ -546,8 +546,6 @@ print(json.dumps(results))
 @pytest.mark.slow
 def test_timm_conversions_are_exact_and_load_with_pipeline_in_a_fresh_process(tmp_path):
     """DeepfakeBench xception (through the CLI, --backbone a timm name) and GenD's Perception Encoder."""
-    from PIL import Image
-    from transformers import AutoImageProcessor
 
     from deepfake_hf.cli import main
 
@@ -567,22 +565,13 @@ def test_timm_conversions_are_exact_and_load_with_pipeline_in_a_fresh_process(tm
     assert (converted_fake_probability(folders["xception"], x) - expected).abs().max() < TOLERANCE
 
     image = write_image(tmp_path / "face.png", size=(48, 40), seed=3)
-    scores = json.loads(run_python(PIPELINE_CHECK, json.dumps(folders), image).stdout.strip().splitlines()[-1])
-    for name, folder in folders.items():
-        processor = AutoImageProcessor.from_pretrained(folder)
-        pixel_values = processor(images=Image.open(image).convert("RGB"), return_tensors="pt")["pixel_values"]
-        with torch.no_grad():
-            expected = float(references[name](pixel_values)[0])
-        assert abs(scores[name]["fake"] - expected) < TOLERANCE, name
-        assert abs(scores[name]["real"] - (1 - expected)) < TOLERANCE, name
+    pixel_values = assert_fresh_pipeline_matches(folders, references, image)
     assert pixel_values.shape[-1] == 224  # GenD's PE input, whatever the checkpoint's nominal 336
     assert "0.737" in (tmp_path / "out_xception" / "README.md").read_text()
 
 
 @pytest.mark.slow
 def test_converted_folders_load_with_pipeline_in_a_fresh_process(tmp_path):
-    from PIL import Image
-    from transformers import AutoImageProcessor
 
     image = write_image(tmp_path / "face.png", size=(40, 40), seed=3)
     backbone = save_config(tiny("clip_vision_model"), tmp_path / "arch")
@@ -598,12 +587,22 @@ def test_converted_folders_load_with_pipeline_in_a_fresh_process(tmp_path):
                                   ("classifier", tmp_path / "clf", {})):
         folders[name] = str(tmp_path / f"out_{name}")
         convert(source, folders[name], **options)
+    assert_fresh_pipeline_matches(folders, references, image)
+    assert os.path.isfile(os.path.join(folders["gend"], "modeling_deepfake.py"))
+
+
+def assert_fresh_pipeline_matches(folders, references, image):
+    """`pipeline` in a fresh process scores `image` with each converted folder as its source's reference
+    forward does (on the folder's own preprocessing), within TOLERANCE; returns the last pixel values."""
+    from PIL import Image
+    from transformers import AutoImageProcessor
+
     scores = json.loads(run_python(PIPELINE_CHECK, json.dumps(folders), image).stdout.strip().splitlines()[-1])
     for name, folder in folders.items():
         processor = AutoImageProcessor.from_pretrained(folder)
-        x = processor(images=Image.open(image).convert("RGB"), return_tensors="pt")["pixel_values"]
+        pixel_values = processor(images=Image.open(image).convert("RGB"), return_tensors="pt")["pixel_values"]
         with torch.no_grad():
-            expected = float(references[name](x)[0])
+            expected = float(references[name](pixel_values)[0])
         assert abs(scores[name]["fake"] - expected) < TOLERANCE, name
         assert abs(scores[name]["real"] - (1 - expected)) < TOLERANCE, name
-    assert os.path.isfile(os.path.join(folders["gend"], "modeling_deepfake.py"))
+    return pixel_values
