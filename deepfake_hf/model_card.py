@@ -464,6 +464,7 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
         remote_code=remote_code,
         architecture=(config.get("architectures") or [""])[0],
         backbone_type=backbone_type,
+        face_preprocessing=config.get("face_preprocessing"),
         parameters=_human_count(count_parameters(model_path)),
         calibration=calibration_section(config, metrics),
         training=training_section(recipe, run_path),

@@ -157,6 +157,15 @@ def test_card_without_evaluation_is_valid_and_has_no_model_index(tmp_path):
     assert "trust_remote_code" not in native_card.text and "ViTForImageClassification" in native_card.text
 
 
+def test_card_says_which_face_crops_the_model_expects(tmp_path):
+    from deepfake_hf.model_card import render_model_card
+
+    tiny_detector("vit", face_preprocessing="deepfakebench").save_pretrained(tmp_path / "bench")
+    tiny_detector("vit").save_pretrained(tmp_path / "plain")
+    assert "`face_preprocessing: deepfakebench`" in render_model_card(tmp_path / "bench").text
+    assert "face_preprocessing" not in render_model_card(tmp_path / "plain").text
+
+
 def test_every_builtin_card_source_renders(tmp_path):
     from deepfake_hf.model_card import load_card_source, model_cards_dir, render_model_card
 
