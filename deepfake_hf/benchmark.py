@@ -606,6 +606,65 @@ def run_threads_benchmark(json_path, modes=tuple(THREAD_MODES), steps=30, rounds
     return results
 
 
+PREDICT_CHILD = "import sys; from deepfake_hf.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def run_predict_processes(model_dir, inputs, out_dir, copies):
+    """Start `copies` whole `deepfake-hf predict` runs at once (each its own process: imports, model load,
+    decode, forward, output); returns each one's wall time from start to exit."""
+    env = {**_clean_thread_environment(), "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1"}
+    started, processes = [], []
+    for copy in range(copies):
+        out = Path(out_dir) / f"predict-{copy}.jsonl"
+        out.unlink(missing_ok=True)
+        command = [sys.executable, "-c", PREDICT_CHILD, "predict", str(model_dir), str(inputs), "--faces", "none",
+                   "--format", "jsonl", "--out", str(out)]
+        started.append(time.perf_counter())
+        processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                          env=env))
+    seconds = [None] * copies
+    while any(value is None for value in seconds):
+        for index, process in enumerate(processes):
+            if seconds[index] is None and process.poll() is not None:
+                seconds[index] = time.perf_counter() - started[index]
+                if process.returncode:
+                    lines = process.stderr.read().strip().splitlines()
+                    raise BenchmarkChildError("deepfake-hf predict: " + (lines[-1] if lines else
+                                                                          f"exit code {process.returncode}"))
+        time.sleep(0.05)
+    return seconds
+
+
+def run_predict_concurrency_benchmark(json_path, model="vit-b16", images=48, rounds=2):
+    """Concurrent-run slowdown of the real command: one `deepfake-hf predict` alone vs two at once on the
+    same cores (whole processes, start-up included), with the package's thread settings."""
+    load_before = os.getloadavg()
+    times = {"solo": [], "pair": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir, _ = build_models(model, tmp)
+        folder = Path(tmp) / "images"
+        folder.mkdir()
+        write_images(folder, images, texture="noise")
+        with progress(rounds * 2, "predict solo vs pair") as bar:
+            for round_index in range(rounds):
+                for kind, copies in (("solo", 1), ("pair", 2)):
+                    bar.set_description(f"predict: round {round_index + 1}/{rounds} {kind}")
+                    times[kind].append(max(run_predict_processes(model_dir, folder, tmp, copies)))
+                    bar.update()
+    solo, pair = statistics.median(times["solo"]), statistics.median(times["pair"])
+    results = {"benchmark": "concurrency-predict", "machine": machine_description(), "command": " ".join(sys.argv),
+               "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
+               "workload": f"deepfake-hf predict of {images} noise-textured 640x480 JPEGs with a random {model} "
+                           "detector, --faces none, JSONL output; each run a whole process",
+               "rounds": rounds, "times_s": times, "solo_s": solo, "pair_s": pair, "pair_vs_solo": pair / solo,
+               "target": "two concurrent runs each take <= ~2.5x their solo time",
+               "note": "a pair's time is its slower run's, from process start to exit (imports and model load "
+                       "included); both start together; threads as the command sets them (threads.configure_threads)"}
+    print(f"predict solo {solo:.1f} s, pair {pair:.1f} s -> x{pair / solo:.2f}")
+    _write(json_path, results)
+    return results
+
+
 HEAVY = ("torch", "transformers", "gradio", "av", "dlib", "matplotlib", "sklearn", "datasets", "peft")
 
 STARTUP_COMMANDS = {

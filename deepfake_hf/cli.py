@@ -677,6 +677,10 @@ def add_bench(subparsers):
     threads = kinds.add_parser("threads", help="two runs sharing the cores: default vs configured threads")
     threads.add_argument("--steps", type=int, default=30)
     threads.add_argument("--rounds", type=int, default=3)
+    threads.add_argument("--workload", choices=["forward-loop", "predict"], default="forward-loop",
+                         help="forward-loop: a predict-like loop, torch default vs configured threads; predict: "
+                         "whole `deepfake-hf predict` runs, one alone vs two at once")
+    threads.add_argument("--images", type=int, default=48, help="images per predict run (--workload predict)")
     scaleout = kinds.add_parser("scaleout", help="memory vs input count, kill + --resume, 1 vs 2 processes")
     scaleout.add_argument("--small", type=int, default=200, help="inputs of the small memory run")
     scaleout.add_argument("--large", type=int, default=2000, help="inputs of the large memory, resume and scaling runs")
@@ -716,6 +720,8 @@ def run_bench(args):
         elif args.bench_kind == "video":
             result = benchmark.run_video_benchmark(out, args.model, args.videos, args.frames or 32, args.batch,
                                                    generated=not args.no_generated)
+        elif args.bench_kind == "threads" and args.workload == "predict":
+            result = benchmark.run_predict_concurrency_benchmark(out, images=args.images, rounds=args.rounds)
         elif args.bench_kind == "threads":
             result = benchmark.run_threads_benchmark(out, steps=args.steps, rounds=args.rounds)
         elif args.bench_kind == "scaleout":

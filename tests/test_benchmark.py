@@ -110,6 +110,17 @@ def test_threads_benchmark_children_run_together(tmp_path):
     assert row["threads"] == cpus and row["wait_policy"] == "PASSIVE"
 
 
+@pytest.mark.slow
+def test_predict_concurrency_benchmark_runs_whole_predict_processes(tmp_path):
+    from deepfake_hf.benchmark import run_predict_concurrency_benchmark
+
+    out = tmp_path / "pair.json"
+    results = run_predict_concurrency_benchmark(out, model="tiny-vit", images=2, rounds=1)
+    assert len(results["times_s"]["solo"]) == 1 and len(results["times_s"]["pair"]) == 1
+    assert results["pair_vs_solo"] == pytest.approx(results["pair_s"] / results["solo_s"])
+    assert json.loads(out.read_text())["pair_s"] == results["pair_s"] > 0
+
+
 def test_child_predict_peak_reports_exit_code_and_memory(tmp_path):
     from tests.conftest import write_image
 
