@@ -13,6 +13,7 @@ each rank ~1.8 s of CPU, a tenth of a 600-image preprocess on 2 cores); across m
 barrier on the gloo backend.
 """
 
+import hashlib
 import heapq
 import json
 import os
@@ -91,16 +92,18 @@ def local_barrier_name(ranks, environ=None):
 
     Local means: Linux (abstract Unix sockets), the launcher said all ranks are on this machine
     (LOCAL_WORLD_SIZE == WORLD_SIZE, set explicitly) and named a rendezvous port (MASTER_PORT, which
-    torchrun and accelerate launch set and gloo needs as well). The port, address and torchrun's run id
-    make the name: two runs on one machine cannot share a master port while both run.
+    torchrun and accelerate launch set and gloo needs as well). The port, address, torchrun's run id and
+    the world size make the name (hashed: a socket name has at most 107 bytes): two runs on one machine
+    cannot share a master port while both run.
     """
     environ = os.environ if environ is None else environ
     if not sys.platform.startswith("linux") or not environ.get("MASTER_PORT"):
         return None
     if environ.get("LOCAL_WORLD_SIZE") != str(ranks.world_size):
         return None
-    return (f"deepfake-hf-barrier/{environ.get('MASTER_ADDR', '')}:{environ['MASTER_PORT']}/"
-            f"{environ.get('TORCHELASTIC_RUN_ID', '')}/{ranks.world_size}")
+    launch = (f"{environ.get('MASTER_ADDR', '')}:{environ['MASTER_PORT']}/{environ.get('TORCHELASTIC_RUN_ID', '')}/"
+              f"{ranks.world_size}")
+    return f"deepfake-hf-barrier/port-{environ['MASTER_PORT']}/{hashlib.sha256(launch.encode()).hexdigest()[:32]}"
 
 
 class LocalBarrier:

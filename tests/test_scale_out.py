@@ -193,8 +193,11 @@ def test_local_barrier_only_when_the_launcher_puts_every_rank_here():
     ranks = Ranks(1, 2, 1, 2)
     env = {"MASTER_ADDR": "localhost", "MASTER_PORT": "29500", "LOCAL_WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x"}
     name = local_barrier_name(ranks, env)
-    assert name is not None and "29500" in name and "x" in name
-    assert local_barrier_name(ranks, {**env, "MASTER_PORT": "29501"}) != name  # another run, another name
+    assert name is not None and "29500" in name and name == local_barrier_name(Ranks(0, 2, 0, 2), env)
+    for other in ({"MASTER_PORT": "29501"}, {"TORCHELASTIC_RUN_ID": "y"}):  # another run, another name
+        assert local_barrier_name(ranks, {**env, **other}) != name
+    long = {**env, "MASTER_ADDR": "a-very-long-host-name." * 8, "TORCHELASTIC_RUN_ID": "run-" * 20}
+    assert len(local_barrier_name(ranks, long)) < 100  # fits a socket name (107 bytes)
     assert local_barrier_name(ranks, {**env, "LOCAL_WORLD_SIZE": "1"}) is None  # ranks on other machines: gloo
     assert local_barrier_name(ranks, {k: v for k, v in env.items() if k != "LOCAL_WORLD_SIZE"}) is None
     assert local_barrier_name(ranks, {k: v for k, v in env.items() if k != "MASTER_PORT"}) is None
