@@ -148,6 +148,33 @@ def test_dlib_finds_the_astronaut():
     assert 0.8 < (big_box[2] - big_box[0]) / (box[2] - box[0]) < 1.25
 
 
+@needs_dlib
+def test_dlib_detector_is_read_from_its_cached_copy_with_the_same_results(tmp_path, monkeypatch):
+    import dlib
+
+    from deepfake_hf.faces import _frontal_face_detector
+
+    data = pytest.importorskip("skimage.data")
+    pixels = np.asarray(Image.fromarray(data.astronaut()).resize((400, 400)))
+    monkeypatch.setenv("DEEPFAKE_HF_CACHE", str(tmp_path))
+    built = _frontal_face_detector(dlib)  # built from dlib's data, saved to the cache
+    saved = tmp_path / "dlib" / f"frontal_face_detector-{dlib.__version__}.svm"
+    assert saved.is_file() and not list(saved.parent.glob("*.tmp"))
+    monkeypatch.setattr(dlib, "get_frontal_face_detector", lambda: pytest.fail("rebuilt instead of read"))
+    cached = _frontal_face_detector(dlib)
+
+    def found(detector):
+        rects, scores, kinds = detector.run(pixels, 1, -0.5)
+        return [(r.left(), r.top(), r.right(), r.bottom()) for r in rects], list(scores), list(kinds)
+
+    assert found(cached) == found(built) and found(built)[0]
+    saved.write_bytes(b"damaged")  # a copy that does not load is rebuilt and replaced
+    monkeypatch.undo()
+    monkeypatch.setenv("DEEPFAKE_HF_CACHE", str(tmp_path))
+    assert found(_frontal_face_detector(dlib)) == found(built)
+    assert saved.stat().st_size > 1000
+
+
 # ----------------------------------------------------------------------------------------- real media
 @needs_dlib
 def test_alignment_reproduces_deepfakebench_crops(shared_media):

@@ -284,6 +284,53 @@ def test_decoded_frames_agree_between_media_and_video_processor(tmp_path, frames
     assert ours == theirs == sample_frame_indices(frames, wanted)
 
 
+def write_b_frame_clip(path, frames=48, size=(96, 64), gop=20):
+    """An H.264 clip with B frames (x264's default: some are not referenced) of moving noise, keyframe every `gop`."""
+    import av
+
+    rng = np.random.default_rng(0)
+    texture = rng.integers(0, 256, size=(size[1], size[0] * 3, 3), dtype=np.uint8)
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=25, options={"preset": "medium", "bf": "3", "g": str(gop),
+                                                                   "crf": "28"})
+        stream.width, stream.height, stream.pix_fmt = size[0], size[1], "yuv420p"
+        for index in range(frames):
+            pixels = np.ascontiguousarray(texture[:, index: index + size[0]])
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return path
+
+
+@pytest.mark.parametrize("wanted", [1, 5, 12, 48])
+def test_video_frames_are_those_of_a_full_decode_though_unneeded_frames_are_skipped(tmp_path, monkeypatch, wanted):
+    import av
+
+    import deepfake_hf.media as media
+
+    path = write_b_frame_clip(tmp_path / "b.mp4")
+    with av.open(str(path)) as container:  # every frame, plainly
+        full = {frame.pts: frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)}
+    pts = sorted(full)
+    decoded = []
+    real = media._decode_needed
+
+    def counted(*args):
+        for frame in real(*args):
+            decoded.append(frame.pts)
+            yield frame
+
+    monkeypatch.setattr(media, "_decode_needed", counted)
+    frames = read_video_frames(path, wanted)
+    chosen = [pts[i] for i in sample_frame_indices(len(pts), wanted, times=pts)]
+    assert len(frames) == len(chosen)
+    for frame, target in zip(frames, chosen):
+        np.testing.assert_array_equal(np.asarray(frame), full[target])
+    if wanted < len(pts) // 2:
+        assert len(set(decoded)) < len(pts)  # frames nobody needs (not wanted, not referenced) were skipped
+
+
 def test_num_frames_must_be_positive(tmp_path):
     with pytest.raises(ValueError, match="num_frames"):
         read_video_frames(tmp_path / "x.mp4", 0)

@@ -1,15 +1,20 @@
 """Scale-out: predict streams results to --out as they are produced, resumes after a kill and lists inputs lazily;
-2-process runs (torchrun) of predict and evaluate give the single-process output."""
+ranks on one machine meet at a barrier without torch; 2-process runs (torchrun) of predict and evaluate give the
+single-process output."""
 
 import csv
 import json
 import os
+import socket
 import subprocess
 import sys
+import threading
+import uuid
 
 import pytest
 
 from deepfake_hf.cli import main
+from deepfake_hf.distributed import DistributedError, LocalBarrier, Ranks, local_barrier_name
 from deepfake_hf.inference import Detector
 from tests.conftest import PROJECT_ROOT, tiny_detector, write_image
 from tests.media_samples import write_bad_inputs, write_video
@@ -124,6 +129,78 @@ def test_inputs_are_consumed_lazily(model_dir, tmp_path):
     next(results)
     assert len(taken) < 10  # a few files ahead of the model, not all 40
     assert len(list(results)) == 39
+
+
+def run_ranks(world, body):
+    """Run body(rank, barrier) in `world` threads, each with its own LocalBarrier on one fresh name; returns
+    {rank: exception raised or None}."""
+    name = f"deepfake-hf-test/{uuid.uuid4()}"
+    errors = {}
+
+    def one(rank):
+        barrier = LocalBarrier(name, Ranks(rank, world, rank, world), timeout=60)
+        try:
+            body(rank, barrier)
+            errors[rank] = None
+        except Exception as error:  # reported to the test
+            errors[rank] = error
+        finally:
+            barrier.close()
+
+    threads = [threading.Thread(target=one, args=(rank,)) for rank in range(world)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return errors
+
+
+def test_local_barrier_holds_every_rank_until_all_arrive():
+    arrived, lock = [], threading.Lock()
+
+    def body(rank, barrier):
+        for phase in range(4):
+            with lock:
+                arrived.append(phase)
+            barrier.wait()
+            with lock:  # nobody passes a barrier before every rank reached it
+                assert arrived.count(phase) == 3, (rank, phase, arrived)
+
+    assert run_ranks(3, body) == {0: None, 1: None, 2: None}
+    assert arrived == sorted(arrived)
+
+
+def test_local_barrier_names_a_rank_that_exited():
+    def body(rank, barrier):
+        barrier.wait()
+        if rank == 0:
+            barrier.wait()  # rank 1 has gone: an error naming it, not a wait until the timeout
+
+    errors = run_ranks(2, body)
+    assert errors[1] is None
+    assert isinstance(errors[0], DistributedError) and "rank 1 exited" in str(errors[0])
+
+
+def test_local_barrier_refuses_a_name_in_use():
+    name = f"deepfake-hf-test/{uuid.uuid4()}"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as taken:
+        taken.bind("\0" + name)
+        with pytest.raises(DistributedError, match="taken"):
+            LocalBarrier(name, Ranks(0, 2, 0, 2), timeout=5).wait()
+
+
+def test_local_barrier_only_when_the_launcher_puts_every_rank_here():
+    ranks = Ranks(1, 2, 1, 2)
+    env = {"MASTER_ADDR": "localhost", "MASTER_PORT": "29500", "LOCAL_WORLD_SIZE": "2", "TORCHELASTIC_RUN_ID": "x"}
+    name = local_barrier_name(ranks, env)
+    assert name is not None and "29500" in name and name == local_barrier_name(Ranks(0, 2, 0, 2), env)
+    for other in ({"MASTER_PORT": "29501"}, {"TORCHELASTIC_RUN_ID": "y"}):  # another run, another name
+        assert local_barrier_name(ranks, {**env, **other}) != name
+    long = {**env, "MASTER_ADDR": "a-very-long-host-name." * 8, "TORCHELASTIC_RUN_ID": "run-" * 20}
+    assert len(local_barrier_name(ranks, long)) < 100  # fits a socket name (107 bytes)
+    assert local_barrier_name(ranks, {**env, "LOCAL_WORLD_SIZE": "1"}) is None  # ranks on other machines: gloo
+    assert local_barrier_name(ranks, {k: v for k, v in env.items() if k != "LOCAL_WORLD_SIZE"}) is None
+    assert local_barrier_name(ranks, {k: v for k, v in env.items() if k != "MASTER_PORT"}) is None
 
 
 RUN = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "-m", "deepfake_hf.cli"]
