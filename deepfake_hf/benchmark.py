@@ -47,6 +47,15 @@ CONFIGS = {
 }
 
 
+def command_line(argv=None):
+    """This run's command as typed, without local absolute paths (the results are published): the CLI as
+    `deepfake-hf`, other absolute paths relative to the working folder."""
+    argv = list(sys.argv if argv is None else argv)
+    if argv and Path(argv[0]).name in ("deepfake-hf", "cli.py"):
+        argv[0] = "deepfake-hf"
+    return " ".join(os.path.relpath(arg) if os.path.isabs(arg) else arg for arg in argv)
+
+
 def machine_description():
     import torch
 
@@ -290,7 +299,7 @@ def peak_rss(name, mode, tmp):
 
 def run_inference_benchmark(json_path, models=("vit-b16", "clip-b32"), images=32, rounds=3, latency_images=10,
                             peak_memory=True, textures=TEXTURES):
-    results = {"benchmark": "inference", "machine": machine_description(), "command": " ".join(sys.argv),
+    results = {"benchmark": "inference", "machine": machine_description(), "command": command_line(),
                "modes": {"a": "stock pipeline on the native export", "b": "our model through pipeline",
                          "c": "Detector at the best forward batch", "d": "raw forward on preprocessed tensors",
                          "e": "Detector at its default batch (scoring.default_batch_size)"},
@@ -353,7 +362,7 @@ def run_training_benchmark(json_path, model="vit-b16", methods=("ln_tuning", "fu
                     "peak_memory_above_baseline": (summary[method]["peak_memory_above_baseline_mb"]
                                                    / summary["full"]["peak_memory_above_baseline_mb"]),
                 }
-    results = {"benchmark": "training", "machine": machine_description(), "command": " ".join(sys.argv),
+    results = {"benchmark": "training", "machine": machine_description(), "command": command_line(),
                "model": model, "batch": batch, "dtype": dtype,
                "memory_measure": "peak RSS of the process (CPU) / peak CUDA allocation (GPU); "
                                  "above_baseline subtracts the RSS after imports, before the model (CPU)",
@@ -511,7 +520,7 @@ def run_video_benchmark(json_path, model="vit-b16", videos=(), num_frames=32, ba
                               "cpu_time_min": min(cpu_ratios) if cpu_ratios else None,
                               "cpu_time_by_video": {row["video"]: round(row["cpu_time_throughput_vs_model_only"], 3)
                                                     for row in ok}}
-    results = {"benchmark": "video", "machine": machine_description(), "command": " ".join(sys.argv),
+    results = {"benchmark": "video", "machine": machine_description(), "command": command_line(),
                "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
                "model": model, "num_frames": num_frames, "batch_size": batch_size, "rounds": rounds,
                "videos": rows, "summary": summary,
@@ -590,7 +599,7 @@ def run_threads_benchmark(json_path, modes=tuple(THREAD_MODES), steps=30, rounds
         summary[mode] = {**details[mode], "solo_s": solo, "pair_s": pair,
                          "pair_vs_own_solo": pair / solo if solo else None,
                          "pair_vs_default_solo": pair / default_solo if default_solo else None}
-    results = {"benchmark": "threads", "machine": machine_description(), "command": " ".join(sys.argv),
+    results = {"benchmark": "threads", "machine": machine_description(), "command": command_line(),
                "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
                "workload": f"{steps} forwards, batch 4 at 224 px, of a random ViT (4 layers, width 256) per process",
                "rounds": rounds, "times_s": times, "summary": summary,
@@ -652,7 +661,7 @@ def run_predict_concurrency_benchmark(json_path, model="vit-b16", images=48, rou
                     times[kind].append(max(run_predict_processes(model_dir, folder, tmp, copies)))
                     bar.update()
     solo, pair = statistics.median(times["solo"]), statistics.median(times["pair"])
-    results = {"benchmark": "concurrency-predict", "machine": machine_description(), "command": " ".join(sys.argv),
+    results = {"benchmark": "concurrency-predict", "machine": machine_description(), "command": command_line(),
                "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
                "workload": f"deepfake-hf predict of {images} noise-textured 640x480 JPEGs with a random {model} "
                            "detector, --faces none, JSONL output; each run a whole process",
@@ -697,7 +706,7 @@ def run_startup_benchmark(json_path, repeats=5):
     results = {
         "benchmark": "startup",
         "machine": machine_description(),
-        "command": " ".join(sys.argv),
+        "command": command_line(),
         "median_seconds": seconds,
         "heavy_modules_imported_by_cli_parser": imported,
         "target": "deepfake-hf --help under 2 s",
@@ -795,7 +804,7 @@ def run_scaleout_benchmark(json_path, small=200, large=2000, faces=120, rounds=2
     """Scale-out figures: predict's peak memory at `small` vs `large` inputs (streamed to --out), the cost of
     a kill + --resume against an uninterrupted run, and 1 vs 2 processes (torchrun) for predict and for
     preprocess (dlib face crops of `faces` images). Runs interleave round by round; medians are kept."""
-    results = {"benchmark": "scale-out", "machine": machine_description(), "command": " ".join(sys.argv),
+    results = {"benchmark": "scale-out", "machine": machine_description(), "command": command_line(),
                "load_before": os.getloadavg()}
     steps = 2 + rounds * (2 + 2 + 2 + 2)
     with tempfile.TemporaryDirectory() as tmp, progress(steps, "scale-out") as bar:
