@@ -618,7 +618,7 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
     """
     import datasets
 
-    from .faces import FACE_DETECTORS
+    from .faces import FACE_DETECTORS, frame_sampling_of
 
     if faces not in FACE_DETECTORS:
         raise DataSourceError(f"faces: {faces!r} is not one of {', '.join(FACE_DETECTORS)}")
@@ -626,7 +626,7 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
         raise DataSourceError(f"face_crop: {face_crop!r} is not one of {', '.join(FACE_CROPS)}")
     if faces == "deepfakebench" and face_crop != "align":
         raise DataSourceError(f"face_crop: {face_crop!r} does not apply to faces='deepfakebench' (its crops are aligned)")
-    frame_sampling = frame_sampling or ("deepfakebench" if faces == "deepfakebench" else "even")
+    frame_sampling = frame_sampling or frame_sampling_of(faces)
     if frame_sampling not in FRAME_SAMPLINGS:
         raise DataSourceError(f"frame_sampling: {frame_sampling!r} is not one of {', '.join(FRAME_SAMPLINGS)}")
     if faces == "auto":

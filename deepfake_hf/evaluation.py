@@ -107,19 +107,20 @@ def parse_named_sources(sources=(), named=()):
 
 
 def load_test_set(spec, faces="none", num_frames=DEFAULT_NUM_FRAMES, cache_dir=None, label_map=None,
-                  frame_sampling=None):
-    """One data source as a dataset with columns image, label, path, group, method, frame (DataSourceError if unusable)."""
+                  frame_sampling=None, return_report=False):
+    """One data source as a dataset with columns image, label, path, group, method, frame (DataSourceError if
+    unusable); with `return_report`, (dataset, data.load_source's report)."""
     return load_source(spec, label_map=label_map, faces=faces, num_frames=num_frames, cache_dir=cache_dir,
-                       default_split="test", verbose=False, frame_sampling=frame_sampling)
+                       default_split="test", verbose=False, frame_sampling=frame_sampling,
+                       return_report=return_report)
 
 
 def load_frames_for(scorer, spec, cache_dir=None, label_map=None):
     """(dataset, frames_are_crops): a test set's whole frames, taken as `scorer` takes a file's frames (its
     number and sampling rule), for the scorer's face policy to run on as it does in predict; except that a
     DeepfakeBench JSON's frames are its aligned face crops (`frames_are_crops`), scored as they are."""
-    dataset, report = load_source(spec, label_map=label_map, num_frames=scorer.num_frames, cache_dir=cache_dir,
-                                  default_split="test", verbose=False, frame_sampling=scorer.frame_sampling,
-                                  return_report=True)
+    dataset, report = load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir, label_map=label_map,
+                                    frame_sampling=scorer.frame_sampling, return_report=True)
     return dataset, report["kind"] == "deepfakebench"
 
 

@@ -272,6 +272,13 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
         return (self.detect(frame) for frame in frames)
 
 
+def frame_sampling_of(detector):
+    """The video frames a face mode's crops come from (media.sample_frame_indices' `sampling`): DeepfakeBench's
+    own for its face mode (a detector object or its name), the package's even rule for every other."""
+    name = detector if isinstance(detector, str) else getattr(detector, "name", None)
+    return "deepfakebench" if name == "deepfakebench" else "even"
+
+
 def detect_video(detector, frames):
     """The faces of each frame of one video (an iterator of lists, one per frame, in order).
 
@@ -502,6 +509,7 @@ __all__ = [
     "crop_face",
     "detect_video",
     "five_points_from_68",
+    "frame_sampling_of",
     "get_face_detector",
     "margin_crop",
     "most_prominent",

@@ -88,7 +88,7 @@ class Detector:
 
         threads = {key: kwargs.pop(key) for key in ("workers", "progress") if key in kwargs}
         scorer = load_scorer(path_or_id, faces=faces, num_frames=num_frames, aggregate=aggregate,
-                                        batch_size=batch_size, device=device, **kwargs)
+                             batch_size=batch_size, device=device, **kwargs)
         return cls(scorer, **threads)
 
     # The scorer's settings, read (and batch_size set) through the Detector as before.

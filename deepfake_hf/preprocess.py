@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import FACE_CROPS
 from .distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
 from .errors import DeepfakeHFError
 from .outputs import owned_output_dir, prepare_output_dir
@@ -63,7 +64,7 @@ def _videos(sources, label_map, num_frames):
 
 def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
     """Write the crops of one work item; returns its manifest record."""
-    from .faces import align_face, alignment_matrix, margin_crop, most_prominent
+    from .faces import align_face, alignment_matrix, frame_sampling_of, margin_crop, most_prominent
     from .media import MediaError, open_image, read_video_frames
 
     method = item["method"] or ("real" if item["label"] == 0 else "fake")
@@ -74,9 +75,8 @@ def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
               "frames": [], "frames_without_face": 0, "problem": None}
     try:
         if item["kind"] == "video":
-            # DeepfakeBench's face mode takes DeepfakeBench's frames (media.sample_frame_indices)
-            sampling = "deepfakebench" if getattr(detector, "name", None) == "deepfakebench" else "even"
-            frames = list(enumerate(read_video_frames(item["source"], num_frames=num_frames, sampling=sampling)))
+            frames = list(enumerate(read_video_frames(item["source"], num_frames=num_frames,
+                                                      sampling=frame_sampling_of(detector))))
         else:
             frames = [(max(frame, 0), open_image(path)) for frame, path in item["frames"]]
     except MediaError as error:
@@ -115,8 +115,8 @@ def preprocess(sources, out_dir, faces="dlib", num_frames=32, crop="align", size
 
     from .faces import get_face_detector
 
-    if crop not in ("align", "margin"):
-        raise PreprocessError(f"crop: {crop!r} is not one of align, margin")
+    if crop not in FACE_CROPS:
+        raise PreprocessError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}")
     sources = [sources] if isinstance(sources, (str, Path)) else list(sources)
     if not sources:
         raise PreprocessError("no inputs given")

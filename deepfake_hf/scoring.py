@@ -43,10 +43,10 @@ from .configuration_deepfake import (
     DEFAULT_NUM_FRAMES,
     DEFAULT_THRESHOLD,
 )
+from .data import FACE_CROPS
 from .errors import DeepfakeHFError, one_line
 from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, is_animated, is_url, media_kind, open_image
 
-CROPS = ("align", "margin")
 MIN_TRACK_SHARE = 0.25
 HUB_LOAD_KEYS = ("revision", "token", "trust_remote_code", "local_files_only", "cache_dir")
 # The headline for a file in which a face detector found nobody: a face-trained model's score of a
@@ -116,7 +116,7 @@ def resolve_faces(faces, config):
     recorded = getattr(config, "face_preprocessing", None)
     if faces is None:
         return recorded or "none"
-    if isinstance(faces, str) and faces == "auto" and recorded:
+    if faces == "auto" and recorded:
         return recorded
     return faces
 
@@ -253,7 +253,7 @@ class Scorer:
                    face_size=256, face_scale=1.3, margin=0.3):
         """Frame sampling, face and aggregation options; unset ones come from the model's config (the batch
         size from the device: `default_batch_size`)."""
-        from .faces import get_face_detector
+        from .faces import frame_sampling_of, get_face_detector
 
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         self.num_frames = int(num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES))
@@ -264,8 +264,8 @@ class Scorer:
         self.confident_fraction = float(getattr(config, "confident_fraction", DEFAULT_CONFIDENT_FRACTION))
         if self.num_frames < 1 or batch_size < 1:
             raise ValueError("num_frames and batch_size must be >= 1")
-        if crop not in CROPS:
-            raise ValueError(f"crop: {crop!r} is not one of {', '.join(CROPS)}.")
+        if crop not in FACE_CROPS:
+            raise ValueError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}.")
         faces = resolve_faces(faces, config)
         if faces == "deepfakebench":
             if crop != "align":
@@ -274,7 +274,7 @@ class Scorer:
         else:
             self.face_detector = get_face_detector(faces)
         # The frames a face mode's crops were cut from: DeepfakeBench's own frame numbers with its faces.
-        self.frame_sampling = "deepfakebench" if getattr(self.face_detector, "name", None) == "deepfakebench" else "even"
+        self.frame_sampling = frame_sampling_of(self.face_detector)
         self.crop, self.face_size, self.face_scale, self.margin = crop, face_size, face_scale, margin
         self.batch_size = int(batch_size)
 
