@@ -16,7 +16,6 @@ that path exists. What it shows: file names only, never the server's folders.
 """
 
 import argparse
-import csv
 import os
 import re
 import signal
@@ -255,8 +254,10 @@ class DeepfakeDemo:
         folder = Path(get_upload_folder()) / "deepfake-hf"
         folder.mkdir(parents=True, exist_ok=True)
         csv_path = folder / f"deepfake_scores-{uuid.uuid4().hex[:12]}.csv"
+        from deepfake_hf.outputs import SafeCsvWriter
+
         with open(csv_path, "w", newline="") as handle:
-            writer = csv.writer(handle)
+            writer = SafeCsvWriter(handle)
             writer.writerow(BATCH_HEADERS)
             writer.writerows(rows)
         return str(csv_path)

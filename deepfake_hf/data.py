@@ -56,6 +56,7 @@ import numpy as np
 
 from .errors import DeepfakeHFError, one_line
 from .media import FRAME_SAMPLINGS
+from .outputs import read_csv_cell
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +264,9 @@ def _read_manifest_rows(manifest):
         with open(manifest, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             fields = [name.strip() for name in (reader.fieldnames or [])]
-            rows = [(number + 2, {k.strip(): v for k, v in row.items() if k is not None}) for number, row in enumerate(reader)]
+            # read_csv_cell: a manifest this package wrote had formula-like cells quoted (outputs.csv_cell)
+            rows = [(number + 2, {k.strip(): read_csv_cell(v) for k, v in row.items() if k is not None})
+                    for number, row in enumerate(reader)]
         return fields, rows
     rows, fields = [], set()
     with open(manifest, encoding="utf-8") as handle:

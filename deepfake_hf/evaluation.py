@@ -25,7 +25,6 @@ predict would score each image file. Perturbations degrade the crops the model s
 them in the model's config.json, where the model applies them (pipeline, predict and the app).
 """
 
-import csv
 import io
 import json
 import os
@@ -45,7 +44,7 @@ from .configuration_deepfake import (
 from .data import DataSourceError, load_source
 from .errors import DeepfakeHFError, one_line
 from .metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
-from .outputs import prepare_output_dir
+from .outputs import SafeCsvWriter, prepare_output_dir
 from .scoring import sigmoid
 
 PERTURBATIONS = {
@@ -443,7 +442,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "predictions.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = SafeCsvWriter(handle)
         writer.writerow(["test_set", "path", "group", "video", "frame", "label", "method", "score"])
         writer.writerows(rows)
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
@@ -710,7 +709,7 @@ def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, 
 
     out_dir.mkdir(parents=True, exist_ok=True)
     with open(out_dir / "predictions.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
+        writer = SafeCsvWriter(handle)
         writer.writerow(["test_set", "path", "group", "video", "frame", "label", "method", "score"])
         writer.writerows(zip([name] * labels.size, paths, groups, videos, frames, labels.tolist(), methods,
                              scores.tolist()))

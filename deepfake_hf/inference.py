@@ -384,8 +384,9 @@ def _stream_predictions(detector, files, out, fmt, model, ranks, resume, frame_s
 
 def _write_merged(out, fmt, model, rows, frame_scores):
     """The merged results in `fmt`, written row by row; returns the summary counts."""
-    import csv
     import json
+
+    from .outputs import SafeCsvWriter
 
     counts = _new_counts()
     temporary = Path(f"{out}.writing")
@@ -401,8 +402,7 @@ def _write_merged(out, fmt, model, rows, frame_scores):
                 handle.write(("," if position else "") + "\n  " + json.dumps(result))
             else:
                 if writer is None:
-                    writer = csv.DictWriter(handle, fieldnames=_csv_columns(frame_scores), extrasaction="ignore",
-                                            lineterminator="\n")
+                    writer = SafeCsvWriter(handle, fieldnames=_csv_columns(frame_scores), lineterminator="\n")
                     writer.writeheader()
                 writer.writerow(_csv_row(result, writer.fieldnames))
         if fmt == "json":
@@ -439,12 +439,13 @@ def format_results(results, fmt="table", model=None):
     if fmt == "jsonl":
         return "".join(json.dumps(result) + "\n" for result in results)
     if fmt == "csv":
-        import csv
         import io
+
+        from .outputs import SafeCsvWriter
 
         buffer = io.StringIO()
         columns = _csv_columns(any("frame_scores" in r for r in results))
-        writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore", lineterminator="\n")
+        writer = SafeCsvWriter(buffer, fieldnames=columns, lineterminator="\n")
         writer.writeheader()
         for result in results:
             writer.writerow(_csv_row(result, columns))

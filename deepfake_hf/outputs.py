@@ -2,6 +2,7 @@
 only what the command itself writes."""
 
 import contextlib
+import csv
 import json
 from pathlib import Path
 
@@ -75,3 +76,52 @@ def owned_output_dir(path, overwrite=False):
     after = _snapshot(out)
     written = sorted(name for name, stamp in after.items() if before.get(name) != stamp)
     (out / OUTPUT_RECORD).write_text(json.dumps({"files": written}, indent=1))
+
+
+# OWASP's CSV-injection rule: a spreadsheet reads a cell that begins with one of these as a formula.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+# The quote that neutralises such a cell; a text cell that already begins with it gets a second one, so
+# `read_csv_cell` can undo exactly what `csv_cell` did.
+_CELL_QUOTE = "'"
+
+
+def csv_cell(value):
+    """`value` as a spreadsheet shows it as text: a string beginning with a formula character (or with the
+    quote itself) gets a leading single quote. Numbers, None and other types are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_TRIGGERS + (_CELL_QUOTE,)):
+        return _CELL_QUOTE + value
+    return value
+
+
+def read_csv_cell(value):
+    """The text `csv_cell` was given: one leading single quote removed (files this package wrote read back
+    as they were, e.g. a crop path `=1+2/000.png` in a preprocess manifest)."""
+    if isinstance(value, str) and value.startswith(_CELL_QUOTE):
+        return value[1:]
+    return value
+
+
+class SafeCsvWriter:
+    """`csv.writer` whose string cells go through `csv_cell`; rows may be sequences or, with `fieldnames`,
+    dicts (as `csv.DictWriter`, extra keys ignored)."""
+
+    def __init__(self, handle, fieldnames=None, **options):
+        self.fieldnames = list(fieldnames) if fieldnames is not None else None
+        self._writer = csv.writer(handle, **options)
+        # csv quotes a field holding a character of the line terminator only: with "\n" endings a "\r" in a
+        # file name would go out unquoted and split the row for readers. Such rows are written fully quoted.
+        self._quoted = csv.writer(handle, quoting=csv.QUOTE_ALL, **options)
+
+    def writeheader(self):
+        self._writer.writerow([csv_cell(name) for name in self.fieldnames])
+
+    def writerow(self, row):
+        if isinstance(row, dict):
+            row = [row.get(name, "") for name in self.fieldnames]
+        cells = [csv_cell(cell) for cell in row]
+        breaks = any(isinstance(cell, str) and ("\r" in cell or "\n" in cell) for cell in cells)
+        (self._quoted if breaks else self._writer).writerow(cells)
+
+    def writerows(self, rows):
+        for row in rows:
+            self.writerow(row)

@@ -15,7 +15,6 @@ launch (see `distributed`): rank r takes videos r, r+N, ...; rank 0 writes the m
 identical to a single-process run's. `resume=True` skips the videos a killed run already finished.
 """
 
-import csv
 import json
 import logging
 from pathlib import Path
@@ -25,7 +24,7 @@ import numpy as np
 from .data import FACE_CROPS
 from .distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
 from .errors import DeepfakeHFError
-from .outputs import owned_output_dir, prepare_output_dir
+from .outputs import SafeCsvWriter, owned_output_dir, prepare_output_dir
 
 logger = logging.getLogger(__name__)
 MANIFEST = "manifest.csv"
@@ -166,7 +165,7 @@ def _merge(out, dataset, split, ranks):
     summary = {"videos": 0, "crops": 0, "frames_without_face": 0, "skipped": 0, "skipped_files": []}
     tree, seen = {}, {}
     with open(out / MANIFEST, "w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle)
+        writer = SafeCsvWriter(handle)
         writer.writerow(MANIFEST_COLUMNS)
         for _, record in iter_parts(out / MANIFEST, ranks.world_size):
             summary["frames_without_face"] += record.get("frames_without_face", 0)
