@@ -68,8 +68,8 @@ DEEPFAKEBENCH_SPLITS = ("train", "val", "test")
 FACE_CROPS = ("align", "margin")
 # Bump when the rows written for the same inputs change, so stale caches are not reused.
 # 2: video files shorter than num_frames give each frame once (no repeats); 3: aligned crops resampled with
-# cv2's pixel-centre convention (faces.warp_affine), animated images give their frames
-CACHE_VERSION = 3
+# cv2's pixel-centre convention (faces.warp_affine), animated images give their frames; 4: aligned crops by cv2.warpAffine itself
+CACHE_VERSION = 4
 _GROUP_ALIASES = ("group", "video_id", "video")
 # Stored formats whose bytes can be kept as they are (no re-encoding, so no change to compression traces).
 _KEEP_BYTES_FORMATS = ("JPEG", "PNG", "WEBP", "BMP")

@@ -42,12 +42,12 @@ class FaceDependencyError(DeepfakeHFError, ImportError):
     """dlib or its landmark models are not installed (the `faces` extra)."""
 
 
-# ArcFace 5-point template for 112x112 crops (insightface): left eye, right eye, nose tip,
-# left mouth corner, right mouth corner, in image coordinates (x right, y down).
-ARCFACE_TEMPLATE = np.array(
-    [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
-    dtype=np.float64,
-)
+# insightface's 5-point template for 96x112 crops: left eye, right eye, nose tip, left mouth corner,
+# right mouth corner, in image coordinates (x right, y down). Moved 8 px right it is the ArcFace 112x112 one.
+INSIGHTFACE_TEMPLATE = ((30.2946, 51.6963), (65.5318, 51.5014), (48.0252, 71.7366), (33.5493, 92.3655),
+                        (62.7299, 92.2041))
+ARCFACE_X_SHIFT = 8.0
+ARCFACE_TEMPLATE = np.array(INSIGHTFACE_TEMPLATE, dtype=np.float64) + (ARCFACE_X_SHIFT, 0.0)
 FACE_DETECTORS = ("auto", "dlib", "deepfakebench", "none")
 
 
@@ -370,62 +370,83 @@ def get_face_detector(name="auto", **options):
 def similarity_transform(source, target):
     """The 2x3 similarity (rotation, uniform scale, translation) best mapping `source` points onto `target`.
 
-    Least squares (Umeyama, 1991): centre both point sets, the rotation comes from the SVD of their
-    cross-covariance, the scale from the ratio of explained to source variance.
+    Least squares (Umeyama, PAMI 1991, eqs. 38-43): centre both point sets, the rotation comes from the SVD
+    of their cross-covariance (no reflections), the scale from the ratio of explained to source variance.
+    The equations are evaluated in that order and in the inputs' precision (float32 key points and template,
+    as DeepfakeBench passes them to scikit-image), so the matrix matches its alignment to the last bit.
     """
-    source = np.asarray(source, dtype=np.float64)
-    target = np.asarray(target, dtype=np.float64)
-    source_mean, target_mean = source.mean(0), target.mean(0)
+    source, target = np.asarray(source), np.asarray(target)
+    if not np.issubdtype(source.dtype, np.floating):
+        source = source.astype(np.float64)
+    if not np.issubdtype(target.dtype, np.floating):
+        target = target.astype(np.float64)
+    dim = source.shape[1]
+    source_mean, target_mean = source.mean(axis=0), target.mean(axis=0)
     src, dst = source - source_mean, target - target_mean
     covariance = dst.T @ src / len(source)
-    u, singular, vt = np.linalg.svd(covariance)
-    sign = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:  # no reflections
+    sign = np.ones(dim, dtype=np.float64)
+    if np.linalg.det(covariance) < 0:
         sign[-1] = -1
-    rotation = u @ np.diag(sign) @ vt
-    variance = (src**2).sum() / len(source)
-    scale = (singular * sign).sum() / variance if variance > 0 else 1.0
-    translation = target_mean - scale * rotation @ source_mean
-    return np.hstack([scale * rotation, translation[:, None]])
+    u, singular, vt = np.linalg.svd(covariance)
+    rank = np.count_nonzero(singular > singular.max() * max(covariance.shape) * np.finfo(float).eps)
+    if rank == dim - 1:  # collinear points: the rotation is fixed up to the null direction's sign
+        flip = np.ones(dim, dtype=np.float64)
+        flip[-1] = 1.0 if np.linalg.det(u) * np.linalg.det(vt) > 0 else -1.0
+        rotation = u @ np.diag(flip) @ vt
+    else:
+        rotation = u @ np.diag(sign) @ vt
+    variance = src.var(axis=0).sum()
+    scale = 1.0 / variance * (singular @ sign) if variance > 0 else 1.0
+    translation = target_mean - scale * (rotation @ source_mean.T)
+    return np.hstack([rotation * scale, translation[:, None]]).astype(np.float64)
 
 
 def aligned_template(size=256, scale=1.3):
     """Where the five points land in an aligned `size` crop: the ArcFace template scaled to `size`,
-    shrunk by `scale` around the crop centre so the crop shows `scale` times more around the face."""
-    centre = size / 2.0
-    return centre + (ARCFACE_TEMPLATE * size / 112.0 - centre) / scale
+    shrunk by `scale` around the crop centre so the crop shows `scale` times more around the face.
+
+    Computed step by step in float32, as DeepfakeBench's `img_align_crop` does, so the alignment matrix (and
+    hence every crop pixel) is the one its preprocessing gets from the same landmarks.
+    """
+    template = np.array(INSIGHTFACE_TEMPLATE, dtype=np.float32)
+    template[:, 0] += ARCFACE_X_SHIFT
+    template[:, 0] = template[:, 0] * size / 112
+    template[:, 1] = template[:, 1] * size / 112
+    margin = size * (scale - 1) / 2.0
+    template += margin
+    template *= size / (size + 2 * margin)
+    return template
 
 
 def alignment_matrix(landmarks, size=256, scale=1.3):
     """2x3 matrix mapping image coordinates into the aligned crop."""
-    return similarity_transform(landmarks, aligned_template(size, scale))
+    return similarity_transform(np.asarray(landmarks, dtype=np.float32), aligned_template(size, scale))
+
+
+def _import_cv2():
+    try:
+        import cv2
+    except ImportError:
+        raise FaceDependencyError("aligned face crops need OpenCV: pip install 'deepfake-hf[faces]'") from None
+    return cv2
 
 
 def warp_affine(image, matrix, size):
     """Resample `image` (PIL or HxWx3 uint8 array) through the 2x3 image->crop `matrix` into a `size` (w, h) crop.
 
-    cv2.warpAffine's convention, which DeepfakeBench's crops were made with: pixel centres at integer
-    coordinates, bilinear, zeros outside the image. PIL's affine transform puts centres at +0.5 and its
-    bilinear differs (PSNR ~40 dB against cv2 on textured images); this one matches cv2 within one grey level.
+    `cv2.warpAffine` (bilinear, zeros outside the image), the call DeepfakeBench's crops were made with: the
+    same matrix gives the same crop, bit for bit (PIL's affine transform puts pixel centres at +0.5 and
+    interpolates differently: ~40 dB off on textured images).
     """
     from PIL import Image
 
-    pixels = np.asarray(image.convert("RGB")) if isinstance(image, Image.Image) else np.asarray(image)
-    height, width = pixels.shape[:2]
-    inverse = np.linalg.inv(np.vstack([matrix, [0.0, 0.0, 1.0]]))[:2]
-    ys, xs = np.mgrid[0:size[1], 0:size[0]].astype(np.float64)
-    source_x = inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]
-    source_y = inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]
-    x0, y0 = np.floor(source_x).astype(np.int64), np.floor(source_y).astype(np.int64)
-    fx, fy = (source_x - x0).astype(np.float32), (source_y - y0).astype(np.float32)
-    out = np.zeros((size[1], size[0], pixels.shape[2]), dtype=np.float32)
-    for dy, weight_y in ((0, 1.0 - fy), (1, fy)):
-        for dx, weight_x in ((0, 1.0 - fx), (1, fx)):
-            x, y = x0 + dx, y0 + dy
-            inside = (x >= 0) & (x < width) & (y >= 0) & (y < height)
-            weight = weight_x * weight_y * inside
-            out += pixels[np.clip(y, 0, height - 1), np.clip(x, 0, width - 1)] * weight[..., None]
-    return Image.fromarray(np.floor(out + 0.5).clip(0, 255).astype(np.uint8))
+    cv2 = _import_cv2()
+    if isinstance(image, Image.Image):
+        image = image if image.mode == "RGB" else image.convert("RGB")  # convert() copies even an RGB image
+    pixels = np.asarray(image)
+    crop = cv2.warpAffine(np.ascontiguousarray(pixels), np.asarray(matrix, dtype=np.float64), tuple(int(v) for v in size),
+                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return Image.fromarray(crop)
 
 
 def align_face(image, face, size=256, scale=1.3):

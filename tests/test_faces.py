@@ -63,11 +63,12 @@ def test_similarity_transform_never_reflects():
 
 
 def test_aligned_template_scale_and_centre():
-    np.testing.assert_allclose(aligned_template(112, 1.0), ARCFACE_TEMPLATE)
+    # float32, as DeepfakeBench computes it: equal to the float64 geometry within float32 rounding
+    np.testing.assert_allclose(aligned_template(112, 1.0), ARCFACE_TEMPLATE, rtol=0, atol=1e-5)
     enlarged = aligned_template(256, 1.3)
     centre = np.array([128.0, 128.0])
     # Enlarging the field of view by 1.3 shrinks the face by 1.3 around the crop centre.
-    np.testing.assert_allclose(enlarged - centre, (ARCFACE_TEMPLATE * 256 / 112 - centre) / 1.3)
+    np.testing.assert_allclose(enlarged - centre, (ARCFACE_TEMPLATE * 256 / 112 - centre) / 1.3, rtol=0, atol=1e-4)
 
 
 def test_align_face_puts_landmarks_on_the_template():
@@ -435,5 +436,6 @@ def test_deepfakebench_face_mode_reproduces_its_crops(shared_media):
             mse = ((ours - theirs) ** 2).mean()
             psnr = 10 * math.log10(255**2 / mse) if mse else math.inf
             assert psnr >= 40, (video, frame, psnr)
+            print(f"{video} frame {frame}: PSNR {psnr:.1f} dB, max difference {np.abs(ours - theirs).max():g}")
             checked += 1
     assert checked >= 5
