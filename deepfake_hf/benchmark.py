@@ -406,19 +406,41 @@ def write_face_video(path, seconds=10, size=(1280, 720), fps=25):
 
 
 # Face modes of the video benchmark. "dlib-per-frame" is `detect` on every frame (what the Detector did
-# before `faces.detect_video`); "dlib" is the video-aware detection (key frames + windows around the faces).
-VIDEO_FACE_MODES = ("none", "dlib-per-frame", "dlib")
+# before `faces.detect_video`); "dlib" is the video-aware detection (key frames + windows around the faces);
+# "deepfakebench" is the exact mode converted detectors use by default (full-resolution dlib on every frame).
+VIDEO_FACE_MODES = ("none", "dlib-per-frame", "dlib", "deepfakebench")
+
+
+def video_face_modes(text):
+    """The face modes of a comma list (`deepfake-hf bench video --faces`), checked against VIDEO_FACE_MODES."""
+    from .errors import DeepfakeHFError
+
+    modes = tuple(mode.strip() for mode in text.split(",") if mode.strip())
+    unknown = [mode for mode in modes if mode not in VIDEO_FACE_MODES]
+    if unknown or not modes:
+        raise DeepfakeHFError(f"--faces: {', '.join(unknown) or 'nothing given'}: expected a comma list of "
+                              f"{', '.join(VIDEO_FACE_MODES)}")
+    return modes
 
 
 def _video_detector(model_dir, face_mode, num_frames, batch_size):
     """The Detector of one face mode: none, dlib as the Detector uses it (faces.detect_video: key frames and
     windows around followed faces) or dlib-per-frame (a full search of every frame, as before detect_video)."""
-    from .faces import DlibFaceDetector
+    from .faces import DeepfakeBenchFaceDetector, DlibFaceDetector
     from .inference import Detector
 
-    faces = {"none": "none", "dlib": DlibFaceDetector(), "dlib-per-frame": DlibFaceDetector(keyframe_interval=1)}
-    return Detector.from_pretrained(model_dir, faces=faces[face_mode], num_frames=num_frames, batch_size=batch_size,
-                                    progress=False)
+    faces = {"none": lambda: "none", "dlib": DlibFaceDetector, "deepfakebench": DeepfakeBenchFaceDetector,
+             "dlib-per-frame": lambda: DlibFaceDetector(keyframe_interval=1)}
+    return Detector.from_pretrained(model_dir, faces=faces[face_mode](), num_frames=num_frames,
+                                    batch_size=batch_size, progress=False)
+
+
+def _stage_seconds(face_detector):
+    """A copy of a detector's per-stage {stage: {"wall_s", "cpu_s", "calls"}} (DeepfakeBenchFaceDetector only)."""
+    stages = getattr(face_detector, "stage_times", None)
+    if stages is None:
+        return None
+    return {name: {"wall_s": wall, "cpu_s": cpu, "calls": calls} for name, (wall, cpu, calls) in stages.items()}
 
 
 def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VIDEO_FACE_MODES, rounds=1):
@@ -429,13 +451,13 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
     """
     import torch
 
-    from .faces import detect_video, get_face_detector
+    from .faces import detect_video, frame_sampling_of, get_face_detector
     from .media import read_video_frames
 
     detectors = {mode: _video_detector(model_dir, mode, num_frames, batch_size) for mode in face_modes}
     for detector in detectors.values():
         detector([videos[0]])  # warm-up
-    face_detector = get_face_detector("dlib") if any(mode != "none" for mode in face_modes) else None
+    face_detector = get_face_detector("dlib") if any(mode.startswith("dlib") for mode in face_modes) else None
     times = {}
     bar = progress(rounds * len(face_modes) * len(videos), "video")
     for round_index in range(rounds):
@@ -443,9 +465,13 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
             for face_mode, detector in detectors.items():
                 bar.set_description(f"video: round {round_index + 1}/{rounds} faces={face_mode} {Path(video).name}")
                 bar.update()
+                stage_detector = getattr(detector.face_detector, "stage_times", None)
+                if stage_detector is not None:
+                    stage_detector.clear()
                 start, cpu = time.perf_counter(), time.process_time()
                 result = detector([video])[0]
                 end_to_end, end_to_end_cpu = time.perf_counter() - start, time.process_time() - cpu
+                stages = _stage_seconds(detector.face_detector)
                 if result["error"]:
                     times[video, face_mode] = {"error": result["error"]}
                     continue
@@ -456,31 +482,37 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
                     for first in range(0, len(inputs), batch_size):
                         detector.model(pixel_values=inputs[first:first + batch_size])
                 model_only, model_only_cpu = time.perf_counter() - start, time.process_time() - cpu
-                start = time.perf_counter()
-                frames = read_video_frames(video, num_frames)
-                decode = time.perf_counter() - start
-                detect = None
+                start, cpu = time.perf_counter(), time.process_time()
+                frames = read_video_frames(video, num_frames, sampling=frame_sampling_of(detector.face_detector))
+                decode, decode_cpu = time.perf_counter() - start, time.process_time() - cpu
+                detect = detect_cpu = None
                 if face_mode != "none":
-                    start = time.perf_counter()
+                    start, cpu = time.perf_counter(), time.process_time()
                     if face_mode == "dlib":
                         list(detect_video(face_detector, frames))
-                    else:
+                    elif face_mode == "dlib-per-frame":
                         [face_detector.detect(frame) for frame in frames]
-                    detect = time.perf_counter() - start
+                    else:  # the mode's own detector, one frame after another
+                        [detector.face_detector.detect(frame) for frame in frames]
+                    detect, detect_cpu = time.perf_counter() - start, time.process_time() - cpu
                 row = times.setdefault((video, face_mode), {
                     "video": Path(video).name, "faces": face_mode, "frames": result["frames"],
                     "people": result["faces"], "frames_with_faces": result["frames_with_faces"],
                     "resolution": f"{frames[0].width}x{frames[0].height}", "ratio_per_round": [],
                     "cpu_ratio_per_round": [], "end_to_end_s": [], "model_only_s": [], "decode_alone_s": [],
-                    "face_detection_alone_s": [], "end_to_end_cpu_s": [], "model_only_cpu_s": []})
+                    "face_detection_alone_s": [], "end_to_end_cpu_s": [], "model_only_cpu_s": [],
+                    "decode_alone_cpu_s": [], "face_detection_alone_cpu_s": [], "stages_per_round": []})
                 if "error" in row:
                     continue
                 row["ratio_per_round"].append(model_only / end_to_end)
                 row["cpu_ratio_per_round"].append(model_only_cpu / end_to_end_cpu)
                 for key, value in (("end_to_end_s", end_to_end), ("model_only_s", model_only),
                                    ("decode_alone_s", decode), ("face_detection_alone_s", detect),
-                                   ("end_to_end_cpu_s", end_to_end_cpu), ("model_only_cpu_s", model_only_cpu)):
+                                   ("end_to_end_cpu_s", end_to_end_cpu), ("model_only_cpu_s", model_only_cpu),
+                                   ("decode_alone_cpu_s", decode_cpu), ("face_detection_alone_cpu_s", detect_cpu)):
                     row[key].append(value)
+                if stages is not None:
+                    row["stages_per_round"].append(stages)
                 bar.write(f"{row['video']:>22s} faces={face_mode:14s} end-to-end {end_to_end:6.2f} s, "
                           f"model only {model_only:6.2f} s -> x{model_only / end_to_end:.2f} (decode {decode:.2f} s"
                           + (f", detect {detect:.2f} s)" if detect is not None else ")"))
@@ -489,12 +521,18 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
     for row in times.values():
         if "error" not in row:
             for key in ("end_to_end_s", "model_only_s", "decode_alone_s", "face_detection_alone_s",
-                        "end_to_end_cpu_s", "model_only_cpu_s"):
+                        "end_to_end_cpu_s", "model_only_cpu_s", "decode_alone_cpu_s", "face_detection_alone_cpu_s"):
                 values = [value for value in row[key] if value is not None]
                 row[key] = statistics.median(values) if values else None
             # the ratio of each round (end to end and model alone measured back to back), median over rounds
             row["throughput_vs_model_only"] = statistics.median(row["ratio_per_round"])
             row["cpu_time_throughput_vs_model_only"] = statistics.median(row["cpu_ratio_per_round"])
+            if row["stages_per_round"]:  # per frame the stage ran on, median over rounds
+                names = row["stages_per_round"][0]
+                row["stage_ms_per_call"] = {
+                    name: {unit: 1000 * statistics.median(r[name][unit + "_s"] / max(r[name]["calls"], 1)
+                                                          for r in row["stages_per_round"] if name in r)
+                           for unit in ("wall", "cpu")} for name in names}
         rows.append(row)
     return rows
 
@@ -525,6 +563,10 @@ def run_video_benchmark(json_path, model="vit-b16", videos=(), num_frames=32, ba
                "model": model, "num_frames": num_frames, "batch_size": batch_size, "rounds": rounds,
                "videos": rows, "summary": summary,
                "targets": {"faces none": ">= 0.8x model-only", "faces dlib (720p)": ">= 0.6x model-only"},
+               "stage_note": "stage_ms_per_call (deepfakebench mode): wall and CPU milliseconds per call of each step "
+                             "of the exact face path inside the end-to-end run (to_array: PIL frame to numpy; "
+                             "detection: dlib HOG at upsample 1 on the full frame; landmarks: 68-point predictor; "
+                             "warp: cv2.warpAffine; redetection: HOG on the 256 crop)",
                "note": "model-only runs the same number of inputs as the detector scored (one per frame); "
                        "faces 'dlib-per-frame' is detect() on every frame (before), 'dlib' is faces.detect_video "
                        "(after); the modes run interleaved per video in the same process. cpu_time ratios use the "

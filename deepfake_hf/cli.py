@@ -672,6 +672,9 @@ def add_bench(subparsers):
     add_frames_option(video, "32")
     video.add_argument("--batch", type=int, default=8)
     video.add_argument("--no-generated", action="store_true", help="skip the generated 10 s 720p clip")
+    video.add_argument("--faces", default="none,dlib-per-frame,dlib,deepfakebench",
+                       help="comma list of face modes: none, dlib-per-frame, dlib, deepfakebench (the exact mode)")
+    video.add_argument("--rounds", type=int, default=1, help="rounds over all clips and modes (medians kept)")
     startup = kinds.add_parser("startup", help="import and --help times, heavy modules imported")
     startup.add_argument("--repeats", type=int, default=5)
     threads = kinds.add_parser("threads", help="two runs sharing the cores: default vs configured threads")
@@ -719,7 +722,9 @@ def run_bench(args):
                                                       args.steps, args.rounds, args.dtype)
         elif args.bench_kind == "video":
             result = benchmark.run_video_benchmark(out, args.model, args.videos, args.frames or 32, args.batch,
-                                                   generated=not args.no_generated)
+                                                   generated=not args.no_generated,
+                                                   face_modes=benchmark.video_face_modes(args.faces),
+                                                   rounds=args.rounds)
         elif args.bench_kind == "threads" and args.workload == "predict":
             result = benchmark.run_predict_concurrency_benchmark(out, images=args.images, rounds=args.rounds)
         elif args.bench_kind == "threads":

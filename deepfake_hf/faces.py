@@ -26,6 +26,7 @@ import importlib.util
 import math
 import os
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -250,23 +251,46 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
             raise FaceDependencyError(f"face mode 'deepfakebench': {error} (or --faces none for inputs that are "
                                       "already aligned face crops)") from None
         self.size, self.scale = size, scale
+        # {stage: [wall seconds, CPU seconds of the calling thread, calls]}: what `deepfake-hf bench video`
+        # reports per stage (frame to array, detection, landmarks, warp, re-detection in the crop)
+        self.stage_times = {}
+        self._stage_lock = threading.Lock()
+
+    @contextlib.contextmanager
+    def _stage(self, name):
+        wall, cpu = time.perf_counter(), time.thread_time()
+        try:
+            yield
+        finally:
+            wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+            with self._stage_lock:
+                totals = self.stage_times.setdefault(name, [0.0, 0.0, 0])
+                totals[0] += wall
+                totals[1] += cpu
+                totals[2] += 1
 
     def detect(self, image):
         """The largest face of a PIL image (RGB) as a one-element list, or [] (none, or lost in its crop)."""
-        rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
+        with self._stage("to_array"):
+            rgb = np.asarray(image if image.mode == "RGB" else image.convert("RGB"))
         detector, predictor = self._models()
-        rects = detector(rgb, 1)
+        with self._stage("detection"):
+            rects = detector(rgb, 1)
         if not len(rects):
             return []
-        rect = max(rects, key=lambda r: r.width() * r.height())
-        shape = predictor(rgb, rect)
-        points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], dtype=np.float64)
+        with self._stage("landmarks"):
+            rect = max(rects, key=lambda r: r.width() * r.height())
+            shape = predictor(rgb, rect)
+            points = np.array([(shape.part(i).x, shape.part(i).y) for i in range(68)], dtype=np.float64)
         face = Face(box=(float(rect.left()), float(rect.top()), float(rect.right() + 1), float(rect.bottom() + 1)),
                     landmarks=five_points_from_68(points, self.keypoints))
-        crop = np.asarray(align_face(rgb, face, size=self.size, scale=self.scale))
+        with self._stage("warp"):
+            crop = np.asarray(align_face(rgb, face, size=self.size, scale=self.scale))
         # DeepfakeBench searches its BGR copy of the crop; dlib's HOG takes the strongest gradient over the
         # channels, so channel order does not change what it finds.
-        return [face] if len(detector(crop, 1)) else []
+        with self._stage("redetection"):
+            found_again = len(detector(crop, 1))
+        return [face] if found_again else []
 
     def detect_video(self, frames):
         return (self.detect(frame) for frame in frames)

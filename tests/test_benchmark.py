@@ -80,7 +80,7 @@ def test_video_benchmark_compares_per_frame_and_video_detection(tmp_path):
     import unittest.mock
 
     with unittest.mock.patch.object(faces, "detect_video", spy):
-        rows = measure_video(custom, [clip], num_frames=6, batch_size=4)
+        rows = measure_video(custom, [clip], num_frames=6, batch_size=4, face_modes=("none", "dlib-per-frame", "dlib"))
     by_mode = {row["faces"]: row for row in rows}
     assert set(by_mode) == {"none", "dlib-per-frame", "dlib"}
     assert all(row["throughput_vs_model_only"] > 0 and row["end_to_end_s"] > 0 for row in rows)
@@ -143,3 +143,23 @@ def test_scaleout_benchmark_measures_memory_resume_and_processes(tmp_path):
     resume = results["predict_resume"]
     assert resume["all_outputs_equal"] is True and resume["uninterrupted_s"] > 0
     assert results["predict_scaling"]["speedup_2_vs_1"] > 0 and results["preprocess_scaling"]["speedup_2_vs_1"] > 0
+
+
+@pytest.mark.slow  # builds a model, runs the exact mode three times over a clip: ~10 s
+def test_video_benchmark_times_each_stage_of_the_exact_face_mode(tmp_path):
+    """`bench video --faces deepfakebench`: the exact mode end to end, with CPU and wall time per stage."""
+    from deepfake_hf import faces
+    from deepfake_hf.benchmark import measure_video, video_face_modes, write_face_video
+
+    if not faces.dlib_available():
+        pytest.skip("dlib (the faces extra) is not installed")
+    custom, _ = build_models("tiny-vit", tmp_path)
+    clip = write_face_video(tmp_path / "clip.mp4", seconds=1, size=(320, 240))
+    (row,) = measure_video(custom, [clip], num_frames=3, batch_size=4, face_modes=video_face_modes("deepfakebench"))
+    assert row["faces"] == "deepfakebench" and row["frames_with_faces"] == 3
+    stages = row["stage_ms_per_call"]
+    assert set(stages) == {"to_array", "detection", "landmarks", "warp", "redetection"}
+    assert all(stage["cpu"] > 0 and stage["wall"] > 0 for name, stage in stages.items() if name != "to_array")
+    assert row["face_detection_alone_cpu_s"] > 0 and row["decode_alone_cpu_s"] > 0
+    with pytest.raises(Exception, match="--faces: mtcnn"):
+        video_face_modes("none,mtcnn")
