@@ -26,4 +26,8 @@ class MissingDependencyError(DeepfakeHFError, ImportError):
     """An optional package is not installed; the message names the extra that installs it."""
 
 
-__all__ = ["DeepfakeHFError", "MissingDependencyError", "one_line"]
+class AnalysisCancelled(DeepfakeHFError):
+    """Work stopped because the caller's cancel event was set (e.g. a request's time limit ran out)."""
+
+
+__all__ = ["AnalysisCancelled", "DeepfakeHFError", "MissingDependencyError", "one_line"]

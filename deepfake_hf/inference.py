@@ -234,7 +234,7 @@ class Detector:
         kind = media_kind(source) if isinstance(source, (str, os.PathLike)) and not is_url(source) else None
         record = {"path": name, "kind": kind, "plan": None, "error": None, "scores": PendingScores([])}
         try:
-            frames, record["kind"] = self.scorer.read(source, name, tick)
+            frames, record["kind"] = self.scorer.read(source, name, tick, cancel=cancel)
             plan = self.scorer.plan(frames, cancel)
             inputs = self.scorer.preprocess(plan.crops)
         except AnalysisCancelled:

@@ -9,22 +9,53 @@ variable frame rates are sampled evenly (the package's one sampling rule: data.p
 and the video processor use it too), and the decoder seeks to the keyframe before each chosen frame
 only when that skips work, and leaves out the frames that are neither chosen nor referenced by others.
 Rotation metadata (portrait phone video) is applied to the returned frames.
+
+Decoding limits, so that a small file cannot demand gigabytes or minutes (a decompression bomb): every image
+and every video frame is at most `MAX_PIXELS` (env DEEPFAKE_HF_MAX_PIXELS, 40 megapixels by default), and an
+animated image at most `MAX_ANIMATION_FRAMES` frames and `MAX_ANIMATION_PIXELS` pixels over all its frames.
+All are checked from the file's header (image size, GIF block layout, the video stream's codec parameters)
+before a pixel is decoded. Readers given `cancel` (a threading.Event) poll it between frames and packets
+and raise `AnalysisCancelled` once it is set, so an abandoned request stops within a frame.
 """
 
 import errno
 import os
 import re
 import stat
+import struct
 from pathlib import Path
 
 import numpy as np
 
-from .errors import DeepfakeHFError, one_line
+from .errors import AnalysisCancelled, DeepfakeHFError, one_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
 # Smaller images carry no usable face and break resizing/cropping downstream.
 MIN_IMAGE_SIDE = 8
+
+
+def _pixels_from_env(name, default):
+    value = os.environ.get(name, "").strip()
+    if not value:
+        return default
+    try:
+        pixels = int(float(value))
+    except ValueError:
+        pixels = 0
+    if pixels < 1:
+        raise ValueError(f"{name}: {value!r} is not a positive number of pixels (e.g. 40000000)")
+    return pixels
+
+
+# 40 megapixels: above any camera a face detector needs (the shared 1080p clips are 2 MP, a 48 MP phone
+# photo is usually stored binned at 12 MP), far below Pillow's own bomb limit (179 MP, ~0.5 GB as RGB).
+MAX_PIXELS = _pixels_from_env("DEEPFAKE_HF_MAX_PIXELS", 40_000_000)
+# An animated image is decoded frame after frame onto its whole canvas (twice: frame durations, then the
+# sampled frames), so its cost is frames x canvas: 500 megapixels take ~5-9 s of Pillow on one core here
+# (a 1080p GIF of 240 frames); the frame cap bounds the per-frame overhead of tiny canvases.
+MAX_ANIMATION_FRAMES = 3000
+MAX_ANIMATION_PIXELS = 500_000_000
 # A scheme of two or more letters, so Windows drive letters ("C:/") are not taken for URLs.
 _URL = re.compile(r"^[a-z][a-z0-9+.-]+:/", re.IGNORECASE)
 
@@ -190,19 +221,43 @@ def _bomb_message():
     return f"image too large, refused as a possible decompression bomb{limit}"
 
 
+def _megapixels(pixels):
+    if pixels < 1_000_000:
+        return f"{int(pixels):,} pixels"
+    return f"{pixels / 1e6:,.1f}".removesuffix(".0") + " megapixels"
+
+
+def _check_pixels(path, width, height, what="image"):
+    """MediaError when a `width` x `height` image or frame is over `MAX_PIXELS` (read before decoding it)."""
+    if width * height > MAX_PIXELS:
+        raise MediaError(path, f"{what} too large: {width}x{height} pixels ({_megapixels(width * height)}) is over "
+                               f"the limit of {_megapixels(MAX_PIXELS)} (DEEPFAKE_HF_MAX_PIXELS); not decoded")
+
+
+def _poll(cancel):
+    if cancel is not None and cancel.is_set():
+        raise AnalysisCancelled("cancelled")
+
+
 def _open_pil(path):
     """Open an image file lazily, turning Pillow's errors into MediaError."""
     from PIL import Image, UnidentifiedImageError
 
     path = check_file(path)
     try:
-        return Image.open(path)
+        image = Image.open(path)
     except Image.DecompressionBombError:
         raise MediaError(path, _bomb_message()) from None
     except UnidentifiedImageError:
         raise MediaError(path, "not a readable image (unknown or corrupt format)") from None
     except (OSError, SyntaxError, ValueError) as error:
         raise MediaError(path, f"cannot read image ({error})") from None
+    try:
+        _check_pixels(path, *image.size)
+    except MediaError:
+        image.close()
+        raise
+    return image
 
 
 def _load_frame(image, path):
@@ -231,6 +286,7 @@ def open_image(source):
 
     if isinstance(source, Image.Image):
         name = getattr(source, "filename", "") or "<PIL image>"
+        _check_pixels(name, *source.size)  # a lazily opened image is not decoded yet
         image = _to_rgb(source)
     elif isinstance(source, np.ndarray):
         name = "<array>"
@@ -253,6 +309,7 @@ def _array_to_image(array):
         array = array[..., 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[-1] not in (3, 4)):
         raise MediaError("<array>", f"expected an HxW or HxWxC (C=1, 3, 4) array, got shape {tuple(array.shape)}")
+    _check_pixels("<array>", array.shape[1], array.shape[0])  # before the float64 copy below (8 bytes a value)
     if array.dtype == np.uint16:
         array = array / 257.0
     elif np.issubdtype(array.dtype, np.floating) and array.size and np.nanmax(array) <= 1.0:
@@ -266,7 +323,9 @@ def is_animated(path):
     """True for an image file with more than one frame (GIF, WebP, APNG)."""
     try:
         with _open_pil(path) as image:
-            return getattr(image, "n_frames", 1) > 1
+            # is_animated looks for a second frame only; n_frames would walk (for GIF) the whole file
+            animated = getattr(image, "is_animated", None)
+            return bool(animated) if animated is not None else getattr(image, "n_frames", 1) > 1
     except MediaError:
         return False
 
@@ -322,22 +381,113 @@ def sample_frame_indices(count, num_frames, times=None, sampling="even"):
     return indices.tolist()
 
 
-def _read_animated_frames(path, num_frames):
+def _read_animated_frames(path, num_frames, cancel=None):
     """Up to `num_frames` distinct frames of an animated image, even in display time (frame durations)."""
     with _open_pil(path) as image:
-        count = getattr(image, "n_frames", 1)
+        count = _checked_frame_count(image, path, cancel)
         durations = []
         for index in range(count):
-            image.seek(index)
+            _seek_frame(image, index, path, cancel)
             # Browsers show a GIF frame of 0 ms (or none given) for about 100 ms.
             durations.append(float(image.info.get("duration", 0) or 100))
         starts = np.concatenate([[0.0], np.cumsum(durations)[:-1]])
         frames = []
         for index in sample_frame_indices(count, num_frames, times=starts):
-            image.seek(index)
+            _seek_frame(image, index, path, cancel)
             frames.append(_load_frame(image, path))
     _check_size(frames[0], path)
     return frames
+
+
+def _seek_frame(image, index, path, cancel):
+    """Seek one frame at a time, polling `cancel` in between: a GIF or APNG frame is drawn over the previous
+    one, so one seek far ahead decodes every frame on the way without a chance to stop."""
+    from PIL import Image
+
+    if index < image.tell():
+        image.seek(0)
+    for step in range(image.tell() + 1, index + 1):
+        _poll(cancel)
+        try:
+            image.seek(step)
+        except Image.DecompressionBombError:
+            raise MediaError(path, _bomb_message()) from None
+        except (OSError, SyntaxError, ValueError, EOFError) as error:
+            raise MediaError(path, f"truncated or corrupt animation at frame {step} ({error})") from None
+        _check_pixels(path, *image.size, "frame")  # a GIF frame outside the canvas grows it
+    _poll(cancel)
+
+
+def _checked_frame_count(image, path, cancel):
+    """The frame count of an opened animated image, once it and the pixels of all its frames are found within
+    the limits (`MAX_ANIMATION_FRAMES`, `MAX_ANIMATION_PIXELS`), read without decoding a frame."""
+    width, height = image.size
+    if image.format == "GIF":  # Pillow's n_frames walks the whole file, unbounded; this walk stops at the cap
+        frames, width, height = _gif_layout(path, cancel)
+        _check_pixels(path, width, height, "animation canvas")
+    elif image.format in ("PNG", "WEBP"):  # declared in the header (APNG acTL chunk, WebP ANIM frames)
+        frames = getattr(image, "n_frames", 1)
+    else:  # multi-page TIFF and the like: a seek reads a page's header, not its pixels
+        frames = 1
+        while frames <= MAX_ANIMATION_FRAMES:
+            _poll(cancel)
+            try:
+                image.seek(frames)
+            except EOFError:
+                break
+            _check_pixels(path, *image.size, f"page {frames + 1}")
+            frames += 1
+        image.seek(0)
+    if frames > MAX_ANIMATION_FRAMES:
+        raise MediaError(path, f"animated image with more than {MAX_ANIMATION_FRAMES} frames; not decoded")
+    total = frames * width * height
+    if total > MAX_ANIMATION_PIXELS:
+        raise MediaError(path, f"animation too large: {frames} frames of {width}x{height} pixels "
+                               f"({_megapixels(total)} in all) is over the limit of "
+                               f"{_megapixels(MAX_ANIMATION_PIXELS)} for all frames together; not decoded")
+    return getattr(image, "n_frames", 1) if image.format == "GIF" else frames
+
+
+def _gif_layout(path, cancel=None):
+    """(frames, width, height) of a GIF read from its block structure without decoding: the frame count
+    (the walk stops once past `MAX_ANIMATION_FRAMES`) and the canvas its frames need (Pillow grows the canvas
+    to fit a frame that lies outside it)."""
+    with open(path, "rb") as handle:
+        header = handle.read(13)
+        if len(header) < 13:
+            return 0, 0, 0  # Pillow opened it, so it will say what is wrong when decoding
+        width, height = struct.unpack("<HH", header[6:10])
+        if header[10] & 0x80:  # global colour table
+            handle.seek(3 << ((header[10] & 7) + 1), os.SEEK_CUR)
+        frames = blocks = 0
+
+        def skip_data():
+            nonlocal blocks
+            while (size := handle.read(1)) and size[0]:
+                handle.seek(size[0], os.SEEK_CUR)
+                blocks += 1
+                if blocks % 4096 == 0:  # a file of one-byte blocks takes long to walk: stay cancellable
+                    _poll(cancel)
+
+        while frames <= MAX_ANIMATION_FRAMES:
+            kind = handle.read(1)
+            if kind == b"!":  # extension: label, then data blocks
+                handle.read(1)
+                skip_data()
+            elif kind == b",":  # image: descriptor, optional local colour table, LZW code size, data blocks
+                descriptor = handle.read(9)
+                if len(descriptor) < 9:
+                    break
+                left, top, frame_width, frame_height = struct.unpack("<HHHH", descriptor[:8])
+                width, height = max(width, left + frame_width), max(height, top + frame_height)
+                if descriptor[8] & 0x80:
+                    handle.seek(3 << ((descriptor[8] & 7) + 1), os.SEEK_CUR)
+                handle.read(1)
+                skip_data()
+                frames += 1
+            else:  # the trailer, the end of the file, or garbage where Pillow stops reading too
+                break
+        return frames, width, height
 
 
 # ------------------------------------------------------------------------------------------------ videos
@@ -392,7 +542,7 @@ def _short(error):
     return one_line(text, 200)
 
 
-def _video_packets(av, container, path):
+def _video_packets(av, container, path, cancel=None):
     """The video stream and its packets' (pts, is_keyframe) in presentation order."""
     if not container.streams.video:
         others = sorted({stream.type for stream in container.streams})
@@ -402,6 +552,7 @@ def _video_packets(av, container, path):
     packets = []
     try:
         for packet in container.demux(stream):
+            _poll(cancel)
             if packet.pts is not None and packet.size > 0:
                 packets.append((packet.pts, packet.is_keyframe))
     except av.FFmpegError as error:
@@ -415,7 +566,7 @@ def _video_packets(av, container, path):
     return stream, packets
 
 
-def read_video_frames(path, num_frames=32, on_frame=None, sampling="even"):
+def read_video_frames(path, num_frames=32, on_frame=None, sampling="even", cancel=None):
     """Up to `num_frames` distinct RGB `PIL.Image` frames spread evenly over the whole video, in order.
 
     Frames are chosen by `sample_frame_indices` on their presentation times; a video (or animated
@@ -424,20 +575,26 @@ def read_video_frames(path, num_frames=32, on_frame=None, sampling="even"):
     container with no video stream, or a video with no decodable frame.
     `on_frame()`, if given, is called as each sampled frame is decoded (for progress bars).
     `sampling="deepfakebench"` picks frames by number as DeepfakeBench does (`sample_frame_indices`).
+    Frames over `MAX_PIXELS` are refused from the stream's header; `cancel` (a threading.Event) is polled
+    between packets and frames, raising `AnalysisCancelled` once set.
     """
     if num_frames < 1:
         raise ValueError(f"num_frames: {num_frames} must be >= 1")
     if media_kind(path) == "image":
-        return _read_animated_frames(path, num_frames)
+        return _read_animated_frames(path, num_frames, cancel)
     av = _import_av()
     path = check_file(path)
     with _open_container(av, path) as container:
-        stream, packets = _video_packets(av, container, path)
+        stream, packets = _video_packets(av, container, path, cancel)
+        context = stream.codec_context
+        _check_pixels(path, context.width, context.height, "video frame")
+        # The decoder's own cap covers a stream whose frames are larger than its header says.
+        context.options = {**context.options, "max_pixels": str(MAX_PIXELS)}
         stream.thread_type = "AUTO"
         pts = [p for p, _ in packets]
         wanted = [pts[i] for i in sample_frame_indices(len(pts), num_frames, times=pts, sampling=sampling)]
         keyframes = [p for p, key in packets if key] or [pts[0]]
-        decoded = _decode_at(av, container, stream, wanted, keyframes, path, on_frame)
+        decoded = _decode_at(av, container, stream, wanted, keyframes, path, on_frame, cancel)
     if not decoded:
         raise MediaError(path, "no decodable video frames")
     return [decoded[target] for target in wanted if target in decoded]
@@ -448,7 +605,7 @@ def read_video_frames(path, num_frames=32, on_frame=None, sampling="even"):
 _SKIP_NONREF_CODECS = frozenset({"h264", "hevc", "mpeg4", "mpeg1video", "mpeg2video", "vp8"})
 
 
-def _decode_needed(container, stream, wanted):
+def _decode_needed(container, stream, wanted, cancel=None):
     """Decoded frames from the container's current position, skipping the frames nothing needs.
 
     A frame no other frame refers to (a non-reference B frame: about half the frames of a typical H.264
@@ -458,15 +615,18 @@ def _decode_needed(container, stream, wanted):
     """
     context = stream.codec_context
     if context.name not in _SKIP_NONREF_CODECS:
-        yield from container.decode(stream)
+        for packet in container.demux(stream):
+            _poll(cancel)
+            yield from packet.decode()
         return
     for packet in container.demux(stream):
+        _poll(cancel)
         # read when the packet is decoded (the flush packet at the end, pts None, lets every frame out)
         context.skip_frame = "DEFAULT" if packet.pts is None or packet.pts in wanted else "NONREF"
         yield from packet.decode()
 
 
-def _decode_at(av, container, stream, wanted, keyframes, path, on_frame=None):
+def _decode_at(av, container, stream, wanted, keyframes, path, on_frame=None, cancel=None):
     """Decode the frames whose pts are in `wanted` (sorted, distinct): {pts: PIL image}.
 
     Seeks to the keyframe before the next wanted frame when that keyframe lies beyond the frame
@@ -496,7 +656,7 @@ def _decode_at(av, container, stream, wanted, keyframes, path, on_frame=None):
         keyframe = keyframes[max(0, np.searchsorted(keyframes, target, side="right") - 1)]
         if frames is None or previous is None or keyframe > previous.pts:
             container.seek(int(keyframe), stream=stream, backward=True, any_frame=False)
-            frames, previous = _decode_needed(container, stream, needed), None
+            frames, previous = _decode_needed(container, stream, needed, cancel), None
         reached = False
         try:
             for frame in frames:
@@ -511,7 +671,10 @@ def _decode_at(av, container, stream, wanted, keyframes, path, on_frame=None):
                 previous = frame
         except av.FFmpegError as error:
             if not decoded and previous is None:
-                raise MediaError(path, f"cannot decode video ({_short(error)})") from None
+                # FFmpeg refuses a frame over its max_pixels (set in read_video_frames) with EINVAL, size unsaid
+                hint = (f"; frames over {_megapixels(MAX_PIXELS)} (DEEPFAKE_HF_MAX_PIXELS) are refused"
+                        if getattr(error, "errno", None) == errno.EINVAL else "")
+                raise MediaError(path, f"cannot decode video ({_short(error)}{hint})") from None
         if not reached:
             # The decoder ended (or failed) before the target: later frames are not there.
             if previous is not None:

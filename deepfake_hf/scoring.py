@@ -44,7 +44,7 @@ from .configuration_deepfake import (
     DEFAULT_THRESHOLD,
 )
 from .data import FACE_CROPS
-from .errors import DeepfakeHFError, one_line
+from .errors import AnalysisCancelled, DeepfakeHFError, one_line  # AnalysisCancelled: media raises it too
 from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, is_animated, is_url, media_kind, open_image
 
 MIN_TRACK_SHARE = 0.25
@@ -53,10 +53,6 @@ HUB_LOAD_KEYS = ("revision", "token", "trust_remote_code", "local_files_only", "
 # whole image is outside what it learned, so it must not read like a verdict.
 NO_FACE_NOTE = "no face found: scored the whole image, which this detector was not trained on"
 NO_FACE_VIDEO_NOTE = "no face found in any frame: scored whole frames, which this detector was not trained on"
-
-
-class AnalysisCancelled(DeepfakeHFError):
-    """Scoring stopped because the caller's cancel event was set (e.g. a request's time limit ran out)."""
 
 
 class ModelLoadError(DeepfakeHFError, OSError):
@@ -289,10 +285,11 @@ class Scorer:
         return cls(model, processor, name=str(path_or_id), **kwargs)
 
     # ------------------------------------------------------------------------------------- 1. frames
-    def read(self, source, name=None, tick=None):
+    def read(self, source, name=None, tick=None, cancel=None):
         """(frames, kind) of a file path, PIL image or array: one frame for a still, `num_frames` for a video.
 
-        Raises `MediaError` (one line) for a file that cannot be read. `tick()` is called per decoded video frame.
+        Raises `MediaError` (one line) for a file that cannot be read. `tick()` is called per decoded video frame;
+        `cancel` (a threading.Event) is polled while decoding, raising `AnalysisCancelled` once set.
         """
         name = name or str(source)
         if not isinstance(source, (str, os.PathLike)):
@@ -309,7 +306,8 @@ class Scorer:
         if kind == "video" or is_animated(source):
             from .media import read_video_frames
 
-            return read_video_frames(source, self.num_frames, on_frame=tick, sampling=self.frame_sampling), kind
+            return read_video_frames(source, self.num_frames, on_frame=tick, sampling=self.frame_sampling,
+                                     cancel=cancel), kind
         return [open_image(source)], "image"
 
     # -------------------------------------------------------------------------------- 2. face policy

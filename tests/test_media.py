@@ -2,12 +2,16 @@
 
 import hashlib
 import os
+import threading
+import time
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from deepfake_hf import media
+from deepfake_hf.errors import AnalysisCancelled
 from deepfake_hf.media import (
     MediaError,
     is_url,
@@ -19,6 +23,7 @@ from deepfake_hf.media import (
     video_info,
 )
 
+from .media_bombs import write_gif_bomb, write_png_bomb, write_video_bomb
 from .media_samples import level_index, real_video_frames, write_bad_inputs, write_video
 
 
@@ -383,6 +388,144 @@ def test_on_frame_called_per_decoded_frame(tmp_path):
     calls = []
     read_video_frames(path, 5, on_frame=lambda: calls.append(1))
     assert len(calls) == 5
+
+
+# --------------------------------------------------------------------- decoding limits and cancellation
+class PollCounter:
+    """A cancel event that counts how often it is polled and reports "set" from poll number `set_after` on."""
+
+    def __init__(self, set_after=None):
+        self.polls, self.set_after = 0, set_after
+
+    def is_set(self):
+        self.polls += 1
+        return self.set_after is not None and self.polls > self.set_after
+
+
+@pytest.fixture
+def no_pixel_decoding(monkeypatch):
+    """Fail the test if Pillow decodes any pixel: a bomb must be refused from its header alone."""
+    from PIL import ImageFile
+
+    def load(self):
+        raise AssertionError(f"{self.size} pixels were decoded")
+
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+def refusal(call, path):
+    """The one-line MediaError `call()` raises for `path`, and how long it took."""
+    start = time.perf_counter()
+    with pytest.raises(MediaError) as caught:
+        call()
+    message = str(caught.value)
+    assert "\n" not in message and message.startswith(f"{path}: "), message
+    return message, time.perf_counter() - start
+
+
+def test_png_bomb_is_refused_from_its_header(tmp_path, no_pixel_decoding):
+    path = write_png_bomb(tmp_path / "bomb.png", 13000, 13000)  # 169 megapixels in ~20 kB
+    assert path.stat().st_size < 50_000
+    message, seconds = refusal(lambda: open_image(path), path)
+    assert "13000x13000" in message and "too large" in message and "40 megapixels" in message, message
+    assert seconds < 1
+    with pytest.raises(MediaError, match="too large"):  # the scorer's path for images goes the same way
+        read_video_frames(path, 4)
+
+
+def test_pixel_limit_is_the_module_constant_set_from_the_environment(tmp_path, monkeypatch):
+    assert media.MAX_PIXELS == 40_000_000 or os.environ.get("DEEPFAKE_HF_MAX_PIXELS")
+    monkeypatch.setenv("DEEPFAKE_HF_MAX_PIXELS", "2.5e6")
+    assert media._pixels_from_env("DEEPFAKE_HF_MAX_PIXELS", 1) == 2_500_000
+    monkeypatch.setenv("DEEPFAKE_HF_MAX_PIXELS", "lots")
+    with pytest.raises(ValueError, match="DEEPFAKE_HF_MAX_PIXELS: 'lots' is not a positive number"):
+        media._pixels_from_env("DEEPFAKE_HF_MAX_PIXELS", 1)
+    image = Image.new("RGB", (40, 30))
+    image.save(tmp_path / "small.png")
+    monkeypatch.setattr(media, "MAX_PIXELS", 40 * 30 - 1)  # read at each call, not at import
+    for source in (tmp_path / "small.png", image, np.zeros((30, 40, 3), dtype=np.uint8)):
+        with pytest.raises(MediaError, match="40x30 pixels .1,200 pixels. is over the limit of 1,199 pixels"):
+            open_image(source)
+    monkeypatch.setattr(media, "MAX_PIXELS", 40 * 30)
+    assert open_image(tmp_path / "small.png").size == (40, 30)  # the limit itself is allowed
+
+
+def test_gif_bomb_is_refused_before_its_frames_are_decoded(tmp_path, no_pixel_decoding):
+    path = write_gif_bomb(tmp_path / "bomb.gif", 4000, 4000, 600)  # 600 one-pixel frames: 13.8 kB
+    assert path.stat().st_size < 20_000
+    message, seconds = refusal(lambda: read_video_frames(path, 32), path)
+    assert "600 frames of 4000x4000" in message and "over the limit of 500 megapixels" in message, message
+    assert seconds < 1
+
+
+def test_gif_with_too_many_frames_is_refused_without_walking_them_all(tmp_path, no_pixel_decoding):
+    path = write_gif_bomb(tmp_path / "long.gif", 16, 16, 50_000)  # 1 MB: Pillow's n_frames walks every frame
+    message, seconds = refusal(lambda: read_video_frames(path, 32), path)
+    assert "more than 3000 frames" in message, message
+    assert seconds < 1
+
+
+def test_gif_frame_outside_its_canvas_counts_as_canvas(tmp_path, no_pixel_decoding):
+    # A 16x16 canvas whose third frame sits at (8999, 8999): a decoder grows the canvas to 9000x9000 for it.
+    path = write_gif_bomb(tmp_path / "grows.gif", 16, 16, 3, positions={2: (8999, 8999)})
+    message, _ = refusal(lambda: read_video_frames(path, 4), path)
+    assert "animation canvas too large: 9000x9000" in message, message
+
+
+def test_animation_cancel_is_polled_between_frames(tmp_path):
+    path = write_gif_bomb(tmp_path / "slow.gif", 64, 64, 40)
+    counter = PollCounter()
+    assert len(read_video_frames(path, 8, cancel=counter)) == 8
+    assert counter.polls >= 2 * 40  # every frame of both passes (frame durations, then the sampled frames)
+    stopper = PollCounter(set_after=5)
+    with pytest.raises(AnalysisCancelled):
+        read_video_frames(path, 8, cancel=stopper)
+    assert stopper.polls == 6  # stopped at the first poll after it was set
+
+
+def test_animation_cancelled_from_another_thread_stops_within_a_frame(tmp_path):
+    path = write_gif_bomb(tmp_path / "slow.gif", 2000, 2000, 120)  # 480 megapixels: allowed, but seconds
+    cancel = threading.Event()
+    threading.Timer(0.3, cancel.set).start()
+    start = time.perf_counter()
+    with pytest.raises(AnalysisCancelled):
+        read_video_frames(path, 32, cancel=cancel)
+    assert time.perf_counter() - start < 1.5  # a full read takes ~5-10 s on this machine
+
+
+@pytest.fixture(scope="module")
+def video_bomb(tmp_path_factory):
+    return write_video_bomb(tmp_path_factory.mktemp("bomb") / "bomb.mkv", 8192, 8192)  # ~200 kB, ~2 s
+
+
+def test_video_bomb_is_refused_from_its_stream_header(video_bomb):
+    assert video_bomb.stat().st_size < 400_000
+    message, seconds = refusal(lambda: read_video_frames(video_bomb, 8), video_bomb)
+    assert "video frame too large: 8192x8192" in message and "not decoded" in message, message
+    assert seconds < 2
+
+
+def test_video_pixel_limit_and_decoder_cap(tmp_path, monkeypatch):
+    path = write_video(tmp_path / "clip.mp4", frames=6, size=(64, 48))
+    monkeypatch.setattr(media, "MAX_PIXELS", 64 * 48 - 1)
+    message, _ = refusal(lambda: read_video_frames(path, 4), path)
+    assert "64x48 pixels" in message
+    # A stream whose frames outgrow its header is stopped by the decoder's own cap (FFmpeg's max_pixels):
+    # the header check is skipped here to reach it.
+    monkeypatch.setattr(media, "_check_pixels", lambda *args, **kwargs: None)
+    message, _ = refusal(lambda: read_video_frames(path, 4), path)
+    assert "cannot decode video" in message and "frames over 3,071 pixels" in message, message
+
+
+def test_video_cancel_is_polled_between_packets(tmp_path):
+    path = write_video(tmp_path / "clip.mp4", frames=30, size=(64, 48))
+    counter = PollCounter()
+    read_video_frames(path, 4, cancel=counter)
+    assert counter.polls >= 30  # the packet index at least (and each packet decoded)
+    stopper = PollCounter(set_after=counter.polls - 3)  # set while decoding the frames
+    with pytest.raises(AnalysisCancelled):
+        read_video_frames(path, 4, cancel=stopper)
+    assert stopper.polls == counter.polls - 2
 
 
 # ------------------------------------------------------------------- folders and links named like media
