@@ -11,8 +11,11 @@ cancelled, freeing its worker); a bad file gets a message on the page, never a c
 local model folder.
 
 What it opens: only files that reached this server through its upload route. A request that names any
-other path (an API call with {"path": ...} and no upload) is refused with one message, whether or not
-that path exists. What it shows: file names only, never the server's folders.
+other path (an API call with {"path": ...}, with or without `meta`) is refused with one message, whether or
+not that path exists, before gradio itself touches it. The app decodes its inputs itself, within the time
+limit and under deepfake_hf.media's pixel limits (gradio's own input decoding is skipped), and one HTTP
+request carries at most DEEPFAKE_HF_MAX_REQUEST_SIZE. What it shows: file names only, never the server's
+folders, and images downscaled for display.
 """
 
 import argparse
@@ -29,9 +32,15 @@ from pathlib import Path
 DEFAULT_MODEL = None  # `deepfake-hf push-space` writes the Space's model id here
 CONCURRENCY_LIMIT = int(os.environ.get("DEEPFAKE_HF_CONCURRENCY", "2"))
 MAX_FILE_SIZE = os.environ.get("DEEPFAKE_HF_MAX_FILE_SIZE", "100mb")
+# All files of one upload request, or all files one analysis names, together; unset: twice the file cap, so the
+# largest file always fits with its multipart framing (3 x 99 MB in one upload was accepted before).
+MAX_REQUEST_SIZE = os.environ.get("DEEPFAKE_HF_MAX_REQUEST_SIZE")
 TIME_LIMIT_S = float(os.environ.get("DEEPFAKE_HF_TIME_LIMIT", "120"))
 MAX_BATCH_FILES = int(os.environ.get("DEEPFAKE_HF_MAX_BATCH_FILES", "32"))
 SUSPICIOUS_FRAMES = 4
+# Longest side of the images shown back (faces found, suspicious frames): gradio encodes each shown image,
+# and AnnotatedImage builds a float mask of the image's size per face, outside the request's time limit.
+DISPLAY_SIDE = 1280
 NO_MODEL_MESSAGE = (
     "No model is set. Start the demo with `python app.py --model FOLDER_OR_HUB_ID` or set the "
     "`DEEPFAKE_HF_MODEL` environment variable."
@@ -53,7 +62,35 @@ _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/(?:[^\s/:'\"()]+/)+([^\s/:'\"()]*)")
 
 
 class RefusedUpload(str):
-    """What an input component hands the demo instead of a path that was not uploaded to this server."""
+    """What an input component hands the demo instead of files it must not analyse; the string is the message
+    (a path not uploaded to this server, or files over the request size cap)."""
+
+
+_SIZE_UNITS = {"b": 1, "kb": 1024, "mb": 1024 ** 2, "gb": 1024 ** 3, "tb": 1024 ** 4}
+
+
+def _parse_size(text, name):
+    """Bytes in "100mb"-style sizes, with gradio's units (1024-based), as DEEPFAKE_HF_MAX_FILE_SIZE takes them."""
+    match = re.fullmatch(r"\s*(\d+)\s*([kmgt]?b)?\s*", str(text), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"{name}: {text!r} is not a size such as 200mb")
+    return int(match.group(1)) * _SIZE_UNITS[(match.group(2) or "b").lower()]
+
+
+def request_size_limit():
+    """The request cap in bytes: DEEPFAKE_HF_MAX_REQUEST_SIZE, else twice DEEPFAKE_HF_MAX_FILE_SIZE."""
+    if MAX_REQUEST_SIZE:
+        return _parse_size(MAX_REQUEST_SIZE, "DEEPFAKE_HF_MAX_REQUEST_SIZE")
+    return 2 * _parse_size(MAX_FILE_SIZE, "DEEPFAKE_HF_MAX_FILE_SIZE")
+
+
+def _size_text(size):
+    return f"{size / 1024 ** 2:,.1f} MB"
+
+
+def _too_large_message(size, limit):
+    return (f"This request carries {_size_text(size)} of files; one request may carry at most {_size_text(limit)} "
+            f"(DEEPFAKE_HF_MAX_REQUEST_SIZE). Send fewer or smaller files at a time.")
 
 
 def resolve_model(cli_model=None):
@@ -128,11 +165,11 @@ class DeepfakeDemo:
     def analyse_image(self, image_path):
         """(verdict markdown, {fake, real} probabilities, (image, face boxes), heatmap image or None)."""
         if not self.model_id:
-            return _message(NO_MODEL_MESSAGE), None, None, None
+            return _message(NO_MODEL_MESSAGE, escape=False), None, None, None
         if not image_path:
             return "Upload an image first.", None, None, None
         if isinstance(image_path, RefusedUpload):
-            return _message(NOT_UPLOADED_MESSAGE), None, None, None
+            return _message(image_path), None, None, None
         try:
             return self._run(self._analyse_image, image_path)
         except Exception as error:  # anything unexpected is still answered on the page
@@ -149,9 +186,10 @@ class DeepfakeDemo:
         except MediaError as error:
             return _message(_file_error(image_path, error.problem)), None, None, None
         faces = self.detector.face_detector.detect(image)
-        boxes = [((int(x0), int(y0), int(x1), int(y1)), f"face {index + 1}")
+        shown, scale = _display_copy(image)
+        boxes = [((int(x0 * scale), int(y0 * scale), int(x1 * scale), int(y1 * scale)), f"face {index + 1}")
                  for index, (x0, y0, x1, y1) in enumerate(face.box for face in faces)]
-        return (_verdict(result, self.detector.threshold), _probabilities(result), (image, boxes),
+        return (_verdict(result, self.detector.threshold), _probabilities(result), (shown, boxes),
                 self._heatmap(image, faces))
 
     def _heatmap(self, image, faces):
@@ -179,11 +217,11 @@ class DeepfakeDemo:
     def analyse_video(self, video_path):
         """(verdict markdown, {fake, real}, per-frame scores table, gallery [(frame, caption)])."""
         if not self.model_id:
-            return _message(NO_MODEL_MESSAGE), None, None, []
+            return _message(NO_MODEL_MESSAGE, escape=False), None, None, []
         if not video_path:
             return "Upload a video first.", None, None, []
         if isinstance(video_path, RefusedUpload):
-            return _message(NOT_UPLOADED_MESSAGE), None, None, []
+            return _message(video_path), None, None, []
         try:
             return self._run(self._analyse_video, video_path)
         except Exception as error:
@@ -207,12 +245,13 @@ class DeepfakeDemo:
         gallery = []
         if result["kind"] == "video" and scores:
             try:
-                frames, _ = self.detector.scorer.read(video_path)  # the frames the scores belong to
+                frames, _ = self.detector.scorer.read(video_path, cancel=cancel)  # the frames the scores belong to
             except MediaError:
                 frames = []
             ranked = sorted((i for i, s in enumerate(scores) if s is not None and i < len(frames)),
                             key=lambda i: -scores[i])
-            gallery = [(frames[i], f"frame {i}: {scores[i]:.1%} fake") for i in ranked[:SUSPICIOUS_FRAMES]]
+            gallery = [(_display_copy(frames[i])[0], f"frame {i}: {scores[i]:.1%} fake")
+                       for i in ranked[:SUSPICIOUS_FRAMES]]
         return _verdict(result, self.detector.threshold), _probabilities(result), table, gallery
 
     # ---------------------------------------------------------------------------------- batch
@@ -221,7 +260,7 @@ class DeepfakeDemo:
         if not self.model_id:
             return [["", "", "", None, None, None, NO_MODEL_MESSAGE]], None
         if isinstance(paths, RefusedUpload):
-            return [["", "", "", None, None, None, NOT_UPLOADED_MESSAGE]], None
+            return [["", "", "", None, None, None, str(paths)]], None
         paths = [p if isinstance(p, str) else getattr(p, "name", str(p)) for p in (paths or [])]
         if not paths:
             return [["", "", "", None, None, None, "Upload one or more files first."]], None
@@ -271,8 +310,26 @@ def _one_line(error):
     return text if isinstance(error, (ValueError, OSError, TimeoutError)) else f"{type(error).__name__}: {text}"
 
 
-def _message(text):
-    return f"### Could not analyse this file\n\n{text}"
+def _message(text, escape=True):
+    """The page's error Markdown; `text` escaped unless it is the app's own Markdown (file names and library
+    messages must not become links, images or HTML)."""
+    return f"### Could not analyse this file\n\n{_escape_markdown(str(text)) if escape else text}"
+
+
+# Characters that open inline Markdown (emphasis, code, links, images, HTML, strikethrough, tables, LaTeX,
+# entities); "_" only at a word's edge, where it can open emphasis (so DEEPFAKE_HF_MAX_PIXELS stays readable).
+_MARKDOWN_INLINE = re.compile(r"[\\`*\[\]<>~|$&]|(?<!\w)_|_(?!\w)")
+# Bare links that GitHub-flavoured Markdown turns into anchors: www.x, scheme://x, someone@x.
+_MARKDOWN_AUTOLINK = re.compile(r"(?i)(?<=\bwww)\.|:(?=//)|@")
+# What starts a heading, list, rule or numbered item at the beginning of the text.
+_MARKDOWN_BLOCK = re.compile(r"^(\s*\d*)((?<=\d)[.)]|(?<!\d)[#+\-=])")
+
+
+def _escape_markdown(text):
+    """`text` rendered as itself by Markdown: a backslash before every character that could start markup."""
+    text = _MARKDOWN_INLINE.sub(lambda match: "\\" + match.group(0), text)
+    text = _MARKDOWN_AUTOLINK.sub(lambda match: "\\" + match.group(0), text)
+    return _MARKDOWN_BLOCK.sub(lambda match: match.group(1) + "\\" + match.group(2), text)
 
 
 def _public_text(text, *paths):
@@ -311,6 +368,18 @@ def _verdict(result, threshold):
                 f"Whole-{'frame' if result.get('kind') == 'video' else 'image'} score, not a verdict: "
                 f"{result['label']}, {probability:.1%} fake probability. {tail}")
     return f"### Verdict: {result['label'].upper()}, {probability:.1%} fake probability\n\n{tail}"
+
+
+def _display_copy(image):
+    """(`image` at most DISPLAY_SIDE on its longest side, the scale applied) for showing on the page."""
+    from PIL import Image
+
+    longest = max(image.size)
+    if longest <= DISPLAY_SIDE:
+        return image, 1.0
+    scale = DISPLAY_SIDE / longest
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), scale
 
 
 def _probabilities(result):
@@ -363,32 +432,103 @@ def _was_uploaded(path, blocks):
         str(path) in uploaded or str(resolved) in uploaded)
 
 
-def _guard_uploads(component, blocks, paths_only=False):
-    """Make a gradio input hand the demo only files uploaded to this server.
+def _guard_uploads(component, blocks):
+    """Make a gradio input hand the demo the paths of files uploaded to this server, and nothing else.
 
-    gradio checks uploads that come with their `meta`; a bare {"path": ...} from the API is not checked
-    and would be opened wherever it points. Anything not uploaded becomes `RefusedUpload`, answered with
-    one message whether or not the path exists. An upload that the component cannot decode is passed
-    through as its path, so the demo answers the bad file with a message instead of failing the request.
-    With `paths_only` the checked paths are handed over as they are (gr.File's own preprocessing leaves an
-    empty temporary file and an open handle behind per file in gradio 6.31).
+    Anything not uploaded becomes `RefusedUpload`, answered with one message whether or not the path exists;
+    so do files that together exceed the request cap. The files are handed over undecoded: the demo decodes
+    them itself, within the time limit and media's pixel limits (gr.Image re-encoded a grayscale or palette
+    upload at full size before the limit applied, ~27 s for a 13000x13000 PNG; gr.File's own preprocessing
+    leaves an empty temporary file and an open handle behind per file in gradio 6.31).
     (Wrapping the instance, not subclassing: a component subclass makes gradio write a .pyi stub here.)
     """
-    decode = component.preprocess
+    multiple = getattr(component, "file_count", "single") == "multiple"
 
     def preprocess(payload):
         paths = _payload_paths(payload)
         if any(not _was_uploaded(path, blocks) for path in paths):
             return RefusedUpload(NOT_UPLOADED_MESSAGE)
-        if paths_only:
-            return paths or None
-        try:
-            return decode(payload)
-        except Exception:
-            return paths[0] if len(paths) == 1 else None
+        total, limit = sum(os.path.getsize(path) for path in paths), request_size_limit()
+        if total > limit:  # uploaded one by one, they still add up in one analysis
+            return RefusedUpload(_too_large_message(total, limit))
+        if not paths:
+            return None
+        return paths if multiple else paths[0]
 
     component.preprocess = preprocess
     return component
+
+
+def _refuse_foreign_files_first(blocks):
+    """Keep gradio's own file handling away from any path that was not uploaded, before any component runs.
+
+    gradio processes a file object that carries `meta` ({"path": ..., "meta": {"_type": "gradio.FileData"}})
+    before preprocess: it checks the path, copies it into its cache and adds it to the list its cleanup deletes.
+    The upload folder itself passed that check, so a folder reached the list and every later cleanup failed
+    on it (IsADirectoryError), at shutdown too, leaving users' files behind; a path elsewhere got an error
+    naming the server's working directory. Here an input that names any such path is handed to gradio as
+    empty and becomes `RefusedUpload`, answered with the app's one message.
+    """
+    process = blocks.preprocess_data
+
+    async def preprocess_data(block_fn, inputs, state, explicit_call=False):
+        foreign = {index for index, value in enumerate(inputs)
+                   if any(not _was_uploaded(path, blocks) for path in _payload_paths(value))}
+        processed = await process(block_fn, [None if index in foreign else value for index, value in enumerate(inputs)],
+                                  state, explicit_call)
+        return [RefusedUpload(NOT_UPLOADED_MESSAGE) if index in foreign else value
+                for index, value in enumerate(processed)]
+
+    blocks.preprocess_data = preprocess_data
+
+
+class RequestSizeCap:
+    """ASGI middleware: a request whose body is declared larger than `limit` bytes gets a 413 with one line
+    before its body is read, and a body of undeclared length (chunked) a 411; the server reads no more than
+    the declared length, so the cap holds on every route (gradio caps each file, not a request of many)."""
+
+    # A refused body up to this many times the cap is read and dropped first, so the client, still sending,
+    # gets the answer instead of a reset connection; a larger one is answered at once.
+    DRAIN_FACTOR = 4
+
+    def __init__(self, app, limit):
+        self.app, self.limit = app, int(limit)
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] == "http":
+            headers = dict(scope["headers"])
+            declared = headers.get(b"content-length", b"0").decode("latin-1").strip()
+            if b"transfer-encoding" in headers:
+                await self._answer(send, 411, "Send the request with a Content-Length header (the server caps "
+                                              "the size of each request).")
+                return
+            size = int(declared) if declared.isdigit() else 0
+            if size > self.limit:
+                if size <= self.DRAIN_FACTOR * self.limit:
+                    await self._drain(receive)
+                await self._answer(send, 413, _too_large_message(size, self.limit))
+                return
+        await self.app(scope, receive, send)
+
+    @staticmethod
+    async def _drain(receive):
+        import asyncio
+
+        try:
+            while True:
+                message = await asyncio.wait_for(receive(), timeout=10)
+                if message["type"] != "http.request" or not message.get("more_body"):
+                    return
+        except asyncio.TimeoutError:  # a client that stopped sending is answered all the same
+            return
+
+    @staticmethod
+    async def _answer(send, status, text):
+        body = (text + "\n").encode()
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", b"text/plain; charset=utf-8"),
+                                (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
+        await send({"type": "http.response.body", "body": body})
 
 
 def _frame_plot(table):
@@ -445,8 +585,7 @@ def build_demo(model_id=None, faces=None):
                                                                    video_gallery], api_name="analyse_video")
         with gr.Tab("Batch"):
             batch_in = _guard_uploads(gr.File(file_count="multiple", label=f"Images and videos (up to "
-                                                                           f"{MAX_BATCH_FILES})"), demo,
-                                      paths_only=True)
+                                                                           f"{MAX_BATCH_FILES})"), demo)
             batch_button = gr.Button("Analyse files", variant="primary")
             batch_table = gr.Dataframe(headers=BATCH_HEADERS, label="Results", interactive=False)
             batch_csv = gr.File(label="Download CSV")
@@ -454,6 +593,7 @@ def build_demo(model_id=None, faces=None):
         with gr.Tab("About"):
             about = gr.Markdown()
         demo.load(lambda: _safe_about(demo_logic), None, about, api_name="about")
+    _refuse_foreign_files_first(demo)
     return demo
 
 
@@ -483,8 +623,11 @@ def main(argv=None):
         print(f"app.py: {NO_MODEL_MESSAGE}", file=sys.stderr)
     demo = build_demo(model_id, faces=args.faces)
     demo.queue(default_concurrency_limit=CONCURRENCY_LIMIT, max_size=64)
+    from starlette.middleware import Middleware
+
     # server_name / server_port stay None so gradio reads GRADIO_SERVER_NAME / GRADIO_SERVER_PORT itself.
-    demo.launch(max_file_size=MAX_FILE_SIZE, css=CSS, theme="soft", show_error=True)
+    demo.launch(max_file_size=MAX_FILE_SIZE, css=CSS, theme="soft", show_error=True,
+                app_kwargs={"middleware": [Middleware(RequestSizeCap, limit=request_size_limit())]})
 
 
 if __name__ == "__main__":

@@ -23,9 +23,10 @@ PROCESSES = {}
 
 
 @contextlib.contextmanager
-def running_app(model_dir, extra_env=None, startup_timeout=120):
+def running_app(model_dir, extra_env=None, startup_timeout=300, output=None):
     """Yield the URL of `python app.py --model MODEL_DIR` listening on GRADIO_SERVER_NAME/PORT; stop it after
-    (SIGTERM, as a container stop sends; the app shuts gradio down cleanly on it)."""
+    (SIGTERM, as a container stop sends; the app shuts gradio down cleanly on it). `output`: a list that gets
+    everything the app printed, once it has stopped (for tests of its shutdown)."""
     port = free_port()
     env = {**os.environ, "GRADIO_SERVER_NAME": "127.0.0.1", "GRADIO_SERVER_PORT": str(port),
            "GRADIO_ANALYTICS_ENABLED": "False", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
@@ -59,4 +60,7 @@ def running_app(model_dir, extra_env=None, startup_timeout=120):
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+        if output is not None:
+            log.seek(0)
+            output.append(log.read())
         log.close()

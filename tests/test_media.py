@@ -312,8 +312,6 @@ def write_b_frame_clip(path, frames=48, size=(96, 64), gop=20):
 def test_video_frames_are_those_of_a_full_decode_though_unneeded_frames_are_skipped(tmp_path, monkeypatch, wanted):
     import av
 
-    import deepfake_hf.media as media
-
     path = write_b_frame_clip(tmp_path / "b.mp4")
     with av.open(str(path)) as container:  # every frame, plainly
         full = {frame.pts: frame.to_ndarray(format="rgb24") for frame in container.decode(video=0)}
