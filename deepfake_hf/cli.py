@@ -317,7 +317,11 @@ def add_evaluate(subparsers):
 
 
 def run_evaluate(args):
+    from transformers.utils import logging as transformers_logging
+
     from .evaluation import evaluate_model, parse_named_sources, parse_perturbations, summary_table
+
+    transformers_logging.disable_progress_bar()  # as in predict: the scoring bar is the one that matters
 
     test_sets = parse_named_sources(args.data, args.name)
     with _stdout_to_stderr(args.json):
@@ -325,13 +329,21 @@ def run_evaluate(args):
                                 faces=args.faces, num_frames=args.frames, batch_size=args.batch_size,
                                 n_resamples=args.bootstrap, aggregation=args.aggregation, overwrite=args.overwrite,
                                 plots=not args.no_plots, label_map=_label_map(args), crop=args.crop)
-    for name, message in result.get("errors", {}).items():
-        print(f"{name}: not evaluated: {message}", file=sys.stderr)
-    for name, message in result.get("notes", {}).items():
-        print(f"{name}: {message}", file=sys.stderr)
-    _print_result(args, result, "\n".join(summary_table(result)),
-                  f"predictions.csv, metrics.json, report.md and plots written to {args.out}")
+    if _main_process():  # under torchrun / accelerate launch every rank has the result; one reports it
+        for name, message in result.get("errors", {}).items():
+            print(f"{name}: not evaluated: {message}", file=sys.stderr)
+        for name, message in result.get("notes", {}).items():
+            print(f"{name}: {message}", file=sys.stderr)
+        _print_result(args, result, "\n".join(summary_table(result)),
+                      f"predictions.csv, metrics.json, report.md and plots written to {args.out}")
     return EXIT_PARTIAL if result.get("errors") else EXIT_OK
+
+
+def _main_process():
+    """False in the ranks other than 0 of a torchrun / accelerate launch."""
+    import os
+
+    return os.environ.get("RANK", "0") == "0"
 
 
 # --------------------------------------------------------------------------------------- preprocess
@@ -365,9 +377,13 @@ def run_preprocess(args):
     summary = preprocess(args.data, args.out, faces=args.faces, num_frames=args.frames or 32, crop=args.crop,
                          size=args.size, dataset=args.dataset, split=args.split, label_map=_label_map(args),
                          overwrite=args.overwrite, resume=args.resume)
-    _print_result(args, summary, f"{summary['videos']} videos, {summary['crops']} face crops, "
-                  f"{summary['frames_without_face']} frames without a face, {summary['skipped']} files skipped",
-                  f"manifest.csv, the DeepfakeBench JSON and summary.json written to {args.out}")
+    from .outputs import counted
+
+    if _main_process():
+        _print_result(args, summary, f"{counted(summary['videos'], 'video')}, {counted(summary['crops'], 'face crop')}, "
+                      f"{counted(summary['frames_without_face'], 'frame')} without a face, "
+                      f"{counted(summary['skipped'], 'file')} skipped",
+                      f"manifest.csv, the DeepfakeBench JSON and summary.json written to {args.out}")
     return EXIT_PARTIAL if summary["skipped"] else EXIT_OK
 
 
@@ -394,7 +410,11 @@ def add_calibrate(subparsers):
 
 
 def run_calibrate(args):
+    from transformers.utils import logging as transformers_logging
+
     from .evaluation import calibrate_model, parse_named_sources
+
+    transformers_logging.disable_progress_bar()
 
     with _stdout_to_stderr(args.json):
         record = calibrate_model(args.model, parse_named_sources(args.data), method=args.method,
@@ -613,19 +633,27 @@ def run_predict(args):
 
     from transformers.utils import logging as transformers_logging
 
-    from .inference import predict
+    from .inference import STREAM_FORMATS, PredictInterrupted, predict
+    from .outputs import counted
 
     transformers_logging.disable_progress_bar()  # our own bar is the one that matters
+    if args.resume and not (args.out and args.format in STREAM_FORMATS):
+        raise CommandError(f"--resume continues a run that streamed its results to a file: give --out FILE and "
+                           f"--format {' or '.join(STREAM_FORMATS)}, as that run did")
     if args.out and os.path.exists(args.out) and not (args.overwrite or args.resume):
         raise CommandError(f"{args.out}: exists (pass --overwrite to replace it)")
-    text, results = predict(args.model, args.inputs, faces=args.faces, crop=args.crop, num_frames=args.frames,
-                            aggregate=args.aggregation, fmt=args.format, frame_scores=args.frame_scores,
-                            batch_size=args.batch_size, device=args.device, trust_remote_code=args.trust_remote_code,
-                            out=args.out, resume=args.resume, on_result=_print_error)
+    try:
+        text, results = predict(args.model, args.inputs, faces=args.faces, crop=args.crop, num_frames=args.frames,
+                                aggregate=args.aggregation, fmt=args.format, frame_scores=args.frame_scores,
+                                batch_size=args.batch_size, device=args.device,
+                                trust_remote_code=args.trust_remote_code, out=args.out, resume=args.resume,
+                                on_result=_print_error)
+    except PredictInterrupted as stopped:
+        return _report_interrupted(args, stopped)
     if text is None:  # streamed to --out; `results` are the counts (every rank reports its own errors)
         if "files" in results:
-            print(f"{results['files']} files: {results['scored']} scored, {results['failed']} failed; results in "
-                  f"{args.out}", file=sys.stderr)
+            print(f"{counted(results['files'], 'file')}: {results['scored']} scored, {results['failed']} failed; "
+                  f"results in {args.out}", file=sys.stderr)
         # Under torchrun / accelerate a non-zero exit is a crashed rank (the launcher prints a failure
         # report and stops the others), so a finished data-parallel run exits 0; failed inputs are in the file.
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -637,9 +665,49 @@ def run_predict(args):
     for result in failed:
         _print_error(result)
     if args.out or args.format != "table":
-        print(f"{len(results)} files: {len(results) - len(failed)} scored, {len(failed)} failed"
+        print(f"{counted(len(results), 'file')}: {len(results) - len(failed)} scored, {len(failed)} failed"
               + (f"; results in {args.out}" if args.out else ""), file=sys.stderr)
     return EXIT_PARTIAL if failed else EXIT_OK
+
+
+def _report_interrupted(args, stopped):
+    """After Ctrl-C: the results so far (printed, or already in --out) and one line on how to go on."""
+    from .inference import STREAM_FORMATS
+    from .outputs import counted
+
+    if stopped.text is not None and not args.out:
+        sys.stdout.write(stopped.text)
+    for result in stopped.results or ():  # a streamed run printed its errors as they came
+        _print_error(result)
+    done = "" if stopped.counts is None and stopped.results is None else f" after {counted(stopped.done, 'file')}"
+    if stopped.resumable:
+        where = f"the results so far are in {args.out}" if stopped.counts is not None else \
+            f"each rank's results so far are in its part file beside {args.out}"
+        how = "run the same command with --resume to score the rest"
+    else:
+        where = f"the results so far are in {args.out}" if args.out else "the results so far are above"
+        how = f"to be able to resume, write with --out FILE --format {'/'.join(STREAM_FORMATS)}, then use --resume"
+    print(f"deepfake-hf predict: interrupted{done}; {where}; {how}", file=sys.stderr)
+    raise _ReportedInterrupt from None
+
+
+class _ReportedInterrupt(KeyboardInterrupt):
+    """Ctrl-C after the command said what it kept and how to go on; its work is saved and its threads stopped."""
+
+
+def _exit_now(code):
+    """End the process at once: Python's and torch's teardown after `import torch` takes 0.5-2.5 s more, which
+    a user who pressed Ctrl-C should not wait for (everything is written and flushed by then)."""
+    import logging
+    import os
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(code)
 
 
 # -------------------------------------------------------------------------------------------- bench
@@ -785,8 +853,11 @@ def main(argv=None):
     except USER_INPUT_ERRORS as error:  # a missing or existing path, a missing extra: also the user's to fix
         print(f"deepfake-hf {args.command}: error: {one_line(error, 300)}", file=sys.stderr)
         return EXIT_ERROR
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
+    except KeyboardInterrupt as interrupt:
+        if not isinstance(interrupt, _ReportedInterrupt):
+            print("interrupted", file=sys.stderr)
+        elif argv is None:  # this is the process (the console script), not a caller's function call
+            _exit_now(EXIT_ERROR)
         return EXIT_ERROR
 
 

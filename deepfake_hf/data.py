@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import DeepfakeHFError, one_line
-from .media import FRAME_SAMPLINGS
+from .media import FRAME_SAMPLINGS, not_regular_file
 from .outputs import read_csv_cell
 
 logger = logging.getLogger(__name__)
@@ -236,7 +236,8 @@ def _collect_folder(root, label_map, num_frames, frame_sampling="even"):
     for label_dir, label in label_dirs:
         folder_method = "" if label_dir.name.lower() in LABEL_NAMES else label_dir.name
         frame_folders = {}  # folder -> (method, [image files])
-        for path in list_media_files([label_dir], not_media=not_media):
+        skipped = []  # a looping link, an unreadable folder, a FIFO: reported and counted, never dropped silently
+        for path in list_media_files([label_dir], not_media=not_media, skipped=skipped):
             if not path.is_file():  # a folder named like media, a broken or looping link: say which
                 try:
                     check_file(path)
@@ -255,6 +256,7 @@ def _collect_folder(root, label_map, num_frames, frame_sampling="even"):
                 frame_folders.setdefault(path.parent, (method, []))[1].append(path)
         for folder, (method, files) in frame_folders.items():
             entries.extend(_frame_folder_entries(files, label, str(folder), method, num_frames, frame_sampling))
+        problems.extend((str(path), problem) for path, problem in skipped)
     return _Collected(entries, problems, inputs, len(not_media))
 
 
@@ -313,8 +315,15 @@ def _collect_manifest(manifest, label_map, num_frames, frame_sampling="even"):
             continue
         group = str(row.get(group_field) or "").strip() if group_field else ""
         method = str(row.get("method") or "").strip()
+        special = not_regular_file(path)
+        if special:  # opening a FIFO would wait for a writer for ever
+            problems.append((str(path), f"{special} on {where}"))
+            continue
         if path.is_dir():  # a folder of one video's frames
             frames = sorted(p for p in path.iterdir() if not p.name.startswith(".") and _media_kind(p) == "image")
+            refused = {p: not_regular_file(p) for p in frames}
+            problems.extend((str(p), problem) for p, problem in refused.items() if problem)
+            frames = [p for p in frames if not refused[p]]
             if not frames:
                 problems.append((str(path), f"folder has no images on {where}"))
                 continue
@@ -431,6 +440,9 @@ def _collect(spec, label_map, num_frames, compression, root, default_split=None,
     path, split = _split_spec(spec)
     if not path.exists():
         raise DataSourceError(f"{path}: no such file or folder")
+    special = not_regular_file(path)
+    if special:  # reading a FIFO as a manifest would wait for a writer for ever
+        raise DataSourceError(f"{path}: {special}; give a folder, a .csv/.jsonl manifest or a DeepfakeBench .json")
     if path.is_dir():
         return "folder", _collect_folder(path, label_map, num_frames, frame_sampling)
     suffix = path.suffix.lower()

@@ -29,6 +29,7 @@ All of that is `scoring.Scorer`'s (the one scorer `evaluate`, `calibrate` and `e
 the Detector runs its steps in threads.
 """
 
+import contextlib
 import itertools
 import os
 import threading
@@ -39,8 +40,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import one_line
-from .media import MediaError, is_url, iter_media_files, media_kind
+from .errors import DeepfakeHFError, one_line
+from .media import MediaError, is_url, iter_media_files, media_kind, not_regular_file
 from .scoring import (  # noqa: F401 - re-exported: callers import these from here
     AGGREGATIONS,
     HUB_LOAD_KEYS,
@@ -151,6 +152,10 @@ class Detector:
 
         pending = deque()  # files prepared (or failed), in input order, waiting for their scores
         batcher = Batcher(self.scorer)
+        # Set when this generator stops early (Ctrl-C, an error, the caller closing it): the workers then give
+        # up within a frame instead of finishing every file in flight, which made Ctrl-C take 20 s and more.
+        stop = _Stop(cancel)
+        cancel = stop
         with ThreadPoolExecutor(self.workers, thread_name_prefix="deepfake-hf") as pool, torch.inference_mode():
             futures = deque()
             source = iter(enumerate(items))
@@ -165,29 +170,34 @@ class Detector:
                     budget[position], ticks[position] = self._budget(name), 0
                     futures.append((position, pool.submit(self._prepare, name, item, ticker(position), cancel)))
 
-            refill()
-            while futures or pending:
-                if cancel is not None and cancel.is_set():
-                    for _, future in futures:
-                        future.cancel()
-                    raise AnalysisCancelled("the analysis was cancelled")
-                if futures:
-                    position, future = futures.popleft()
-                    record = future.result()
-                    record["position"] = position
-                    refill()
-                    pending.append(record)
-                    batcher.add(record["scores"])
-                elif batcher.queue:  # no more files coming: score the last partial batch
-                    batcher.flush()
-                elif pending[0]["scores"].unscored:
-                    raise RuntimeError("internal error: a file has crops that were never queued")
-                # Hand out every leading file whose crops are all scored.
-                while pending and pending[0]["scores"].unscored == 0:
-                    record = pending.popleft()
-                    with lock:
-                        bar.update(budget.pop(record["position"]) - ticks.pop(record["position"]))
-                    yield self._finish(record, frame_scores)
+            try:
+                refill()
+                while futures or pending:
+                    if cancel.is_set():
+                        raise AnalysisCancelled("the analysis was cancelled")
+                    if futures:
+                        position, future = futures.popleft()
+                        record = future.result()
+                        record["position"] = position
+                        refill()
+                        pending.append(record)
+                        batcher.add(record["scores"])
+                    elif batcher.queue:  # no more files coming: score the last partial batch
+                        batcher.flush()
+                    elif pending[0]["scores"].unscored:
+                        raise RuntimeError("internal error: a file has crops that were never queued")
+                    # Hand out every leading file whose crops are all scored.
+                    while pending and pending[0]["scores"].unscored == 0:
+                        record = pending.popleft()
+                        with lock:
+                            bar.update(budget.pop(record["position"]) - ticks.pop(record["position"]))
+                        yield self._finish(record, frame_scores)
+            except BaseException:  # KeyboardInterrupt and GeneratorExit too
+                stop.set()
+                for _, future in futures:
+                    future.cancel()
+                bar.close()
+                raise
         bar.close()
 
     def _budget(self, name):
@@ -221,9 +231,12 @@ class Detector:
                 if is_url(item):
                     yield str(item), item
                 elif Path(item).is_dir():
-                    yield from ((str(path), path) for path in iter_media_files([item]))
+                    for source in iter_listed([item]):
+                        yield (source.path if isinstance(source, MediaError) else str(source)), source
                 else:
                     yield str(item), item
+            elif isinstance(item, MediaError):  # found by a folder listing, not listable (expand_inputs)
+                yield item.path, item
             else:
                 kind = "array" if isinstance(item, np.ndarray) else "image"
                 yield getattr(item, "filename", "") or f"<{kind} {position}>", item
@@ -231,9 +244,16 @@ class Detector:
     # ---------------------------------------------------------------------------------- worker threads
     def _prepare(self, name, source, tick=None, cancel=None):
         """The scorer's frames, face plan and model inputs (runs in a worker thread). Never raises for a bad file."""
-        kind = media_kind(source) if isinstance(source, (str, os.PathLike)) and not is_url(source) else None
+        if isinstance(source, MediaError):
+            return {"path": name, "kind": media_kind(name), "plan": None, "error": str(source),
+                    "scores": PendingScores([])}
+        path = isinstance(source, (str, os.PathLike)) and not is_url(source)
+        kind = media_kind(source) if path else None
         record = {"path": name, "kind": kind, "plan": None, "error": None, "scores": PendingScores([])}
         try:
+            special = not_regular_file(source) if path else None
+            if special:  # a FIFO would block its reader until someone writes to it
+                raise MediaError(name, special)
             frames, record["kind"] = self.scorer.read(source, name, tick, cancel=cancel)
             plan = self.scorer.plan(frames, cancel)
             inputs = self.scorer.preprocess(plan.crops)
@@ -275,6 +295,32 @@ class Detector:
         return result
 
 
+class _Stop:
+    """The caller's cancel event (if any) or'ed with the Detector's own stop flag; what the workers check."""
+
+    def __init__(self, outer=None):
+        self.outer = outer
+        self.event = threading.Event()
+
+    def is_set(self):
+        return self.event.is_set() or (self.outer is not None and self.outer.is_set())
+
+    def set(self):
+        self.event.set()
+
+
+def iter_listed(inputs):
+    """`media.iter_media_files(inputs)` with each entry the listing could not list (a looping link to a folder,
+    an unreadable folder, a FIFO) in its place as a `MediaError`, so it becomes a failed result, not a silence."""
+    skipped = []
+    for path in iter_media_files(inputs, skipped=skipped):
+        while skipped:
+            yield MediaError(*skipped.pop(0))
+        yield path
+    while skipped:
+        yield MediaError(*skipped.pop(0))
+
+
 def summarize(results):
     """Counts for a batch: {"files", "scored", "failed", "fake", "real", "no_face"}."""
     counts = _new_counts()
@@ -300,7 +346,7 @@ def expand_inputs(inputs):
             if is_url(item):
                 yield item
             else:
-                yield from iter_media_files([item])
+                yield from iter_listed([item])
 
     files = walk()
     first = next(files, None)
@@ -310,6 +356,27 @@ def expand_inputs(inputs):
 
 
 STREAM_FORMATS = ("jsonl", "csv", "json")
+# How long predict waits for the Hub to answer before loading a Hub id from the local cache only: without
+# this, an unreachable host cost a minute of retries (12 multi-line messages) before the one-line error.
+HUB_CHECK_TIMEOUT_S = 5.0
+
+
+class PredictError(DeepfakeHFError, ValueError):
+    """A predict run that cannot start as asked (a format, --resume without --out, an unreachable Hub)."""
+
+
+class PredictInterrupted(KeyboardInterrupt):
+    """Ctrl-C during `predict`, carrying what was done: `results` (the result dicts so far, unstreamed runs) and
+    `text` (them formatted), or `counts` of a streamed run whose results so far are in `out`; `resumable`
+    tells whether `--resume` continues it."""
+
+    def __init__(self, results=None, text=None, counts=None, out=None, resumable=False):
+        super().__init__("interrupted")
+        self.results, self.text, self.counts, self.out, self.resumable = results, text, counts, out, resumable
+
+    @property
+    def done(self):
+        return self.counts["files"] if self.counts is not None else len(self.results or ())
 
 
 def predict(model, inputs, faces="auto", crop="align", num_frames=None, aggregate=None, fmt="table",
@@ -328,23 +395,38 @@ def predict(model, inputs, faces="auto", crop="align", num_frames=None, aggregat
     from .distributed import current_ranks
 
     if fmt not in ("table", *STREAM_FORMATS):  # jsonl also prints to stdout
-        raise ValueError(f"format: {fmt!r} is not one of table, {', '.join(STREAM_FORMATS)}.")
+        raise PredictError(f"format: {fmt!r} is not one of table, {', '.join(STREAM_FORMATS)}.")
     ranks = current_ranks()
     streamed = out is not None and fmt in STREAM_FORMATS
     if not streamed and (ranks.world_size > 1 or resume):
-        raise ValueError("--out: a data-parallel or resumed predict streams its results to a file: give --out "
-                         f"and --format {' or '.join(STREAM_FORMATS)}")
+        raise PredictError(f"{'--resume' if resume else 'a data-parallel run'} needs --out FILE and --format "
+                           f"{' or '.join(STREAM_FORMATS)}: the results are streamed to that file")
     files = expand_inputs(inputs)
-    if not os.path.exists(model) and str(model).count("/") != 1:
+    local = os.path.exists(model)
+    if not local and (str(model).count("/") != 1 or str(model).startswith((".", "/", "~"))):
         raise FileNotFoundError(f"{model}: no such model folder (and not a Hub id of the form org/name)")
+    offline_reason = None if local else _hub_offline_reason()
     try:
-        detector = Detector.from_pretrained(model, faces=faces, crop=crop, num_frames=num_frames,
-                                            aggregate=aggregate, batch_size=batch_size, device=device,
-                                            trust_remote_code=trust_remote_code, progress=progress)
+        with _hub_offline(offline_reason is not None):
+            detector = Detector.from_pretrained(model, faces=faces, crop=crop, num_frames=num_frames,
+                                                aggregate=aggregate, batch_size=batch_size, device=device,
+                                                trust_remote_code=trust_remote_code, progress=progress)
+    except ModelLoadError:
+        if offline_reason and not _in_hub_cache(str(model)):
+            raise ModelLoadError(f"{model}: not in the local Hugging Face cache, and {offline_reason}") from None
+        raise
     except ValueError as error:  # e.g. a classifier without a "fake" label
         raise ModelLoadError(f"{model}: {one_line(error)}") from None
     if not streamed:  # a table is for people: built in memory, printed or written at the end
-        results = detector(list(files), frame_scores=frame_scores)
+        results = []
+        try:
+            results.extend(detector.iter_results(files, frame_scores=frame_scores))
+        except KeyboardInterrupt:
+            # iter_results stops its workers on the way out; what was scored is still worth showing
+            text = format_results(results, fmt, model=model)
+            if out is not None:
+                Path(out).write_text(text, encoding="utf-8")
+            raise PredictInterrupted(results=results, text=text, out=out) from None
         text = format_results(results, fmt, model=model)
         if out is not None:
             Path(out).write_text(text, encoding="utf-8")
@@ -352,27 +434,108 @@ def predict(model, inputs, faces="auto", crop="align", num_frames=None, aggregat
     return None, _stream_predictions(detector, files, out, fmt, model, ranks, resume, frame_scores, on_result)
 
 
+def _hub_offline_reason():
+    """Why a Hub id must be loaded from the local cache only: HF_HUB_OFFLINE is set, or the endpoint does not
+    answer within HUB_CHECK_TIMEOUT_S (then a cached model still loads and a missing one fails at once, in one
+    line, instead of after a minute of retries); None when the Hub answers."""
+    from huggingface_hub import constants
+
+    if constants.HF_HUB_OFFLINE:
+        return "HF_HUB_OFFLINE is set, so nothing is downloaded"
+    problem = hub_unreachable(constants.ENDPOINT)
+    if problem is None:
+        return None
+    return (f"the Hub at {constants.ENDPOINT} does not answer ({problem}); check the network or HF_ENDPOINT, or "
+            "give a local model folder")
+
+
+@contextlib.contextmanager
+def _hub_offline(enabled):
+    """huggingface_hub's offline mode for the block. Passing local_files_only is not enough: transformers'
+    PEFT adapter lookup drops it and retried an unreachable host for a minute."""
+    from huggingface_hub import constants
+
+    previous = constants.HF_HUB_OFFLINE
+    constants.HF_HUB_OFFLINE = previous or enabled
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = previous
+
+
+def hub_unreachable(endpoint, timeout=HUB_CHECK_TIMEOUT_S):
+    """Why `endpoint` gives no HTTP answer within `timeout` seconds (refused, timed out, unknown host), or
+    None when it answers at all: any status, or a TLS error, shows a host is there (loading then says more)."""
+    import socket
+    import ssl
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(endpoint.rstrip("/") + "/", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=timeout):
+            return None
+    except urllib.error.HTTPError:
+        return None
+    except (urllib.error.URLError, OSError, ValueError) as error:
+        reason = getattr(error, "reason", error)
+        if isinstance(reason, ssl.SSLError):
+            return None
+        if isinstance(reason, (socket.timeout, TimeoutError)):
+            return f"no answer within {timeout:g} s"
+        if isinstance(reason, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(reason, socket.gaierror):
+            return "unknown host"
+        return one_line(reason, 120)
+
+
+def _in_hub_cache(model_id):
+    """True when the Hugging Face cache holds a config.json of `model_id` (so a load error is not a missing model)."""
+    from huggingface_hub import try_to_load_from_cache
+
+    try:
+        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
+    except Exception:  # noqa: BLE001 - a malformed id: treat as not cached
+        return False
+
+
 def _stream_predictions(detector, files, out, fmt, model, ranks, resume, frame_scores, on_result):
     """Score this rank's shard into its part file; rank 0 then writes `out`. Returns the run's summary counts."""
     from .distributed import PartWriter, barrier, iter_parts, remove_parts, shard
 
-    with PartWriter(out, ranks, resume=resume) as part:
-        mine = shard(files, ranks)
-        done = sum(1 for _ in itertools.islice(mine, part.done))  # written before an interruption: skipped
-        if done < part.done:
-            raise ValueError(f"--resume: {part.path.name} holds more results than there are inputs; "
-                             "were the inputs changed? Start again without --resume")
-        in_flight = deque()  # global indices of the inputs the detector has taken, in order
+    created = [folder for folder in Path(out).absolute().parents if not folder.exists()]
+    part = PartWriter(out, ranks, resume=resume)
+    try:
+        with part:
+            mine = shard(files, ranks)
+            done = sum(1 for _ in itertools.islice(mine, part.done))  # written before an interruption: skipped
+            if done < part.done:
+                raise PredictError(f"--resume: {part.path.name} holds more results than there are inputs; "
+                                   "were the inputs changed? Start again without --resume")
+            in_flight = deque()  # global indices of the inputs the detector has taken, in order
 
-        def paths():
-            for index, path in mine:
-                in_flight.append(index)
-                yield path
+            def paths():
+                for index, path in mine:
+                    in_flight.append(index)
+                    yield path
 
-        for result in detector.iter_results(paths(), frame_scores=frame_scores):  # results keep input order
-            part.write(in_flight.popleft(), result)
-            if on_result is not None:
-                on_result(result)
+            for result in detector.iter_results(paths(), frame_scores=frame_scores):  # results keep input order
+                part.write(in_flight.popleft(), result)
+                if on_result is not None:
+                    on_result(result)
+    except KeyboardInterrupt:
+        # The part file is what --resume continues from: kept. Alone, the results so far are also written
+        # to `out` in its format; under a launcher the other ranks' parts are not ours to wait for.
+        counts = _write_merged(out, fmt, model, iter_parts(out, 1), frame_scores) if ranks.world_size == 1 else None
+        raise PredictInterrupted(counts=counts, out=out, resumable=True) from None
+    except Exception:
+        if not resume:  # a run that fails leaves nothing it created; a resumed part is earlier work: kept
+            part.path.unlink(missing_ok=True)
+            for folder in created:
+                if folder.is_dir() and not any(folder.iterdir()):
+                    folder.rmdir()
+        raise
     barrier(ranks)
     counts = None
     if ranks.is_main:
@@ -470,12 +633,27 @@ def _csv_row(result, columns):
     return row
 
 
+TABLE_PATH_WIDTH = 60
+
+
+def shorten_path(path, width=TABLE_PATH_WIDTH):
+    """`path` cut to `width` characters in the middle ("clips/2024/.../0001.mp4"), keeping its start and as
+    much of its end (the file name) as fits, so a long path cannot push the table's columns out of line."""
+    if len(path) <= width:
+        return path
+    keep = width - 3
+    tail = min(keep, max(keep * 2 // 3, len(os.path.basename(path))))
+    return path[: keep - tail] + "..." + path[len(path) - tail:]
+
+
 def _table(results):
+    from .outputs import counted
+
     root = os.path.commonpath([os.path.dirname(r["path"]) for r in results]) if results and all(
         os.path.isabs(r["path"]) for r in results) else ""
     rows = [("FILE", "KIND", "LABEL", "P(FAKE)", "FRAMES", "FACES", "NOTE")]
     for result in results:
-        name = os.path.relpath(result["path"], root) if root else result["path"]
+        name = shorten_path(os.path.relpath(result["path"], root) if root else result["path"])
         if result["error"] is not None:
             rows.append((name, result["kind"] or "-", "ERROR", "-", "-", "-", result["error"]))
             continue
@@ -487,13 +665,13 @@ def _table(results):
             frames = f"{result['frames_scored']}/{result['frames']}"
         rows.append((name, result["kind"], label, f"{result['fake_probability']:.3f}", frames, faces,
                      result["note"] or ""))
-    widths = [min(60, max(len(row[i]) for row in rows)) for i in range(len(rows[0]) - 1)]
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = ["  ".join(cell.ljust(width) for cell, width in zip(row[:-1], widths)) + ("  " + row[-1] if row[-1] else "")
              for row in rows]
     counts = summarize(results)
     no_face = f", {counts['no_face']} with no face" if counts["no_face"] else ""
-    lines.append(f"{counts['files']} files: {counts['scored']} scored ({counts['fake']} fake, {counts['real']} real"
-                 f"{no_face}), {counts['failed']} failed")
+    lines.append(f"{counted(counts['files'], 'file')}: {counts['scored']} scored ({counts['fake']} fake, "
+                 f"{counts['real']} real{no_face}), {counts['failed']} failed")
     if any(result["frames_scored"] != result["frames"] for result in results if result["error"] is None):
         lines.append("FRAMES: scored/sampled where frames without a face were left out")
     return "\n".join(line.rstrip() for line in lines) + "\n"

@@ -84,74 +84,132 @@ def media_kind(path):
     return None
 
 
-def list_media_files(inputs, not_media=None):
+def list_media_files(inputs, not_media=None, skipped=None):
     """Expand files and folders into a list of paths, in order, without duplicates.
 
     Folders are searched recursively (sorted, a folder's files before its subfolders, hidden entries
-    skipped) for image and video extensions only; symbolic links to folders are not followed (they
-    could loop). Paths given explicitly are kept whatever they are (missing files, unsupported
+    skipped) for image and video extensions only. Symbolic links are followed, to folders too, so a
+    linked layout lists what the same layout copied would; each folder is listed once (by its device and
+    inode), so a link back to a folder above it (a loop) or to a folder listed already under another name
+    is not followed again. Paths given explicitly are kept whatever they are (missing files, unsupported
     types), and so is anything found with a media name that is not a readable file (a folder named
     `x.jpg` holding no media, a broken or looping symbolic link), so the caller reports it ("x.jpg:
     is a directory, not an image") instead of silently dropping it. Files found in folders whose
-    names are not media are appended to `not_media` when a list is given (for counting).
+    names are not media are appended to `not_media` when a list is given (for counting). What is found
+    but cannot be listed or opened (a looping or duplicate link to a folder, an unreadable folder, a broken
+    link, a FIFO or device) is appended to `skipped` as (path, problem) when a list is given, else logged
+    as a warning: nothing is dropped without a word.
     """
-    return list(iter_media_files(inputs, not_media))
+    return list(iter_media_files(inputs, not_media, skipped))
 
 
-def iter_media_files(inputs, not_media=None):
+def iter_media_files(inputs, not_media=None, skipped=None):
     """`list_media_files` one path at a time: a folder of millions of files is walked as it is read, with
-    only one folder's sorted names in memory at once. A folder given inside another given folder, or a
-    file given twice, is listed once."""
+    only one folder's sorted names in memory at once (plus one identity per folder listed, for the loop
+    guard). A folder given inside another given folder, or a file given twice, is listed once.
+
+    A (path, problem) appended to `skipped` is appended before the next path is yielded, so a caller that
+    empties the list after each path keeps the walk's order."""
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    roots, explicit = [], set()
+    report = _skip_reporter(skipped)
+    roots, explicit, listed = [], set(), {}
     for item in inputs:
         item = Path(item)
         key = os.path.abspath(item)
-        if item.is_dir():
-            if any(key == root or key.startswith(root + os.sep) for root in roots):
+        identity = _folder_identity(item)
+        if identity is not None:
+            if identity in listed:  # given twice, or inside a folder given before: its files are listed
                 continue
             roots.append(key)
-            yield from _media_below(item, not_media)
+            yield from _media_below(item, identity, not_media, report, listed, set())
         elif key not in explicit and not any(key.startswith(root + os.sep) for root in roots):
             explicit.add(key)
             yield item
 
 
-def _media_below(folder, not_media):
-    """Media paths below `folder`, in listing order (see `list_media_files`), as a generator."""
+def not_regular_file(path):
+    """Why `path` cannot be read as a file when it exists but is a FIFO, socket or device (opening one can
+    block for ever), else None (a regular file, a folder, or nothing there: other checks say so)."""
     try:
-        names = sorted(entry.name for entry in os.scandir(folder))
-    except OSError:  # an unreadable folder lists nothing, as os.walk does
-        return
-    folders = []
-    for name in names:
-        if name.startswith("."):
-            continue
-        path = Path(folder) / name
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+        return None
+    kind = ("a FIFO (named pipe)" if stat.S_ISFIFO(mode) else "a socket" if stat.S_ISSOCK(mode)
+            else "a character device" if stat.S_ISCHR(mode) else "a block device" if stat.S_ISBLK(mode)
+            else "a special file")
+    return f"is {kind}, not a regular file"
+
+
+def _skip_reporter(skipped):
+    if skipped is not None:
+        return lambda path, problem: skipped.append((Path(path), problem))
+    import logging
+
+    logger = logging.getLogger(__name__)
+    return lambda path, problem: logger.warning("skipping %s: %s", path, problem)
+
+
+def _folder_identity(path):
+    """(device, inode) of the folder `path` leads to (links followed), or None when it is no folder."""
+    try:
+        status = os.stat(path)
+    except (OSError, ValueError):
+        return None
+    return (status.st_dev, status.st_ino) if stat.S_ISDIR(status.st_mode) else None
+
+
+def _media_below(folder, identity, not_media, report, listed, active):
+    """Media paths below `folder`, in listing order (see `list_media_files`), as a generator.
+
+    `listed`: {identity: path} of every folder listed so far; `active`: the identities of `folder` and the
+    folders above it (a link to one of those is a loop)."""
+    listed[identity] = os.path.abspath(folder)
+    active.add(identity)
+    try:
         try:
-            is_folder = path.is_dir()  # follows links; False for a broken or looping link
-        except OSError:
-            is_folder = False
-        if not is_folder:
-            if media_kind(name):
-                yield path
+            names = sorted(entry.name for entry in os.scandir(folder))
+        except OSError as error:
+            report(folder, f"cannot list this folder ({_unreachable(folder, error)})")
+            return
+        folders = []
+        for name in names:
+            if name.startswith("."):
+                continue
+            path = Path(folder) / name
+            try:
+                status = os.stat(path)  # follows links; fails for a broken or looping link
+            except OSError as error:
+                status, problem = None, _unreachable(path, error)
+            if status is not None and stat.S_ISDIR(status.st_mode):
+                folders.append((path, (status.st_dev, status.st_ino)))
+            elif status is not None and not stat.S_ISREG(status.st_mode) and media_kind(name):
+                report(path, not_regular_file(path) or "not a regular file")
+            elif media_kind(name):
+                yield path  # a broken or looping link too: opening it says which
+            elif status is None:  # a broken link could have led to a folder of media
+                report(path, problem)
             elif not_media is not None:
                 not_media.append(path)
-        elif path.is_symlink():
-            if media_kind(name):  # not followed, but named like media: say what it is when opened
-                folders.append((path, False))
-        else:
-            folders.append((path, True))
-    for path, descend in folders:
-        found_inside = False
-        if descend:
-            for inside in _media_below(path, not_media):
+        for path, inner in folders:
+            if inner in active:
+                report(path, f"symbolic link loop: leads back to {listed[inner]}, which holds it; not followed")
+                continue
+            if inner in listed:
+                if listed[inner] != os.path.abspath(path):
+                    report(path, f"the same folder as {listed[inner]}, listed already; not listed twice")
+                continue
+            found_inside = False
+            for inside in _media_below(path, inner, not_media, report, listed, active):
                 found_inside = True
                 yield inside
-        # A folder named like a file ("x.jpg") that holds no media was most likely meant as that file.
-        if not found_inside and media_kind(path.name):
-            yield path
+            # A folder named like a file ("x.jpg") that holds no media was most likely meant as that file.
+            if not found_inside and media_kind(path.name):
+                yield path
+    finally:
+        active.discard(identity)
 
 
 # ------------------------------------------------------------------------------------------------ images
@@ -692,6 +750,7 @@ __all__ = [
     "is_url",
     "list_media_files",
     "media_kind",
+    "not_regular_file",
     "open_image",
     "read_video_frames",
     "sample_frame_indices",

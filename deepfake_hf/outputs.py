@@ -66,6 +66,87 @@ def remove_recorded_outputs(folder):
     return removed
 
 
+def counted(number, noun, plural=None):
+    """"1 file", "2 files": a count with its noun in the right number."""
+    return f"{number} {noun if number == 1 else plural or noun + 's'}"
+
+
+@contextlib.contextmanager
+def removed_on_failure(path, keep_on_interrupt=False):
+    """Undo what the block writes at `path` (an output folder) when it raises: a folder that was not there
+    is removed with everything in it; in one that was, the files the block created or rewrote and the folders
+    it created are removed, and what the user had there is left as it was. With `keep_on_interrupt` a Ctrl-C
+    keeps the work (for a command that `--resume`s it)."""
+    path = Path(path)
+    existed = path.exists() or path.is_symlink()
+    before = _stamps(path) if existed and path.is_dir() and not path.is_symlink() else {}
+    try:
+        yield path
+    except BaseException as error:
+        if not (keep_on_interrupt and isinstance(error, KeyboardInterrupt)):
+            _remove_new(path, existed, before)
+        raise
+
+
+def undone_on_failure(function=None, *, keep_on_interrupt=False, unless=None):
+    """Decorator for a command function with an `out_dir` argument: `removed_on_failure(out_dir,
+    keep_on_interrupt)` around it, except when its argument named `unless` (e.g. "resume") is true.
+
+    Under a launcher only rank 0 undoes (the ranks write one folder; rank 0 is the one that owns it)."""
+    import functools
+    import inspect
+    import os
+
+    if function is None:
+        return functools.partial(undone_on_failure, keep_on_interrupt=keep_on_interrupt, unless=unless)
+    signature = inspect.signature(function)
+
+    @functools.wraps(function)
+    def wrapper(*args, **kwargs):
+        bound = signature.bind(*args, **kwargs)
+        bound.apply_defaults()
+        if os.environ.get("RANK", "0") != "0" or (unless and bound.arguments[unless]):
+            return function(*args, **kwargs)
+        with removed_on_failure(bound.arguments["out_dir"], keep_on_interrupt=keep_on_interrupt):
+            return function(*args, **kwargs)
+
+    return wrapper
+
+
+def _stamps(folder):
+    """{relative path: (size, mtime_ns) for a file, None for a folder} below `folder` (links not followed)."""
+    stamps = {}
+    for entry in folder.rglob("*"):
+        status = entry.lstat()
+        stamps[entry.relative_to(folder)] = None if entry.is_dir() and not entry.is_symlink() else (
+            status.st_size, status.st_mtime_ns)
+    return stamps
+
+
+def _remove_new(path, existed, before):
+    import shutil
+
+    if not existed:
+        shutil.rmtree(path, ignore_errors=True)
+        return
+    if not path.is_dir() or path.is_symlink():
+        return
+    now = _stamps(path)
+    # deepest first, so a new folder is empty by the time it is reached; links are removed, never followed
+    for name in sorted(now, key=lambda name: len(name.parts), reverse=True):
+        if name in before and before[name] == now[name]:
+            continue
+        entry = path / name
+        try:
+            if now[name] is None:
+                if name not in before:
+                    entry.rmdir()
+            else:
+                entry.unlink()
+        except OSError:  # a new folder that still holds something the user put there meanwhile
+            pass
+
+
 @contextlib.contextmanager
 def owned_output_dir(path, overwrite=False):
     """`prepare_output_dir(path, overwrite, clear=True)` for a command that owns what it writes there: on

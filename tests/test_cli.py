@@ -130,6 +130,25 @@ def test_bench_json_path_is_read_as_out_and_switch_prints_json(tmp_path, monkeyp
     assert "progress" in captured.err  # stdout holds only the JSON
 
 
+@pytest.mark.parametrize("rank,printed", [("0", True), ("1", False)])
+def test_only_rank_0_prints_the_results_of_evaluate_and_preprocess(rank, printed, monkeypatch, capsys):
+    """Under torchrun every rank returns the result; printing it on each gave the table once per rank."""
+    from deepfake_hf import evaluation, preprocess
+
+    result = {"test_sets": {"set": {"frame": {"n": 4, "auroc": 0.5}, "video": None}}, "notes": {"set": "a note"}}
+    monkeypatch.setattr(evaluation, "evaluate_model", lambda *args, **kwargs: result)
+    summary = {"videos": 1, "crops": 2, "frames_without_face": 1, "skipped": 0}
+    monkeypatch.setattr(preprocess, "preprocess", lambda *args, **kwargs: summary)
+    monkeypatch.setenv("RANK", rank)
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["evaluate", "model", "data", "--out", "eval"]) == 0
+    captured = capsys.readouterr()
+    assert (captured.out.count("| test set |"), captured.err.count("a note")) == ((1, 1) if printed else (0, 0))
+    assert main(["preprocess", "data", "--out", "crops"]) == 0
+    out = capsys.readouterr().out
+    assert ("1 video, 2 face crops, 1 frame without a face, 0 files skipped" in out) is printed
+
+
 # ------------------------------------------------------------------------------------------- layering
 def imports_of(path):
     """deepfake_hf modules a file imports, anywhere in it (inside functions too)."""

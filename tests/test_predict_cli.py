@@ -4,12 +4,17 @@ import csv
 import hashlib
 import io
 import json
+import os
+import socket
+import subprocess
+import sys
+import time
 
 import pytest
 
 from deepfake_hf.cli import main
 
-from .conftest import tiny_detector, write_image
+from .conftest import PROJECT_ROOT, tiny_detector, write_image
 from .media_samples import BAD_CASES, write_bad_inputs, write_video
 
 
@@ -161,3 +166,188 @@ def test_predict_over_shared_media(model_dir, shared_media, capsys):
     assert all(row["frames"] == 4 for row in videos)
     if faces == "dlib":
         assert all(row["faces"] >= 1 for row in videos)
+
+
+def test_table_columns_stay_in_line_with_long_paths_and_counts_are_pluralised(model_dir, tmp_path, capsys):
+    deep = tmp_path / "in" / ("a-rather-long-folder-name-" * 3) / ("and-another-level-" * 2)
+    images = [write_image(tmp_path / "in" / "short.png", size=(64, 64)),
+              write_image(deep / ("an-image-with-a-long-file-name-" * 2 + ".png"), size=(64, 64), seed=1)]
+    code, out, _ = run(capsys, model_dir, *images, "--faces", "none")
+    assert code == 0
+    header, *rows, summary = out.splitlines()
+    kind_column = header.index("KIND")
+    assert all(row[kind_column:].split()[0] == "image" for row in rows), out  # every KIND under its header
+    assert all(len(row[:kind_column].rstrip()) <= 60 for row in rows)
+    assert "..." in rows[1] and rows[1][:kind_column].rstrip().endswith("-an-image-with-a-long-file-name-.png")
+    assert summary.startswith("2 files: 2 scored")
+    code, out, err = run(capsys, model_dir, images[0], "--faces", "none")
+    assert out.splitlines()[-1].startswith("1 file: 1 scored")
+    code, out, err = run(capsys, model_dir, images[0], "--faces", "none", "--format", "csv")
+    assert err.strip().splitlines()[-1] == "1 file: 1 scored, 0 failed"
+
+
+def test_resume_without_out_is_one_line(model_dir, tmp_path, capsys):
+    image = write_image(tmp_path / "a.png", size=(64, 64))
+    for extra in ([], ["--format", "table", "--out", str(tmp_path / "table.txt")]):
+        code, _, err = run(capsys, model_dir, image, "--resume", *extra)
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
+        assert lines[0].startswith("deepfake-hf predict: error: --resume") and "--out" in lines[0]
+    from deepfake_hf.errors import DeepfakeHFError
+    from deepfake_hf.inference import predict
+
+    with pytest.raises(DeepfakeHFError, match="--resume needs --out"):
+        predict(str(model_dir), [image], faces="none", resume=True)
+
+
+# ------------------------------------------------------------------------------------------ unreachable Hub
+def free_port():
+    """A local port nothing listens on (connection refused)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def silent_port():
+    """A local port that accepts connections (the kernel's backlog) and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(16)
+    yield server.getsockname()[1]
+    server.close()
+
+
+def test_hub_check_says_why_an_endpoint_does_not_answer(silent_port):
+    import http.server
+    import threading
+
+    from deepfake_hf.inference import hub_unreachable
+
+    assert hub_unreachable(f"http://127.0.0.1:{free_port()}", timeout=2) == "connection refused"
+    start = time.monotonic()
+    assert hub_unreachable(f"http://127.0.0.1:{silent_port}", timeout=1) == "no answer within 1 s"
+    assert time.monotonic() - start < 5
+    server = http.server.HTTPServer(("127.0.0.1", 0), http.server.BaseHTTPRequestHandler)  # answers 501
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        assert hub_unreachable(f"http://127.0.0.1:{server.server_address[1]}", timeout=5) is None
+    finally:
+        server.shutdown()
+
+
+def test_predict_fails_fast_in_one_line_when_the_hub_does_not_answer(tmp_path, monkeypatch, silent_port):
+    from huggingface_hub import constants
+
+    from deepfake_hf.inference import ModelLoadError, predict
+
+    image = write_image(tmp_path / "a.png", size=(64, 64))
+    model = "someorg/no-such-detector-7f3a"
+    cases = [(f"http://127.0.0.1:{free_port()}", False, "does not answer (connection refused)"),
+             (f"http://127.0.0.1:{silent_port}", False, "does not answer (no answer within 5 s)"),
+             (f"http://127.0.0.1:{free_port()}", True, "HF_HUB_OFFLINE is set")]
+    for endpoint, offline, reason in cases:
+        monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", offline)
+        start = time.monotonic()
+        with pytest.raises(ModelLoadError) as caught:
+            predict(model, [image], faces="none")
+        assert time.monotonic() - start < 15, endpoint
+        message = str(caught.value)
+        assert message.startswith(f"{model}: not in the local Hugging Face cache, and ") and reason in message
+        assert "\n" not in message
+    assert constants.HF_HUB_OFFLINE is True  # the offline switch predict flips for its load is put back
+
+
+def test_a_cached_hub_model_still_loads_when_the_hub_does_not_answer(model_dir, tmp_path, monkeypatch):
+    """The check only turns retries into the cache: a model downloaded before still scores offline."""
+    import shutil
+
+    from huggingface_hub import constants
+
+    from deepfake_hf.inference import predict
+
+    cache = tmp_path / "hub"
+    snapshot = cache / "models--someorg--cached-detector" / "snapshots" / ("0" * 40)
+    shutil.copytree(model_dir, snapshot)
+    (cache / "models--someorg--cached-detector" / "refs").mkdir()
+    (cache / "models--someorg--cached-detector" / "refs" / "main").write_text("0" * 40)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
+    monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")
+    image = write_image(tmp_path / "a.png", size=(64, 64))
+    _, results = predict("someorg/cached-detector", [image], faces="none")
+    assert results[0]["error"] is None and results[0]["label"] in ("real", "fake")
+
+
+def run_cli(*argv, env=None, timeout=300):
+    """`deepfake-hf ARGV` in a fresh process: (exit code, stdout, stderr, seconds)."""
+    full_env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TRANSFORMERS_VERBOSITY": "error", **(env or {})}
+    start = time.monotonic()
+    done = subprocess.run([sys.executable, "-m", "deepfake_hf.cli", *map(str, argv)], capture_output=True, text=True,
+                          env=full_env, timeout=timeout)
+    return done.returncode, done.stdout, done.stderr, time.monotonic() - start
+
+
+@pytest.mark.slow
+def test_unreachable_hub_fails_in_one_line_without_retries(tmp_path, silent_port):
+    image = write_image(tmp_path / "a.png", size=(64, 64))
+    env = {"HF_HOME": str(tmp_path / "hf")}  # an empty cache
+    # the same command failing on a missing local folder: what start-up alone costs on this machine
+    *_, baseline = run_cli("predict", tmp_path / "no-model", image, env=env)
+    for endpoint, offline, reason in ((f"http://127.0.0.1:{free_port()}", "0", "connection refused"),
+                                      (f"http://127.0.0.1:{silent_port}", "0", "no answer within 5 s"),
+                                      (f"http://127.0.0.1:{free_port()}", "1", "HF_HUB_OFFLINE is set")):
+        code, out, err, seconds = run_cli("predict", "someorg/detector", image,
+                                          env={**env, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": offline})
+        lines = err.strip().splitlines()
+        assert code == 1 and len(lines) == 1, err[-2000:]
+        assert lines[0].startswith("deepfake-hf predict: error: someorg/detector: not in the local Hugging Face "
+                                   "cache") and reason in lines[0]
+        # before: 12 retry messages over 63 s; start-up alone varies by many seconds on a loaded machine
+        assert seconds < max(15, baseline + 20), (endpoint, seconds, baseline)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_predict_at_once_and_keeps_what_is_done(tmp_path):
+    import signal
+
+    model = tmp_path / "model"
+    tiny_detector("vit", num_frames=32).save_pretrained(model)
+    source = write_video(tmp_path / "src.mp4", frames=60, size=(640, 480))
+    for index in range(60):  # one clip under many names: long work, cheap to make (links to files are read)
+        (tmp_path / "in" / f"clip_{index:02d}.mp4").parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / f"clip_{index:02d}.mp4").symlink_to(source)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
+    command = [sys.executable, "-m", "deepfake_hf.cli", "predict", str(model), str(tmp_path / "in"), "--faces", "none"]
+
+    def interrupt(process, ready):
+        start = time.monotonic()
+        while not ready(time.monotonic() - start) and time.monotonic() - start < 240 and process.poll() is None:
+            time.sleep(0.05)
+        assert process.poll() is None, "finished before it could be interrupted"
+        sent = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=60)
+        return process.returncode, out, err, time.monotonic() - sent, sent - start
+
+    out_file = tmp_path / "scores.jsonl"
+    part = tmp_path / "scores.jsonl.part-00000-of-00001"
+    streamed = subprocess.Popen([*command, "--format", "jsonl", "--out", str(out_file)], env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    code, _, err, stop_seconds, started = interrupt(streamed, lambda _: part.is_file() and
+                                                    part.read_text().count("\n") >= 2)
+    assert code == 1 and stop_seconds < 4, (stop_seconds, err[-2000:])  # before: 20 s and more
+    last = err.strip().splitlines()[-1]
+    written = out_file.read_text().splitlines()
+    assert last.startswith(f"deepfake-hf predict: interrupted after {len(written)} files") and len(written) >= 2
+    assert "run the same command with --resume" in last and part.is_file()  # what --resume continues from
+
+    table = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # no file to watch: wait as long as the streamed run took to its first results, and a little more
+    code, out, err, stop_seconds, _ = interrupt(table, lambda elapsed: elapsed > started + 3)
+    assert code == 1 and stop_seconds < 4, (stop_seconds, err[-2000:])
+    rows = out.splitlines()
+    assert rows[0].startswith("FILE") and rows[-1].endswith("0 failed")  # the files scored so far, as a table
+    done = int(rows[-1].split()[0])
+    assert done == len(rows) - 2 and done >= 1
+    assert err.strip().splitlines()[-1].startswith(f"deepfake-hf predict: interrupted after {done} file")

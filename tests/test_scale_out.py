@@ -105,7 +105,9 @@ def test_resume_after_a_kill_writes_the_same_file_without_repeating_work(model_d
     out = tmp_path / "resumed.jsonl"
     with pytest.raises(KeyboardInterrupt):
         predict(str(model_dir), [inputs], faces="none", fmt="jsonl", out=out)
-    assert not out.exists() and len(read_jsonl(out.with_name(out.name + ".part-00000-of-00001"))) == 5
+    # the five results are in --out already, and the part file --resume continues from is kept
+    assert [row["path"] for row in read_jsonl(out)] == finished
+    assert len(read_jsonl(out.with_name(out.name + ".part-00000-of-00001"))) == 5
     monkeypatch.setattr(Detector, "_finish", real_finish)
     prepared.clear()
     _, counts = predict(str(model_dir), [inputs], faces="none", fmt="jsonl", out=out, resume=True)
@@ -253,6 +255,8 @@ def test_evaluate_under_torchrun_gives_the_single_process_files(model_dir, tmp_p
     double = subprocess.run([*RUN, *args, "--out", str(tmp_path / "two")], env=env, capture_output=True, text=True,
                             timeout=300)
     assert double.returncode == 0, double.stderr[-3000:]
+    # every rank has the metrics; only rank 0 prints the table (each rank printed it once before)
+    assert single.stdout.count("| test set |") == double.stdout.count("| test set |") == 1, double.stdout
     one, two = (json.loads((tmp_path / run / "metrics.json").read_text()) for run in ("one", "two"))
     close(one, two)
     rows = [list(csv.reader(open(tmp_path / run / "predictions.csv"))) for run in ("one", "two")]
