@@ -44,7 +44,7 @@ from .configuration_deepfake import (
 from .data import DataSourceError, load_source
 from .errors import DeepfakeHFError, one_line
 from .metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
-from .outputs import SafeCsvWriter, prepare_output_dir
+from .outputs import SafeCsvWriter, prepare_output_dir, undone_on_failure
 from .scoring import sigmoid
 
 PERTURBATIONS = {
@@ -351,6 +351,7 @@ def _explain_missing_intervals(entry, labels, groups, n_resamples):
         metrics["ci_reasons"] = reasons
 
 
+@undone_on_failure  # a missing model or unusable data leaves no empty --out folder behind
 def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None, num_frames=None,
                    batch_size=32, n_resamples=1000, aggregation=None, overwrite=False, device=None, seed=0,
                    cache_dir=None, plots=True, label_map=None, crop="align"):
@@ -653,6 +654,7 @@ def _save(figure, path, plt):
 
 
 # ----------------------------------------------------------------------------------------- probes
+@undone_on_failure
 def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, standardize=True, seed=0,
               faces="none", num_frames=None, batch_size=32, n_resamples=1000, overwrite=False, cache_dir=None,
               plots=True, label_map=None, **params):

@@ -24,7 +24,7 @@ import numpy as np
 from .data import FACE_CROPS
 from .distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
 from .errors import DeepfakeHFError
-from .outputs import SafeCsvWriter, owned_output_dir, prepare_output_dir
+from .outputs import SafeCsvWriter, owned_output_dir, prepare_output_dir, undone_on_failure
 
 logger = logging.getLogger(__name__)
 MANIFEST = "manifest.csv"
@@ -61,15 +61,34 @@ def _videos(sources, label_map, num_frames):
             yield current
 
 
+def _crop_folder(item, dataset):
+    """(method, DATASET/METHOD/VIDEO): where a work item's crops go."""
+    method = item["method"] or ("real" if item["label"] == 0 else "fake")
+    frame_folder = item["kind"] == "image" and item["frames"][0][0] >= 0
+    video = Path(item["group"]).name if frame_folder else Path(item["group"]).stem
+    return method, Path(dataset) / method / video
+
+
+def _one_folder_each(items, dataset):
+    """`items`, refusing the first that would share its crop folder with an earlier one: every rank sees every
+    item, so all stop there alike, before cropping more (the merge would refuse the run at its very end)."""
+    seen = {}
+    for item in items:
+        if "kind" in item:
+            folder = _crop_folder(item, dataset)[1].as_posix()
+            if folder in seen:
+                raise PreprocessError(f"{item['source']} and {seen[folder]} would share the crop folder {folder}; "
+                                      "give them different video ids (group) or preprocess them into separate folders")
+            seen[folder] = item["source"]
+        yield item
+
+
 def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
     """Write the crops of one work item; returns its manifest record."""
     from .faces import align_face, alignment_matrix, frame_sampling_of, margin_crop, most_prominent
     from .media import MediaError, open_image, read_video_frames
 
-    method = item["method"] or ("real" if item["label"] == 0 else "fake")
-    frame_folder = item["kind"] == "image" and item["frames"][0][0] >= 0
-    video = Path(item["group"]).name if frame_folder else Path(item["group"]).stem
-    folder = Path(dataset) / method / video
+    method, folder = _crop_folder(item, dataset)
     record = {"source": item["source"], "label": item["label"], "method": method, "video": folder.as_posix(),
               "frames": [], "frames_without_face": 0, "problem": None}
     try:
@@ -104,6 +123,8 @@ def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
     return record
 
 
+# A failed run leaves nothing it created; an interrupted one (or a resumed one) keeps its crops for --resume.
+@undone_on_failure(keep_on_interrupt=True, unless="resume")
 def preprocess(sources, out_dir, faces="dlib", num_frames=32, crop="align", size=256, scale=1.3, dataset=None,
                split="test", label_map=None, overwrite=False, resume=False, progress=None):
     """Crop the faces of `sources` into `out_dir` (see the module docstring); returns the summary dict.
@@ -136,7 +157,7 @@ def preprocess(sources, out_dir, faces="dlib", num_frames=32, crop="align", size
     barrier(ranks)
     try:
         with PartWriter(out / MANIFEST, ranks, resume=resume) as part:
-            items = shard(_videos(sources, label_map, num_frames), ranks)
+            items = shard(_one_folder_each(_videos(sources, label_map, num_frames), dataset), ranks)
             bar = tqdm(desc=f"preprocess (rank {ranks.rank}/{ranks.world_size})", unit="video",
                        disable=(not progress) if progress is not None else None)
             for position, (index, item) in enumerate(items):
