@@ -374,9 +374,15 @@ def add_preprocess(subparsers):
 def run_preprocess(args):
     from .preprocess import preprocess
 
-    summary = preprocess(args.data, args.out, faces=args.faces, num_frames=args.frames or 32, crop=args.crop,
-                         size=args.size, dataset=args.dataset, split=args.split, label_map=_label_map(args),
-                         overwrite=args.overwrite, resume=args.resume)
+    try:
+        summary = preprocess(args.data, args.out, faces=args.faces, num_frames=args.frames or 32, crop=args.crop,
+                             size=args.size, dataset=args.dataset, split=args.split, label_map=_label_map(args),
+                             overwrite=args.overwrite, resume=args.resume)
+    except KeyboardInterrupt:
+        if _main_process():
+            print(f"deepfake-hf preprocess: interrupted; the crops made so far are kept in {args.out}; run the same "
+                  "command with --resume to continue", file=sys.stderr)
+        raise _ReportedInterrupt from None
     from .outputs import counted
 
     if _main_process():

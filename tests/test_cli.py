@@ -149,6 +149,19 @@ def test_only_rank_0_prints_the_results_of_evaluate_and_preprocess(rank, printed
     assert ("1 video, 2 face crops, 1 frame without a face, 0 files skipped" in out) is printed
 
 
+def test_interrupted_preprocess_says_how_to_resume(monkeypatch, capsys):
+    from deepfake_hf import preprocess
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(preprocess, "preprocess", interrupted)
+    assert main(["preprocess", "data", "--out", "crops"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "deepfake-hf preprocess: interrupted; the crops made so far are kept in crops; run the same command with "
+        "--resume to continue"]
+
+
 # ------------------------------------------------------------------------------------------- layering
 def imports_of(path):
     """deepfake_hf modules a file imports, anywhere in it (inside functions too)."""
