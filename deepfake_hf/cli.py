@@ -320,6 +320,7 @@ def run_evaluate(args):
     from transformers.utils import logging as transformers_logging
 
     from .evaluation import evaluate_model, parse_named_sources, parse_perturbations, summary_table
+    from .outputs import counted
 
     transformers_logging.disable_progress_bar()  # as in predict: the scoring bar is the one that matters
 
@@ -334,6 +335,10 @@ def run_evaluate(args):
             print(f"{name}: not evaluated: {message}", file=sys.stderr)
         for name, message in result.get("notes", {}).items():
             print(f"{name}: {message}", file=sys.stderr)
+        for name, entry in result["test_sets"].items():
+            if entry.get("files_skipped"):
+                print(f"{name}: {counted(entry['files_skipped'], 'file')} skipped (one line each above)",
+                      file=sys.stderr)
         _print_result(args, result, "\n".join(summary_table(result)),
                       f"predictions.csv, metrics.json, report.md and plots written to {args.out}")
     return EXIT_PARTIAL if result.get("errors") else EXIT_OK

@@ -114,12 +114,15 @@ def load_test_set(spec, faces="none", num_frames=DEFAULT_NUM_FRAMES, cache_dir=N
                        return_report=return_report)
 
 
-def load_frames_for(scorer, spec, cache_dir=None, label_map=None):
+def load_frames_for(scorer, spec, cache_dir=None, label_map=None, counts=None):
     """(dataset, frames_are_crops): a test set's whole frames, taken as `scorer` takes a file's frames (its
     number and sampling rule), for the scorer's face policy to run on as it does in predict; except that a
-    DeepfakeBench JSON's frames are its aligned face crops (`frames_are_crops`), scored as they are."""
+    DeepfakeBench JSON's frames are its aligned face crops (`frames_are_crops`), scored as they are.
+    `counts`, a dict, receives data.load_source's counts (files, skipped, ...)."""
     dataset, report = load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir, label_map=label_map,
                                     frame_sampling=scorer.frame_sampling, return_report=True)
+    if counts is not None:
+        counts.update(report["counts"])
     return dataset, report["kind"] == "deepfakebench"
 
 
@@ -376,7 +379,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
     perturbations = parse_perturbations(perturbations) if perturbations and isinstance(perturbations[0], str) \
         else list(perturbations)
 
-    datasets_by_name, frames_are_crops, errors = {}, {}, {}
+    datasets_by_name, frames_are_crops, errors, load_counts = {}, {}, {}, {}
     for turn in ("main", "others") if ranks.world_size > 1 else ("all",):
         # Data-parallel: rank 0 decodes into the cache first, the other ranks then memory-map it.
         if turn != "all":
@@ -386,8 +389,8 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
         for name, spec in test_sets.items():  # a broken source is reported; the other test sets still run
             try:
                 # Whole frames, sampled as predict samples them: the scorer's face policy runs on them below.
-                datasets_by_name[name], frames_are_crops[name] = load_frames_for(scorer, spec, cache_dir=cache_dir,
-                                                                                 label_map=label_map)
+                datasets_by_name[name], frames_are_crops[name] = load_frames_for(
+                    scorer, spec, cache_dir=cache_dir, label_map=label_map, counts=load_counts.setdefault(name, {}))
             except DataSourceError as error:
                 errors[name] = str(error)
     if not datasets_by_name:
@@ -420,6 +423,8 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
             continue
         if no_face:  # their rows are whole-frame guesses of a face model, as in predict: say how many
             result["test_sets"][name]["files_without_face"] = len(no_face)
+        if load_counts[name].get("skipped"):  # unreadable files, looping links...: a warning line each, counted
+            result["test_sets"][name]["files_skipped"] = load_counts[name]["skipped"]
         curves[name] = (np.asarray(columns["label"]), scores)
         rows.extend(zip([name] * len(scores), columns["path"], columns["group"], columns["video"], columns["frame"],
                         columns["label"], columns["method"], scores.tolist()))

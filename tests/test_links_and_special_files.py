@@ -262,3 +262,20 @@ def test_predict_refuses_a_fifo_input_and_scores_the_rest(model_dir, tmp_path, c
     assert [line for line in err.splitlines() if line.startswith("error: ")] == [
         f"error: {fifo}: is a FIFO (named pipe), not a regular file"]
     assert out.count("\n") == 3  # header and both files
+
+
+def test_evaluate_counts_what_it_skipped(model_dir, tmp_path, capsys, caplog):
+    import logging
+
+    root = tmp_path / "data"
+    for index in range(2):
+        write_image(root / "real" / f"{index}.png", size=(40, 40), seed=index)
+        write_image(root / "fake" / f"{index}.png", size=(40, 40), seed=10 + index)
+    (root / "fake" / "loop").symlink_to(root / "fake", target_is_directory=True)
+    out = tmp_path / "eval"
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+        assert main(["evaluate", str(model_dir), str(root), "--out", str(out), "--faces", "none", "--bootstrap",
+                     "0", "--no-plots"]) == 0
+    assert f"skipping {root / 'fake' / 'loop'}: symbolic link loop" in caplog.text
+    assert "data: 1 file skipped (one line each above)" in capsys.readouterr().err.splitlines()
+    assert json.loads((out / "metrics.json").read_text())["test_sets"]["data"]["files_skipped"] == 1
