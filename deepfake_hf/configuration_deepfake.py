@@ -40,6 +40,50 @@ DEFAULT_CONFIDENT_THRESHOLD = 0.8
 DEFAULT_CONFIDENT_FRACTION = 0.5
 # The extra that installs timm, named in the error a timm backbone raises without it.
 TIMM_INSTALL = "pip install 'deepfake-hf[timm]'"
+# Ceilings far above every published vision model (ViT-22B: 48 layers, width 6144; ImageNet-21k: ~22k labels).
+# A config beyond one is a broken or hostile file: building it would run for minutes (a million layers) or
+# allocate gigabytes (transformers builds id2label from num_labels) before failing, so it is refused first.
+# A list (depths, hidden_sizes, image_size) is checked by its sum for depths, else by its largest item.
+SIZE_CEILINGS = {
+    "num_hidden_layers": 1000, "num_layers": 1000, "depth": 1000, "depths": 1000,
+    "hidden_size": 65536, "hidden_sizes": 65536, "embed_dim": 65536, "projection_dim": 65536,
+    "num_features": 65536, "intermediate_size": 262144, "num_attention_heads": 4096, "num_channels": 4096,
+    "num_labels": 100000, "id2label": 100000, "label2id": 100000, "vocab_size": 1000000,
+    "image_size": 16384, "patch_size": 16384, "num_frames": 10000,
+}
+SUMMED_SIZES = ("depths",)
+COUNTED_SIZES = ("id2label", "label2id")  # mappings: their number of entries
+
+
+def config_size_problem(config_dict):
+    """One line naming the first setting of `config_dict` (nested sub-configs included) beyond `SIZE_CEILINGS`,
+    or None. Reads only the dict: nothing is built, so an absurd file costs nothing to refuse."""
+    stack = [("", config_dict)]
+    while stack:
+        prefix, node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        for key, value in node.items():
+            name = f"{prefix}{key}"
+            if key in SIZE_CEILINGS:
+                size = _size_of(key, value)
+                if size is not None and size > SIZE_CEILINGS[key]:
+                    shown = int(size) if float(size).is_integer() else size
+                    return (f"{name} = {shown} is beyond {SIZE_CEILINGS[key]}, far above any real model; "
+                            "refused before building it")
+            if isinstance(value, dict) and key not in COUNTED_SIZES:
+                stack.append((f"{name}.", value))
+    return None
+
+
+def _size_of(key, value):
+    if key in COUNTED_SIZES:
+        return len(value) if isinstance(value, (dict, list)) else None
+    numbers = value if isinstance(value, (list, tuple)) else [value]
+    numbers = [item for item in numbers if isinstance(item, (int, float)) and not isinstance(item, bool)]
+    if not numbers:
+        return None
+    return sum(numbers) if key in SUMMED_SIZES else max(numbers)
 
 
 def missing_timm(backbone_config):
@@ -190,6 +234,11 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         face_preprocessing=None,
         **kwargs,
     ):
+        # Before anything is built from them: a backbone dict with num_labels 1e8 would allocate its id2label.
+        problem = config_size_problem({"backbone_config": backbone_config if isinstance(backbone_config, dict)
+                                       else None, "num_frames": num_frames, "image_size": image_size, **kwargs})
+        if problem:
+            raise ValueError(problem)
         self.backbone_config = _as_backbone_config(backbone_config)
         backbone_type = self.backbone_config.model_type
         self.pooling = pooling if pooling is not None else DEFAULT_POOLING.get(backbone_type, "pooler")
@@ -247,6 +296,11 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         for name, (ok, expected) in ranges.items():
             if not ok:
                 raise ValueError(f"{name}: {getattr(self, name)!r} must be {expected}.")
+        # A backbone given as a config object was not seen by the check in __init__; the model is not built yet.
+        problem = config_size_problem({"backbone_config": self.backbone_config.to_dict(),
+                                       "num_frames": self.num_frames, "image_size": self.image_size})
+        if problem:
+            raise ValueError(problem)
         labels = {int(k): v for k, v in (self.id2label or {}).items()}
         if labels != {0: "real", 1: "fake"}:
             raise ValueError(f"id2label: a deepfake detector has the labels {{0: 'real', 1: 'fake'}}, got {labels}.")

@@ -31,7 +31,6 @@ arbitrary unpickling is refused, never executed. Every problem is a one-line `Co
 the file, key or option.
 """
 
-import json
 import logging
 import os
 import re
@@ -251,13 +250,15 @@ def resolve_source(source):
 
 # ------------------------------------------------------------------------------------------- detection
 def _read_config(folder):
+    from .safety import UnsafeFileError, check_config, read_json
+
     config_path = Path(folder) / "config.json"
     if not config_path.is_file():
         return None
-    try:
-        return json.loads(config_path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as error:
-        raise ConvertError(f"{config_path}: not readable JSON ({one_line(error, 120)})") from None
+    try:  # too large, invalid or deeply nested JSON, and absurd sizes, refused before anything is built from it
+        return check_config(read_json(config_path), config_path)
+    except UnsafeFileError as error:
+        raise ConvertError(str(error)) from None
 
 
 def detect_format(path, state=None):
@@ -301,8 +302,11 @@ def _load_backbone_config(backbone):
 
     if not Path(str(backbone)).exists() and "/" not in str(backbone) and _is_timm_architecture(str(backbone)):
         return _timm_config(str(backbone))
+    from .safety import check_model_source
+
     try:
-        config = AutoConfig.from_pretrained(str(backbone))
+        check_model_source(str(backbone))  # absurd sizes refused before AutoConfig builds anything
+        config = AutoConfig.from_pretrained(str(backbone), trust_remote_code=False)  # no stdin prompt, no code run
     except Exception as error:
         raise ConvertError(f"--backbone {backbone}: cannot load its config ({one_line(error, 160)}); pass a local "
                            "folder holding the encoder's config.json") from None
@@ -401,7 +405,7 @@ def _processor_of(backbone):
     if not backbone:
         return None
     try:
-        return AutoImageProcessor.from_pretrained(str(backbone))
+        return AutoImageProcessor.from_pretrained(str(backbone), trust_remote_code=False)
     except Exception:  # no preprocessor_config.json, or offline
         return None
 
@@ -765,7 +769,14 @@ def fake_label_of(id2label, fake_label=None):
 def _from_classifier(path, fake_label):
     from transformers import AutoConfig, AutoModelForImageClassification
 
-    config = AutoConfig.from_pretrained(str(path))
+    _read_config(path)  # its sizes checked before AutoConfig builds it
+    try:  # False, not None: a classifier's auto_map is refused in one line, never asked about on stdin or run
+        config = AutoConfig.from_pretrained(str(path), trust_remote_code=False)
+    except Exception as error:
+        if "custom code" in str(error):
+            raise ConvertError(f"{path}: its config.json names custom model code (auto_map) that would run on this "
+                               "machine; convert never runs it (refused)") from None
+        raise ConvertError(f"{path}: cannot load the classifier's config ({one_line(error, 200)})") from None
     model_type = config.model_type
     if model_type not in CLASSIFIER_LAYOUTS:
         raise ConvertError(f"{path}: a {model_type!r} classifier is not converted (supported: "
@@ -775,7 +786,8 @@ def _from_classifier(path, fake_label):
     # transformers' own loader reads the weights (safetensors, or torch weights-only) and renames legacy keys,
     # so the encoder and head are taken from the loaded model rather than from the files' key names.
     try:
-        model = AutoModelForImageClassification.from_pretrained(str(path), use_safetensors=None).eval()
+        model = AutoModelForImageClassification.from_pretrained(str(path), use_safetensors=None,
+                                                                trust_remote_code=False).eval()
     except Exception as error:
         raise ConvertError(f"{path}: cannot load the classifier ({one_line(error, 200)})") from None
     state = model.state_dict()

@@ -74,8 +74,15 @@ def export_native(model_or_folder, out_dir, overwrite=False):
     Raises `NativeExportError` with a one-line reason when the conversion would not be exact, and
     `FileExistsError` when `out_dir` is not empty and `overwrite` is False. Returns the output path.
     """
+    from .safety import UnsafeFileError, check_model_folder
+
     from_folder = isinstance(model_or_folder, (str, os.PathLike))
-    # Refuse before loading any weights: the config alone decides.
+    # Refuse before loading any weights: the config alone decides (after its sizes and the weight headers pass).
+    try:
+        if from_folder and os.path.isdir(model_or_folder):
+            check_model_folder(model_or_folder)
+    except UnsafeFileError as error:
+        raise NativeExportError(str(error)) from None
     try:
         config = DeepfakeDetectorConfig.from_pretrained(model_or_folder) if from_folder else model_or_folder.config
     except (OSError, ValueError) as error:  # transformers' messages run to several lines

@@ -12,13 +12,19 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoImageProcessor, AutoModel, PreTrainedModel
+from transformers import AutoImageProcessor, AutoModel, PretrainedConfig, PreTrainedModel
 from transformers.modeling_outputs import BaseModelOutputWithPooling, ImageClassifierOutput
 from transformers.utils import can_return_tuple
 from transformers.utils import logging as hf_logging
 from transformers.video_processing_utils import BaseVideoProcessor
 
-from .configuration_deepfake import CONV_BACKBONES, VISION_TOWER_OF, DeepfakeDetectorConfig, missing_timm
+from .configuration_deepfake import (
+    CONV_BACKBONES,
+    VISION_TOWER_OF,
+    DeepfakeDetectorConfig,
+    config_size_problem,
+    missing_timm,
+)
 
 logger = hf_logging.get_logger(__name__)
 
@@ -353,7 +359,24 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
 
         load_keys = ("revision", "cache_dir", "token", "local_files_only", "trust_remote_code")
         load_kwargs = {key: config_kwargs.pop(key) for key in load_keys if key in config_kwargs}
-        source_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
+        if load_kwargs.get("trust_remote_code") is None:  # None would prompt on stdin for a checkpoint's auto_map
+            load_kwargs["trust_remote_code"] = False
+        # The raw dict first: AutoConfig builds id2label from num_labels, gigabytes for an absurd value.
+        raw_config, _ = PretrainedConfig.get_config_dict(
+            pretrained_model_name_or_path, **{k: v for k, v in load_kwargs.items() if k != "trust_remote_code"}
+        )
+        problem = config_size_problem(raw_config or {})
+        if problem:
+            raise ValueError(f"{pretrained_model_name_or_path}: {problem}")
+        try:
+            source_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
+        except ValueError as error:
+            if "custom code" not in str(error):
+                raise
+            raise ValueError(
+                f"{pretrained_model_name_or_path}: its config names custom model code (auto_map) that would run on "
+                "this machine; refused (trust_remote_code=True runs it: only if you trust its author)"
+            ) from None
         config = DeepfakeDetectorConfig(backbone_config=source_config, **config_kwargs)
         model = cls(config)
         encoder_class = type(model.backbone)
@@ -394,7 +417,8 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
             return self.image_processor
         source = self.config.name_or_path
         if source and os.path.isfile(os.path.join(source, "preprocessor_config.json")):
-            return AutoImageProcessor.from_pretrained(source)
+            # False, not None: a processor auto_map must not prompt on stdin or run the folder's code.
+            return AutoImageProcessor.from_pretrained(source, trust_remote_code=False)
         return default_image_processor(self.config)
 
     def save_pretrained(self, save_directory, *args, **kwargs):

@@ -45,13 +45,17 @@ def load_encoder(spec, device="cpu"):
     """
     from . import register
     from .modeling_deepfake import DeepfakeDetectorForImageClassification
+    from .safety import UnsafeFileError, check_model_source
 
     register()
     spec = os.fspath(spec)
-    config_path = os.path.join(spec, "config.json")
     try:
-        if os.path.isfile(config_path) and json.loads(Path(config_path).read_text()).get("model_type") == \
-                "deepfake_detector":
+        # sizes and weight headers checked before anything is built (for a Hub id, its config.json)
+        config = check_model_source(spec) or {}
+    except UnsafeFileError as error:
+        raise ProbeError(str(error)) from None
+    try:
+        if os.path.isdir(spec) and config.get("model_type") == "deepfake_detector":
             model = DeepfakeDetectorForImageClassification.from_pretrained(spec)
         else:
             model = DeepfakeDetectorForImageClassification.from_backbone(spec)
@@ -211,9 +215,14 @@ class ProbeScorer(Scorer):
         import torch
         from safetensors.numpy import load_file
 
+        from .safety import UnsafeFileError, read_json
+
         folder = Path(folder)
         self.name = str(folder)
-        self.spec = json.loads((folder / PROBE_FILE).read_text())
+        try:
+            self.spec = read_json(folder / PROBE_FILE)
+        except UnsafeFileError as error:
+            raise ProbeError(str(error)) from None
         stored = load_file(folder / FEATURES_FILE)
         self.pipeline = build_probe(self.spec["classifier"], self.spec["pca"], self.spec["standardize"],
                                     self.spec["seed"], **self.spec["params"]).fit(stored["features"],

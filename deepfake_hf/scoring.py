@@ -70,18 +70,27 @@ def load_classifier(path_or_id, **load_kwargs):
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from . import register
+    from .safety import UnsafeFileError, check_model_source
 
     register()
+    # None would let transformers ask "run the custom code? [y/N]" on stdin; False refuses instead. This package's
+    # own folders load through the classes registered above, which need no remote code.
+    if load_kwargs.get("trust_remote_code") is None:
+        load_kwargs["trust_remote_code"] = False
+    hub_kwargs = {key: value for key, value in load_kwargs.items() if key in HUB_LOAD_KEYS}
+    try:
+        check_model_source(path_or_id, **hub_kwargs)  # absurd sizes and broken headers: refused before building
+    except UnsafeFileError as error:
+        raise ModelLoadError(str(error)) from None
     try:
         model = AutoModelForImageClassification.from_pretrained(path_or_id, **load_kwargs).eval()
     except Exception as error:  # noqa: BLE001 - transformers' and torch's messages run to many lines: say it in one
         raise ModelLoadError(_load_problem(path_or_id, error)) from None
-    hub_kwargs = {key: value for key, value in load_kwargs.items() if key in HUB_LOAD_KEYS}
     try:
         processor = AutoImageProcessor.from_pretrained(path_or_id, **hub_kwargs)
-    except (OSError, ValueError):
+    except (OSError, ValueError) as error:
         if not hasattr(model, "matching_image_processor"):
-            raise
+            raise ModelLoadError(_load_problem(path_or_id, error)) from None
         processor = model.matching_image_processor()
     return model, processor
 
@@ -98,8 +107,9 @@ def _load_problem(path_or_id, error):
     if "contains custom code" in text or "trust_remote_code" in text:
         files = sorted(p.name for p in Path(str(path_or_id)).glob("*.py")) if Path(str(path_or_id)).is_dir() else []
         listed = f" ({', '.join(files)})" if files else ""
-        return (f"{path_or_id}: holds custom model code{listed} that would run on this machine; refused. Pass "
-                "--trust-remote-code (trust_remote_code=True) only if you trust its author")
+        return (f"{path_or_id}: holds custom model code{listed} that would run on this machine; refused. Only "
+                "`deepfake-hf predict --trust-remote-code` (trust_remote_code=True in Python) runs it: use that "
+                "only if you trust its author")
     if isinstance(error, (FileNotFoundError, OSError)) and not Path(str(path_or_id)).exists() and (
             "/" not in str(path_or_id) or str(path_or_id).startswith((".", "/"))):
         return f"{path_or_id}: no such model folder (and not a Hub id of the form org/name)"

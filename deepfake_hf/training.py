@@ -53,8 +53,13 @@ def detector_config(recipe, random_init=False, local_only=False):
     model = recipe.model
     backbone_config = None
     if model.backbone is not None and not random_init:
+        from .safety import check_model_source
+
         try:
-            backbone_config = AutoConfig.from_pretrained(model.backbone, local_files_only=local_only)
+            # absurd sizes refused before AutoConfig builds anything; False, not None: an auto_map never prompts or runs
+            check_model_source(model.backbone, local_files_only=local_only)
+            backbone_config = AutoConfig.from_pretrained(model.backbone, local_files_only=local_only,
+                                                         trust_remote_code=False)
         except (OSError, ValueError) as error:
             if not local_only or model.architecture is None:
                 raise TrainingError(f"{model.backbone}: encoder checkpoint not available "
