@@ -17,8 +17,9 @@ import time
 from pathlib import Path
 
 from .errors import DeepfakeHFError, one_line
-from .model_card import find_metrics, locate_run, render_model_card
+from .model_card import find_metrics, locate_run, public_paths, render_model_card
 from .outputs import OUTPUT_RECORD, owned_output_dir
+from .safety import UnsafeFileError, check_model_folder, read_json
 
 # Files of a model folder that are not part of a published stock checkpoint.
 SKIP_FILES = ("metrics.json", "trainer_state.json", "training_args.json", "val_metrics.json")
@@ -71,13 +72,17 @@ def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, 
                        f"{(run_path or model_path).name}/; not published")
         return False
 
-    model_type = json.loads((model_path / "config.json").read_text()).get("model_type")
+    try:
+        # Sizes and safetensors headers are checked before anything is read in full or built.
+        model_type = (check_model_folder(model_path) or {}).get("model_type")
+    except UnsafeFileError as error:
+        raise HubError(str(error)) from None
     if model_type != "deepfake_detector":
         # Already a stock transformers checkpoint (e.g. an earlier native export): publish it as it is.
         for path in sorted(model_path.iterdir()):
             if path.is_file() and (path.suffix in (".safetensors", ".json") and path.name not in SKIP_FILES) \
                     and inside(path):
-                shutil.copyfile(path, out / path.name)
+                _copy_stock_file(path, out, skipped)
     elif native:
         try:
             export_native(model_path, out, overwrite=True)
@@ -86,15 +91,28 @@ def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, 
     else:
         # Re-saving writes safetensors, `auto_map`, this package's code files and the matching processor.
         register()
-        from .modeling_deepfake import DeepfakeDetectorForImageClassification
+        from .configuration_deepfake import DeepfakeDetectorConfig
+        from .modeling_deepfake import AUTO_MAP, DeepfakeDetectorForImageClassification
 
-        DeepfakeDetectorForImageClassification.from_pretrained(model_path).save_pretrained(out)
+        processor = _published_processor(model_path, skipped)  # refused, if it must be, before any weight is read
+        model = DeepfakeDetectorForImageClassification.from_pretrained(model_path)
+        # save_pretrained writes this package's own auto_map entries back; any other names code nobody reviewed.
+        own = {"AutoConfig": f"configuration_deepfake.{DeepfakeDetectorConfig.__name__}", **AUTO_MAP}
+        foreign = {key: value for key, value in (model.config.auto_map or {}).items() if value != own.get(key)}
+        if foreign:
+            skipped.append(_auto_map_note("config.json", foreign))
+        model.config.auto_map = None
+        model.image_processor = processor
+        model.save_pretrained(out)
 
     metrics_path = find_metrics(model_path, run_path)
     if metrics_path is not None and not inside(metrics_path):
         metrics_path = None
     if metrics_path is not None:
-        metrics = _public_paths(json.loads(metrics_path.read_text()), run_path or model_path)
+        try:
+            metrics = public_paths(read_json(metrics_path), run_path or model_path)
+        except UnsafeFileError as error:
+            raise HubError(str(error)) from None
         (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
         plots = [plot for plot in sorted(metrics_path.parent.glob("*.png")) if inside(plot)]
         if plots:
@@ -103,7 +121,7 @@ def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, 
                 shutil.copyfile(plot, out / "plots" / plot.name)
     recipe = run_path / "recipe.yaml" if run_path is not None else None
     if recipe is not None and recipe.is_file() and inside(recipe):
-        shutil.copyfile(recipe, out / "recipe.yaml")
+        recipe = _publish_recipe(recipe, out / "recipe.yaml", run_path)
     else:
         recipe = None
 
@@ -116,22 +134,80 @@ def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, 
     return out
 
 
-def _public_paths(value, root):
-    """`value` (parsed JSON) with every absolute local path made relative to `root`, or cut to its file name
-    when it lies elsewhere: what is published must not carry this machine's folders."""
-    import os
+def _auto_map_note(name, entries):
+    listed = ", ".join(f"{key}: {value}" for key, value in entries.items())
+    return (f"{name}: auto_map entries ({listed}) name code deepfake-hf did not write; removed (that code is "
+            "neither run nor published)")
 
-    if isinstance(value, dict):
-        return {key: _public_paths(item, root) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_public_paths(item, root) for item in value]
-    if isinstance(value, str) and os.path.isabs(value):
-        path = Path(value)
-        try:
-            return path.resolve().relative_to(Path(root).resolve()).as_posix()
-        except ValueError:
-            return path.name
-    return value
+
+def _published_processor(model_path, skipped):
+    """The folder's image processor rebuilt from preprocessor_config.json as the transformers class it names,
+    its `auto_map` removed (and noted in `skipped`); None without the file. Publishing never runs the folder's
+    code, so a processor that only its own code could build is refused."""
+    import transformers
+
+    path = model_path / "preprocessor_config.json"
+    if not path.is_file():
+        return None
+    try:
+        settings = read_json(path)
+    except UnsafeFileError as error:
+        raise HubError(str(error)) from None
+    if not isinstance(settings, dict):
+        raise HubError(f"{path}: not a JSON object")
+    auto_map = settings.pop("auto_map", None)
+    if auto_map:
+        skipped.append(_auto_map_note(path.name, auto_map if isinstance(auto_map, dict) else {"auto_map": auto_map}))
+    name = settings.get("image_processor_type")
+    name = name.removesuffix("Fast") if isinstance(name, str) and name.isidentifier() else None
+    processor_class = getattr(transformers, name, None) if name else None
+    if not (isinstance(processor_class, type) and issubclass(processor_class, transformers.ImageProcessingMixin)
+            and processor_class.__module__.startswith("transformers.")):
+        raise HubError(f"{path}: image_processor_type {settings.get('image_processor_type')!r} is not a transformers "
+                       "image processor; deepfake-hf publishes only processors it can rebuild without running the "
+                       "folder's own code")
+    try:
+        return processor_class.from_dict(settings)
+    except Exception as error:  # noqa: BLE001 - a processor's own validation, in one line
+        raise HubError(f"{path}: not a valid {name} ({one_line(error, 200)})") from None
+
+
+def _copy_stock_file(path, out, skipped):
+    """Copy one file of a stock checkpoint; a JSON file loses its `auto_map` (the code it names is not published),
+    and a config whose model type transformers does not know is refused (it only loads with that code)."""
+    if path.suffix != ".json":
+        shutil.copyfile(path, out / path.name)
+        return
+    try:
+        data = read_json(path)
+    except UnsafeFileError as error:
+        raise HubError(str(error)) from None
+    if path.name == "config.json" and isinstance(data, dict):
+        from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+
+        if data.get("model_type") not in CONFIG_MAPPING:
+            raise HubError(f"{path}: model_type {data.get('model_type')!r} is not a transformers model; it loads "
+                           "only with its own code, which deepfake-hf does not publish")
+    if isinstance(data, dict) and "auto_map" in data:
+        auto_map = data.pop("auto_map")
+        skipped.append(_auto_map_note(path.name, auto_map if isinstance(auto_map, dict) else {"auto_map": auto_map}))
+        (out / path.name).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+    else:
+        shutil.copyfile(path, out / path.name)
+
+
+def _publish_recipe(recipe, target, run_path):
+    """Write the run's recipe with local absolute paths made relative to the run (or cut to the file name)."""
+    import yaml
+
+    text = recipe.read_text()
+    data = yaml.safe_load(text)
+    public = public_paths(data, run_path)
+    if public == data:
+        target.write_text(text)  # unchanged: keep the author's comments and layout
+    else:
+        target.write_text(yaml.safe_dump(public, sort_keys=False))
+    return target
 
 
 def _widget_example(repo_dir, image, repo_id, endpoint):
@@ -143,9 +219,14 @@ def _widget_example(repo_dir, image, repo_id, endpoint):
 
     register()
     open_image(image).save(repo_dir / "example.png")
-    classify = pipeline("image-classification", model=str(repo_dir), trust_remote_code=True)
-    output = [{"label": row["label"], "score": round(float(row["score"]), 4)}
-              for row in classify(str(repo_dir / "example.png"))]
+    # trust_remote_code=False: the detector's classes are registered in this process, and nothing in the folder
+    # being published may run here (a stock folder has had its auto_map removed).
+    try:
+        classify = pipeline("image-classification", model=str(repo_dir), trust_remote_code=False)
+        rows = classify(str(repo_dir / "example.png"))
+    except Exception as error:  # noqa: BLE001 - transformers' messages run to many lines
+        raise HubError(f"--example {image}: the assembled model cannot score it ({one_line(error, 300)})") from None
+    output = [{"label": row["label"], "score": round(float(row["score"]), 4)} for row in rows]
     base = (endpoint or _default_endpoint()).rstrip("/")
     return {"src": f"{base}/{repo_id}/resolve/main/example.png", "title": "Example", "output": output}
 
@@ -191,35 +272,39 @@ def space_requirements(extras=SPACE_EXTRAS):
     return lines
 
 
-def _vendor_package(out):
-    """Copy this package's Python files into out/deepfake_hf, so the Space runs exactly this version."""
-    package = Path(__file__).resolve().parent
+def _vendor_package(out, skipped, package=None):
+    """Copy this package's Python files (or those of the folder `package`) into out/deepfake_hf, so the Space runs
+    exactly this version."""
+    package = Path(package) if package is not None else Path(__file__).resolve().parent
     target = out / "deepfake_hf"
     target.mkdir()
     for source in sorted(package.glob("*.py")):
-        if source.name != SPACE_APP_FILE:  # the wheel carries a copy of app.py; the Space has its own
+        if source.is_symlink():  # its target may be any file on this machine: the package's own files are regular
+            skipped.append(f"deepfake_hf/{source.name}: a link, not one of the package's own files; not published")
+        elif source.name != SPACE_APP_FILE:  # the wheel carries a copy of app.py; the Space has its own
             shutil.copyfile(source, target / source.name)
 
 
-def assemble_space(model_id, out_dir, title=None, overwrite=False):
+def assemble_space(model_id, out_dir, title=None, overwrite=False, skipped=None):
     """Write a Gradio Space folder: README.md (Space front matter), app.py, the package itself (deepfake_hf/,
     copied from this installation, since the Space may not reach a package index that has it) and
-    requirements.txt with its dependencies, including the video and faces extras the app uses."""
+    requirements.txt with its dependencies, including the `SPACE_EXTRAS` the app uses. Links among the package's
+    files are not copied; each is appended to `skipped` as "NAME: why"."""
     if Path(model_id).exists():
         raise HubError(f"{model_id}: is a local folder; a Space needs a Hub model id (push the model first)")
     with owned_output_dir(out_dir, overwrite) as out:
-        _assemble_space(model_id, out, title)
+        _assemble_space(model_id, out, title, [] if skipped is None else skipped)
     return out
 
 
-def _assemble_space(model_id, out, title):
+def _assemble_space(model_id, out, title, skipped):
     from huggingface_hub import SpaceCard, SpaceCardData
 
     app = _space_app_source().read_text()
     if DEFAULT_MODEL_LINE not in app:
         raise HubError(f"{_space_app_source().name}: has no line {DEFAULT_MODEL_LINE!r} to set the Space's model")
     (out / SPACE_APP_FILE).write_text(app.replace(DEFAULT_MODEL_LINE, f"DEFAULT_MODEL = {model_id!r}", 1))
-    _vendor_package(out)
+    _vendor_package(out, skipped)
     (out / "requirements.txt").write_text("\n".join(space_requirements()) + "\n")
     data = SpaceCardData(
         title=title or f"Deepfake detector: {model_id.split('/')[-1]}"[:60],
@@ -378,27 +463,37 @@ def push_model(source, repo_id, native=False, private=False, revision=None, crea
 
 
 def repo_files(folder):
-    """The files of an assembled folder that an upload publishes (relative, sorted)."""
-    return sorted(path.relative_to(folder).as_posix() for path in Path(folder).rglob("*")
-                  if path.is_file() and path.name != OUTPUT_RECORD)
+    """The files of an assembled folder that an upload publishes (relative, sorted): those the assembling command
+    recorded writing, since a --dry-run folder may also hold the user's own files, which push never uploads
+    (it assembles into a fresh folder)."""
+    folder = Path(folder)
+    present = sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*")
+                     if path.is_file() and path.name != OUTPUT_RECORD)
+    try:
+        written = set(json.loads((folder / OUTPUT_RECORD).read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):  # no record: everything here was assembled
+        return present
+    return [name for name in present if name in written]
 
 
 def push_space(model_id, space_id, private=False, token=None, endpoint=None, title=None, retries=3,
                retry_wait=2.0):
-    """Create (or update) a Gradio Space that runs app.py on `model_id`; returns {"space_url", "commit_url"}."""
+    """Create (or update) a Gradio Space that runs app.py on `model_id`; returns {"space_url", "commit_url",
+    "skipped"}."""
     api, user, namespaces = _authenticated_api(token, endpoint, retries, retry_wait)
     space_id = _check_namespace(space_id, user, namespaces, kind="Space")
     options = dict(retries=retries, retry_wait=retry_wait, endpoint=api.endpoint)
     exists = _call(f"looking up {model_id}", api.repo_exists, model_id, **options)
     if not exists:
         raise HubError(f"{model_id}: no such model on {api.endpoint} (push it first with `deepfake-hf push`)")
+    skipped = []
     with tempfile.TemporaryDirectory(prefix="deepfake-hf-space-") as tmp:
-        folder = assemble_space(model_id, Path(tmp) / "space", title=title)
+        folder = assemble_space(model_id, Path(tmp) / "space", title=title, skipped=skipped)
         url = _call(f"creating Space {space_id}", api.create_repo, space_id, repo_type="space", space_sdk="gradio",
                     private=private, exist_ok=True, **options)
         info = _call(f"uploading to Space {space_id}", api.upload_folder, repo_id=space_id, repo_type="space",
                      folder_path=str(folder), ignore_patterns=[OUTPUT_RECORD], commit_message=f"Deepfake detector demo for {model_id}", **options)
-    return {"space_url": str(url), "commit_url": info.commit_url}
+    return {"space_url": str(url), "commit_url": info.commit_url, "skipped": skipped}
 
 
 __all__ = ["HubError", "assemble_model_repo", "assemble_space", "push_model", "push_space", "repo_files",

@@ -9,8 +9,8 @@ without `model-index`.
 """
 
 import json
+import os
 import re
-import struct
 from pathlib import Path
 
 from .configuration_deepfake import DEFAULT_NUM_FRAMES, DEFAULT_THRESHOLD
@@ -77,10 +77,9 @@ def locate_run(model_dir):
 
 
 def _read_json(path):
-    try:
-        return json.loads(Path(path).read_text())
-    except json.JSONDecodeError as error:
-        raise ValueError(f"{path}: not valid JSON ({error.msg} at line {error.lineno})") from None
+    from .safety import read_json
+
+    return read_json(path)  # one-line UnsafeFileError (a ValueError) for invalid, huge or deeply nested JSON
 
 
 def find_metrics(model_path, run_path):
@@ -129,20 +128,39 @@ def load_recipe_dict(recipe, run_path=None):
 
 
 def count_parameters(model_path):
-    """Number of parameters from the safetensors headers (no weights are loaded); None when unknown."""
-    total, found = 0, False
-    for file in sorted(Path(model_path).glob("*.safetensors")):
-        with open(file, "rb") as handle:
-            (length,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(length))
-        for name, info in header.items():
-            if name != "__metadata__":
-                count = 1
-                for dim in info["shape"]:
-                    count *= dim
-                total += count
-                found = True
-    return total if found else None
+    """Number of parameters from the safetensors headers (no weights are loaded); None when unknown.
+
+    Each header is checked first (`safety.safetensors_header`): a broken one is a one-line `UnsafeFileError`."""
+    from .safety import count_parameters as count
+
+    return count(sorted(Path(model_path).glob("*.safetensors")))
+
+
+def public_paths(value, root):
+    """`value` (parsed JSON or YAML) with every local absolute path (or `~` path) made relative to `root`, or cut
+    to its file name when it lies elsewhere: what is published must not carry this machine's folders."""
+    if isinstance(value, dict):
+        return {key: public_paths(item, root) for key, item in value.items()}
+    if isinstance(value, list):
+        return [public_paths(item, root) for item in value]
+    if isinstance(value, str) and (os.path.isabs(value) or value.startswith("~")):
+        path = Path(os.path.expanduser(value))
+        try:
+            return path.resolve().relative_to(Path(root).resolve()).as_posix()
+        except ValueError:
+            return path.name
+    return value
+
+
+# A Hub repo id: namespace/name of letters, digits, "-", "_" and "." (as huggingface_hub validates them).
+HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]{0,95}/[A-Za-z0-9][\w.-]{0,95}$")
+
+
+def is_hub_id(text, *folders):
+    """True when `text` reads as a Hub repo id and names no existing local path (here or under `folders`)."""
+    if not isinstance(text, str) or not HUB_ID.match(text) or ".." in text or "--" in text or text.endswith("."):
+        return False
+    return not any((Path(folder) / text).exists() for folder in (".", *[f for f in folders if f is not None]))
 
 
 # ------------------------------------------------------------------------------------------ formatting
@@ -381,12 +399,13 @@ def _hub_dataset_ids(recipe):
     return [s[len(prefix):] for s in sources if isinstance(s, str) and s.startswith(prefix)]
 
 
-def _base_model(config, recipe, source):
+def _base_model(config, recipe, source, run_path=None):
+    """The Hub id the encoder came from, or the card source's; a local folder (existing or not) is never named."""
     backbone = ((recipe or {}).get("model") or {}).get("backbone")
-    if backbone and not Path(backbone).exists():
+    if is_hub_id(backbone, run_path):
         return backbone
     name = (config.get("backbone_config") or {}).get("_name_or_path")
-    if name and re.match(r"^[\w.-]+/[\w.-]+$", name) and not Path(name).exists():
+    if is_hub_id(name, run_path):
         return name
     return source.get("base_model")
 
@@ -428,7 +447,9 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
     model_name = repo_id.split("/")[-1] if repo_id else local_name
     repo_id = repo_id or str(model_path)
     results = eval_results(metrics, model_name)
-    base_model = _base_model(config, recipe, source)
+    base_model = _base_model(config, recipe, source, run_path)
+    # The card's training table shows the recipe: its data and backbone paths are this machine's folders.
+    recipe = public_paths(recipe, run_path or model_path) if recipe else recipe
 
     tags = ["deepfake-detection", "image-classification", "vision", backbone_type]
     if remote_code:
@@ -477,4 +498,5 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
     return card
 
 
-__all__ = ["render_model_card", "eval_results", "load_metrics", "locate_run", "model_cards_dir"]
+__all__ = ["render_model_card", "eval_results", "is_hub_id", "load_metrics", "locate_run", "model_cards_dir",
+           "public_paths"]

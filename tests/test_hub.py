@@ -186,6 +186,36 @@ def test_widget_example_output_is_the_models_own_score(hub_env, run_dir, tmp_pat
         {row["label"]: row["score"] for row in scores}, abs=1e-4)
 
 
+def test_push_example_never_fetches_or_runs_code_a_processor_auto_map_names(hub_env, run_dir, tmp_path, capsys):
+    """A processor config whose auto_map points at code in another Hub repo: scoring the --example must not
+    download or run it, and the published folder must not name it."""
+    import shutil
+
+    from huggingface_hub import HfApi
+
+    marker = tmp_path / "ran"
+    code = (f"import pathlib\npathlib.Path({str(marker)!r}).write_text('ran')\n"
+            "from transformers import ViTImageProcessor\nclass EvilProcessor(ViTImageProcessor):\n    pass\n")
+    api = HfApi(endpoint=hub_env.url, token="hf_alice")
+    api.create_repo("alice/evil-code", exist_ok=True)
+    api.upload_file(path_or_fileobj=code.encode(), path_in_repo="evilproc.py", repo_id="alice/evil-code")
+    model = tmp_path / "model"
+    shutil.copytree(run_dir / "model", model)
+    settings = json.loads((model / "preprocessor_config.json").read_text())
+    settings["auto_map"] = {"AutoImageProcessor": "alice/evil-code--evilproc.EvilProcessor"}
+    (model / "preprocessor_config.json").write_text(json.dumps(settings))
+    image = write_image(tmp_path / "example.jpg", size=(40, 40), seed=9)
+    capsys.readouterr()
+
+    assert push(model, "--repo-id", "alice/example-safe", "--example", image) == 0
+    assert not marker.exists(), "the code named by auto_map ran"
+    assert not any("/alice/evil-code/resolve/" in path for _, path in hub_env.requests)
+    published = hub_env.files("alice/example-safe")
+    assert "auto_map" not in json.loads(published["preprocessor_config.json"])
+    assert "skipped preprocessor_config.json: auto_map entries (AutoImageProcessor: alice/evil-code--evilproc" \
+        in capsys.readouterr().err
+
+
 def test_private_branch_and_pull_request(hub_env, run_dir, capsys):
     assert push(run_dir, "--repo-id", "alice/private-det", "--private", "--revision", "dev") == 0
     repo = hub_env.repos[("model", "alice/private-det")]
