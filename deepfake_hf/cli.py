@@ -492,7 +492,7 @@ def add_push_space(subparsers):
         "push-space",
         help="create a Gradio Space demo for a model on the Hub",
         description="Uploads README.md (Space front matter), app.py, this installed package (deepfake_hf/) and "
-        "requirements.txt with its dependencies (app, video and faces extras).",
+        "requirements.txt with its dependencies (app, video, faces and timm extras).",
     )
     parser.add_argument("--model", required=True, help="the model's Hub id")
     parser.add_argument("--space-id", required=True, help="the Space to create or update, e.g. your-name/deepfake-demo")
@@ -507,12 +507,17 @@ def run_push_space(args):
     from .hub import assemble_space, push_space, repo_files
 
     if args.dry_run:
-        out = assemble_space(args.model, args.dry_run, title=args.title, overwrite=args.overwrite)
+        skipped = []
+        out = assemble_space(args.model, args.dry_run, title=args.title, overwrite=args.overwrite, skipped=skipped)
         print(f"dry run: the Space folder for {args.space_id} is in {out}")
         for name in repo_files(out):
             print(f"  {name}")
+        for line in skipped:
+            print(f"  skipped {line}")
         return EXIT_OK
     result = push_space(args.model, args.space_id, private=args.private, title=args.title)
+    for line in result["skipped"]:
+        print(f"skipped {line}", file=sys.stderr)
     print(f"Space: {result['space_url']}")
     print(f"commit: {result['commit_url']}")
     return EXIT_OK
