@@ -158,8 +158,8 @@ def test_interrupted_preprocess_says_how_to_resume(monkeypatch, capsys):
     monkeypatch.setattr(preprocess, "preprocess", interrupted)
     assert main(["preprocess", "data", "--out", "crops"]) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
-        "deepfake-hf preprocess: interrupted; the crops made so far are kept in crops; run the same command with "
-        "--resume to continue"]
+        ("deepfake-hf preprocess: interrupted; the crops made so far are kept in crops; run the same command with "
+         "--resume to continue")]
 
 
 # ------------------------------------------------------------------------------------------- layering

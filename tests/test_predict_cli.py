@@ -284,7 +284,7 @@ def run_cli(*argv, env=None, timeout=300):
     full_env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "TRANSFORMERS_VERBOSITY": "error", **(env or {})}
     start = time.monotonic()
     done = subprocess.run([sys.executable, "-m", "deepfake_hf.cli", *map(str, argv)], capture_output=True, text=True,
-                          env=full_env, timeout=timeout)
+                          env=full_env, timeout=timeout, check=False)
     return done.returncode, done.stdout, done.stderr, time.monotonic() - start
 
 
@@ -297,8 +297,8 @@ def test_unreachable_hub_fails_in_one_line_without_retries(tmp_path, silent_port
     for endpoint, offline, reason in ((f"http://127.0.0.1:{free_port()}", "0", "connection refused"),
                                       (f"http://127.0.0.1:{silent_port}", "0", "no answer within 5 s"),
                                       (f"http://127.0.0.1:{free_port()}", "1", "HF_HUB_OFFLINE is set")):
-        code, out, err, seconds = run_cli("predict", "someorg/detector", image,
-                                          env={**env, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": offline})
+        code, _, err, seconds = run_cli("predict", "someorg/detector", image,
+                                        env={**env, "HF_ENDPOINT": endpoint, "HF_HUB_OFFLINE": offline})
         lines = err.strip().splitlines()
         assert code == 1 and len(lines) == 1, err[-2000:]
         assert lines[0].startswith("deepfake-hf predict: error: someorg/detector: not in the local Hugging Face "
