@@ -124,17 +124,11 @@ class DlibFaceDetector:
         self.keyframe_interval = int(keyframe_interval)
         self.track_margin = float(track_margin)
         self._predictor_path = _dlib_model_path("shape_predictor_68_face_landmarks.dat")
-        # dlib releases the GIL but its detector and predictor are not safe to share between threads
-        # (concurrent calls gave different faces, and once heap corruption): one pair per thread.
-        self._local = threading.local()
         self._models()
 
     def _models(self):
-        local = self._local
-        if not hasattr(local, "detector"):
-            local.detector = _frontal_face_detector(self._dlib)
-            local.predictor = self._dlib.shape_predictor(self._predictor_path)
-        return local.detector, local.predictor
+        """This thread's (HOG detector, shape predictor): see _thread_models."""
+        return _thread_models(self._dlib, self._predictor_path)
 
     def detect(self, image):
         """Faces in a PIL image (RGB), largest first."""
@@ -313,6 +307,39 @@ def detect_video(detector, frames):
     if method is not None:
         return iter(method(frames))
     return (detector.detect(frame) for frame in frames)
+
+
+# dlib releases the GIL but its detector and predictor are not safe to share between threads (concurrent calls
+# gave different faces, and once heap corruption), and loading a pair costs ~0.5-1 s of CPU (the 68-point predictor
+# is a 100 MB file). So a thread holds one pair while it lives, shared by every dlib detector it runs, and the pair
+# of a thread that has ended goes back to a pool for the next new thread: the Detector's decoding workers are new
+# threads on every call, and each loaded its own pair before.
+_IDLE_MODELS = {}  # predictor path -> [(detector, predictor)] released by ended threads
+_THREAD_MODELS = threading.local()
+
+
+class _HeldModels:
+    """One thread's (detector, predictor); back to the pool when the thread ends and its locals are released."""
+
+    def __init__(self, key, pair):
+        self.key, self.pair = key, pair
+
+    def __del__(self, idle=_IDLE_MODELS):  # bound at definition: module globals may be gone at interpreter exit
+        idle.setdefault(self.key, []).append(self.pair)  # atomic under the GIL: no lock in a finaliser
+
+
+def _thread_models(dlib, predictor_path):
+    """The calling thread's (HOG detector, shape predictor): its own, a pooled pair, or a newly loaded one."""
+    held = getattr(_THREAD_MODELS, "held", None)
+    if held is None:
+        held = _THREAD_MODELS.held = {}
+    if predictor_path not in held:
+        try:
+            pair = _IDLE_MODELS.get(predictor_path, []).pop()
+        except IndexError:
+            pair = (_frontal_face_detector(dlib), dlib.shape_predictor(predictor_path))
+        held[predictor_path] = _HeldModels(predictor_path, pair)
+    return held[predictor_path].pair
 
 
 def _frontal_face_detector(dlib):

@@ -9,6 +9,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# torch's OpenMP threads spin while they wait for work, holding a core that decoding, dlib or the next op needs:
+# on 2 cores the tiny-model tests took ~3x their CPU time that way. The package's commands make waiting threads
+# sleep (threads.configure_threads sets OMP_WAIT_POLICY=PASSIVE before torch is imported); here torch is imported
+# while tests are collected, before any command runs, so the same policy is set now (GNU OpenMP reads it when
+# torch loads). A value already in the environment is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_MEDIA = PROJECT_ROOT.parent / "shared" / "media"
 IMAGE_SIZE = 32

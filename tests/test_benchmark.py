@@ -69,7 +69,7 @@ def test_video_benchmark_compares_per_frame_and_video_detection(tmp_path):
     if not faces.dlib_available():
         pytest.skip("dlib (the faces extra) is not installed")
     custom, _ = build_models("tiny-vit", tmp_path)
-    clip = write_face_video(tmp_path / "clip.mp4", seconds=2)
+    clip = write_face_video(tmp_path / "clip.mp4", seconds=1, size=(640, 360), fps=12)  # 12 small frames: quick
     calls = []
     original = faces.detect_video
 

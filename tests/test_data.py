@@ -325,7 +325,7 @@ def test_deepfakebench_json_keeps_entries_sharing_a_folder_and_reads_windows_pat
 
 
 # ------------------------------------------------------------------------------------------- real media
-def test_shared_ffpp_faces_and_videos(shared_media, tmp_path):
+def test_shared_ffpp_faces(shared_media, tmp_path):
     faces = load_source(shared_media / "faces" / "FF", label_map={"DF": "fake", "F2F": "fake", "FS": "fake",
                                                                    "NT": "fake"}, cache_dir=tmp_path, verbose=False)
     table = rows(faces)
@@ -336,6 +336,9 @@ def test_shared_ffpp_faces_and_videos(shared_media, tmp_path):
     # Every fake crop of 000_003 is linked with the real video 000: one independent unit, no valid split.
     assert len(set(linked_groups(faces["group"]).values())) == 1
 
+
+@pytest.mark.slow  # decodes all 7 shared FF++ clips (up to 1080p): ~3.5 s; fast: test_face_crops_from_shared_videos
+def test_shared_ffpp_videos(shared_media, tmp_path):
     ffpp = shared_media / "videos" / "ffpp"
     label_map = {"original": "real", "Deepfakes": "fake", "Face2Face": "fake", "FaceSwap": "fake",
                  "NeuralTextures": "fake"}

@@ -326,6 +326,36 @@ def test_detect_video_is_safe_across_threads():
 
 
 @needs_dlib
+def test_dlib_models_are_never_shared_by_live_threads_and_outlive_ended_ones(monkeypatch):
+    """Each thread gets its own detector and predictor (dlib's are not thread-safe); a thread that has ended hands
+    its pair on, so the Detector's new worker threads on every call do not load the 100 MB predictor again."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import dlib
+
+    detector = get_face_detector("dlib")
+    barrier = threading.Barrier(2)
+
+    def models_of_two_live_threads():
+        def models(_):
+            pair = detector._models()
+            barrier.wait(timeout=60)  # both threads hold theirs at the same time
+            return tuple(map(id, pair))
+
+        with ThreadPoolExecutor(2) as pool:
+            return list(pool.map(models, range(2)))
+
+    first = models_of_two_live_threads()
+    main = tuple(map(id, detector._models()))
+    assert len({*first, main}) == 3 and len({model for pair in first for model in pair} | set(main)) == 6
+    monkeypatch.setattr(dlib, "shape_predictor", lambda path: pytest.fail("loaded again"))
+    monkeypatch.setattr(dlib, "get_frontal_face_detector", lambda: pytest.fail("built again"))
+    second = models_of_two_live_threads()
+    assert len({*second, main}) == 3
+
+
+@needs_dlib
 def test_detect_video_options_are_checked():
     for options in ({"keyframe_interval": 0}, {"track_margin": 0}):
         with pytest.raises(FaceError, match="keyframe_interval") as raised:
@@ -334,13 +364,15 @@ def test_detect_video_options_are_checked():
 
 
 @needs_dlib
-def test_detect_video_matches_per_frame_detection_on_real_clips(shared_media):
+@pytest.mark.parametrize("name", ["videos/ffpp/original/004.mp4",  # 720p
+                                  # 1080p: decoding it alone takes ~3 s of CPU
+                                  pytest.param("videos/ffpp/Face2Face/750_743.mp4", marks=pytest.mark.slow)])
+def test_detect_video_matches_per_frame_detection_on_real_clips(shared_media, name):
     detector = get_face_detector("dlib")
-    for name in ("videos/ffpp/original/004.mp4", "videos/ffpp/Face2Face/750_743.mp4"):
-        frames = real_video_frames(shared_media / name, 16)
-        per_frame = [detector.detect(frame) for frame in frames]
-        assert sum(map(bool, per_frame)) >= 15, name
-        assert_same_faces(per_frame, list(detect_video(detector, frames)), name)
+    frames = real_video_frames(shared_media / name, 16)
+    per_frame = [detector.detect(frame) for frame in frames]
+    assert sum(map(bool, per_frame)) >= 15, name
+    assert_same_faces(per_frame, list(detect_video(detector, frames)), name)
 
 
 # ------------------------------------------------------------------------------ DeepfakeBench face mode

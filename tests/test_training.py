@@ -125,6 +125,7 @@ def test_augmentation_keeps_uint8_images_of_the_right_size():
     assert not torch.equal(out, image[:, :24, :24])
 
 
+@pytest.mark.slow  # trains (Trainer); without it: test_save_run_writes_the_merged_model_with_its_trained_head
 def test_ln_tuning_run_writes_the_run_folder(ln_run):
     out, summary = ln_run
     for name in ("model/config.json", "model/model.safetensors", "model/preprocessor_config.json", "model/README.md",
@@ -169,6 +170,7 @@ def test_merged_checkpoint_reloads_with_the_trained_head_in_a_fresh_process(ln_r
     assert abs(scores["fake"] - untrained[1].item()) > 1e-4
 
 
+@pytest.mark.slow  # trains (Trainer); without it: test_save_run_writes_the_merged_model_with_its_trained_head
 def test_lora_merge_keeps_the_trained_head(tmp_path, toy_data):
     from deepfake_hf import DeepfakeDetectorForImageClassification
 
@@ -181,6 +183,7 @@ def test_lora_merge_keeps_the_trained_head(tmp_path, toy_data):
     assert not any("lora" in name or "modules_to_save" in name for name, _ in reloaded.named_parameters())
 
 
+@pytest.mark.slow  # trains (Trainer) twice; the guards alone: test_resume_and_overwrite_are_checked_before_building
 def test_resume_continues_from_the_last_checkpoint(tmp_path, toy_data):
     recipe = tiny_recipe("full", eval_strategy="steps", eval_steps=1, save_steps=1, max_steps=2)
     first = train(recipe, tmp_path / "run", datasets=toy_data)
@@ -203,6 +206,7 @@ def test_single_class_validation_is_refused(tmp_path, toy_data):
         train(tiny_recipe(), tmp_path / "x", datasets=DatasetDict(train=toy_data["train"], validation=only_real))
 
 
+@pytest.mark.slow  # trains (Trainer)
 def test_train_cli_on_a_folder_of_real_and_fake_images(tmp_path, capsys):
     """The whole command: folder -> load_source -> group split -> train -> run folder."""
 
@@ -225,6 +229,7 @@ def test_train_cli_on_a_folder_of_real_and_fake_images(tmp_path, capsys):
     assert (tmp_path / "run" / "val_metrics.json").is_file()
 
 
+@pytest.mark.slow  # trains (Trainer); one step without it: test_activation_checkpointing_gives_layer_norms_gradients
 @pytest.mark.parametrize("reentrant", [None, True])
 def test_activation_checkpointing_still_trains_layer_norms(tmp_path, toy_data, reentrant):
     """Reentrant checkpointing gives LN-only training zero gradients; the recipe default avoids it."""
@@ -246,3 +251,72 @@ def test_train_without_data_sources_fails_before_building_anything(tmp_path, cap
     error = capsys.readouterr().err.strip()
     assert "clip-l14-ln.yaml: data.train: no training sources" in error and len(error.splitlines()) == 1
     assert not (tmp_path / "run").exists()
+
+
+# ------------------------------------------------------------------ the same behaviours without the Trainer
+def one_training_step(model, seed=0):
+    """One SGD step on a noise batch (what a Trainer step changes), back in eval mode."""
+    torch.manual_seed(seed)
+    pixels, labels = torch.randn(4, 3, 32, 32), torch.tensor([0, 1, 0, 1])
+    model.train()
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=0.5)
+    model(pixel_values=pixels, labels=labels).loss.backward()
+    optimizer.step()
+    return model.eval()
+
+
+@pytest.mark.parametrize("method", ["ln_tuning", "lora"])
+def test_save_run_writes_the_merged_model_with_its_trained_head(tmp_path, method):
+    """The run folder train() writes, from a tuned model: model/ is plain (adapter merged), keeps the trained head
+    (peft's merge_and_unload does not unwrap modules_to_save) and scores like the adapted model."""
+    from types import SimpleNamespace
+
+    from transformers.trainer_callback import TrainerState
+
+    from deepfake_hf import DeepfakeDetectorForImageClassification
+    from deepfake_hf.training import save_run
+
+    recipe = tiny_recipe(method)
+    initial = build_model(recipe, random_init=True)
+    tuned = one_training_step(apply_tuning(build_model(recipe, random_init=True), recipe.tuning))
+    pixels = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        expected = tuned(pixel_values=pixels).logits
+    out, summary = tmp_path / "run", {}
+    save_run(tuned, initial.matching_image_processor(), recipe, out, {"eval_auroc": 0.5},
+             SimpleNamespace(state=TrainerState(global_step=1)), summary)
+    for name in ("model/config.json", "model/model.safetensors", "model/preprocessor_config.json", "model/README.md",
+                 "adapter/adapter_config.json", "recipe.yaml", "trainer_state.json", "val_metrics.json"):
+        assert (out / name).is_file(), name
+    assert summary["adapter"] == str(out / "adapter") and load_recipe(out / "recipe.yaml").tuning.method == method
+    reloaded = DeepfakeDetectorForImageClassification.from_pretrained(out / "model").eval()
+    assert not torch.allclose(reloaded.classifier.weight, initial.classifier.weight)  # the trained head
+    assert not any(word in name for name, _ in reloaded.named_parameters()
+                   for word in ("lora", "modules_to_save", "ln_tuning"))
+    with torch.no_grad():
+        torch.testing.assert_close(reloaded(pixel_values=pixels).logits, expected, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("reentrant", [None, True])
+def test_activation_checkpointing_gives_layer_norms_gradients(tmp_path, reentrant):
+    """As the Trainer enables it from the recipe: reentrant checkpointing leaves LN-only training without
+    gradients (frozen inputs); the recipe default (non-reentrant) trains every checkpointed LayerNorm."""
+    extra = {"activation_checkpointing_kwargs": {"use_reentrant": True}} if reentrant else {}
+    recipe = tiny_recipe("ln_tuning", activation_checkpointing=True, **extra)
+    args = training_arguments(recipe, tmp_path / "checkpoints")
+    model = apply_tuning(build_model(recipe, random_init=True), recipe.tuning)
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs=args.activation_checkpointing_kwargs)
+    initial = {name: p.detach().clone() for name, p in model.named_parameters()}
+    one_training_step(model)
+    names = [name for name in initial if "layernorm_before" in name and name.endswith(".weight")
+             and model.get_parameter(name).requires_grad]
+    changed = [name for name in names if not torch.allclose(model.get_parameter(name), initial[name])]
+    assert names and (changed == [] if reentrant else changed == names)
+
+
+def test_resume_and_overwrite_are_checked_before_building(tmp_path):
+    (tmp_path / "run" / "model").mkdir(parents=True)
+    with pytest.raises(FileExistsError, match="already holds a trained model"):
+        train(tiny_recipe(), tmp_path / "run")
+    with pytest.raises(TrainingError, match="no checkpoint to resume from"):
+        train(tiny_recipe(), tmp_path / "fresh", resume=True)
