@@ -100,6 +100,12 @@ def add_json_option(parser, what="the result"):
     parser.add_argument("--json", action="store_true", help=f"print {what} as JSON on stdout (progress goes to stderr)")
 
 
+def add_trust_remote_code_option(parser):
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help="run the model folder's or Hub repo's own Python code (only if you trust its author); "
+                        "without it such a model is refused before any of its code runs")
+
+
 def add_overwrite_option(parser, what="a non-empty output folder"):
     parser.add_argument("--overwrite", action="store_true", help=f"replace {what}")
 
@@ -313,6 +319,7 @@ def add_evaluate(subparsers):
     add_overwrite_option(parser)
     add_json_option(parser, "metrics.json")
     _add_label_map(parser)
+    add_trust_remote_code_option(parser)
     parser.set_defaults(run=run_evaluate)
 
 
@@ -329,7 +336,8 @@ def run_evaluate(args):
         result = evaluate_model(args.model, test_sets, args.out, perturbations=parse_perturbations(args.perturb),
                                 faces=args.faces, num_frames=args.frames, batch_size=args.batch_size,
                                 n_resamples=args.bootstrap, aggregation=args.aggregation, overwrite=args.overwrite,
-                                plots=not args.no_plots, label_map=_label_map(args), crop=args.crop)
+                                plots=not args.no_plots, label_map=_label_map(args), crop=args.crop,
+                                trust_remote_code=args.trust_remote_code)
     if _main_process():  # under torchrun / accelerate launch every rank has the result; one reports it
         for name, message in result.get("errors", {}).items():
             print(f"{name}: not evaluated: {message}", file=sys.stderr)
@@ -417,6 +425,7 @@ def add_calibrate(subparsers):
     parser.add_argument("--batch-size", type=int, default=32)
     add_json_option(parser, "the calibration record")
     _add_label_map(parser)
+    add_trust_remote_code_option(parser)
     parser.set_defaults(run=run_calibrate)
 
 
@@ -430,7 +439,8 @@ def run_calibrate(args):
     with _stdout_to_stderr(args.json):
         record = calibrate_model(args.model, parse_named_sources(args.data), method=args.method,
                                  target_fpr=args.target_fpr, faces=args.faces, num_frames=args.frames,
-                                 batch_size=args.batch_size, label_map=_label_map(args), crop=args.crop)
+                                 batch_size=args.batch_size, label_map=_label_map(args), crop=args.crop,
+                                 trust_remote_code=args.trust_remote_code)
     if args.json:
         return _print_result(args, record)
     print(f"calibration_temperature {record['previous']['calibration_temperature']:g} -> "
@@ -582,6 +592,7 @@ def add_explain(subparsers):
     add_faces_option(parser)
     add_crop_option(parser)
     add_overwrite_option(parser, "an existing output file")
+    add_trust_remote_code_option(parser)
     parser.set_defaults(run=run_explain)
 
 
@@ -589,7 +600,7 @@ def run_explain(args):
     from .explain import explain_to_file
 
     result = explain_to_file(args.model, args.image, args.out, method=args.method, overwrite=args.overwrite,
-                             faces=args.faces, crop=args.crop)
+                             faces=args.faces, crop=args.crop, trust_remote_code=args.trust_remote_code)
     print(f"{args.image}: {result['label']} (fake score {result['fake_probability']:.3f}); "
           f"{result['method']} heatmap written to {args.out}")
     return EXIT_OK
@@ -635,7 +646,7 @@ def add_predict(subparsers):
     parser.add_argument("--batch-size", type=_positive_int, default=None, metavar="N",
                         help="crops per model call (default: 8 on a CPU, 32 on a GPU)")
     parser.add_argument("--device", help="torch device (default: cuda if available, else cpu)")
-    parser.add_argument("--trust-remote-code", action="store_true", help="allow the model's own code from the Hub")
+    add_trust_remote_code_option(parser)
     parser.set_defaults(run=run_predict)
 
 

@@ -357,7 +357,7 @@ def _explain_missing_intervals(entry, labels, groups, n_resamples):
 @undone_on_failure  # a missing model or unusable data leaves no empty --out folder behind
 def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None, num_frames=None,
                    batch_size=32, n_resamples=1000, aggregation=None, overwrite=False, device=None, seed=0,
-                   cache_dir=None, plots=True, label_map=None, crop="align"):
+                   cache_dir=None, plots=True, label_map=None, crop="align", trust_remote_code=False):
     """Score `test_sets` ({name: data spec}) with the model and write predictions, metrics, report and plots.
 
     `faces` ("none", "auto", "dlib" or a detector object) is the scorer's face policy, as in `predict`;
@@ -372,7 +372,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
     prepare_output_dir(out_dir, overwrite)
     test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
     scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregate=aggregation,
-                        crop=crop)
+                        crop=crop, trust_remote_code=trust_remote_code)
     aggregation = scorer.aggregate
     aggregation_options = dict(confident_threshold=scorer.confident_threshold,
                                confident_fraction=scorer.confident_fraction)
@@ -735,7 +735,7 @@ def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, 
 
 # ----------------------------------------------------------------------------------------- calibration
 def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, faces=None, num_frames=None,
-                    batch_size=32, device=None, cache_dir=None, label_map=None, crop="align"):
+                    batch_size=32, device=None, cache_dir=None, label_map=None, crop="align", trust_remote_code=False):
     """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
 
     method "eer": the threshold at the equal-error point; "fpr": the lowest threshold whose false-positive
@@ -749,7 +749,8 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
     if method == "fpr" and (target_fpr is None or not 0.0 <= target_fpr < 1.0):
         raise EvaluationError("--target-fpr in [0, 1) is needed with --method fpr")
     val_sources = {str(name): os.fspath(spec) for name, spec in val_sources.items()}
-    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, crop=crop)
+    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, crop=crop,
+                        trust_remote_code=trust_remote_code)
     if not hasattr(getattr(scorer.model, "config", None), "calibration_temperature"):
         raise EvaluationError(f"{model_path}: not a deepfake-hf detector (no calibration_temperature in its config)")
     labels, margins = [], []

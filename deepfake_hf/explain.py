@@ -31,15 +31,19 @@ class ExplainError(DeepfakeHFError, ValueError):
     """A one-line problem with the model, the image or the method."""
 
 
-def load_for_explain(model_path):
-    """A saved detector (eager attention, so attention maps exist) and its image processor."""
+def load_for_explain(model_path, trust_remote_code=False):
+    """A saved detector (eager attention, so attention maps exist) and its image processor; a folder's own
+    model code runs only with `trust_remote_code`."""
     from .scoring import load_classifier
 
     model_path = os.fspath(model_path)
     if not os.path.isfile(os.path.join(model_path, "config.json")):
         raise ExplainError(f"{model_path}: not a model folder (no config.json)")
     try:
-        model, processor = load_classifier(model_path, attn_implementation="eager")
+        model, processor = load_classifier(model_path, attn_implementation="eager",
+                                           trust_remote_code=trust_remote_code)
+    except DeepfakeHFError:  # already one line naming the folder and the reason
+        raise
     except (OSError, ValueError, KeyError) as error:
         raise ExplainError(f"{model_path}: cannot load the model ({str(error).splitlines()[0]})") from None
     if not hasattr(model, "get_image_features"):
@@ -154,7 +158,7 @@ def overlay(image, heatmap, alpha=0.5, min_side=256):
     return Image.fromarray((np.clip(blended, 0, 1) * 255 + 0.5).astype(np.uint8))
 
 
-def explain(model, image, processor=None, method="auto", faces=None, **face_options):
+def explain(model, image, processor=None, method="auto", faces=None, trust_remote_code=False, **face_options):
     """Heatmap of one image for a detector (object or folder), on the crop `predict` would score.
 
     `faces` ("none", "auto", "dlib" or a detector object) and `face_options` (crop, face_size, face_scale,
@@ -169,7 +173,7 @@ def explain(model, image, processor=None, method="auto", faces=None, **face_opti
     if method not in METHODS:
         raise ExplainError(f"method {method!r} is not one of {', '.join(METHODS)}")
     if isinstance(model, (str, os.PathLike)):
-        model, processor = load_for_explain(model)
+        model, processor = load_for_explain(model, trust_remote_code=trust_remote_code)
     processor = processor or model.matching_image_processor()
     try:
         picture = open_image(image)
@@ -189,7 +193,8 @@ def explain(model, image, processor=None, method="auto", faces=None, **face_opti
             "faces": plan.faces, "note": plan.note}
 
 
-def explain_to_file(model_path, image, out, method="auto", overwrite=False, faces="auto", **face_options):
+def explain_to_file(model_path, image, out, method="auto", overwrite=False, faces="auto", trust_remote_code=False,
+                    **face_options):
     """Write the overlay PNG of `image` to `out`; returns the explain() result without the images.
 
     `faces` defaults to "auto", as `deepfake-hf predict` does, so the command explains (and prints the
@@ -198,7 +203,8 @@ def explain_to_file(model_path, image, out, method="auto", overwrite=False, face
     out = os.fspath(out)
     if os.path.exists(out) and not overwrite:
         raise ExplainError(f"{out}: exists (use --overwrite)")
-    result = explain(model_path, image, method=method, faces=faces, **face_options)
+    result = explain(model_path, image, method=method, faces=faces, trust_remote_code=trust_remote_code,
+                     **face_options)
     parent = os.path.dirname(os.path.abspath(out))
     os.makedirs(parent, exist_ok=True)
     result["overlay"].save(out, format="PNG")

@@ -108,7 +108,7 @@ def _load_problem(path_or_id, error):
         files = sorted(p.name for p in Path(str(path_or_id)).glob("*.py")) if Path(str(path_or_id)).is_dir() else []
         listed = f" ({', '.join(files)})" if files else ""
         return (f"{path_or_id}: holds custom model code{listed} that would run on this machine; refused. Only "
-                "`deepfake-hf predict --trust-remote-code` (trust_remote_code=True in Python) runs it: use that "
+                "--trust-remote-code (predict, evaluate, calibrate, explain; trust_remote_code=True in Python) runs it: use that "
                 "only if you trust its author")
     if isinstance(error, (FileNotFoundError, OSError)) and not Path(str(path_or_id)).exists() and (
             "/" not in str(path_or_id) or str(path_or_id).startswith((".", "/"))):

@@ -143,6 +143,29 @@ def test_loaders_refuse_custom_code_without_prompting(loader, tmp_path, no_promp
     assert not marker.exists()
 
 
+@pytest.mark.parametrize("command", ["evaluate", "calibrate", "explain"])
+def test_trust_remote_code_option_reaches_the_loader(command, tmp_path, no_prompt):
+    """--trust-remote-code on evaluate, calibrate and explain is what lets a folder's own code run (and only it)."""
+    from deepfake_hf.cli import build_parser
+    from deepfake_hf.evaluation import load_model
+    from deepfake_hf.explain import load_for_explain
+
+    arguments = {"evaluate": ["evaluate", "m", "data", "--out", "o"], "calibrate": ["calibrate", "m", "data"],
+                 "explain": ["explain", "m", "x.png", "--out", "o.png"]}[command]
+    parser = build_parser()
+    assert parser.parse_args(arguments).trust_remote_code is False
+    assert parser.parse_args([*arguments, "--trust-remote-code"]).trust_remote_code is True
+    load = load_for_explain if command == "explain" else load_model
+    for trusted in (False, True):
+        marker = tmp_path / f"ran-{trusted}"
+        folder = custom_code_folder(tmp_path / f"custom-{trusted}", marker)
+        try:
+            load(str(folder), trust_remote_code=trusted)
+        except Exception:  # noqa: BLE001 - the stand-in model is not a detector; only whether its code ran counts
+            pass
+        assert marker.exists() is trusted
+
+
 def test_own_folders_still_load_without_the_flag(detector_dir, no_prompt):
     from deepfake_hf.scoring import load_classifier
 
