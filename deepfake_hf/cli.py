@@ -10,6 +10,7 @@ import json
 import sys
 
 from .data import FACE_CROPS
+from .defaults import AGGREGATIONS, DEFAULT_CROP, DEFAULT_FACES
 from .errors import DeepfakeHFError, one_line
 from .faces import FACE_DETECTORS
 
@@ -19,8 +20,6 @@ EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2
 USER_INPUT_ERRORS = (FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError,
                      ImportError)
 # The CLI's own defaults of ideas whose default is the model's (frames, aggregation) are None: "the model's".
-DEFAULT_FACES = "auto"
-DEFAULT_CROP = "align"
 
 
 class CommandError(DeepfakeHFError):
@@ -66,26 +65,10 @@ def add_frames_option(parser, default_text="the model's"):
     _add_deprecated_alias(parser, "--num-frames", "--frames", "frames", type=_positive_int, metavar="N")
 
 
-class _Aggregations:
-    """The config's AGGREGATIONS, imported only when an --aggregation value is checked or help is shown
-    (configuration_deepfake imports transformers and torch, which building the parser must not)."""
-
-    def _names(self):
-        from .configuration_deepfake import AGGREGATIONS
-
-        return AGGREGATIONS
-
-    def __iter__(self):
-        return iter(self._names())
-
-    def __contains__(self, name):
-        return name in self._names()
-
-
 def add_aggregation_option(parser):
-    parser.add_argument("--aggregation", choices=_Aggregations(), default=None, metavar="NAME",
+    parser.add_argument("--aggregation", choices=AGGREGATIONS, default=None, metavar="NAME",
                         help="video score from frame scores: %(choices)s (the DFDC winner's); default: the model's")
-    _add_deprecated_alias(parser, "--aggregate", "--aggregation", "aggregation", choices=_Aggregations(),
+    _add_deprecated_alias(parser, "--aggregate", "--aggregation", "aggregation", choices=AGGREGATIONS,
                           metavar="NAME")
 
 

@@ -217,3 +217,36 @@ def test_no_module_imports_another_that_imports_it_back():
     # the remote-code files import nothing else of the package
     assert graph["configuration_deepfake"] == set()
     assert graph["modeling_deepfake"] <= {"configuration_deepfake"}
+
+
+HELP_IMPORTS = """
+import contextlib, io, json, sys
+from deepfake_hf.cli import build_parser
+parser = build_parser()
+commands = sorted(parser._subparsers._group_actions[0].choices)
+heavy = {}
+for command in commands:
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
+        parser.parse_args([command, "--help"])
+    heavy[command] = [name for name in ("torch", "transformers", "datasets") if name in sys.modules]
+print(json.dumps(heavy))
+"""
+
+
+@pytest.mark.slow  # a fresh interpreter: this one has torch imported already
+def test_no_commands_help_imports_torch_or_transformers():
+    """`deepfake-hf COMMAND --help` builds its text from deepfake_hf.defaults, never from the model's config."""
+    from tests.conftest import run_python
+
+    heavy = json.loads(run_python(HELP_IMPORTS).stdout.strip().splitlines()[-1])
+    assert {"predict", "evaluate", "calibrate", "train", "convert"} <= set(heavy)
+    assert {command: found for command, found in heavy.items() if found} == {}
+
+
+def test_light_defaults_agree_with_the_models_config():
+    from deepfake_hf import configuration_deepfake as config
+    from deepfake_hf import defaults
+
+    for name in ("AGGREGATIONS", "DEFAULT_AGGREGATION", "DEFAULT_THRESHOLD", "DEFAULT_NUM_FRAMES",
+                 "DEFAULT_CONFIDENT_THRESHOLD", "DEFAULT_CONFIDENT_FRACTION"):
+        assert getattr(defaults, name) == getattr(config, name), name
