@@ -54,6 +54,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .defaults import FACE_MARGIN, FACE_SIZE
 from .errors import DeepfakeHFError, one_line
 from .media import FRAME_SAMPLINGS, not_regular_file
 from .outputs import read_csv_cell
@@ -480,7 +481,7 @@ class _FaceCropper:
         face = most_prominent(faces)
         if self.crop == "align" and face.landmarks is not None:
             return align_face(image, face, size=self.size)
-        return margin_crop(image, face, margin=0.3, size=self.size)
+        return margin_crop(image, face, margin=FACE_MARGIN, size=self.size)
 
 
 def _png_bytes(image):
@@ -601,7 +602,7 @@ def _write_arrow(collected, arrow_path, decode_options, verbose):
 
 
 def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=None, *, face_crop="align",
-                face_size=256, compression="c23", root=None, default_split=None, verbose=True,
+                face_size=FACE_SIZE, compression="c23", root=None, default_split=None, verbose=True,
                 return_report=False, frame_sampling=None):
     """Read one data source into a `datasets.Dataset` (columns: image, label, path, group, method, frame).
 

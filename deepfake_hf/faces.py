@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
 from .errors import DeepfakeHFError
 
 
@@ -238,7 +239,7 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
 
     name = "deepfakebench"
 
-    def __init__(self, size=256, scale=1.3):
+    def __init__(self, size=FACE_SIZE, scale=FACE_SCALE):
         try:
             super().__init__(detect_size=None, min_score=float("-inf"), keypoints="deepfakebench", keyframe_interval=1)
         except FaceDependencyError as error:  # the usual cause: a converted model asks for this mode by default
@@ -452,7 +453,7 @@ def similarity_transform(source, target):
     return np.hstack([rotation * scale, translation[:, None]]).astype(np.float64)
 
 
-def aligned_template(size=256, scale=1.3):
+def aligned_template(size=FACE_SIZE, scale=FACE_SCALE):
     """Where the five points land in an aligned `size` crop: the ArcFace template scaled to `size`,
     shrunk by `scale` around the crop centre so the crop shows `scale` times more around the face.
 
@@ -469,7 +470,7 @@ def aligned_template(size=256, scale=1.3):
     return template
 
 
-def alignment_matrix(landmarks, size=256, scale=1.3):
+def alignment_matrix(landmarks, size=FACE_SIZE, scale=FACE_SCALE):
     """2x3 matrix mapping image coordinates into the aligned crop."""
     return similarity_transform(np.asarray(landmarks, dtype=np.float32), aligned_template(size, scale))
 
@@ -500,14 +501,14 @@ def warp_affine(image, matrix, size):
     return Image.fromarray(crop)
 
 
-def align_face(image, face, size=256, scale=1.3):
+def align_face(image, face, size=FACE_SIZE, scale=FACE_SCALE):
     """DeepfakeBench-style aligned face crop (`size` x `size`) of a PIL image or RGB array; needs the face's five landmarks."""
     if face.landmarks is None:
         raise FaceError("align_face: this face has no landmarks; use margin_crop or a detector with landmarks")
     return warp_affine(image, alignment_matrix(face.landmarks, size, scale), (size, size))
 
 
-def margin_crop(image, face, margin=0.3, size=None):
+def margin_crop(image, face, margin=FACE_MARGIN, size=None):
     """The face box grown by `margin` of its size on every side, clipped to the image, resized to `size` (square)."""
     from PIL import Image
 
@@ -525,7 +526,7 @@ def margin_crop(image, face, margin=0.3, size=None):
     return crop
 
 
-def crop_face(image, face, crop="align", size=256, scale=1.3, margin=0.3):
+def crop_face(image, face, crop=DEFAULT_CROP, size=FACE_SIZE, scale=FACE_SCALE, margin=FACE_MARGIN):
     """`align_face` when the face has landmarks and `crop == "align"`, else `margin_crop`."""
     if crop == "align" and face.landmarks is not None:
         return align_face(image, face, size=size, scale=scale)

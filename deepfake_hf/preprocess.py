@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from .data import FACE_CROPS
+from .defaults import DEFAULT_CROP, DEFAULT_NUM_FRAMES, FACE_MARGIN, FACE_SCALE, FACE_SIZE
 from .distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
 from .errors import DeepfakeHFError
 from .outputs import SafeCsvWriter, owned_output_dir, prepare_output_dir, undone_on_failure
@@ -116,7 +117,7 @@ def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
             points = np.asarray(face.landmarks, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
             np.save(out / name.with_suffix(".npy"), points.astype(np.float32))
         else:
-            margin_crop(image, face, margin=0.3, size=size).save(out / name, compress_level=1)
+            margin_crop(image, face, margin=FACE_MARGIN, size=size).save(out / name, compress_level=1)
         record["frames"].append({"frame": int(index), "crop": name.as_posix()})
     if not record["frames"]:
         record["problem"] = "no face found in any frame"
@@ -125,7 +126,8 @@ def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
 
 # A failed run leaves nothing it created; an interrupted one (or a resumed one) keeps its crops for --resume.
 @undone_on_failure(keep_on_interrupt=True, unless="resume")
-def preprocess(sources, out_dir, faces="dlib", num_frames=32, crop="align", size=256, scale=1.3, dataset=None,
+def preprocess(sources, out_dir, faces="dlib", num_frames=DEFAULT_NUM_FRAMES, crop=DEFAULT_CROP, size=FACE_SIZE,
+               scale=FACE_SCALE, dataset=None,
                split="test", label_map=None, overwrite=False, resume=False, progress=None):
     """Crop the faces of `sources` into `out_dir` (see the module docstring); returns the summary dict.
 

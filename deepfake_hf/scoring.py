@@ -44,6 +44,7 @@ from .configuration_deepfake import (
     DEFAULT_THRESHOLD,
 )
 from .data import FACE_CROPS
+from .defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
 from .errors import AnalysisCancelled, DeepfakeHFError, one_line  # AnalysisCancelled: media raises it too
 from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, is_animated, is_url, media_kind, open_image
 
@@ -108,8 +109,8 @@ def _load_problem(path_or_id, error):
         files = sorted(p.name for p in Path(str(path_or_id)).glob("*.py")) if Path(str(path_or_id)).is_dir() else []
         listed = f" ({', '.join(files)})" if files else ""
         return (f"{path_or_id}: holds custom model code{listed} that would run on this machine; refused. Only "
-                "--trust-remote-code (predict, evaluate, calibrate, explain; trust_remote_code=True in Python) runs it: use that "
-                "only if you trust its author")
+                "--trust-remote-code (predict, evaluate, calibrate, explain; trust_remote_code=True in Python) "
+                "runs it: use that only if you trust its author")
     if isinstance(error, (FileNotFoundError, OSError)) and not Path(str(path_or_id)).exists() and (
             "/" not in str(path_or_id) or str(path_or_id).startswith((".", "/"))):
         return f"{path_or_id}: no such model folder (and not a Hub id of the form org/name)"
@@ -239,7 +240,8 @@ class Scorer:
     batching and calibration: see the module docstring for each step."""
 
     def __init__(self, model, image_processor, faces=None, num_frames=None, aggregate=None, batch_size=None,
-                 device=None, crop="align", face_size=256, face_scale=1.3, margin=0.3, name=None):
+                 device=None, crop=DEFAULT_CROP, face_size=FACE_SIZE, face_scale=FACE_SCALE, margin=FACE_MARGIN,
+                 name=None):
         import torch
 
         config = model.config
@@ -255,8 +257,8 @@ class Scorer:
         self.set_policy(config, faces=faces, num_frames=num_frames, aggregate=aggregate, batch_size=batch_size,
                         crop=crop, face_size=face_size, face_scale=face_scale, margin=margin)
 
-    def set_policy(self, config=None, faces=None, num_frames=None, aggregate=None, batch_size=None, crop="align",
-                   face_size=256, face_scale=1.3, margin=0.3):
+    def set_policy(self, config=None, faces=None, num_frames=None, aggregate=None, batch_size=None, crop=DEFAULT_CROP,
+                   face_size=FACE_SIZE, face_scale=FACE_SCALE, margin=FACE_MARGIN):
         """Frame sampling, face and aggregation options; unset ones come from the model's config (the batch
         size from the device: `default_batch_size`)."""
         from .faces import frame_sampling_of, get_face_detector
