@@ -4,6 +4,7 @@ This file is copied next to the weights when a model is saved (remote code), so 
 from deepfake_hf and only relative names inside its own folder.
 """
 
+import copy
 import functools
 import importlib.util
 import json
@@ -142,6 +143,11 @@ def _as_backbone_config(backbone_config):
     return backbone_config
 
 
+# {(config class, repr of its full dict): the diff}. Finding the diff builds the class once per key (~8 ms), and
+# transformers serialises a config for each from_pretrained's log line, not only to save it.
+_DIFFS = {}
+
+
 def backbone_config_diff(backbone_config):
     """`backbone_config.to_dict()` reduced to the values that its class would not rebuild, plus `model_type`.
 
@@ -150,7 +156,16 @@ def backbone_config_diff(backbone_config):
     dropped only when rebuilding without it gives back exactly the same config, so the diff round-trips.
     """
     full = backbone_config.to_dict()
-    config_class = type(backbone_config)
+    key = (type(backbone_config), repr(full))  # repr, not JSON: a tuple and a list may rebuild differently
+    if key not in _DIFFS:
+        if len(_DIFFS) >= 256:
+            _DIFFS.clear()
+        _DIFFS[key] = _backbone_config_diff(type(backbone_config), full)
+    return copy.deepcopy(_DIFFS[key])  # the caller's own
+
+
+def _backbone_config_diff(config_class, full):
+    """backbone_config_diff's work: `full` (a `config_class` config's dict) without what the class rebuilds."""
 
     def rebuilds(diff):
         try:
