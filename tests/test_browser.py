@@ -49,7 +49,7 @@ def test_upload_an_image_and_see_a_verdict(browser, tmp_path):
 
     with running_app(tmp_path / "model", {"DEEPFAKE_HF_FACES": "auto"}) as url:
         page = browser.new_page(viewport={"width": 1280, "height": 1100})
-        page.goto(url, wait_until="networkidle")
+        page.goto(url, wait_until="networkidle", timeout=120_000)  # a loaded CI machine took over 30 s
         assert page.title() == "Deepfake detector"
         page.locator("#image-input input[type=file]").set_input_files(str(photo))
         page.locator("#image-input img").first.wait_for(timeout=30_000)  # the upload is previewed
