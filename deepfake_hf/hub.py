@@ -273,15 +273,25 @@ def space_requirements(extras=SPACE_EXTRAS):
 
 
 def _vendor_package(out, skipped, package=None):
-    """Copy this package's Python files (or those of the folder `package`) into out/deepfake_hf, so the Space runs
-    exactly this version."""
+    """Copy this package's Python files (or those of the folder `package`), subpackages included, into
+    out/deepfake_hf, so the Space runs exactly this version."""
     package = Path(package) if package is not None else Path(__file__).resolve().parent
     target = out / "deepfake_hf"
     target.mkdir()
-    for source in sorted(package.glob("*.py")):
+    _vendor_folder(package, target, "deepfake_hf", skipped)
+
+
+def _vendor_folder(folder, target, shown, skipped):
+    for source in sorted(folder.iterdir()):
+        name = f"{shown}/{source.name}"
         if source.is_symlink():  # its target may be any file on this machine: the package's own files are regular
-            skipped.append(f"deepfake_hf/{source.name}: a link, not one of the package's own files; not published")
-        elif source.name != SPACE_APP_FILE:  # the wheel carries a copy of app.py; the Space has its own
+            if source.suffix == ".py" or source.is_dir():
+                skipped.append(f"{name}: a link, not one of the package's own files; not published")
+        elif source.is_dir():
+            if (source / "__init__.py").is_file() and not source.is_symlink():
+                (target / source.name).mkdir()
+                _vendor_folder(source, target / source.name, name, skipped)
+        elif source.suffix == ".py" and source.name != SPACE_APP_FILE:  # the wheel carries app.py; the Space has its own
             shutil.copyfile(source, target / source.name)
 
 

@@ -2,6 +2,7 @@
 
 import json
 import socket
+from pathlib import Path
 
 import pytest
 import yaml
@@ -298,7 +299,14 @@ def test_push_space(hub_env, tmp_path):
     assert {"torch", "transformers", "av", "dlib-bin", "face-recognition-models", "matplotlib"} <= names
     assert "gradio" not in names and "pytest" not in names
     vendored = tmp_path / "space" / "deepfake_hf"
-    assert (vendored / "__init__.py").is_file() and (vendored / "inference.py").is_file()
+    import deepfake_hf
+
+    package = Path(deepfake_hf.__file__).parent
+    # every module of the package, subpackages included (the Space imports them all)
+    modules = {str(path.relative_to(package)) for path in package.rglob("*.py") if path.name != "app.py"
+               and all((folder / "__init__.py").is_file() for folder in path.relative_to(package).parents
+                       for folder in [package / folder])}
+    assert {str(path.relative_to(vendored)) for path in vendored.rglob("*.py")} == modules
     assert f'__version__ = "{__version__}"' in (vendored / "__init__.py").read_text()
     app = (tmp_path / "space" / "app.py").read_text()
     assert "DEFAULT_MODEL = 'alice/detector-space-model'" in app

@@ -480,6 +480,31 @@ def test_vendored_package_skips_links(tmp_path):
     assert skipped == ["deepfake_hf/linked.py: a link, not one of the package's own files; not published"]
 
 
+def test_vendored_package_copies_subpackages_and_skips_linked_folders(tmp_path):
+    from deepfake_hf.hub import _vendor_package
+
+    package = tmp_path / "package"
+    (package / "faces" / "modes").mkdir(parents=True)
+    (package / "__init__.py").write_text("# the package\n")
+    (package / "faces" / "__init__.py").write_text("# faces\n")
+    (package / "faces" / "modes" / "__init__.py").write_text("")
+    (package / "faces" / "modes" / "dlib.py").write_text("MODE = 'dlib'\n")
+    (package / "faces" / "__pycache__").mkdir()
+    (package / "faces" / "__pycache__" / "x.cpython-312.pyc").write_bytes(b"\0")
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (elsewhere / "__init__.py").write_text("TOKEN = 'hf_private'\n")
+    (package / "linked").symlink_to(elsewhere, target_is_directory=True)
+    out = tmp_path / "space"
+    out.mkdir()
+    skipped = []
+    _vendor_package(out, skipped, package=package)
+    copied = sorted(str(path.relative_to(out)) for path in out.rglob("*") if path.is_file())
+    assert copied == ["deepfake_hf/__init__.py", "deepfake_hf/faces/__init__.py",
+                      "deepfake_hf/faces/modes/__init__.py", "deepfake_hf/faces/modes/dlib.py"]
+    assert skipped == ["deepfake_hf/linked: a link, not one of the package's own files; not published"]
+
+
 def test_dry_run_listing_shows_only_what_this_command_wrote(detector_dir, tmp_path, capsys):
     out = tmp_path / "out"
     assert cli("push", detector_dir, "--repo-id", "alice/x", "--dry-run", out) == 0
