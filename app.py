@@ -127,7 +127,7 @@ class DeepfakeDemo:
     @property
     def detector(self):
         if self._detector is None:
-            from deepfake_hf.inference import Detector
+            from deepfake_hf.scoring.detector import Detector
 
             self._detector = Detector.from_pretrained(self.model_id, faces=self.faces, progress=False)
         return self._detector
@@ -193,12 +193,12 @@ class DeepfakeDemo:
                 self._heatmap(image, faces))
 
     def _heatmap(self, image, faces):
-        """Heatmap overlay (deepfake_hf.explain: attention rollout or Grad-CAM) on the crop of the face whose
+        """Heatmap overlay (deepfake_hf.scoring.explain: attention rollout or Grad-CAM) on the crop of the face whose
         score is the verdict (the most suspicious one), or on the whole image when no face was found; None for
         models explain does not support."""
         import copy
 
-        from deepfake_hf.explain import explain
+        from deepfake_hf.scoring.explain import explain
 
         detector = self.detector
         if not hasattr(detector.model, "get_image_features"):  # a native export: no deepfake-hf heads to explain
@@ -293,7 +293,7 @@ class DeepfakeDemo:
         folder = Path(get_upload_folder()) / "deepfake-hf"
         folder.mkdir(parents=True, exist_ok=True)
         csv_path = folder / f"deepfake_scores-{uuid.uuid4().hex[:12]}.csv"
-        from deepfake_hf.outputs import SafeCsvWriter
+        from deepfake_hf.runtime.outputs import SafeCsvWriter
 
         with open(csv_path, "w", newline="") as handle:
             writer = SafeCsvWriter(handle)

@@ -1,4 +1,4 @@
-"""Inference benchmark; see deepfake_hf/benchmark.py and `deepfake-hf bench inference --help`.
+"""Inference benchmark; see deepfake_hf/cli/bench/measure.py and `deepfake-hf bench inference --help`.
 
     python benchmarks/bench_inference.py --json benchmarks/results/inference_cpu.json
 """

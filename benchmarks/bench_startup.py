@@ -1,4 +1,4 @@
-"""Startup benchmark; see deepfake_hf/benchmark.py and `deepfake-hf bench startup --help`.
+"""Startup benchmark; see deepfake_hf/cli/bench/measure.py and `deepfake-hf bench startup --help`.
 
     python benchmarks/bench_startup.py --json benchmarks/results/startup_cpu.json
 """

@@ -1,13 +1,13 @@
 """Threads benchmark: a predict-like CPU forward loop alone vs two copies at once, with torch's default
-threads ("before") and with deepfake_hf.threads.configure_threads() ("after"); see
-deepfake_hf/benchmark.py (`run_threads_benchmark`).
+threads ("before") and with deepfake_hf.runtime.threads.configure_threads() ("after"); see
+deepfake_hf/cli/bench/measure.py (`run_threads_benchmark`).
 
     python benchmarks/bench_threads.py --rounds 3 --json benchmarks/results/threads_cpu.json
 """
 
 import argparse
 
-from deepfake_hf.benchmark import run_threads_benchmark
+from deepfake_hf.cli.bench.measure import run_threads_benchmark
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])

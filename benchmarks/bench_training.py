@@ -1,4 +1,4 @@
-"""Training benchmark; see deepfake_hf/benchmark.py and `deepfake-hf bench training --help`.
+"""Training benchmark; see deepfake_hf/cli/bench/measure.py and `deepfake-hf bench training --help`.
 
     python benchmarks/bench_training.py --json benchmarks/results/training_cpu.json
 """

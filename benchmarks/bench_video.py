@@ -1,4 +1,4 @@
-"""Video benchmark: `deepfake-hf bench video` (deepfake_hf/benchmark.py, `run_video_benchmark`), same options.
+"""Video benchmark: `deepfake-hf bench video` (deepfake_hf/cli/bench/measure.py, `run_video_benchmark`), same options.
 
 Face modes "none", "dlib-per-frame" (detect on every frame), "dlib" (faces.detect_video) and "deepfakebench"
 (the exact mode, with per-stage times) run interleaved per video in one process.

@@ -15,10 +15,10 @@ _LAZY = {
     "DeepfakeDetectorForImageClassification": ".modeling_deepfake",
     "DeepfakeDetectorForVideoClassification": ".modeling_deepfake",
     "DeepfakeVideoProcessor": ".modeling_deepfake",
-    "Detector": ".inference",
-    "Scorer": ".scoring",
-    "export_native": ".export",
-    "NativeExportError": ".export",
+    "Detector": ".scoring.detector",
+    "Scorer": ".scoring.scorer",
+    "export_native": ".publish.export",
+    "NativeExportError": ".publish.export",
 }
 _registered = False
 
@@ -35,8 +35,8 @@ def register():
         AutoVideoProcessor,
     )
 
-    from .configuration_deepfake import DeepfakeDetectorConfig
-    from .modeling_deepfake import (
+    from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
+    from deepfake_hf.modeling_deepfake import (
         DeepfakeDetectorForImageClassification,
         DeepfakeDetectorForVideoClassification,
         DeepfakeVideoProcessor,

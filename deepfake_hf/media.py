@@ -5,7 +5,7 @@ so a batch can report it and go on. Images go through Pillow (EXIF orientation a
 palette, RGBA, CMYK and 16-bit converted to 8-bit RGB; Pillow's decompression-bomb limit kept;
 truncated files rejected). Videos go through PyAV (the `video` extra): the packet index is read
 first (cheap, no decoding), frames are chosen by `sample_frame_indices` on presentation times so
-variable frame rates are sampled evenly (the package's one sampling rule: data.py's frame folders
+variable frame rates are sampled evenly (the package's one sampling rule: data/datasets.py's frame folders
 and the video processor use it too), and the decoder seeks to the keyframe before each chosen frame
 only when that skips work, and leaves out the frames that are neither chosen nor referenced by others.
 Rotation metadata (portrait phone video) is applied to the returned frames.
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AnalysisCancelled, DeepfakeHFError, one_line
+from deepfake_hf.errors import AnalysisCancelled, DeepfakeHFError, one_line
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")

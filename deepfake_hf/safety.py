@@ -11,8 +11,8 @@ import os
 import struct
 from pathlib import Path
 
-from .configuration_deepfake import config_size_problem
-from .errors import DeepfakeHFError, one_line
+from deepfake_hf.configuration_deepfake import config_size_problem
+from deepfake_hf.errors import DeepfakeHFError, one_line
 
 # safetensors refuses headers over 100 MB itself; a config or processor file is a few kB.
 MAX_HEADER_BYTES = 100 * 2**20

@@ -37,7 +37,7 @@ def client(media):
 
 @pytest.fixture(scope="module")
 def local_detector(media):
-    from deepfake_hf.inference import Detector
+    from deepfake_hf.scoring.detector import Detector
 
     return Detector.from_pretrained(str(media["model"]), faces="none", progress=False)
 
@@ -57,7 +57,7 @@ def test_image_verdict_matches_the_detector(client, media, local_detector):
     assert faces["annotations"] == [] and faces["image"]  # face detection off: the image, no boxes
     from PIL import Image
 
-    with Image.open(heatmap) as overlay:  # deepfake_hf.explain's overlay (attention rollout for ViT)
+    with Image.open(heatmap) as overlay:  # deepfake_hf.scoring.explain's overlay (attention rollout for ViT)
         assert min(overlay.size) >= 256 and overlay.mode == "RGB"
 
 

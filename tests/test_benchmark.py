@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from deepfake_hf import benchmark_child
-from deepfake_hf.benchmark import HEAVY, build_models, run_child, run_inference_benchmark
+from deepfake_hf.cli.bench import child as benchmark_child
+from deepfake_hf.cli.bench.measure import HEAVY, build_models, run_child, run_inference_benchmark
 
 
 def test_inference_benchmark_compares_the_same_scores(tmp_path, capsys):
@@ -64,7 +64,7 @@ def test_children_run_as_fresh_processes(tmp_path):
 def test_video_benchmark_compares_per_frame_and_video_detection(tmp_path):
     """The face modes run on the same clip; the video-aware mode goes through faces.detect_video."""
     from deepfake_hf import faces
-    from deepfake_hf.benchmark import measure_video, write_face_video
+    from deepfake_hf.cli.bench.measure import measure_video, write_face_video
 
     if not faces.dlib_available():
         pytest.skip("dlib (the faces extra) is not installed")
@@ -94,7 +94,7 @@ def test_video_benchmark_compares_per_frame_and_video_detection(tmp_path):
 
 @pytest.mark.slow
 def test_threads_benchmark_children_run_together(tmp_path):
-    from deepfake_hf.benchmark import run_concurrent, run_threads_benchmark
+    from deepfake_hf.cli.bench.measure import run_concurrent, run_threads_benchmark
 
     default = run_concurrent("default", 1, steps=1, delay=0)[0]
     assert default["configured"] is None and default["wait_policy"] is None and default["seconds"] > 0
@@ -112,7 +112,7 @@ def test_threads_benchmark_children_run_together(tmp_path):
 
 @pytest.mark.slow
 def test_predict_concurrency_benchmark_runs_whole_predict_processes(tmp_path):
-    from deepfake_hf.benchmark import run_predict_concurrency_benchmark
+    from deepfake_hf.cli.bench.measure import run_predict_concurrency_benchmark
 
     out = tmp_path / "pair.json"
     results = run_predict_concurrency_benchmark(out, model="tiny-vit", images=2, rounds=1)
@@ -135,7 +135,7 @@ def test_child_predict_peak_reports_exit_code_and_memory(tmp_path):
 
 @pytest.mark.slow
 def test_scaleout_benchmark_measures_memory_resume_and_processes(tmp_path):
-    from deepfake_hf.benchmark import run_scaleout_benchmark
+    from deepfake_hf.cli.bench.measure import run_scaleout_benchmark
 
     results = run_scaleout_benchmark(tmp_path / "scaleout.json", small=4, large=40, faces=4, rounds=1)
     assert json.loads((tmp_path / "scaleout.json").read_text())["benchmark"] == "scale-out"
@@ -149,7 +149,7 @@ def test_scaleout_benchmark_measures_memory_resume_and_processes(tmp_path):
 def test_video_benchmark_times_each_stage_of_the_exact_face_mode(tmp_path):
     """`bench video --faces deepfakebench`: the exact mode end to end, with CPU and wall time per stage."""
     from deepfake_hf import faces
-    from deepfake_hf.benchmark import measure_video, video_face_modes, write_face_video
+    from deepfake_hf.cli.bench.measure import measure_video, video_face_modes, write_face_video
 
     if not faces.dlib_available():
         pytest.skip("dlib (the faces extra) is not installed")

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from deepfake_hf.evaluation import EvaluationError, calibrate_model, load_model, score_dataset
+from deepfake_hf.evaluation.evaluate import EvaluationError, calibrate_model, load_model, score_dataset
 
 from .conftest import tiny_detector, write_image
 
@@ -21,7 +21,7 @@ def setup(tmp_path):
 
 
 def fake_probabilities(model_dir, folder):
-    from deepfake_hf.evaluation import load_test_set
+    from deepfake_hf.evaluation.evaluate import load_test_set
 
     scored = load_model(model_dir, device="cpu")
     dataset = load_test_set(str(folder), cache_dir=False)
@@ -65,7 +65,7 @@ def test_calibrate_fpr_changes_threshold_and_pipeline_uses_it(setup):
     assert real_labels == {"real"}
 
     # predict's Detector reads the same stored values: same probabilities, labels by the new threshold
-    from deepfake_hf.inference import Detector
+    from deepfake_hf.scoring.detector import Detector
 
     results = Detector.from_pretrained(str(model_dir), device="cpu")(list(paths))
     assert [r["fake_probability"] for r in results] == pytest.approx(probabilities.tolist(), abs=1e-5)
@@ -98,7 +98,7 @@ def test_calibrate_needs_both_classes(setup, tmp_path):
 
 
 def test_evaluate_reports_the_calibration(setup, tmp_path):
-    from deepfake_hf.evaluation import evaluate_model
+    from deepfake_hf.evaluation.evaluate import evaluate_model
 
     model_dir, val = setup
     record = calibrate_model(model_dir, {"val": val}, method="fpr", target_fpr=0.0)
@@ -116,7 +116,7 @@ def test_evaluate_reports_the_calibration(setup, tmp_path):
 
 def test_calibrate_refuses_a_result_the_config_would_not_validate(setup, monkeypatch):
     """The config is rewritten through DeepfakeDetectorConfig: an invalid fit is refused and config.json kept."""
-    import deepfake_hf.evaluation as evaluation
+    import deepfake_hf.evaluation.evaluate as evaluation
 
     model_dir, val = setup
     before = (model_dir / "config.json").read_text()

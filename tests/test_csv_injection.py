@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-from deepfake_hf.inference import format_results
-from deepfake_hf.outputs import SafeCsvWriter, csv_cell, read_csv_cell
+from deepfake_hf.scoring.detector import format_results
+from deepfake_hf.runtime.outputs import SafeCsvWriter, csv_cell, read_csv_cell
 
 FORMULA_NAMES = ['=HYPERLINK("http://x","y").png', "=1+2.png", "+SUM(1;2).png", "@SUM(1+1).png", "-2+3.png",
                  "\tx.png", "\rx.png"]
@@ -46,7 +46,7 @@ def test_manifest_written_safely_reads_back(tmp_path):
     """A manifest with formula-like paths, written as preprocess writes it, loads with the real paths."""
     from tests.conftest import write_image
 
-    from deepfake_hf.data import load_source
+    from deepfake_hf.data.datasets import load_source
 
     names = ["=1+2.png", "@x.png", "-y.png", "plain.png"]
     for index, name in enumerate(names):

@@ -1,4 +1,4 @@
-"""deepfake_hf.data: sources (folders, manifests, videos, DeepfakeBench JSON), the Arrow cache, group-aware splits."""
+"""deepfake_hf.data.datasets: sources (folders, manifests, videos, DeepfakeBench JSON), the Arrow cache, group-aware splits."""
 
 import json
 import logging
@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from deepfake_hf import data
-from deepfake_hf.data import DataSourceError, linked_groups, load_source, split_by_group
+from deepfake_hf.data import datasets as data
+from deepfake_hf.data.datasets import DataSourceError, linked_groups, load_source, split_by_group
 
 from .conftest import write_image
 
@@ -36,7 +36,7 @@ def folder(tmp_path):
 
 
 def test_folder_source_columns_labels_groups_and_bad_file(folder, tmp_path, caplog):
-    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         dataset, report = load_source(folder, cache_dir=tmp_path / "cache", return_report=True, verbose=False)
     assert list(dataset.features) == list(data.COLUMNS)
     by_path = {row["path"]: row for row in rows(dataset)}
@@ -87,7 +87,7 @@ def test_manifests_csv_and_jsonl(tmp_path, caplog):
         "d.png,maybe,,\n"
         "missing.png,1,,\n"
     )
-    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         dataset, report = load_source(csv_path, cache_dir=tmp_path / "cache", return_report=True, verbose=False)
     table = {Path(r["path"]).name: r for r in rows(dataset)}
     assert set(table) == {"a.png", "b.png", "c.png"}
@@ -251,7 +251,7 @@ def test_video_folder_samples_frames_and_groups_by_video(tmp_path, caplog):
     write_video(root / "real" / "000.mp4", seed=1)
     write_video(root / "fake" / "Deepfakes" / "000_001.mp4", seed=2)
     (root / "fake" / "truncated.mp4").write_bytes(b"\x00\x00\x00\x18ftypmp42" + b"\x00" * 40)
-    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         dataset = load_source(root, num_frames=5, cache_dir=tmp_path / "cache", verbose=False)
     table = rows(dataset)
     assert len(table) == 10
@@ -314,9 +314,9 @@ def test_deepfakebench_json_keeps_entries_sharing_a_folder_and_reads_windows_pat
     assert sum(r["label"] for r in test_rows) == 15
 
     # evaluate reads only the test split of a JSON without #split, and says so
-    from deepfake_hf.evaluation import load_test_set
+    from deepfake_hf.evaluation.evaluate import load_test_set
 
-    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         evaluated = rows(load_test_set(bench, num_frames=3, cache_dir=False))
     assert len(evaluated) == 30 and not any("x_000" in r["path"] for r in evaluated)
     assert any("'test' split" in record.getMessage() for record in caplog.records)
@@ -360,7 +360,7 @@ def test_face_crops_from_shared_videos(shared_media, tmp_path, caplog):
     write_image(tmp_path / "noise.png", size=(64, 64))
     with open(manifest, "a") as handle:
         handle.write("noise.png,real,\n")
-    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         dataset, report = load_source(manifest, faces="dlib", num_frames=2, face_size=128, cache_dir=tmp_path / "c",
                                       return_report=True, verbose=False)
     assert len(dataset) == 4 and {dataset[i]["image"].size for i in range(4)} == {(128, 128)}
@@ -374,7 +374,7 @@ def test_face_crops_from_shared_videos(shared_media, tmp_path, caplog):
 def test_auto_faces_without_a_detector_uses_whole_frames(folder, tmp_path, monkeypatch, caplog):
     faces = pytest.importorskip("deepfake_hf.faces")
     monkeypatch.setattr(faces, "dlib_available", lambda: False)
-    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         auto = load_source(folder, faces="auto", cache_dir=tmp_path / "c", verbose=False)
     plain = load_source(folder, faces="none", cache_dir=tmp_path / "c", verbose=False)
     assert rows(auto) == rows(plain)
@@ -404,7 +404,7 @@ def test_folder_source_reports_folders_and_links_named_like_media(tmp_path, capl
     write_image(root / "fake" / "b.png", seed=1)
     (root / "fake" / "x.jpg").mkdir()
     os.symlink("loop.jpg", root / "fake" / "loop.jpg")
-    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         dataset, report = load_source(root, cache_dir=False, verbose=False, return_report=True)
     assert len(dataset) == 2 and report["counts"]["skipped"] == 2
     assert f"{root / 'fake' / 'x.jpg'}: is a directory, not an image" in caplog.text

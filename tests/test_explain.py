@@ -5,7 +5,7 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfake_hf.explain import ExplainError, attention_rollout, explain, grad_cam
+from deepfake_hf.scoring.explain import ExplainError, attention_rollout, explain, grad_cam
 
 from .conftest import tiny_detector, write_image
 

@@ -5,7 +5,7 @@ import torch
 
 from deepfake_hf import export_native
 from deepfake_hf.cli import main
-from deepfake_hf.export import NativeExportError
+from deepfake_hf.publish.export import NativeExportError
 
 from .conftest import pipeline_scores, tiny_detector, write_image
 

@@ -414,7 +414,7 @@ def test_warp_affine_uses_the_cv2_pixel_centre_convention():
 
 def test_deepfakebench_face_mode_needs_aligned_crops_and_is_named():
     assert "deepfakebench" in FACE_DETECTORS
-    from deepfake_hf.data import DataSourceError, load_source
+    from deepfake_hf.data.datasets import DataSourceError, load_source
 
     with pytest.raises(DataSourceError, match="does not apply"):
         load_source("unused", faces="deepfakebench", face_crop="margin")

@@ -31,7 +31,7 @@ def stills_sharing_a_video_id(tmp_path):
 
 
 def test_failed_preprocess_leaves_no_output_folder(tmp_path):
-    from deepfake_hf.preprocess import PreprocessError, preprocess
+    from deepfake_hf.data.preprocess import PreprocessError, preprocess
 
     from .test_preprocess import CentreFace
 
@@ -43,7 +43,7 @@ def test_failed_preprocess_leaves_no_output_folder(tmp_path):
 
 
 def test_failed_preprocess_keeps_what_the_user_had_in_the_folder(tmp_path):
-    from deepfake_hf.preprocess import PreprocessError, preprocess
+    from deepfake_hf.data.preprocess import PreprocessError, preprocess
 
     from .test_preprocess import CentreFace
 
@@ -58,7 +58,7 @@ def test_failed_preprocess_keeps_what_the_user_had_in_the_folder(tmp_path):
 
 
 def test_interrupted_preprocess_keeps_its_work_for_resume(tmp_path, monkeypatch):
-    from deepfake_hf import preprocess as module
+    from deepfake_hf.data import preprocess as module
 
     from .test_preprocess import CentreFace
 
@@ -118,7 +118,7 @@ def test_calibrate_that_fails_leaves_the_model_folder_as_it_was(model_dir, tmp_p
 
 
 def test_predict_that_fails_while_streaming_removes_its_part_file_and_folders(model_dir, tmp_path, monkeypatch):
-    from deepfake_hf.inference import Detector, predict
+    from deepfake_hf.scoring.detector import Detector, predict
 
     images = [write_image(tmp_path / "in" / f"{index}.png", size=(40, 40), seed=index) for index in range(3)]
     real_finish = Detector._finish

@@ -115,7 +115,7 @@ def test_push_then_pipeline_from_fake_hub_in_fresh_process(hub_env, run_dir, tmp
 
 
 def test_dry_run_writes_exactly_the_uploaded_folder(hub_env, run_dir, tmp_path):
-    from deepfake_hf.hub import repo_files
+    from deepfake_hf.publish.hub import repo_files
 
     assert push(run_dir, "--repo-id", "alice/dry", "--dry-run", tmp_path / "out") == 0
     written = {name: (tmp_path / "out" / name).read_bytes() for name in repo_files(tmp_path / "out")}
@@ -263,7 +263,7 @@ def test_clear_one_line_errors(hub_env, run_dir, monkeypatch, capsys):
 
 
 def test_network_failures_are_retried_then_reported(hub_env, run_dir):
-    from deepfake_hf.hub import HubError, push_model
+    from deepfake_hf.publish.hub import HubError, push_model
 
     commits_before = sum(1 for method, path in hub_env.requests if path.endswith("/commit/main"))
     hub_env.fail("commit", 503, times=1)  # one transient failure: retried, then the push succeeds
@@ -338,7 +338,7 @@ def test_push_space(hub_env, tmp_path):
 
 def test_stock_checkpoint_folder_is_published_as_is(run_dir, tmp_path):
     from deepfake_hf import export_native
-    from deepfake_hf.hub import assemble_model_repo
+    from deepfake_hf.publish.hub import assemble_model_repo
 
     native = export_native(run_dir / "model", tmp_path / "native")
     out = assemble_model_repo(native, tmp_path / "repo", "alice/stock")
@@ -351,8 +351,8 @@ def test_stock_checkpoint_folder_is_published_as_is(run_dir, tmp_path):
 
 def test_app_serves_a_model_from_the_hub(hub_env, run_dir, tmp_path):
     """What a Space does: app.py with a Hub id (the package installed, so no remote code is needed)."""
-    from deepfake_hf.hub import push_model
-    from deepfake_hf.inference import Detector
+    from deepfake_hf.publish.hub import push_model
+    from deepfake_hf.scoring.detector import Detector
     from tests.conftest import PROJECT_ROOT
 
     push_model(run_dir / "model", "alice/app-model", retry_wait=0)

@@ -10,7 +10,7 @@ import torch
 from PIL import Image
 
 from deepfake_hf.faces import align_face, dlib_available, get_face_detector
-from deepfake_hf.inference import Detector, summarize
+from deepfake_hf.scoring.detector import Detector, summarize
 from deepfake_hf.media import read_video_frames
 
 from .conftest import run_python, tiny_detector, write_image
@@ -297,7 +297,7 @@ class EveryOtherFrame:
 
 
 def test_no_face_is_the_headline_in_result_table_and_json(model_dir, tmp_path):
-    from deepfake_hf.inference import NO_FACE_NOTE, NO_FACE_VIDEO_NOTE, format_results
+    from deepfake_hf.scoring.detector import NO_FACE_NOTE, NO_FACE_VIDEO_NOTE, format_results
 
     image = write_image(tmp_path / "landscape.png", size=(64, 64))
     video = write_video(tmp_path / "empty.mp4", frames=8)
@@ -322,7 +322,7 @@ def test_no_face_is_the_headline_in_result_table_and_json(model_dir, tmp_path):
 
 
 def test_video_counts_sampled_scored_and_face_frames_separately(model_dir, tmp_path):
-    from deepfake_hf.inference import format_results
+    from deepfake_hf.scoring.detector import format_results
 
     video = write_video(tmp_path / "half.mp4", frames=12)
     detector = Detector.from_pretrained(model_dir, faces=EveryOtherFrame(), num_frames=6, progress=False)
@@ -338,7 +338,7 @@ def test_video_counts_sampled_scored_and_face_frames_separately(model_dir, tmp_p
 def test_cancel_stops_scoring_and_frees_the_caller(model_dir, tmp_path):
     import time
 
-    from deepfake_hf.inference import AnalysisCancelled
+    from deepfake_hf.scoring.detector import AnalysisCancelled
 
     files = [write_video(tmp_path / f"clip{index}.mp4", frames=40) for index in range(4)]
     detector = Detector.from_pretrained(model_dir, num_frames=32, batch_size=2, progress=False)

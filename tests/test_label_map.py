@@ -5,7 +5,7 @@ import json
 import pytest
 
 from deepfake_hf.cli import main
-from deepfake_hf.data import DataSourceError, parse_label_map
+from deepfake_hf.data.datasets import DataSourceError, parse_label_map
 
 from .conftest import tiny_detector, write_image
 
@@ -84,7 +84,7 @@ def test_probe_reads_mapped_folders(model_dir, ffpp_like, tmp_path):
 
 
 def test_train_adds_the_map_to_the_recipe(monkeypatch, tmp_path):
-    from deepfake_hf import training
+    from deepfake_hf.training import train as training
 
     seen = {}
 

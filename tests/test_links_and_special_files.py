@@ -100,7 +100,7 @@ def test_listing_reports_an_unreadable_folder(tmp_path):
 
 # --------------------------------------------------------------------------------------------- data sources
 def test_data_source_through_links_gives_the_copied_rows(tmp_path):
-    from deepfake_hf.data import load_source
+    from deepfake_hf.data.datasets import load_source
 
     linked, copied = linked_and_copied(tmp_path)
 
@@ -132,20 +132,20 @@ def test_evaluate_on_a_linked_layout_matches_the_copy(model_dir, tmp_path, capsy
 def test_a_loop_in_a_data_source_is_skipped_with_a_line_and_counted(tmp_path, caplog):
     import logging
 
-    from deepfake_hf.data import load_source
+    from deepfake_hf.data.datasets import load_source
 
     root = tmp_path / "data"
     write_image(root / "real" / "a.png", size=(40, 40))
     write_image(root / "fake" / "b.png", size=(40, 40), seed=1)
     (root / "fake" / "loop").symlink_to(root / "fake", target_is_directory=True)
-    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         dataset, report = load_source(root, cache_dir=False, verbose=False, return_report=True)
     assert len(dataset) == 2 and report["counts"]["skipped"] == 1
     assert f"skipping {root / 'fake' / 'loop'}: symbolic link loop" in caplog.text
 
 
 def test_preprocess_through_links_writes_the_copied_manifest(tmp_path):
-    from deepfake_hf.preprocess import preprocess
+    from deepfake_hf.data.preprocess import preprocess
 
     from .test_preprocess import CentreFace, read_manifest
 
@@ -212,8 +212,8 @@ def test_evaluate_refuses_a_fifo_manifest_in_one_line(model_dir, tmp_path, capsy
 
 
 def test_preprocess_refuses_a_fifo_source(tmp_path):
-    from deepfake_hf.data import DataSourceError
-    from deepfake_hf.preprocess import preprocess
+    from deepfake_hf.data.datasets import DataSourceError
+    from deepfake_hf.data.preprocess import preprocess
 
     from .test_preprocess import CentreFace
 
@@ -233,7 +233,7 @@ def test_preprocess_refuses_a_fifo_source(tmp_path):
 def test_a_fifo_in_a_manifest_or_a_data_folder_is_skipped_and_counted(tmp_path, caplog):
     import logging
 
-    from deepfake_hf.data import load_source
+    from deepfake_hf.data.datasets import load_source
 
     root = tmp_path / "data"
     write_image(root / "real" / "a.png", size=(40, 40))
@@ -244,7 +244,7 @@ def test_a_fifo_in_a_manifest_or_a_data_folder_is_skipped_and_counted(tmp_path, 
                         f"{root / 'fake' / 'b.png'},fake\n")
     for source in (root, manifest):
         caplog.clear()
-        with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+        with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
             dataset, report = finishes(lambda source=source: load_source(source, cache_dir=False, verbose=False,
                                                                          return_report=True), root / "fake" / "pipe.png")
         assert len(dataset) == 2 and report["counts"]["skipped"] == 1, source
@@ -273,7 +273,7 @@ def test_evaluate_counts_what_it_skipped(model_dir, tmp_path, capsys, caplog):
         write_image(root / "fake" / f"{index}.png", size=(40, 40), seed=10 + index)
     (root / "fake" / "loop").symlink_to(root / "fake", target_is_directory=True)
     out = tmp_path / "eval"
-    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data"):
+    with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         assert main(["evaluate", str(model_dir), str(root), "--out", str(out), "--faces", "none", "--bootstrap",
                      "0", "--no-plots"]) == 0
     assert f"skipping {root / 'fake' / 'loop'}: symbolic link loop" in caplog.text

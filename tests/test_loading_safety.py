@@ -120,19 +120,19 @@ def test_loaders_refuse_custom_code_without_prompting(loader, tmp_path, no_promp
     folder = custom_code_folder(tmp_path / "custom", marker)
     with pytest.raises((DeepfakeHFError, ValueError)) as error:
         if loader == "load_classifier":
-            from deepfake_hf.scoring import load_classifier
+            from deepfake_hf.scoring.scorer import load_classifier
 
             load_classifier(str(folder))
         elif loader == "load_scorer":
-            from deepfake_hf.probes import load_scorer
+            from deepfake_hf.evaluation.probes import load_scorer
 
             load_scorer(str(folder), faces="none")
         elif loader == "Detector":
-            from deepfake_hf.inference import Detector
+            from deepfake_hf.scoring.detector import Detector
 
             Detector.from_pretrained(str(folder), faces="none", progress=False)
         elif loader == "load_encoder":
-            from deepfake_hf.probes import load_encoder
+            from deepfake_hf.evaluation.probes import load_encoder
 
             load_encoder(str(folder))
         else:
@@ -147,8 +147,8 @@ def test_loaders_refuse_custom_code_without_prompting(loader, tmp_path, no_promp
 def test_trust_remote_code_option_reaches_the_loader(command, tmp_path, no_prompt):
     """--trust-remote-code on evaluate, calibrate and explain is what lets a folder's own code run (and only it)."""
     from deepfake_hf.cli import build_parser
-    from deepfake_hf.evaluation import load_model
-    from deepfake_hf.explain import load_for_explain
+    from deepfake_hf.evaluation.evaluate import load_model
+    from deepfake_hf.scoring.explain import load_for_explain
 
     arguments = {"evaluate": ["evaluate", "m", "data", "--out", "o"], "calibrate": ["calibrate", "m", "data"],
                  "explain": ["explain", "m", "x.png", "--out", "o.png"]}[command]
@@ -167,7 +167,7 @@ def test_trust_remote_code_option_reaches_the_loader(command, tmp_path, no_promp
 
 
 def test_own_folders_still_load_without_the_flag(detector_dir, no_prompt):
-    from deepfake_hf.scoring import load_classifier
+    from deepfake_hf.scoring.scorer import load_classifier
 
     model, processor = load_classifier(str(detector_dir))
     assert type(model).__name__ == "DeepfakeDetectorForImageClassification"
@@ -176,7 +176,7 @@ def test_own_folders_still_load_without_the_flag(detector_dir, no_prompt):
 
 def test_processor_auto_map_of_a_detector_is_not_followed_when_scoring(detector_dir, tmp_path, no_prompt):
     """A processor config naming code: scoring uses the transformers class it names, and nothing runs."""
-    from deepfake_hf.scoring import load_classifier
+    from deepfake_hf.scoring.scorer import load_classifier
 
     marker = tmp_path / "ran"
     folder = copy_with(detector_dir, tmp_path / "model")
@@ -231,7 +231,7 @@ def test_cli_own_folder_needs_no_flag_in_a_fresh_process(detector_dir, tmp_path)
 
 # -------------------------------------------------------------------------------- 6: foreign auto_map
 def test_push_neither_runs_nor_publishes_foreign_auto_map(detector_dir, tmp_path, no_prompt):
-    from deepfake_hf.hub import assemble_model_repo
+    from deepfake_hf.publish.hub import assemble_model_repo
 
     marker = tmp_path / "ran"
     folder = copy_with(detector_dir, tmp_path / "model")
@@ -273,7 +273,7 @@ def test_push_refuses_a_processor_only_its_own_code_builds(detector_dir, tmp_pat
 
 def test_stock_checkpoint_loses_its_auto_map_and_unknown_model_types_are_refused(stock_dir, tmp_path, capsys,
                                                                                   no_prompt):
-    from deepfake_hf.hub import assemble_model_repo
+    from deepfake_hf.publish.hub import assemble_model_repo
 
     folder = copy_with(stock_dir, tmp_path / "stock", config={"auto_map": {"AutoModelForImageClassification":
                                                                            "evil.EvilModel"}})
@@ -292,7 +292,7 @@ def test_stock_checkpoint_loses_its_auto_map_and_unknown_model_types_are_refused
 
 # ---------------------------------------------------------------------------- 7: no local paths published
 def test_published_card_recipe_and_metadata_carry_no_local_paths(detector_dir, tmp_path):
-    from deepfake_hf.hub import assemble_model_repo
+    from deepfake_hf.publish.hub import assemble_model_repo
 
     run = tmp_path / "run"
     shutil.copytree(detector_dir, run / "model")
@@ -323,7 +323,7 @@ def test_published_card_recipe_and_metadata_carry_no_local_paths(detector_dir, t
     ("runs/vit", None),  # names a folder that exists beside the run: a local path, not a Hub id
 ])
 def test_base_model_is_only_a_hub_id(backbone, expected, detector_dir, tmp_path, monkeypatch):
-    from deepfake_hf.model_card import render_model_card
+    from deepfake_hf.publish.model_card import render_model_card
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "vit").mkdir(parents=True)
@@ -377,7 +377,7 @@ def test_parameter_count_reads_valid_headers(stock_dir):
     import torch
     from transformers import ViTForImageClassification
 
-    from deepfake_hf.model_card import count_parameters
+    from deepfake_hf.publish.model_card import count_parameters
 
     model = ViTForImageClassification.from_pretrained(stock_dir)
     assert count_parameters(stock_dir) == sum(tensor.numel() for tensor in model.state_dict().values()
@@ -413,9 +413,9 @@ def test_absurd_detector_config_is_refused_everywhere_it_loads(key, value, detec
     """10**8 labels would allocate ~9 GB and 10**6 layers run for minutes: each is refused in milliseconds."""
     from deepfake_hf import DeepfakeDetectorConfig
     from deepfake_hf.errors import DeepfakeHFError
-    from deepfake_hf.export import export_native
-    from deepfake_hf.probes import load_encoder
-    from deepfake_hf.scoring import load_classifier
+    from deepfake_hf.publish.export import export_native
+    from deepfake_hf.evaluation.probes import load_encoder
+    from deepfake_hf.scoring.scorer import load_classifier
 
     folder = copy_with(detector_dir, tmp_path / "model", config={key: value})
     name = key.split(".")[-1]
@@ -462,7 +462,7 @@ def test_convert_refuses_absurd_classifier_config(stock_dir, tmp_path, capsys):
 
 # ------------------------------------------------------------------------- 11, 15b, 20c: Space and listing
 def test_vendored_package_skips_links(tmp_path):
-    from deepfake_hf.hub import _vendor_package
+    from deepfake_hf.publish.hub import _vendor_package
 
     package = tmp_path / "package"
     package.mkdir()
@@ -481,7 +481,7 @@ def test_vendored_package_skips_links(tmp_path):
 
 
 def test_vendored_package_copies_subpackages_and_skips_linked_folders(tmp_path):
-    from deepfake_hf.hub import _vendor_package
+    from deepfake_hf.publish.hub import _vendor_package
 
     package = tmp_path / "package"
     (package / "faces" / "modes").mkdir(parents=True)
@@ -522,7 +522,7 @@ def test_dry_run_listing_shows_only_what_this_command_wrote(detector_dir, tmp_pa
 
 
 def test_push_space_help_names_the_extras_the_space_installs(capsys):
-    from deepfake_hf.hub import SPACE_EXTRAS
+    from deepfake_hf.publish.hub import SPACE_EXTRAS
 
     with pytest.raises(SystemExit):
         cli("push-space", "--help")

@@ -566,7 +566,7 @@ def test_opening_says_what_a_non_file_is(tmp_path):
 
 
 def test_predict_reports_each_odd_entry_and_scores_the_rest(tmp_path):
-    from deepfake_hf.inference import Detector
+    from deepfake_hf.scoring.detector import Detector
 
     from .conftest import tiny_detector
 

@@ -5,7 +5,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from deepfake_hf.metrics import (
+from deepfake_hf.evaluation.metrics import (
     EVALUATE_MODULE_PATH,
     binary_metrics,
     bootstrap_ci,
@@ -236,7 +236,7 @@ def test_evaluate_module_loads_offline(monkeypatch, tmp_path):
 
 
 def test_weighted_ranking_metrics_match_sklearn_with_sample_weight():
-    from deepfake_hf.metrics import weighted_ranking_metrics
+    from deepfake_hf.evaluation.metrics import weighted_ranking_metrics
 
     rng = np.random.default_rng(3)
     for seed in range(4):

@@ -50,7 +50,7 @@ def run_dir(tmp_path_factory):
 
 
 def test_front_matter_golden(run_dir):
-    from deepfake_hf.model_card import render_model_card
+    from deepfake_hf.publish.model_card import render_model_card
 
     card = render_model_card(run_dir, repo_id="alice/detector")
     expected_index = [{
@@ -90,7 +90,7 @@ def test_front_matter_golden(run_dir):
 def test_model_card_load_round_trip(run_dir, tmp_path):
     from huggingface_hub import ModelCard
 
-    from deepfake_hf.model_card import render_model_card
+    from deepfake_hf.publish.model_card import render_model_card
 
     card = render_model_card(run_dir, repo_id="alice/detector")
     card.save(tmp_path / "README.md")
@@ -103,7 +103,7 @@ def test_model_card_load_round_trip(run_dir, tmp_path):
 def test_model_index_values_equal_metrics_json(run_dir, tmp_path):
     from huggingface_hub import ModelCard
 
-    from deepfake_hf.model_card import MODEL_INDEX_METRICS, render_model_card
+    from deepfake_hf.publish.model_card import MODEL_INDEX_METRICS, render_model_card
 
     render_model_card(run_dir).save(tmp_path / "README.md")
     loaded = ModelCard.load(tmp_path / "README.md")
@@ -117,7 +117,7 @@ def test_model_index_values_equal_metrics_json(run_dir, tmp_path):
 
 
 def test_no_metric_the_run_did_not_compute(tmp_path):
-    from deepfake_hf.model_card import render_model_card
+    from deepfake_hf.publish.model_card import render_model_card
 
     model_dir = tmp_path / "model"
     tiny_detector("vit").save_pretrained(model_dir)
@@ -138,7 +138,7 @@ def test_card_without_evaluation_is_valid_and_has_no_model_index(tmp_path):
     from huggingface_hub import ModelCard
 
     from deepfake_hf import export_native
-    from deepfake_hf.model_card import render_model_card
+    from deepfake_hf.publish.model_card import render_model_card
 
     model_dir = tmp_path / "model"
     tiny_detector("vit").save_pretrained(model_dir)
@@ -158,7 +158,7 @@ def test_card_without_evaluation_is_valid_and_has_no_model_index(tmp_path):
 
 
 def test_card_says_which_face_crops_the_model_expects(tmp_path):
-    from deepfake_hf.model_card import render_model_card
+    from deepfake_hf.publish.model_card import render_model_card
 
     tiny_detector("vit", face_preprocessing="deepfakebench").save_pretrained(tmp_path / "bench")
     tiny_detector("vit").save_pretrained(tmp_path / "plain")
@@ -167,7 +167,7 @@ def test_card_says_which_face_crops_the_model_expects(tmp_path):
 
 
 def test_every_builtin_card_source_renders(tmp_path):
-    from deepfake_hf.model_card import load_card_source, model_cards_dir, render_model_card
+    from deepfake_hf.publish.model_card import load_card_source, model_cards_dir, render_model_card
 
     model_dir = tmp_path / "model"
     tiny_detector("vit").save_pretrained(model_dir)

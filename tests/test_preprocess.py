@@ -1,4 +1,4 @@
-"""deepfake_hf.preprocess: face crops in DeepfakeBench's layout, a manifest train/evaluate read, resume, and
+"""deepfake_hf.data.preprocess: face crops in DeepfakeBench's layout, a manifest train/evaluate read, resume, and
 2-process runs (torchrun) that give the single-process output exactly."""
 
 import csv
@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from deepfake_hf.faces import Face
-from deepfake_hf.preprocess import PreprocessError, preprocess
+from deepfake_hf.data.preprocess import PreprocessError, preprocess
 from tests.conftest import PROJECT_ROOT, write_image
 from tests.media_samples import write_video
 
@@ -49,7 +49,7 @@ def read_manifest(out):
 
 
 def test_layout_manifest_json_and_landmarks(tmp_path):
-    from deepfake_hf.data import load_source
+    from deepfake_hf.data.datasets import load_source
 
     source = make_source(tmp_path / "ffpp")
     out = tmp_path / "crops"
@@ -102,7 +102,7 @@ def test_refuses_what_it_cannot_do(tmp_path):
 
 
 def test_resume_after_a_kill_finishes_with_the_same_output_and_no_repeated_work(tmp_path, monkeypatch):
-    import deepfake_hf.preprocess as module
+    import deepfake_hf.data.preprocess as module
 
     source = make_source(tmp_path / "src")
     clean = tmp_path / "clean"
@@ -134,7 +134,7 @@ def test_resume_after_a_kill_finishes_with_the_same_output_and_no_repeated_work(
 
 RUN_PREPROCESS = """
 import json, sys
-from deepfake_hf.preprocess import preprocess
+from deepfake_hf.data.preprocess import preprocess
 from tests.test_preprocess import CentreFace
 summary = preprocess([sys.argv[1]], sys.argv[2], faces=CentreFace(), num_frames=3, size=48, progress=False)
 print(json.dumps({**summary, "torch_imported": "torch" in sys.modules}))

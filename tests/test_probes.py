@@ -7,8 +7,8 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfake_hf.evaluation import run_probe
-from deepfake_hf.probes import (
+from deepfake_hf.evaluation.evaluate import run_probe
+from deepfake_hf.evaluation.probes import (
     FEATURES_FILE,
     build_probe,
     extract_features,
@@ -120,7 +120,7 @@ def test_nonlinear_probe_saved_without_pickle_and_evaluated_by_cli(encoders, dat
 
 
 def test_features_are_cached(encoders, data, tmp_path):
-    from deepfake_hf.data import load_source
+    from deepfake_hf.data.datasets import load_source
 
     vit, clip = encoders
     dataset = load_source(str(data), cache_dir=tmp_path / "ds", verbose=False)
@@ -154,7 +154,7 @@ def test_cross_validation_never_splits_a_video():
     """1-NN on duplicated frames is perfect if a video's frames straddle folds; by-video folds give chance."""
     from sklearn.metrics import roc_auc_score
 
-    from deepfake_hf.probes import cross_validated_scores
+    from deepfake_hf.evaluation.probes import cross_validated_scores
 
     rng = np.random.default_rng(0)
     videos, frames = 40, 4

@@ -6,8 +6,8 @@ import pytest
 import yaml
 
 from deepfake_hf.cli import main
-from deepfake_hf.recipes import RecipeError, builtin_recipes, load_recipe
-from deepfake_hf.training import dry_run
+from deepfake_hf.training.recipes import RecipeError, builtin_recipes, load_recipe
+from deepfake_hf.training.train import dry_run
 
 PUBLISHED_METHODS = ["vit-in21k", "clip-b32-cosine", "clip-l14-ln", "clip-l14-ln-gend", "cnn-dfdc", "frozen-probe"]
 

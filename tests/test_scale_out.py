@@ -14,8 +14,8 @@ import uuid
 import pytest
 
 from deepfake_hf.cli import main
-from deepfake_hf.distributed import DistributedError, LocalBarrier, Ranks, local_barrier_name
-from deepfake_hf.inference import Detector
+from deepfake_hf.runtime.distributed import DistributedError, LocalBarrier, Ranks, local_barrier_name
+from deepfake_hf.scoring.detector import Detector
 from tests.conftest import PROJECT_ROOT, tiny_detector, write_image
 from tests.media_samples import write_bad_inputs, write_video
 
@@ -80,7 +80,7 @@ def test_streamed_formats_match_the_in_memory_results(model_dir, tmp_path, capsy
 
 
 def test_resume_after_a_kill_writes_the_same_file_without_repeating_work(model_dir, tmp_path, monkeypatch):
-    from deepfake_hf.inference import predict
+    from deepfake_hf.scoring.detector import predict
 
     inputs = make_inputs(tmp_path / "in")
     clean = tmp_path / "clean.jsonl"

@@ -14,9 +14,9 @@ import torch
 from PIL import Image
 
 from deepfake_hf.faces import Face, margin_crop
-from deepfake_hf.inference import Detector, predict
-from deepfake_hf.metrics import video_scores
-from deepfake_hf.scoring import Scorer
+from deepfake_hf.scoring.detector import Detector, predict
+from deepfake_hf.evaluation.metrics import video_scores
+from deepfake_hf.scoring.scorer import Scorer
 
 from .conftest import tiny_detector, write_image
 
@@ -94,7 +94,7 @@ def read_rows(out):
 
 
 def evaluate_rows(model_dir, data, out, faces):
-    from deepfake_hf.evaluation import evaluate_model
+    from deepfake_hf.evaluation.evaluate import evaluate_model
 
     evaluate_model(model_dir, {"set": data}, out, faces=faces, n_resamples=0, plots=False)
     return read_rows(out)
@@ -174,7 +174,7 @@ def test_two_person_clip_is_the_most_suspicious_persons_score(model_dir, data, t
 
 
 def test_confident_aggregation_agrees_too(model_dir, data, tmp_path):
-    from deepfake_hf.evaluation import evaluate_model
+    from deepfake_hf.evaluation.evaluate import evaluate_model
 
     _, results = predict(str(model_dir), [data], faces=TwoPeople(), aggregate="confident", fmt="json",
                          frame_scores=True, progress=False)
@@ -185,7 +185,7 @@ def test_confident_aggregation_agrees_too(model_dir, data, tmp_path):
 
 @pytest.mark.parametrize("faces", ["none", "two"])
 def test_explain_reports_the_detectors_probability(model_dir, data, faces):
-    from deepfake_hf.explain import explain, load_for_explain
+    from deepfake_hf.scoring.explain import explain, load_for_explain
 
     detector = "none" if faces == "none" else TwoPeople()
     image = Image.new("RGB", (96, 48))
@@ -213,8 +213,8 @@ def test_explain_cli_prints_the_calibrated_probability(model_dir, data, tmp_path
 
 
 def test_probe_is_a_scorer_scored_like_a_model(model_dir, data, tmp_path):
-    from deepfake_hf.evaluation import load_model
-    from deepfake_hf.probes import ProbeScorer, extract_features, probe_scores, save_probe
+    from deepfake_hf.evaluation.evaluate import load_model
+    from deepfake_hf.evaluation.probes import ProbeScorer, extract_features, probe_scores, save_probe
 
     rng = np.random.default_rng(0)
     features = rng.normal(size=(40, 32)).astype(np.float32)
@@ -250,7 +250,7 @@ def test_scorer_api_matches_detector_on_one_file(model_dir, data):
 
 
 def test_evaluate_counts_files_scored_without_a_face(model_dir, data, tmp_path):
-    from deepfake_hf.evaluation import evaluate_model
+    from deepfake_hf.evaluation.evaluate import evaluate_model
 
     class Nobody:
         name = "stub-none"
@@ -270,7 +270,7 @@ def test_a_models_recorded_face_preprocessing_is_the_default(tmp_path):
     and the scorer (so predict, evaluate, Detector and the app) crops and samples frames that way unless told."""
     from deepfake_hf import DeepfakeDetectorConfig
     from deepfake_hf.faces import dlib_available
-    from deepfake_hf.scoring import resolve_faces
+    from deepfake_hf.scoring.scorer import resolve_faces
 
     with pytest.raises(ValueError, match="face_preprocessing"):
         DeepfakeDetectorConfig(face_preprocessing="mtcnn")
@@ -298,7 +298,7 @@ def test_a_models_recorded_face_preprocessing_is_the_default(tmp_path):
 def test_deepfakebench_json_frames_are_scored_as_the_crops_they_are(model_dir, tmp_path):
     """A DeepfakeBench JSON lists aligned face crops: evaluate scores them whole, whatever the face mode
     (cropping a face out of a face crop would zoom out a second time), and says so."""
-    from deepfake_hf.evaluation import evaluate_model
+    from deepfake_hf.evaluation.evaluate import evaluate_model
 
     entries = {}
     for label_name, video in (("FF-real", "000"), ("FF-DF", "000_001")):

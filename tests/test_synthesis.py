@@ -1,11 +1,11 @@
-"""deepfake_hf.synthesis: self-blended images and the offline SBI dataset."""
+"""deepfake_hf.data.synthesis: self-blended images and the offline SBI dataset."""
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_hf.data import load_source
-from deepfake_hf.synthesis import contact_sheet, face_mask, make_sbi_dataset, public_face_photos, self_blend
+from deepfake_hf.data.datasets import load_source
+from deepfake_hf.data.synthesis import contact_sheet, face_mask, make_sbi_dataset, public_face_photos, self_blend
 
 from .conftest import PROJECT_ROOT
 
@@ -128,7 +128,7 @@ def test_contact_sheet_artifact():
     """Saves real (top) vs SBI fake (middle) vs mask (bottom) for people to look at."""
     rng = np.random.default_rng(0)
     photos = public_face_photos()
-    from deepfake_hf.synthesis import _random_face_crop
+    from deepfake_hf.data.synthesis import _random_face_crop
 
     picks = photos[:3] + photos[3:8]
     reals = [_random_face_crop(image, box, 128, rng) for _, image, box in picks]

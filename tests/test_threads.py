@@ -8,8 +8,8 @@ import sys
 import pytest
 import torch
 
-from deepfake_hf import threads
-from deepfake_hf.threads import configure_threads, decode_workers, local_world_size, thread_budget
+from deepfake_hf.runtime import threads
+from deepfake_hf.runtime.threads import configure_threads, decode_workers, local_world_size, thread_budget
 
 VARIABLES = (*threads.THREAD_VARIABLES, "OMP_WAIT_POLICY", "LOCAL_WORLD_SIZE")
 
@@ -79,7 +79,7 @@ def test_configure_before_importing_torch_in_a_fresh_process():
     """Under torchrun's LOCAL_WORLD_SIZE a fresh process configured before `import torch` gets its share."""
     code = (
         "import json, os\n"
-        "from deepfake_hf.threads import configure_threads\n"
+        "from deepfake_hf.runtime.threads import configure_threads\n"
         "decided = configure_threads()\n"
         "import torch\n"
         "print(json.dumps({'decided': decided, 'torch': torch.get_num_threads(),"

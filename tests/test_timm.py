@@ -110,8 +110,8 @@ def test_missing_timm_is_one_line_naming_the_extra(monkeypatch, tmp_path, capsys
     from deepfake_hf import DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification
     from deepfake_hf.cli import main
     from deepfake_hf.errors import DeepfakeHFError, MissingDependencyError
-    from deepfake_hf.recipes import load_recipe
-    from deepfake_hf.training import build_model
+    from deepfake_hf.training.recipes import load_recipe
+    from deepfake_hf.training.train import build_model
 
     config = DeepfakeDetectorConfig(backbone_config={"model_type": "timm_wrapper", **TIMM_BACKBONES["xception"]})
     monkeypatch.setitem(sys.modules, "timm", None)  # what an environment without timm looks like to imports
@@ -177,7 +177,7 @@ def test_a_timm_recipe_trains_with_the_project_trainer(tmp_path):
     from datasets import DatasetDict
 
     from deepfake_hf import DeepfakeDetectorForImageClassification
-    from deepfake_hf.recipes import load_recipe
+    from deepfake_hf.training.recipes import load_recipe
     from deepfake_hf.training import train
 
     from .conftest import IMAGE_SIZE

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from deepfake_hf.cli import main
-from deepfake_hf.recipes import load_recipe
-from deepfake_hf.training import (
+from deepfake_hf.training.recipes import load_recipe
+from deepfake_hf.training.train import (
     TrainingError,
     apply_tuning,
     build_augmentation,
@@ -89,7 +89,7 @@ def test_ln_tuning_does_not_apply_to_batchnorm_cnns():
 
 
 def test_deepfakebench_faces_in_the_recipe_are_recorded_in_the_model():
-    from deepfake_hf.training import detector_config
+    from deepfake_hf.training.train import detector_config
 
     recipe = load_recipe({**tiny_recipe().to_dict(), "data": {"faces": "deepfakebench"}})
     assert detector_config(recipe, random_init=True).face_preprocessing == "deepfakebench"
@@ -274,7 +274,7 @@ def test_save_run_writes_the_merged_model_with_its_trained_head(tmp_path, method
     from transformers.trainer_callback import TrainerState
 
     from deepfake_hf import DeepfakeDetectorForImageClassification
-    from deepfake_hf.training import save_run
+    from deepfake_hf.training.train import save_run
 
     recipe = tiny_recipe(method)
     initial = build_model(recipe, random_init=True)

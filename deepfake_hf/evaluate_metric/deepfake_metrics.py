@@ -1,12 +1,12 @@
-"""deepfake_metrics: the deepfake-detection metrics of `deepfake_hf.metrics` as an `evaluate` module.
+"""deepfake_metrics: the deepfake-detection metrics of `deepfake_hf.evaluation.metrics` as an `evaluate` module.
 
-Loads offline by path: `evaluate.load(deepfake_hf.metrics.EVALUATE_MODULE_PATH)`.
+Loads offline by path: `evaluate.load(deepfake_hf.evaluation.metrics.EVALUATE_MODULE_PATH)`.
 """
 
 import datasets
 import evaluate
 
-from deepfake_hf.metrics import binary_metrics, evaluate_scores
+from deepfake_hf.evaluation.metrics import binary_metrics, evaluate_scores
 
 _DESCRIPTION = """Binary real (0) / fake (1) detection metrics from fake probabilities: accuracy, balanced
 accuracy, precision, recall, F1, AUROC, AP, EER (interpolated) and its threshold, log loss, Brier score,

@@ -12,10 +12,10 @@ import os
 import torch
 from transformers import CLIPConfig, CLIPForImageClassification, ViTForImageClassification
 
-from .configuration_deepfake import DeepfakeDetectorConfig
-from .errors import DeepfakeHFError, one_line
-from .modeling_deepfake import DeepfakeDetectorForImageClassification, logit
-from .outputs import prepare_output_dir
+from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
+from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.modeling_deepfake import DeepfakeDetectorForImageClassification, logit
+from deepfake_hf.runtime.outputs import prepare_output_dir
 
 
 class NativeExportError(DeepfakeHFError, ValueError):
@@ -74,7 +74,7 @@ def export_native(model_or_folder, out_dir, overwrite=False):
     Raises `NativeExportError` with a one-line reason when the conversion would not be exact, and
     `FileExistsError` when `out_dir` is not empty and `overwrite` is False. Returns the output path.
     """
-    from .safety import UnsafeFileError, check_model_folder
+    from deepfake_hf.safety import UnsafeFileError, check_model_folder
 
     from_folder = isinstance(model_or_folder, (str, os.PathLike))
     # Refuse before loading any weights: the config alone decides (after its sizes and the weight headers pass).

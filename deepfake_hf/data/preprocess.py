@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import FACE_CROPS
-from .defaults import DEFAULT_CROP, DEFAULT_NUM_FRAMES, FACE_MARGIN, FACE_SCALE, FACE_SIZE
-from .distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
-from .errors import DeepfakeHFError
-from .outputs import SafeCsvWriter, owned_output_dir, prepare_output_dir, undone_on_failure
+from deepfake_hf.data.datasets import FACE_CROPS
+from deepfake_hf.defaults import DEFAULT_CROP, DEFAULT_NUM_FRAMES, FACE_MARGIN, FACE_SCALE, FACE_SIZE
+from deepfake_hf.runtime.distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
+from deepfake_hf.errors import DeepfakeHFError
+from deepfake_hf.runtime.outputs import SafeCsvWriter, owned_output_dir, prepare_output_dir, undone_on_failure
 
 logger = logging.getLogger(__name__)
 MANIFEST = "manifest.csv"
@@ -40,7 +40,7 @@ def _videos(sources, label_map, num_frames):
     """One work item per video, frame folder or still: (source path, kind, label, group, method, frames).
 
     Entries of one frame folder (or one video file) share a group and arrive together from the collector."""
-    from .data import _collect, _normalise_label_map
+    from deepfake_hf.data.datasets import _collect, _normalise_label_map
 
     label_map = _normalise_label_map(label_map)
     for spec in sources:
@@ -86,8 +86,8 @@ def _one_folder_each(items, dataset):
 
 def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
     """Write the crops of one work item; returns its manifest record."""
-    from .faces import align_face, alignment_matrix, frame_sampling_of, margin_crop, most_prominent
-    from .media import MediaError, open_image, read_video_frames
+    from deepfake_hf.faces import align_face, alignment_matrix, frame_sampling_of, margin_crop, most_prominent
+    from deepfake_hf.media import MediaError, open_image, read_video_frames
 
     method, folder = _crop_folder(item, dataset)
     record = {"source": item["source"], "label": item["label"], "method": method, "video": folder.as_posix(),
@@ -101,7 +101,7 @@ def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
     except MediaError as error:
         record["problem"] = error.problem
         return record
-    from .faces import detect_video
+    from deepfake_hf.faces import detect_video
 
     (out / folder).mkdir(parents=True, exist_ok=True)
     # A video's (or frame folder's) frames together: the detector follows faces between key frames.
@@ -135,7 +135,7 @@ def preprocess(sources, out_dir, faces="dlib", num_frames=DEFAULT_NUM_FRAMES, cr
     """
     from tqdm.auto import tqdm
 
-    from .faces import get_face_detector
+    from deepfake_hf.faces import get_face_detector
 
     if crop not in FACE_CROPS:
         raise PreprocessError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}")

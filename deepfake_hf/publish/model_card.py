@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from .configuration_deepfake import DEFAULT_NUM_FRAMES, DEFAULT_THRESHOLD
+from deepfake_hf.configuration_deepfake import DEFAULT_NUM_FRAMES, DEFAULT_THRESHOLD
 
 MODEL_CARD_DIRNAME = "model_cards"
 TEMPLATE_NAME = "template.md"
@@ -47,7 +47,7 @@ RECIPE_SKIP_KEYS = ("reference", "source_file", "model.architecture")
 # ------------------------------------------------------------------------------------------ files
 def model_cards_dir():
     """`model_cards/`: inside the installed package, or at the top of the source tree."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for candidate in (package / MODEL_CARD_DIRNAME, package.parent / MODEL_CARD_DIRNAME):
         if (candidate / TEMPLATE_NAME).is_file():
             return candidate
@@ -77,7 +77,7 @@ def locate_run(model_dir):
 
 
 def _read_json(path):
-    from .safety import read_json
+    from deepfake_hf.safety import read_json
 
     return read_json(path)  # one-line UnsafeFileError (a ValueError) for invalid, huge or deeply nested JSON
 
@@ -119,7 +119,7 @@ def load_recipe_dict(recipe, run_path=None):
         return dict(recipe)
     path = Path(recipe)
     if not path.is_file():
-        from .recipes import find_recipe  # a built-in recipe name
+        from deepfake_hf.training.recipes import find_recipe  # a built-in recipe name
 
         path = find_recipe(str(recipe))
     data = yaml.safe_load(path.read_text()) or {}
@@ -131,7 +131,7 @@ def count_parameters(model_path):
     """Number of parameters from the safetensors headers (no weights are loaded); None when unknown.
 
     Each header is checked first (`safety.safetensors_header`): a broken one is a one-line `UnsafeFileError`."""
-    from .safety import count_parameters as count
+    from deepfake_hf.safety import count_parameters as count
 
     return count(sorted(Path(model_path).glob("*.safetensors")))
 

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
-from .errors import DeepfakeHFError
+from deepfake_hf.defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
+from deepfake_hf.errors import DeepfakeHFError
 
 
 class FaceError(DeepfakeHFError, ValueError):

@@ -9,10 +9,10 @@ import argparse
 import json
 import sys
 
-from .data import FACE_CROPS
-from .defaults import AGGREGATIONS, DEFAULT_CROP, DEFAULT_FACES
-from .errors import DeepfakeHFError, one_line
-from .faces import FACE_DETECTORS
+from deepfake_hf.data.datasets import FACE_CROPS
+from deepfake_hf.defaults import AGGREGATIONS, DEFAULT_CROP, DEFAULT_FACES
+from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.faces import FACE_DETECTORS
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2
 # Errors that are not the package's own but that user input causes (a missing or existing path, a missing
@@ -119,7 +119,7 @@ def add_export(subparsers):
 
 
 def run_export(args):
-    from .export import export_native
+    from deepfake_hf.publish.export import export_native
 
     out = export_native(args.model, args.out, overwrite=args.overwrite)
     print(f"native checkpoint written to {out}")
@@ -151,7 +151,7 @@ def add_convert(subparsers):
 
 
 def run_convert(args):
-    from .convert import convert, list_formats
+    from deepfake_hf.convert import convert, list_formats
 
     if args.list:
         print(list_formats())
@@ -184,7 +184,7 @@ def add_quickstart(subparsers):
 
 
 def run_quickstart(args):
-    from .quickstart import run_quickstart as quickstart
+    from deepfake_hf.training.quickstart import run_quickstart as quickstart
 
     with _stdout_to_stderr(args.json):  # keep stdout pure JSON: progress and tables go to stderr
         summary = quickstart(args.out, overwrite=args.overwrite, overrides=args.overrides, seed=args.seed)
@@ -224,8 +224,8 @@ def run_train(args):
     import os
     import warnings
 
-    from .recipes import load_recipe
-    from .training import dry_run, train
+    from deepfake_hf.training.recipes import load_recipe
+    from deepfake_hf.training.train import dry_run, train
 
     warnings.filterwarnings("ignore", message="Unsupported layer type")  # peft on LayerNorms: harmless
     recipe = load_recipe(args.recipe, args.overrides)
@@ -255,7 +255,7 @@ def _add_label_map(parser):
 
 def _label_map(args):
     """The --label-map items as a dict; a malformed item is a one-line DataSourceError."""
-    from .data import parse_label_map
+    from deepfake_hf.data.datasets import parse_label_map
 
     return parse_label_map(args.label_map)
 
@@ -309,8 +309,8 @@ def add_evaluate(subparsers):
 def run_evaluate(args):
     from transformers.utils import logging as transformers_logging
 
-    from .evaluation import evaluate_model, parse_named_sources, parse_perturbations, summary_table
-    from .outputs import counted
+    from deepfake_hf.evaluation.evaluate import evaluate_model, parse_named_sources, parse_perturbations, summary_table
+    from deepfake_hf.runtime.outputs import counted
 
     transformers_logging.disable_progress_bar()  # as in predict: the scoring bar is the one that matters
 
@@ -368,7 +368,7 @@ def add_preprocess(subparsers):
 
 
 def run_preprocess(args):
-    from .preprocess import preprocess
+    from deepfake_hf.data.preprocess import preprocess
 
     try:
         summary = preprocess(args.data, args.out, faces=args.faces, num_frames=args.frames or 32, crop=args.crop,
@@ -379,7 +379,7 @@ def run_preprocess(args):
             print(f"deepfake-hf preprocess: interrupted; the crops made so far are kept in {args.out}; run the same "
                   "command with --resume to continue", file=sys.stderr)
         raise _ReportedInterrupt from None
-    from .outputs import counted
+    from deepfake_hf.runtime.outputs import counted
 
     if _main_process():
         _print_result(args, summary, f"{counted(summary['videos'], 'video')}, {counted(summary['crops'], 'face crop')}, "
@@ -415,7 +415,7 @@ def add_calibrate(subparsers):
 def run_calibrate(args):
     from transformers.utils import logging as transformers_logging
 
-    from .evaluation import calibrate_model, parse_named_sources
+    from deepfake_hf.evaluation.evaluate import calibrate_model, parse_named_sources
 
     transformers_logging.disable_progress_bar()
 
@@ -456,7 +456,7 @@ def add_push(subparsers):
 
 
 def run_push(args):
-    from .hub import assemble_model_repo, push_model, repo_files
+    from deepfake_hf.publish.hub import assemble_model_repo, push_model, repo_files
 
     if args.dry_run:
         skipped = []
@@ -497,7 +497,7 @@ def add_push_space(subparsers):
 
 
 def run_push_space(args):
-    from .hub import assemble_space, push_space, repo_files
+    from deepfake_hf.publish.hub import assemble_space, push_space, repo_files
 
     if args.dry_run:
         skipped = []
@@ -546,8 +546,8 @@ def add_probe(subparsers):
 
 
 def run_probe(args):
-    from .evaluation import parse_named_sources, summary_table
-    from .evaluation import run_probe as probe
+    from deepfake_hf.evaluation.evaluate import parse_named_sources, summary_table
+    from deepfake_hf.evaluation.evaluate import run_probe as probe
 
     with _stdout_to_stderr(args.json):
         result = probe(parse_named_sources(args.data), args.backbone, args.out, classifier=args.classifier,
@@ -580,7 +580,7 @@ def add_explain(subparsers):
 
 
 def run_explain(args):
-    from .explain import explain_to_file
+    from deepfake_hf.scoring.explain import explain_to_file
 
     result = explain_to_file(args.model, args.image, args.out, method=args.method, overwrite=args.overwrite,
                              faces=args.faces, crop=args.crop, trust_remote_code=args.trust_remote_code)
@@ -643,8 +643,8 @@ def run_predict(args):
 
     from transformers.utils import logging as transformers_logging
 
-    from .inference import STREAM_FORMATS, PredictInterrupted, predict
-    from .outputs import counted
+    from deepfake_hf.scoring.detector import STREAM_FORMATS, PredictInterrupted, predict
+    from deepfake_hf.runtime.outputs import counted
 
     transformers_logging.disable_progress_bar()  # our own bar is the one that matters
     if args.resume and not (args.out and args.format in STREAM_FORMATS):
@@ -682,8 +682,8 @@ def run_predict(args):
 
 def _report_interrupted(args, stopped):
     """After Ctrl-C: the results so far (printed, or already in --out) and one line on how to go on."""
-    from .inference import STREAM_FORMATS
-    from .outputs import counted
+    from deepfake_hf.scoring.detector import STREAM_FORMATS
+    from deepfake_hf.runtime.outputs import counted
 
     if stopped.text is not None and not args.out:
         sys.stdout.write(stopped.text)
@@ -787,7 +787,7 @@ def bench_output(args):
 
 
 def run_bench(args):
-    from . import benchmark
+    from deepfake_hf.cli.bench import measure as benchmark
 
     out, print_json = bench_output(args)
     with _stdout_to_stderr(print_json):
@@ -830,7 +830,7 @@ class _ArgumentParser(argparse.ArgumentParser):
 
 
 def build_parser():
-    from . import __version__
+    from deepfake_hf import __version__
 
     parser = _ArgumentParser(
         prog="deepfake-hf",
@@ -850,7 +850,7 @@ def main(argv=None):
     if not getattr(args, "run", None):
         parser.print_help()
         return EXIT_ERROR
-    from .threads import configure_threads
+    from deepfake_hf.runtime.threads import configure_threads
 
     # Before torch is imported, so OpenMP reads the thread count and the passive wait policy: two runs
     # sharing the cores then each take about their share instead of spinning against each other.

@@ -19,9 +19,9 @@ from pathlib import Path
 
 import yaml
 
-from .configuration_deepfake import DEFAULT_NUM_FRAMES
-from .errors import DeepfakeHFError, one_line
-from .faces import FACE_DETECTORS
+from deepfake_hf.configuration_deepfake import DEFAULT_NUM_FRAMES
+from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.faces import FACE_DETECTORS
 
 TUNING_METHODS = ("ln_tuning", "lora", "full", "linear_probe")
 AUGMENTATIONS = ("hflip", "affine", "blur", "color_jitter", "jpeg", "random_resized_crop", "rotation", "sharpness")
@@ -97,7 +97,7 @@ class Recipe:
 # ---------------------------------------------------------------------------------------------- finding
 def builtin_recipes_dir():
     """The folder of built-in recipes: inside the installed package, or the source tree's `recipes/`."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for candidate in (package / "recipes", package.parent / "recipes"):
         if candidate.is_dir():
             return candidate
@@ -241,7 +241,7 @@ def _check_semantics(recipe, source):
     if recipe.data.faces not in FACE_DETECTORS:
         fail("data.faces", f"{recipe.data.faces!r} is not one of {', '.join(FACE_DETECTORS)}")
 
-    from .configuration_deepfake import DeepfakeDetectorConfig
+    from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
 
     detector_options = inspect.signature(DeepfakeDetectorConfig.__init__).parameters
     allowed = [name for name in detector_options if name not in ("self", "kwargs", "backbone_config")]

@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from .errors import DeepfakeHFError, MissingDependencyError, one_line
-from .recipes import Recipe, RecipeError, build_augmentation, load_recipe
+from deepfake_hf.errors import DeepfakeHFError, MissingDependencyError, one_line
+from deepfake_hf.training.recipes import Recipe, RecipeError, build_augmentation, load_recipe
 
 logger = logging.getLogger(__name__)
 
@@ -48,12 +48,12 @@ def detector_config(recipe, random_init=False, local_only=False):
     (only a local folder or the Hub cache with `local_only`), else the recipe's known `architecture`."""
     from transformers import AutoConfig
 
-    from .configuration_deepfake import DeepfakeDetectorConfig
+    from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
 
     model = recipe.model
     backbone_config = None
     if model.backbone is not None and not random_init:
-        from .safety import check_model_source
+        from deepfake_hf.safety import check_model_source
 
         try:
             # absurd sizes refused before AutoConfig builds anything; False, not None: an auto_map never prompts or runs
@@ -86,7 +86,7 @@ def build_model(recipe, random_init=False, device=None):
     import deepfake_hf
 
     deepfake_hf.register()
-    from .modeling_deepfake import DeepfakeDetectorForImageClassification
+    from deepfake_hf.modeling_deepfake import DeepfakeDetectorForImageClassification
 
     try:
         if random_init or recipe.model.backbone is None or device == "meta":
@@ -206,15 +206,15 @@ def build_datasets(recipe):
 
     data = recipe.data
     if data.sbi is not None:
-        from .synthesis import make_sbi_dataset
+        from deepfake_hf.data.synthesis import make_sbi_dataset
 
         dataset = make_sbi_dataset(**data.sbi, seed=data.seed)
         if isinstance(dataset, DatasetDict) and "validation" in dataset:
             return DatasetDict(train=dataset["train"], validation=dataset["validation"])
-        from .data import split_by_group
+        from deepfake_hf.data.datasets import split_by_group
 
         return split_by_group(dataset, val_fraction=data.val_fraction, seed=data.seed)
-    from .data import load_source, split_by_group
+    from deepfake_hf.data.datasets import load_source, split_by_group
 
     def load(specs):
         parts = [load_source(spec, label_map=data.label_map, faces=data.faces, num_frames=data.num_frames,
@@ -285,8 +285,8 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
     """
     from transformers import Trainer
 
-    from .metrics import trainer_compute_metrics
-    from .threads import configure_threads
+    from deepfake_hf.evaluation.metrics import trainer_compute_metrics
+    from deepfake_hf.runtime.threads import configure_threads
 
     configure_threads()  # this rank's share of the cores (LOCAL_WORLD_SIZE under torchrun / accelerate)
     recipe = load_recipe(recipe, overrides) if not isinstance(recipe, Recipe) or overrides else recipe
@@ -364,7 +364,7 @@ def write_model_card(model_dir, recipe=None, metrics=None):
     """model_dir/README.md: the hub helper's card when available, else a minimal one."""
     model_dir = Path(model_dir)
     try:
-        from .model_card import render_model_card
+        from deepfake_hf.publish.model_card import render_model_card
     except ImportError:
         render_model_card = None
     if render_model_card is not None:

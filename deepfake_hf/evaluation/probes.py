@@ -22,9 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .configuration_deepfake import DEFAULT_THRESHOLD
-from .errors import DeepfakeHFError, one_line
-from .scoring import HUB_LOAD_KEYS, Scorer
+from deepfake_hf.configuration_deepfake import DEFAULT_THRESHOLD
+from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.scoring.scorer import HUB_LOAD_KEYS, Scorer
 
 CLASSIFIERS = ("logreg", "linear-svm", "lda", "svm", "knn")
 LINEAR_CLASSIFIERS = ("logreg", "linear-svm", "lda")
@@ -43,9 +43,9 @@ def load_encoder(spec, device="cpu"):
     `spec` is a saved deepfake-hf detector folder (its backbone, pooling and normalisation) or an
     encoder checkpoint (folder or Hub id) loaded with `from_backbone` and the family's default pooling.
     """
-    from . import register
-    from .modeling_deepfake import DeepfakeDetectorForImageClassification
-    from .safety import UnsafeFileError, check_model_source
+    from deepfake_hf import register
+    from deepfake_hf.modeling_deepfake import DeepfakeDetectorForImageClassification
+    from deepfake_hf.safety import UnsafeFileError, check_model_source
 
     register()
     spec = os.fspath(spec)
@@ -77,7 +77,7 @@ def _encoder_fingerprint(spec):
 
 def feature_cache_dir():
     """`$DEEPFAKE_HF_CACHE/features`, by default `~/.cache/deepfake_hf/features`."""
-    from .data import cache_root
+    from deepfake_hf.data.datasets import cache_root
 
     return cache_root() / "features"
 
@@ -215,7 +215,7 @@ class ProbeScorer(Scorer):
         import torch
         from safetensors.numpy import load_file
 
-        from .safety import UnsafeFileError, read_json
+        from deepfake_hf.safety import UnsafeFileError, read_json
 
         folder = Path(folder)
         self.name = str(folder)

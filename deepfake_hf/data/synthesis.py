@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .outputs import prepare_output_dir
+from deepfake_hf.runtime.outputs import prepare_output_dir
 
 # Blend ratios from the SBI paper: a third of fakes use a partial blend.
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
@@ -309,7 +309,7 @@ def make_sbi_dataset(out_dir=None, size=64, crops_per_photo=48, crops_per_face=3
     """
     import datasets
 
-    from .data import features
+    from deepfake_hf.data.datasets import features
 
     rng = np.random.default_rng(seed)
     out = Path(out_dir) if out_dir is not None else None
@@ -351,7 +351,7 @@ def make_sbi_dataset(out_dir=None, size=64, crops_per_photo=48, crops_per_face=3
 
 
 def _print_summary(splits, split_of):
-    from .data import split_report
+    from deepfake_hf.data.datasets import split_report
 
     named = sorted(name for name in split_of if not name.startswith("lfw_"))
     lfw = sum(name.startswith("lfw_") for name in split_of)

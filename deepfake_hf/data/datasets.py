@@ -23,7 +23,7 @@ from any of:
   image, a video or a folder of one video's frames; labels are real/fake/0/1 or names mapped by
   `label_map`.
 - video files anywhere in those: `num_frames` frames spread evenly over the video (media.py), and
-  face crops when `faces` names a detector (faces.py).
+  face crops when `faces` names a detector (deepfake_hf.faces).
 - DeepfakeBench's dataset JSON ({dataset: {label_name: {split: {[compression:] {video: {"label",
   "frames": [...]}}}}}}); labels ending in "real" are real, the rest fake (its `label_dict`), and
   `#train` / `#val` / `#test` after the file name picks one split. Every entry is kept (also entries
@@ -54,10 +54,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .defaults import FACE_MARGIN, FACE_SIZE
-from .errors import DeepfakeHFError, one_line
-from .media import FRAME_SAMPLINGS, not_regular_file
-from .outputs import read_csv_cell
+from deepfake_hf.defaults import FACE_MARGIN, FACE_SIZE
+from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.media import FRAME_SAMPLINGS, not_regular_file
+from deepfake_hf.runtime.outputs import read_csv_cell
 
 logger = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ class _Collected:
 
 
 def _media_kind(path):
-    from .media import media_kind
+    from deepfake_hf.media import media_kind
 
     return media_kind(path)
 
@@ -199,7 +199,7 @@ def _sample_evenly(items, num_frames, frame_sampling="even"):
 
     With `frame_sampling="deepfakebench"` the first `num_frames`, as DeepfakeBench's loader reads a
     folder of frames (its preprocessing already spread them over the video)."""
-    from .media import sample_frame_indices
+    from deepfake_hf.media import sample_frame_indices
 
     if not num_frames:
         return list(items)
@@ -231,7 +231,7 @@ def _collect_folder(root, label_map, num_frames, frame_sampling="even"):
             f"{root}: no real/ or fake/ folders (subfolders: {found}); map folder names to labels with "
             "--label-map NAME=real|fake (label_map={'original': 'real', 'Deepfakes': 'fake'} in Python)"
         )
-    from .media import MediaError, check_file, list_media_files
+    from deepfake_hf.media import MediaError, check_file, list_media_files
 
     entries, problems, inputs, not_media = [], [], [], []
     for label_dir, label in label_dirs:
@@ -467,13 +467,13 @@ class _FaceCropper:
     """The most prominent face of a frame, aligned (DeepfakeBench) or margin-cropped (DFDC winner)."""
 
     def __init__(self, detector_name, crop, size):
-        from .faces import get_face_detector
+        from deepfake_hf.faces import get_face_detector
 
         self.detector = get_face_detector(detector_name)
         self.crop, self.size = crop, size
 
     def __call__(self, image, faces=None):
-        from .faces import align_face, margin_crop, most_prominent
+        from deepfake_hf.faces import align_face, margin_crop, most_prominent
 
         faces = self.detector.detect(image) if faces is None else faces
         if not faces:
@@ -507,8 +507,8 @@ def _still_bytes(path, image):
 
 def _decode_entry(entry, num_frames, frame_sampling, cropper, counts):
     """Rows for one entry; raises MediaError for an unusable file."""
-    from .faces import detect_video
-    from .media import is_animated, open_image, read_video_frames
+    from deepfake_hf.faces import detect_video
+    from deepfake_hf.media import is_animated, open_image, read_video_frames
 
     # An animated still (GIF, WebP, APNG) gives its frames, as predict reads it (media.read_video_frames).
     if entry.kind == "video" or (entry.frame < 0 and is_animated(entry.path)):
@@ -538,7 +538,7 @@ def _decode(collected, num_frames, frame_sampling, faces, face_crop, face_size, 
     """Decode every entry into `writer`; returns the counts for the report."""
     from tqdm.auto import tqdm
 
-    from .media import MediaError
+    from deepfake_hf.media import MediaError
 
     counts = {"files": len(collected.entries) + len(collected.problems), "rows": 0, "skipped": 0, "frames_without_face": 0,
               "files_without_face": 0, "ignored_non_media": collected.ignored}
@@ -634,7 +634,7 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
     """
     import datasets
 
-    from .faces import FACE_DETECTORS, frame_sampling_of
+    from deepfake_hf.faces import FACE_DETECTORS, frame_sampling_of
 
     if faces not in FACE_DETECTORS:
         raise DataSourceError(f"faces: {faces!r} is not one of {', '.join(FACE_DETECTORS)}")
@@ -646,7 +646,7 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
     if frame_sampling not in FRAME_SAMPLINGS:
         raise DataSourceError(f"frame_sampling: {frame_sampling!r} is not one of {', '.join(FRAME_SAMPLINGS)}")
     if faces == "auto":
-        from .faces import dlib_available
+        from deepfake_hf.faces import dlib_available
 
         # Resolved before hashing, so a cache of whole frames is not reused once dlib is installed.
         faces = "dlib" if dlib_available() else "none"

@@ -17,7 +17,7 @@ import os
 
 import numpy as np
 
-from .configuration_deepfake import (
+from deepfake_hf.configuration_deepfake import (
     AGGREGATIONS,
     DEFAULT_AGGREGATION,
     DEFAULT_CONFIDENT_FRACTION,
@@ -32,7 +32,7 @@ METRIC_NAMES = (
 CI_METRICS = ("auroc", "ap", "eer", "accuracy", "balanced_accuracy")
 PROBABILITY_EPS = 1e-7
 # the local `evaluate` module: evaluate.load(EVALUATE_MODULE_PATH) works offline
-EVALUATE_MODULE_PATH = os.path.join(os.path.dirname(__file__), "evaluate_metric", "deepfake_metrics.py")
+EVALUATE_MODULE_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "evaluate_metric", "deepfake_metrics.py")
 
 
 def _as_arrays(labels, scores):
@@ -186,7 +186,7 @@ def video_scores(scores, groups, aggregation=DEFAULT_AGGREGATION, labels=None,
     else:
         import torch
 
-        from .modeling_deepfake import confident_mean
+        from deepfake_hf.modeling_deepfake import confident_mean
 
         aggregated = np.array([
             float(confident_mean(torch.as_tensor(scores[index == video], dtype=torch.float64)[None],

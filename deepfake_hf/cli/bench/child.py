@@ -1,9 +1,9 @@
-"""The benchmarks' child processes: `python -m deepfake_hf.benchmark_child KIND ARGS...` prints one JSON line.
+"""The benchmarks' child processes: `python -m deepfake_hf.cli.bench.child KIND ARGS...` prints one JSON line.
 
 Memory is measured in a fresh process so that each mode's or method's peak is its own (not the parent's,
 which already holds other models), and the start-up benchmark needs a fresh interpreter to see which heavy
 modules building the CLI parser imports. Each kind is a plain function, so tests call it directly. This
-module uses benchmark.py's helpers; benchmark.py only starts it as a program (it never imports it).
+module uses measure.py's helpers; measure.py only starts it as a program (it never imports it).
 
     peak-rss NAME MODE FOLDER          peak resident memory (MB) of scoring 16 files in one inference mode
     train-steps MODEL METHOD BATCH STEPS DTYPE   step times and peak memory of one tuning method
@@ -24,7 +24,7 @@ def score_in_one_mode(name, mode, folder):
 
     Returns the peak resident memory in MB (meaningful in a fresh process).
     """
-    from .benchmark import Modes, peak_rss_mb, write_images
+    from deepfake_hf.cli.bench.measure import Modes, peak_rss_mb, write_images
 
     paths = write_images(folder, 16, seed=1)
     modes = Modes(f"{folder}/{name}-custom", f"{folder}/{name}-native", batch_size=8, modes=mode)
@@ -46,10 +46,10 @@ def train_steps(model_name, method, batch, steps, dtype):
 
     import torch
 
-    from . import DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification
-    from .benchmark import CONFIGS, peak_rss_mb
-    from .recipes import TuningRecipe
-    from .training import apply_tuning, count_parameters
+    from deepfake_hf import DeepfakeDetectorConfig, DeepfakeDetectorForImageClassification
+    from deepfake_hf.cli.bench.measure import CONFIGS, peak_rss_mb
+    from deepfake_hf.training.recipes import TuningRecipe
+    from deepfake_hf.training.train import apply_tuning, count_parameters
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     baseline = peak_rss_mb()  # interpreter + libraries, before the model
@@ -91,7 +91,7 @@ def forward_loop(mode, start_at, steps):
 
     configured = None
     if mode == "configured":
-        from .threads import configure_threads
+        from deepfake_hf.runtime.threads import configure_threads
 
         configured = configure_threads()
     elif mode != "default":
@@ -117,19 +117,19 @@ def forward_loop(mode, start_at, steps):
 
 def heavy_imports_of_cli_parser():
     """The benchmark's HEAVY modules imported once `deepfake-hf`'s parser is built (run in a fresh interpreter)."""
-    from .cli import build_parser
+    from deepfake_hf.cli import build_parser
 
     build_parser()
     imported = set(sys.modules)  # before the import below adds its own
-    from .benchmark import HEAVY
+    from deepfake_hf.cli.bench.measure import HEAVY
 
     return [name for name in HEAVY if name in imported]
 
 
 def predict_peak(*argv):
     """Run `deepfake-hf predict ARGV` in this process; its exit code and peak resident memory (MB)."""
-    from .benchmark import peak_rss_mb
-    from .cli import main as cli_main
+    from deepfake_hf.cli.bench.measure import peak_rss_mb
+    from deepfake_hf.cli import main as cli_main
 
     code = cli_main(["predict", *argv])
     return {"exit_code": code, "peak_rss_mb": peak_rss_mb()}

@@ -21,7 +21,7 @@ import os
 
 import numpy as np
 
-from .errors import DeepfakeHFError
+from deepfake_hf.errors import DeepfakeHFError
 
 ROLLOUT_BACKBONES = ("vit", "deit", "dinov2", "clip_vision_model")
 METHODS = ("auto", "rollout", "gradcam")
@@ -34,7 +34,7 @@ class ExplainError(DeepfakeHFError, ValueError):
 def load_for_explain(model_path, trust_remote_code=False):
     """A saved detector (eager attention, so attention maps exist) and its image processor; a folder's own
     model code runs only with `trust_remote_code`."""
-    from .scoring import load_classifier
+    from deepfake_hf.scoring.scorer import load_classifier
 
     model_path = os.fspath(model_path)
     if not os.path.isfile(os.path.join(model_path, "config.json")):
@@ -167,8 +167,8 @@ def explain(model, image, processor=None, method="auto", faces=None, trust_remot
     "fake_probability" (the calibrated probability, as `predict` reports it), "label" (by the model's
     threshold), "faces", "note"}.
     """
-    from .media import MediaError, open_image
-    from .scoring import Scorer
+    from deepfake_hf.media import MediaError, open_image
+    from deepfake_hf.scoring.scorer import Scorer
 
     if method not in METHODS:
         raise ExplainError(f"method {method!r} is not one of {', '.join(METHODS)}")

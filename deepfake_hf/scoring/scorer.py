@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .configuration_deepfake import (
+from deepfake_hf.configuration_deepfake import (
     AGGREGATIONS,
     DEFAULT_AGGREGATION,
     DEFAULT_CONFIDENT_FRACTION,
@@ -43,10 +43,10 @@ from .configuration_deepfake import (
     DEFAULT_NUM_FRAMES,
     DEFAULT_THRESHOLD,
 )
-from .data import FACE_CROPS
-from .defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
-from .errors import AnalysisCancelled, DeepfakeHFError, one_line  # AnalysisCancelled: media raises it too
-from .media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, is_animated, is_url, media_kind, open_image
+from deepfake_hf.data.datasets import FACE_CROPS
+from deepfake_hf.defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
+from deepfake_hf.errors import AnalysisCancelled, DeepfakeHFError, one_line  # AnalysisCancelled: media raises it too
+from deepfake_hf.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, is_animated, is_url, media_kind, open_image
 
 MIN_TRACK_SHARE = 0.25
 HUB_LOAD_KEYS = ("revision", "token", "trust_remote_code", "local_files_only", "cache_dir")
@@ -70,8 +70,8 @@ def load_classifier(path_or_id, **load_kwargs):
     """
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
-    from . import register
-    from .safety import UnsafeFileError, check_model_source
+    from deepfake_hf import register
+    from deepfake_hf.safety import UnsafeFileError, check_model_source
 
     register()
     # None would let transformers ask "run the custom code? [y/N]" on stdin; False refuses instead. This package's
@@ -261,7 +261,7 @@ class Scorer:
                    face_size=FACE_SIZE, face_scale=FACE_SCALE, margin=FACE_MARGIN):
         """Frame sampling, face and aggregation options; unset ones come from the model's config (the batch
         size from the device: `default_batch_size`)."""
-        from .faces import frame_sampling_of, get_face_detector
+        from deepfake_hf.faces import frame_sampling_of, get_face_detector
 
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         self.num_frames = int(num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES))
@@ -316,7 +316,7 @@ class Scorer:
             raise MediaError(name, f"unsupported file type {suffix}; expected an image "
                                    f"({' '.join(IMAGE_EXTENSIONS)}) or a video ({' '.join(VIDEO_EXTENSIONS)})")
         if kind == "video" or is_animated(source):
-            from .media import read_video_frames
+            from deepfake_hf.media import read_video_frames
 
             return read_video_frames(source, self.num_frames, on_frame=tick, sampling=self.frame_sampling,
                                      cancel=cancel), kind
@@ -326,7 +326,7 @@ class Scorer:
     def plan(self, frames, cancel=None, find_faces=True):
         """The `FacePlan` of a file's frames: one crop per tracked face per frame, or whole frames (also
         with `find_faces=False`, for frames that are face crops already)."""
-        from .faces import crop_face, detect_video, track_faces
+        from deepfake_hf.faces import crop_face, detect_video, track_faces
 
         whole_frames = [(index, 0) for index in range(len(frames))]
         if self.face_detector.name == "none" or not find_faces:
@@ -397,7 +397,7 @@ class Scorer:
         """One score from frame probabilities: their mean, or the "confident" strategy."""
         import torch
 
-        from .modeling_deepfake import confident_mean
+        from deepfake_hf.modeling_deepfake import confident_mean
 
         values = torch.tensor(list(probabilities), dtype=torch.float64)[None]
         if self.aggregate == "confident":

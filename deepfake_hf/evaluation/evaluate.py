@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .configuration_deepfake import (
+from deepfake_hf.configuration_deepfake import (
     DEFAULT_AGGREGATION,
     DEFAULT_CALIBRATION_TEMPERATURE,
     DEFAULT_CONFIDENT_FRACTION,
@@ -41,11 +41,11 @@ from .configuration_deepfake import (
     DEFAULT_THRESHOLD,
     DeepfakeDetectorConfig,
 )
-from .data import DataSourceError, load_source
-from .errors import DeepfakeHFError, one_line
-from .metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
-from .outputs import SafeCsvWriter, prepare_output_dir, undone_on_failure
-from .scoring import sigmoid
+from deepfake_hf.data.datasets import DataSourceError, load_source
+from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.evaluation.metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
+from deepfake_hf.runtime.outputs import SafeCsvWriter, prepare_output_dir, undone_on_failure
+from deepfake_hf.scoring.scorer import sigmoid
 
 PERTURBATIONS = {
     # name: (what the strength is, whether a smaller value is a stronger perturbation, the unperturbed value)
@@ -68,7 +68,7 @@ def load_model(model_path, device=None, **options):
 
     `options` (faces, num_frames, aggregate, batch_size, crop, ...) go to the scorer, as `predict` passes them.
     """
-    from .probes import PROBE_FILE, load_scorer
+    from deepfake_hf.evaluation.probes import PROBE_FILE, load_scorer
 
     model_path = os.fspath(model_path)
     if not any(os.path.isfile(os.path.join(model_path, name)) for name in ("config.json", PROBE_FILE)):
@@ -135,7 +135,7 @@ def video_keys(paths, groups):
     (DeepfakeBench's grouping merges them), and a manifest's video id can repeat across methods, so
     the key is the full folder path, split further by group where one folder holds several groups.
     """
-    from .media import media_kind
+    from deepfake_hf.media import media_kind
 
     paths = [str(p) for p in paths]
     groups = [str(g) for g in groups]
@@ -223,7 +223,7 @@ def score_dataset(scorer, dataset, batch_size=None, perturbation=None, descripti
     """
     from tqdm.auto import tqdm
 
-    from .scoring import Batcher, PendingScores
+    from deepfake_hf.scoring.scorer import Batcher, PendingScores
 
     margins = np.full(len(dataset), np.nan)
     paths = dataset["path"]
@@ -268,7 +268,7 @@ def score_dataset(scorer, dataset, batch_size=None, perturbation=None, descripti
 
 def _merge_margins(margins, files, mine, missing_faces, ranks, parts):
     """Exchange the ranks' margins through part files (written, then read by every rank); fills `margins`."""
-    from .distributed import PartWriter, barrier, iter_parts, remove_parts
+    from deepfake_hf.runtime.distributed import PartWriter, barrier, iter_parts, remove_parts
 
     with PartWriter(parts, ranks) as part:
         for number in sorted(mine):
@@ -364,7 +364,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
     `label_map` ({folder or label name: "real"/"fake"}) is passed to `data.load_source` for every test set.
     Returns the metrics dict (also in metrics.json).
     """
-    from .distributed import barrier, current_ranks
+    from deepfake_hf.runtime.distributed import barrier, current_ranks
 
     ranks = current_ranks()
     out_dir = Path(out_dir)
@@ -668,8 +668,8 @@ def run_probe(data, backbones, out_dir, classifier="logreg", folds=5, pca=None, 
     `data` is {name: spec}; all sources are pooled into one training set (`label_map` as in `data.load_source`).
     Returns the metrics dict.
     """
-    from .data import linked_groups
-    from .probes import (
+    from deepfake_hf.data.datasets import linked_groups
+    from deepfake_hf.evaluation.probes import (
         CLASSIFIERS,
         LINEAR_CLASSIFIERS,
         ProbeError,
@@ -742,7 +742,7 @@ def calibrate_model(model_path, val_sources, method="eer", target_fpr=None, face
     rate on the validation reals is at most `target_fpr`. `label_map` as in `evaluate_model`. The previous values and the fit's numbers are
     written to calibration.json next to the config. Returns that record.
     """
-    from .metrics import equal_error_rate
+    from deepfake_hf.evaluation.metrics import equal_error_rate
 
     if method not in ("eer", "fpr"):
         raise EvaluationError(f"calibration method must be 'eer' or 'fpr', got {method!r}")

@@ -16,10 +16,10 @@ import tempfile
 import time
 from pathlib import Path
 
-from .errors import DeepfakeHFError, one_line
-from .model_card import find_metrics, locate_run, public_paths, render_model_card
-from .outputs import OUTPUT_RECORD, owned_output_dir
-from .safety import UnsafeFileError, check_model_folder, read_json
+from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.publish.model_card import find_metrics, locate_run, public_paths, render_model_card
+from deepfake_hf.runtime.outputs import OUTPUT_RECORD, owned_output_dir
+from deepfake_hf.safety import UnsafeFileError, check_model_folder, read_json
 
 # Files of a model folder that are not part of a published stock checkpoint.
 SKIP_FILES = ("metrics.json", "trainer_state.json", "training_args.json", "val_metrics.json")
@@ -58,8 +58,8 @@ def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False,
 
 
 def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, skipped):
-    from . import register
-    from .export import NativeExportError, export_native
+    from deepfake_hf import register
+    from deepfake_hf.publish.export import NativeExportError, export_native
 
     model_path, run_path = locate_run(source)
     root = (run_path or model_path).resolve()
@@ -91,8 +91,8 @@ def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, 
     else:
         # Re-saving writes safetensors, `auto_map`, this package's code files and the matching processor.
         register()
-        from .configuration_deepfake import DeepfakeDetectorConfig
-        from .modeling_deepfake import AUTO_MAP, DeepfakeDetectorForImageClassification
+        from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
+        from deepfake_hf.modeling_deepfake import AUTO_MAP, DeepfakeDetectorForImageClassification
 
         processor = _published_processor(model_path, skipped)  # refused, if it must be, before any weight is read
         model = DeepfakeDetectorForImageClassification.from_pretrained(model_path)
@@ -214,8 +214,8 @@ def _widget_example(repo_dir, image, repo_id, endpoint):
     """Copy `image` as example.png and score it with the assembled model (the card's static widget output)."""
     from transformers import pipeline
 
-    from . import register
-    from .media import open_image
+    from deepfake_hf import register
+    from deepfake_hf.media import open_image
 
     register()
     open_image(image).save(repo_dir / "example.png")
@@ -239,7 +239,7 @@ def _default_endpoint():
 
 def _space_app_source():
     """The app.py shipped in the wheel (deepfake_hf/app.py) or at the top of the source tree."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     for candidate in (package / SPACE_APP_FILE, package.parent / SPACE_APP_FILE):
         if candidate.is_file():
             return candidate
@@ -275,7 +275,7 @@ def space_requirements(extras=SPACE_EXTRAS):
 def _vendor_package(out, skipped, package=None):
     """Copy this package's Python files (or those of the folder `package`), subpackages included, into
     out/deepfake_hf, so the Space runs exactly this version."""
-    package = Path(package) if package is not None else Path(__file__).resolve().parent
+    package = Path(package) if package is not None else Path(__file__).resolve().parents[1]
     target = out / "deepfake_hf"
     target.mkdir()
     _vendor_folder(package, target, "deepfake_hf", skipped)

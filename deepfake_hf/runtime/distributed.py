@@ -23,7 +23,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import DeepfakeHFError
+from deepfake_hf.errors import DeepfakeHFError
 
 
 class DistributedError(DeepfakeHFError):

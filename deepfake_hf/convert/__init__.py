@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import DeepfakeHFError, MissingDependencyError, one_line
+from deepfake_hf.errors import DeepfakeHFError, MissingDependencyError, one_line
 
 logger = logging.getLogger(__name__)
 
@@ -250,7 +250,7 @@ def resolve_source(source):
 
 # ------------------------------------------------------------------------------------------- detection
 def _read_config(folder):
-    from .safety import UnsafeFileError, check_config, read_json
+    from deepfake_hf.safety import UnsafeFileError, check_config, read_json
 
     config_path = Path(folder) / "config.json"
     if not config_path.is_file():
@@ -302,7 +302,7 @@ def _load_backbone_config(backbone):
 
     if not Path(str(backbone)).exists() and "/" not in str(backbone) and _is_timm_architecture(str(backbone)):
         return _timm_config(str(backbone))
-    from .safety import check_model_source
+    from deepfake_hf.safety import check_model_source
 
     try:
         check_model_source(str(backbone))  # absurd sizes refused before AutoConfig builds anything
@@ -332,7 +332,7 @@ def _timm_config(architecture):
 
 def _require_timm(config):
     """MissingDependencyError (naming the extra) unless a timm backbone's package is installed."""
-    from .configuration_deepfake import missing_timm
+    from deepfake_hf.configuration_deepfake import missing_timm
 
     reason = missing_timm(config)
     if reason:
@@ -563,9 +563,9 @@ def face_preprocessing_of(source_key):
 def _build(converted):
     import torch
 
-    from . import register
-    from .configuration_deepfake import DeepfakeDetectorConfig
-    from .modeling_deepfake import DeepfakeDetectorForImageClassification
+    from deepfake_hf import register
+    from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
+    from deepfake_hf.modeling_deepfake import DeepfakeDetectorForImageClassification
 
     register()  # save_pretrained then writes auto_map and the code files
     backbone_config = converted.backbone_config
@@ -607,7 +607,7 @@ def _from_gend(path, backbone):
         encoder_config = _timm_backbone(backbone or named, "GenD's Perception Encoder", ("vit_pe",),
                                         dynamic_img_size=True)
         encoder_state = _take(state, "feature_extractor.backbone.", path)
-        from .modeling_deepfake import timm_image_processor, timm_pretrained_cfg
+        from deepfake_hf.modeling_deepfake import timm_image_processor, timm_pretrained_cfg
 
         # GenD's preprocess: timm's evaluation transform of the model's data config, with input size 224.
         processor = timm_image_processor(timm_pretrained_cfg(encoder_config), size=224)
@@ -850,7 +850,7 @@ def convert(source, out, format="auto", detector=None, backbone=None, fake_label
     Returns {"out", "format", "source", "description"}. Raises ConvertError (one line) for anything
     that cannot be converted exactly, and FileExistsError when `out` is not empty and not `overwrite`.
     """
-    from .outputs import prepare_output_dir
+    from deepfake_hf.runtime.outputs import prepare_output_dir
 
     if format not in ("auto",) + FORMATS:
         raise ConvertError(f"--from {format}: not one of auto, {', '.join(FORMATS)}")

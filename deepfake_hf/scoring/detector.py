@@ -40,9 +40,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DeepfakeHFError, one_line
-from .media import MediaError, is_url, iter_media_files, media_kind, not_regular_file
-from .scoring import (  # noqa: F401 - re-exported: callers import these from here
+from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.media import MediaError, is_url, iter_media_files, media_kind, not_regular_file
+from deepfake_hf.scoring.scorer import (  # noqa: F401 - re-exported: callers import these from here
     AGGREGATIONS,
     HUB_LOAD_KEYS,
     MIN_TRACK_SHARE,
@@ -85,7 +85,7 @@ class Detector:
         Loading options (`revision`, `token`, `trust_remote_code`, `local_files_only`, `cache_dir`)
         go to `from_pretrained`; `workers` and `progress` to the Detector; the rest to `scoring.Scorer`.
         """
-        from .probes import load_scorer
+        from deepfake_hf.evaluation.probes import load_scorer
 
         threads = {key: kwargs.pop(key) for key in ("workers", "progress") if key in kwargs}
         scorer = load_scorer(path_or_id, faces=faces, num_frames=num_frames, aggregate=aggregate,
@@ -392,7 +392,7 @@ def predict(model, inputs, faces="auto", crop="align", num_frames=None, aggregat
     inputs a killed run already wrote. `on_result(result)` is called for each result as it is written.
     Bad files are results with `error`.
     """
-    from .distributed import current_ranks
+    from deepfake_hf.runtime.distributed import current_ranks
 
     if fmt not in ("table", *STREAM_FORMATS):  # jsonl also prints to stdout
         raise PredictError(f"format: {fmt!r} is not one of table, {', '.join(STREAM_FORMATS)}.")
@@ -502,7 +502,7 @@ def _in_hub_cache(model_id):
 
 def _stream_predictions(detector, files, out, fmt, model, ranks, resume, frame_scores, on_result):
     """Score this rank's shard into its part file; rank 0 then writes `out`. Returns the run's summary counts."""
-    from .distributed import PartWriter, barrier, iter_parts, remove_parts, shard
+    from deepfake_hf.runtime.distributed import PartWriter, barrier, iter_parts, remove_parts, shard
 
     created = [folder for folder in Path(out).absolute().parents if not folder.exists()]
     part = PartWriter(out, ranks, resume=resume)
@@ -549,7 +549,7 @@ def _write_merged(out, fmt, model, rows, frame_scores):
     """The merged results in `fmt`, written row by row; returns the summary counts."""
     import json
 
-    from .outputs import SafeCsvWriter
+    from deepfake_hf.runtime.outputs import SafeCsvWriter
 
     counts = _new_counts()
     temporary = Path(f"{out}.writing")
@@ -604,7 +604,7 @@ def format_results(results, fmt="table", model=None):
     if fmt == "csv":
         import io
 
-        from .outputs import SafeCsvWriter
+        from deepfake_hf.runtime.outputs import SafeCsvWriter
 
         buffer = io.StringIO()
         columns = _csv_columns(any("frame_scores" in r for r in results))
@@ -647,7 +647,7 @@ def shorten_path(path, width=TABLE_PATH_WIDTH):
 
 
 def _table(results):
-    from .outputs import counted
+    from deepfake_hf.runtime.outputs import counted
 
     root = os.path.commonpath([os.path.dirname(r["path"]) for r in results]) if results and all(
         os.path.isabs(r["path"]) for r in results) else ""

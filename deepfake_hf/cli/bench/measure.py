@@ -7,13 +7,13 @@ Inference: the same random weights are measured in one run, modes interleaved ro
 machine noise hits all of them alike:
   (a) plain transformers `pipeline("image-classification")` on the stock class (native export),
   (b) the deepfake-hf model through the same `pipeline(...)`,
-  (c) `deepfake_hf.inference.Detector` over the same files (decode + resize included),
+  (c) `deepfake_hf.scoring.detector.Detector` over the same files (decode + resize included),
   (d) a raw `model(pixel_values)` forward on preprocessed tensors at the best batch size.
 It reports images/s, p50/p95 per-image latency at batch 1, peak RSS per mode (each in its own
 process) and the ratios b/a, c/a, c/d.
 
 Training: each method runs in its own fresh process (so peak memory is its own), interleaved over
-rounds; the child programs are `deepfake_hf.benchmark_child`. Every benchmark shows a progress bar
+rounds; the child programs are `deepfake_hf.cli.bench.child`. Every benchmark shows a progress bar
 naming its stage on stderr. A step is what the Trainer does per batch: forward with labels (the model's own loss),
 backward, AdamW step, zero_grad, on the parameters `training.apply_tuning` leaves trainable.
 """
@@ -30,8 +30,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import DeepfakeHFError
-from .scoring import default_batch_size
+from deepfake_hf.errors import DeepfakeHFError
+from deepfake_hf.scoring.scorer import default_batch_size
 
 # Encoder hyperparameters of the published checkpoints, random weights (nothing is downloaded).
 CONFIGS = {
@@ -51,7 +51,7 @@ def command_line(argv=None):
     """This run's command as typed, without local absolute paths (the results are published): the CLI as
     `deepfake-hf`, other absolute paths relative to the working folder."""
     argv = list(sys.argv if argv is None else argv)
-    if argv and Path(argv[0]).name in ("deepfake-hf", "cli.py"):
+    if argv and (Path(argv[0]).name == "deepfake-hf" or Path(argv[0]).parts[-3:] == ("deepfake_hf", "cli", "__main__.py")):
         argv[0] = "deepfake-hf"
     return " ".join(os.path.relpath(arg) if os.path.isabs(arg) else arg for arg in argv)
 
@@ -138,7 +138,7 @@ class Modes:
         from transformers import AutoImageProcessor, pipeline
 
         import deepfake_hf
-        from deepfake_hf.inference import Detector
+        from deepfake_hf.scoring.detector import Detector
 
         deepfake_hf.register()
         self.batch_size = batch_size
@@ -279,8 +279,8 @@ class BenchmarkChildError(DeepfakeHFError, RuntimeError):
 
 
 def run_child(*args):
-    """Run `python -m deepfake_hf.benchmark_child ARGS` in a fresh process and return its JSON result."""
-    result = subprocess.run([sys.executable, "-m", "deepfake_hf.benchmark_child", *map(str, args)],
+    """Run `python -m deepfake_hf.cli.bench.child ARGS` in a fresh process and return its JSON result."""
+    result = subprocess.run([sys.executable, "-m", "deepfake_hf.cli.bench.child", *map(str, args)],
                             capture_output=True, text=True, env={**os.environ, "TRANSFORMERS_VERBOSITY": "error"})
     if result.returncode:
         lines = result.stderr.strip().splitlines()
@@ -413,7 +413,7 @@ VIDEO_FACE_MODES = ("none", "dlib-per-frame", "dlib", "deepfakebench")
 
 def video_face_modes(text):
     """The face modes of a comma list (`deepfake-hf bench video --faces`), checked against VIDEO_FACE_MODES."""
-    from .errors import DeepfakeHFError
+    from deepfake_hf.errors import DeepfakeHFError
 
     modes = tuple(mode.strip() for mode in text.split(",") if mode.strip())
     unknown = [mode for mode in modes if mode not in VIDEO_FACE_MODES]
@@ -426,8 +426,8 @@ def video_face_modes(text):
 def _video_detector(model_dir, face_mode, num_frames, batch_size):
     """The Detector of one face mode: none, dlib as the Detector uses it (faces.detect_video: key frames and
     windows around followed faces) or dlib-per-frame (a full search of every frame, as before detect_video)."""
-    from .faces import DeepfakeBenchFaceDetector, DlibFaceDetector
-    from .inference import Detector
+    from deepfake_hf.faces import DeepfakeBenchFaceDetector, DlibFaceDetector
+    from deepfake_hf.scoring.detector import Detector
 
     faces = {"none": lambda: "none", "dlib": DlibFaceDetector, "deepfakebench": DeepfakeBenchFaceDetector,
              "dlib-per-frame": lambda: DlibFaceDetector(keyframe_interval=1)}
@@ -451,8 +451,8 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
     """
     import torch
 
-    from .faces import detect_video, frame_sampling_of, get_face_detector
-    from .media import read_video_frames
+    from deepfake_hf.faces import detect_video, frame_sampling_of, get_face_detector
+    from deepfake_hf.media import read_video_frames
 
     detectors = {mode: _video_detector(model_dir, mode, num_frames, batch_size) for mode in face_modes}
     for detector in detectors.values():
@@ -588,7 +588,7 @@ THREAD_MODES = {
 
 def _clean_thread_environment():
     """This environment without thread settings, so "default" children get torch's defaults."""
-    from .threads import THREAD_VARIABLES
+    from deepfake_hf.runtime.threads import THREAD_VARIABLES
 
     drop = {*THREAD_VARIABLES, "OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "LOCAL_WORLD_SIZE"}
     return {key: value for key, value in os.environ.items() if key not in drop}
@@ -599,7 +599,7 @@ def run_concurrent(mode, copies, steps, delay=10.0):
     child_mode, extra = THREAD_MODES[mode]
     env = {**_clean_thread_environment(), **extra, "TRANSFORMERS_VERBOSITY": "error"}
     start_at = time.time() + delay  # time to import torch and warm up before the loops start together
-    processes = [subprocess.Popen([sys.executable, "-m", "deepfake_hf.benchmark_child", "forward-loop", child_mode,
+    processes = [subprocess.Popen([sys.executable, "-m", "deepfake_hf.cli.bench.child", "forward-loop", child_mode,
                                    repr(start_at), str(steps)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                   text=True, env=env) for _ in range(copies)]
     results = []

@@ -20,7 +20,7 @@ The folder it writes is a run folder:
 import json
 import time
 
-from .outputs import owned_output_dir
+from deepfake_hf.runtime.outputs import owned_output_dir
 
 TEST_SET = "sbi-heldout"
 
@@ -29,7 +29,7 @@ def run_quickstart(out_dir, overwrite=False, overrides=(), seed=0, n_resamples=2
     """Run the quickstart into `out_dir`; returns the summary dict (also written to DIR/summary.json).
 
     With `overwrite`, only the files an earlier quickstart wrote there are replaced."""
-    from .threads import configure_threads
+    from deepfake_hf.runtime.threads import configure_threads
 
     configure_threads()  # before torch is imported: its share of the cores, waiting threads sleep
     with owned_output_dir(out_dir, overwrite) as out:
@@ -42,10 +42,10 @@ def _run_quickstart(out, overrides, seed, n_resamples):
 
     import deepfake_hf
 
-    from .evaluation import evaluate_model
-    from .recipes import load_recipe
-    from .synthesis import make_sbi_dataset
-    from .training import train, write_model_card
+    from deepfake_hf.evaluation.evaluate import evaluate_model
+    from deepfake_hf.training.recipes import load_recipe
+    from deepfake_hf.data.synthesis import make_sbi_dataset
+    from deepfake_hf.training import train, write_model_card
 
     started = time.perf_counter()
     recipe = load_recipe("quickstart", [f"data.seed={seed}", f"training.seed={seed}", *overrides])

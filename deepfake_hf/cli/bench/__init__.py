@@ -1,0 +1,1 @@
+"""`deepfake-hf bench`: speed and memory measurements written as JSON."""

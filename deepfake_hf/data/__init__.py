@@ -1,0 +1,1 @@
+"""Data sources (folders, manifests, DeepfakeBench JSON), face-crop preprocessing and SBI synthesis."""

@@ -1,0 +1,1 @@
+"""Evaluation: metrics, evaluate, calibrate, probes and the report."""

@@ -1,0 +1,1 @@
+"""Publishing: native export, the Hub (models and Spaces) and model cards."""

@@ -1,0 +1,1 @@
+"""Running at scale: distributed ranks, thread budgets, and output folders and files."""

@@ -1,0 +1,1 @@
+"""Training: recipes, the Trainer run, the offline quickstart."""
