@@ -145,7 +145,7 @@ def _as_backbone_config(backbone_config):
 
 # {(config class, repr of its full dict): the diff}. Finding the diff builds the class once per key (~8 ms), and
 # transformers serialises a config for each from_pretrained's log line, not only to save it.
-_DIFFS = {}
+_DIFFS: dict = {}
 
 
 def backbone_config_diff(backbone_config):

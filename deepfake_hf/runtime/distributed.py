@@ -62,7 +62,7 @@ def shard(items, ranks):
 
 
 BARRIER_TIMEOUT_S = 1800.0  # torch.distributed's default timeout for gloo
-_LOCAL_BARRIERS = {}  # socket name -> this process's LocalBarrier
+_LOCAL_BARRIERS: dict = {}  # socket name -> this process's LocalBarrier
 
 
 def barrier(ranks, environ=None):
