@@ -331,7 +331,7 @@ def test_push_space(hub_env, tmp_path):
     hub_env.create_repo("alice/detector-space-model")
     assert main(["push-space", "--model", "alice/detector-space-model", "--space-id", "alice/demo"]) == 0
     space = hub_env.files("alice/demo", repo_type="space")
-    assert {"README.md", "app.py", "requirements.txt", "deepfake_hf/inference.py"} <= set(space)
+    assert {"README.md", "app.py", "requirements.txt", "deepfake_hf/scoring/detector.py"} <= set(space)
     assert ".deepfake-hf-outputs.json" not in space
     assert hub_env.repos[("space", "alice/demo")].sdk == "gradio"
 

@@ -178,7 +178,7 @@ def test_a_timm_recipe_trains_with_the_project_trainer(tmp_path):
 
     from deepfake_hf import DeepfakeDetectorForImageClassification
     from deepfake_hf.training.recipes import load_recipe
-    from deepfake_hf.training import train
+    from deepfake_hf.training.train import train
 
     from .conftest import IMAGE_SIZE
     from .test_training import tiny_recipe, toy_split

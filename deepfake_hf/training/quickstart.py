@@ -45,7 +45,7 @@ def _run_quickstart(out, overrides, seed, n_resamples):
     from deepfake_hf.evaluation.evaluate import evaluate_model
     from deepfake_hf.training.recipes import load_recipe
     from deepfake_hf.data.synthesis import make_sbi_dataset
-    from deepfake_hf.training import train, write_model_card
+    from deepfake_hf.training.train import train, write_model_card
 
     started = time.perf_counter()
     recipe = load_recipe("quickstart", [f"data.seed={seed}", f"training.seed={seed}", *overrides])
