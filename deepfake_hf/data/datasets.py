@@ -57,7 +57,7 @@ import numpy as np
 from deepfake_hf.defaults import FACE_SIZE
 from deepfake_hf.errors import DeepfakeHFError, one_line
 from deepfake_hf.faces import FACE_CROPS
-from deepfake_hf.media import FRAME_SAMPLINGS, not_regular_file
+from deepfake_hf.media import DEEPFAKEBENCH_FRAMES, FRAME_SAMPLINGS, not_regular_file
 from deepfake_hf.runtime.outputs import read_csv_cell
 
 logger = logging.getLogger(__name__)
@@ -203,7 +203,7 @@ def _sample_evenly(items, num_frames, frame_sampling="even"):
 
     if not num_frames:
         return list(items)
-    if frame_sampling == "deepfakebench":
+    if frame_sampling == DEEPFAKEBENCH_FRAMES:
         return list(items)[:num_frames]
     return [items[i] for i in sample_frame_indices(len(items), num_frames)]
 

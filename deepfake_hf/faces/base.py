@@ -22,6 +22,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from deepfake_hf.errors import DeepfakeHFError
+from deepfake_hf.media import EVEN_FRAMES
 
 
 class FaceError(DeepfakeHFError, ValueError):
@@ -37,8 +38,6 @@ FACE_CROPS = ("align", "margin")
 # The choice that picks a mode at run time, and the mode that finds no faces (whole frames are scored).
 AUTO = "auto"
 NO_FACES = "none"
-# media.FRAME_SAMPLINGS: the package's even rule, or DeepfakeBench's own frame numbers.
-EVEN_SAMPLING = "even"
 
 
 @dataclass
@@ -65,7 +64,7 @@ class FaceMode:
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""  # one line for --help
     order: ClassVar[int] = 50  # position among the names (the CLI's choices, "auto"'s preference)
-    frame_sampling: ClassVar[str] = EVEN_SAMPLING  # which video frames its crops come from (media.FRAME_SAMPLINGS)
+    frame_sampling: ClassVar[str] = EVEN_FRAMES  # which video frames its crops come from (media.FRAME_SAMPLINGS)
     crops: ClassVar[tuple[str, ...]] = FACE_CROPS  # the crops it allows
     finds_faces: ClassVar[bool] = True  # False: whole frames are scored, nothing is cropped
     auto: ClassVar[bool] = False  # "auto" may pick it (when installed)

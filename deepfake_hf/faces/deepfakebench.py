@@ -20,6 +20,7 @@ from deepfake_hf.defaults import FACE_SCALE, FACE_SIZE
 from deepfake_hf.faces.align import align_face
 from deepfake_hf.faces.base import Face, FaceDependencyError, register
 from deepfake_hf.faces.dlib import DlibFaceDetector, five_points_from_68
+from deepfake_hf.media import DEEPFAKEBENCH_FRAMES
 
 
 @register
@@ -39,7 +40,7 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
     name = "deepfakebench"
     description = "DeepfakeBench's preprocessing exactly: full-resolution dlib, largest face, its frames"
     order = 20
-    frame_sampling = "deepfakebench"
+    frame_sampling = DEEPFAKEBENCH_FRAMES
     crops = ("align",)
     auto = False
     recorded = True

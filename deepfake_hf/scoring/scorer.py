@@ -258,7 +258,7 @@ class Scorer:
                    face_size=FACE_SIZE, face_scale=FACE_SCALE, margin=FACE_MARGIN):
         """Frame sampling, face and aggregation options; unset ones come from the model's config (the batch
         size from the device: `default_batch_size`)."""
-        from deepfake_hf.faces import face_mode, frame_sampling_of
+        from deepfake_hf.faces import FaceError, face_mode, frame_sampling_of
 
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         self.num_frames = int(num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES))
@@ -275,8 +275,8 @@ class Scorer:
         if isinstance(faces, str):
             mode = face_mode(faces)
             if mode.finds_faces and crop not in mode.crops:
-                raise ValueError(f"crop: {crop!r} does not apply to faces {mode.name!r} "
-                                 f"(its crops: {', '.join(mode.crops)}).")
+                raise FaceError(f"crop: {crop!r} does not apply to faces {mode.name!r} "
+                                f"(its crops: {', '.join(mode.crops)}).")
             self.face_detector = mode.build(size=face_size, scale=face_scale)
         else:
             self.face_detector = faces  # a detector object
