@@ -610,11 +610,11 @@ def _interrupt(signum, frame):
 
 
 def main(argv=None):
-    from deepfake_hf.faces import FACE_DETECTORS
+    from deepfake_hf.faces import face_mode_names
 
     parser = argparse.ArgumentParser(description="Gradio demo of a deepfake detector.")
     parser.add_argument("--model", help="model folder or Hub id (default: $DEEPFAKE_HF_MODEL)")
-    parser.add_argument("--faces", choices=FACE_DETECTORS, help="face detection (default: auto)")
+    parser.add_argument("--faces", choices=face_mode_names(), help="face detection (default: auto)")
     # SIGTERM (a stopped container or Space) shuts gradio down like Ctrl-C, so its cache cleanup runs.
     signal.signal(signal.SIGTERM, _interrupt)
     args = parser.parse_args(argv)

@@ -392,10 +392,18 @@ def is_animated(path):
 _TIE_TOLERANCE = 1e-6
 
 
-FRAME_SAMPLINGS = ("even", "deepfakebench")
+# Which frames of a video are taken: the package's even rule, or DeepfakeBench's own frame numbers (the face
+# modes say which one their crops come from: faces.FaceMode.frame_sampling).
+EVEN_FRAMES = "even"
+DEEPFAKEBENCH_FRAMES = "deepfakebench"
+FRAME_SAMPLINGS = (EVEN_FRAMES, DEEPFAKEBENCH_FRAMES)
 
 
-def sample_frame_indices(count, num_frames, times=None, sampling="even"):
+class FrameSamplingError(DeepfakeHFError, ValueError):
+    """A bad frame count or sampling rule."""
+
+
+def sample_frame_indices(count: int, num_frames: int, times=None, sampling: str = EVEN_FRAMES) -> list[int]:
     """Indices of `num_frames` frames spread evenly over `count` frames, strictly increasing.
 
     Every frame of a clip with `count <= num_frames` is taken once (frames are never repeated to reach
@@ -416,19 +424,19 @@ def sample_frame_indices(count, num_frames, times=None, sampling="even"):
     """
     count, num_frames = int(count), int(num_frames)
     if num_frames < 1:
-        raise ValueError(f"num_frames: {num_frames} must be >= 1")
+        raise FrameSamplingError(f"num_frames: {num_frames} must be >= 1")
     if sampling not in FRAME_SAMPLINGS:
-        raise ValueError(f"sampling: {sampling!r} is not one of {', '.join(FRAME_SAMPLINGS)}")
+        raise FrameSamplingError(f"sampling: {sampling!r} is not one of {', '.join(FRAME_SAMPLINGS)}")
     if count <= num_frames:
         return list(range(max(count, 0)))
-    if sampling == "deepfakebench":  # distinct, since the spacing (count-1)/(num_frames-1) is >= 1 here
+    if sampling == DEEPFAKEBENCH_FRAMES:  # distinct, since the spacing (count-1)/(num_frames-1) is >= 1 here
         return np.linspace(0, count - 1, num_frames, dtype=np.int64).tolist()
     if times is None:
         positions = np.linspace(0, count - 1, num_frames)
     else:
         times = np.asarray(times, dtype=np.float64)
         if times.shape != (count,):
-            raise ValueError(f"times: expected {count} values, got {times.size}")
+            raise FrameSamplingError(f"times: expected {count} values, got {times.size}")
         # Fractional frame positions of evenly spaced instants: nearest in time = nearest position.
         positions = np.interp(np.linspace(times[0], times[-1], num_frames), times, np.arange(count))
     # Nearest frame, ties to the earlier one; the tolerance keeps float noise in `positions`

@@ -71,12 +71,12 @@ def options_of(command):
     ("bench", ["--out", "--json"]),
 ])
 def test_shared_options_have_one_name_and_default(command, shared):
-    from deepfake_hf.faces import FACE_DETECTORS
+    from deepfake_hf.faces import face_mode_names
 
     options = options_of(command)
     assert set(shared) <= set(options), set(shared) - set(options)
     if "--faces" in shared:
-        assert options["--faces"].default == "auto" and tuple(options["--faces"].choices) == FACE_DETECTORS
+        assert options["--faces"].default == "auto" and tuple(options["--faces"].choices) == face_mode_names()
     if "--frames" in shared:
         assert options["--frames"].default is None  # the model's (or the config default)
     if "--json" in shared:

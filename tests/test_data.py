@@ -372,8 +372,8 @@ def test_face_crops_from_shared_videos(shared_media, tmp_path, caplog):
 
 
 def test_auto_faces_without_a_detector_uses_whole_frames(folder, tmp_path, monkeypatch, caplog):
-    faces = pytest.importorskip("deepfake_hf.faces")
-    monkeypatch.setattr(faces, "dlib_available", lambda: False)
+    pytest.importorskip("deepfake_hf.faces")
+    monkeypatch.setattr("deepfake_hf.faces.dlib.dlib_available", lambda: False)
     with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         auto = load_source(folder, faces="auto", cache_dir=tmp_path / "c", verbose=False)
     plain = load_source(folder, faces="none", cache_dir=tmp_path / "c", verbose=False)

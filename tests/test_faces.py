@@ -1,4 +1,4 @@
-"""faces.py: similarity alignment (DeepfakeBench convention), crops, tracking, dlib on real faces."""
+"""faces/: similarity alignment (DeepfakeBench convention), crops, tracking, dlib on real faces."""
 
 import json
 import math
@@ -11,7 +11,6 @@ from PIL import Image, ImageDraw
 from deepfake_hf.errors import DeepfakeHFError
 from deepfake_hf.faces import (
     ARCFACE_TEMPLATE,
-    FACE_DETECTORS,
     Face,
     FaceError,
     NoFaceDetector,
@@ -22,6 +21,7 @@ from deepfake_hf.faces import (
     crop_face,
     detect_video,
     dlib_available,
+    face_mode_names,
     five_points_from_68,
     get_face_detector,
     margin_crop,
@@ -153,7 +153,7 @@ def test_dlib_finds_the_astronaut():
 def test_dlib_detector_is_read_from_its_cached_copy_with_the_same_results(tmp_path, monkeypatch):
     import dlib
 
-    from deepfake_hf.faces import _frontal_face_detector
+    from deepfake_hf.faces.dlib import _frontal_face_detector
 
     data = pytest.importorskip("skimage.data")
     pixels = np.asarray(Image.fromarray(data.astronaut()).resize((400, 400)))
@@ -413,7 +413,7 @@ def test_warp_affine_uses_the_cv2_pixel_centre_convention():
 
 
 def test_deepfakebench_face_mode_needs_aligned_crops_and_is_named():
-    assert "deepfakebench" in FACE_DETECTORS
+    assert "deepfakebench" in face_mode_names()
     from deepfake_hf.data.datasets import DataSourceError, load_source
 
     with pytest.raises(DataSourceError, match="does not apply"):

@@ -9,10 +9,9 @@ import argparse
 import json
 import sys
 
-from deepfake_hf.data.datasets import FACE_CROPS
 from deepfake_hf.defaults import AGGREGATIONS, DEFAULT_CROP, DEFAULT_FACES
 from deepfake_hf.errors import DeepfakeHFError, one_line
-from deepfake_hf.faces import FACE_DETECTORS
+from deepfake_hf.faces import AUTO, FACE_CROPS, auto_description, face_mode_names, face_modes
 
 EXIT_OK, EXIT_ERROR, EXIT_PARTIAL = 0, 1, 2
 # Errors that are not the package's own but that user input causes (a missing or existing path, a missing
@@ -46,11 +45,10 @@ def _add_deprecated_alias(parser, old, new, dest, **kwargs):
 
 
 def add_faces_option(parser):
-    parser.add_argument("--faces", choices=FACE_DETECTORS, default=DEFAULT_FACES,
-                        help="face detection: auto (the model's recorded face preprocessing, else dlib if installed, "
-                        "else whole frames), dlib (fast: downscaled search, faces followed between key frames), "
-                        "deepfakebench (DeepfakeBench's preprocessing exactly: full-resolution dlib, largest face, "
-                        f"its frames), or none (whole frames); default {DEFAULT_FACES}")
+    # the choices and their descriptions come from the face-mode registry (a new mode file shows up here)
+    described = [f"{AUTO} ({auto_description()})"] + [f"{name} ({mode.description})" for name, mode in face_modes().items()]
+    parser.add_argument("--faces", choices=face_mode_names(), default=DEFAULT_FACES,
+                        help=f"face detection: {', '.join(described)}; default {DEFAULT_FACES}")
 
 
 def add_crop_option(parser):

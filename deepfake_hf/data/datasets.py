@@ -54,9 +54,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deepfake_hf.defaults import FACE_MARGIN, FACE_SIZE
+from deepfake_hf.defaults import FACE_SIZE
 from deepfake_hf.errors import DeepfakeHFError, one_line
-from deepfake_hf.media import FRAME_SAMPLINGS, not_regular_file
+from deepfake_hf.faces import FACE_CROPS
+from deepfake_hf.media import DEEPFAKEBENCH_FRAMES, FRAME_SAMPLINGS, not_regular_file
 from deepfake_hf.runtime.outputs import read_csv_cell
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,6 @@ COLUMNS = ("image", "label", "path", "group", "method", "frame")
 MANIFEST_EXTENSIONS = (".csv", ".jsonl", ".ndjson")
 DEEPFAKEBENCH_EXTENSIONS = (".json",)
 DEEPFAKEBENCH_SPLITS = ("train", "val", "test")
-FACE_CROPS = ("align", "margin")
 # Bump when the rows written for the same inputs change, so stale caches are not reused.
 # 2: video files shorter than num_frames give each frame once (no repeats); 3: aligned crops resampled with
 # cv2's pixel-centre convention (faces.warp_affine), animated images give their frames; 4: aligned crops by cv2.warpAffine itself
@@ -203,7 +203,7 @@ def _sample_evenly(items, num_frames, frame_sampling="even"):
 
     if not num_frames:
         return list(items)
-    if frame_sampling == "deepfakebench":
+    if frame_sampling == DEEPFAKEBENCH_FRAMES:
         return list(items)[:num_frames]
     return [items[i] for i in sample_frame_indices(len(items), num_frames)]
 
@@ -473,15 +473,12 @@ class _FaceCropper:
         self.crop, self.size = crop, size
 
     def __call__(self, image, faces=None):
-        from deepfake_hf.faces import align_face, margin_crop, most_prominent
+        from deepfake_hf.faces import crop_face, most_prominent
 
         faces = self.detector.detect(image) if faces is None else faces
         if not faces:
             return None
-        face = most_prominent(faces)
-        if self.crop == "align" and face.landmarks is not None:
-            return align_face(image, face, size=self.size)
-        return margin_crop(image, face, margin=FACE_MARGIN, size=self.size)
+        return crop_face(image, most_prominent(faces), crop=self.crop, size=self.size)
 
 
 def _png_bytes(image):
@@ -545,7 +542,9 @@ def _decode(collected, num_frames, frame_sampling, faces, face_crop, face_size, 
     for path, problem in collected.problems:
         logger.warning("skipping %s: %s", path, problem)
         counts["skipped"] += 1
-    cropper = _FaceCropper(faces, face_crop, face_size) if faces != "none" else None
+    from deepfake_hf.faces import face_mode
+
+    cropper = _FaceCropper(faces, face_crop, face_size) if face_mode(faces).finds_faces else None
     for entry in tqdm(collected.entries, desc="decoding", unit="file", disable=not verbose or None, leave=False):
         try:
             rows = _decode_entry(entry, num_frames, frame_sampling, cropper, counts)
@@ -634,32 +633,31 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
     """
     import datasets
 
-    from deepfake_hf.faces import FACE_DETECTORS, frame_sampling_of
+    from deepfake_hf.faces import NO_FACES, face_mode, face_mode_names
 
-    if faces not in FACE_DETECTORS:
-        raise DataSourceError(f"faces: {faces!r} is not one of {', '.join(FACE_DETECTORS)}")
+    if faces not in face_mode_names():
+        raise DataSourceError(f"faces: {faces!r} is not one of {', '.join(face_mode_names())}")
     if face_crop not in FACE_CROPS:
         raise DataSourceError(f"face_crop: {face_crop!r} is not one of {', '.join(FACE_CROPS)}")
-    if faces == "deepfakebench" and face_crop != "align":
-        raise DataSourceError(f"face_crop: {face_crop!r} does not apply to faces='deepfakebench' (its crops are aligned)")
-    frame_sampling = frame_sampling or frame_sampling_of(faces)
+    # Resolved ("auto") before hashing, so a cache of whole frames is not reused once dlib is installed.
+    mode = face_mode(faces)
+    if mode.finds_faces and face_crop not in mode.crops:
+        raise DataSourceError(f"face_crop: {face_crop!r} does not apply to faces={mode.name!r} "
+                              f"(its crops: {', '.join(mode.crops)})")
+    frame_sampling = frame_sampling or mode.frame_sampling
     if frame_sampling not in FRAME_SAMPLINGS:
         raise DataSourceError(f"frame_sampling: {frame_sampling!r} is not one of {', '.join(FRAME_SAMPLINGS)}")
-    if faces == "auto":
-        from deepfake_hf.faces import dlib_available
-
-        # Resolved before hashing, so a cache of whole frames is not reused once dlib is installed.
-        faces = "dlib" if dlib_available() else "none"
-        if faces == "none":
-            logger.warning("faces='auto': no face detector installed (pip install 'deepfake-hf[faces]'); "
-                           "using whole frames")
+    if mode.name != faces and not mode.finds_faces:
+        logger.warning("faces=%r: no face detector installed (pip install 'deepfake-hf[faces]'); using whole frames",
+                       faces)
+    faces = mode.name
     label_map = _normalise_label_map(label_map)
     kind, collected = _collect(spec, label_map, num_frames, compression, root, default_split, frame_sampling)
-    if kind == "deepfakebench" and faces != "none":
+    if kind == "deepfakebench" and mode.finds_faces:
         # Its frames are already aligned face crops (DeepfakeBench trains on them as they are); finding and
         # aligning a face inside a crop again would zoom out a second time.
         logger.info("%s: DeepfakeBench frames are aligned face crops already; faces=%r not applied", spec, faces)
-        faces = "none"
+        faces = NO_FACES
     decode_options = {"num_frames": num_frames, "frame_sampling": frame_sampling, "faces": faces,
                       "face_crop": face_crop, "face_size": face_size}
     name = os.fspath(spec)

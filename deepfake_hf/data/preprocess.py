@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from deepfake_hf.data.datasets import FACE_CROPS
-from deepfake_hf.defaults import DEFAULT_CROP, DEFAULT_NUM_FRAMES, FACE_MARGIN, FACE_SCALE, FACE_SIZE
+from deepfake_hf.defaults import DEFAULT_CROP, DEFAULT_NUM_FRAMES, FACE_SCALE, FACE_SIZE
 from deepfake_hf.runtime.distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
 from deepfake_hf.errors import DeepfakeHFError
+from deepfake_hf.faces import FACE_CROPS
 from deepfake_hf.runtime.outputs import SafeCsvWriter, owned_output_dir, prepare_output_dir, undone_on_failure
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ def _one_folder_each(items, dataset):
 
 def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
     """Write the crops of one work item; returns its manifest record."""
-    from deepfake_hf.faces import align_face, alignment_matrix, frame_sampling_of, margin_crop, most_prominent
+    from deepfake_hf.faces import aligned_points, aligns, crop_face, frame_sampling_of, most_prominent
     from deepfake_hf.media import MediaError, open_image, read_video_frames
 
     method, folder = _crop_folder(item, dataset)
@@ -111,13 +111,9 @@ def _crop_video(item, out, dataset, detector, num_frames, crop, size, scale):
             continue
         face = most_prominent(faces)
         name = folder / f"{index:03d}.png"
-        if crop == "align" and face.landmarks is not None:
-            align_face(image, face, size=size, scale=scale).save(out / name, compress_level=1)
-            matrix = alignment_matrix(face.landmarks, size, scale)
-            points = np.asarray(face.landmarks, dtype=np.float64) @ matrix[:, :2].T + matrix[:, 2]
-            np.save(out / name.with_suffix(".npy"), points.astype(np.float32))
-        else:
-            margin_crop(image, face, margin=FACE_MARGIN, size=size).save(out / name, compress_level=1)
+        crop_face(image, face, crop=crop, size=size, scale=scale).save(out / name, compress_level=1)
+        if aligns(face, crop):  # an aligned crop keeps its five key points beside it, as DeepfakeBench's do
+            np.save(out / name.with_suffix(".npy"), aligned_points(face.landmarks, size, scale))
         record["frames"].append({"frame": int(index), "crop": name.as_posix()})
     if not record["frames"]:
         record["problem"] = "no face found in any frame"
@@ -135,7 +131,7 @@ def preprocess(sources, out_dir, faces="dlib", num_frames=DEFAULT_NUM_FRAMES, cr
     """
     from tqdm.auto import tqdm
 
-    from deepfake_hf.faces import get_face_detector
+    from deepfake_hf.faces import finds_faces, get_face_detector
 
     if crop not in FACE_CROPS:
         raise PreprocessError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}")
@@ -144,7 +140,7 @@ def preprocess(sources, out_dir, faces="dlib", num_frames=DEFAULT_NUM_FRAMES, cr
         raise PreprocessError("no inputs given")
     dataset = dataset or Path(str(sources[0]).split("#")[0]).stem or "dataset"
     detector = get_face_detector(faces)
-    if detector.name == "none":
+    if not finds_faces(detector):
         raise PreprocessError("faces: preprocess crops faces; install the faces extra (pip install -e \".[faces]\") "
                               "or choose --faces dlib")
     ranks = current_ranks()

@@ -43,6 +43,7 @@ from deepfake_hf.configuration_deepfake import (
 )
 from deepfake_hf.data.datasets import DataSourceError, load_source
 from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.faces import finds_faces
 from deepfake_hf.evaluation.metrics import binary_metrics, evaluate_scores, fit_temperature, threshold_at_fpr, video_scores
 from deepfake_hf.runtime.outputs import SafeCsvWriter, prepare_output_dir, undone_on_failure
 from deepfake_hf.scoring.scorer import sigmoid
@@ -408,7 +409,7 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
         no_face = []
         parts = out_dir / f".scores-{set_number}"
         find_faces = not frames_are_crops[name]
-        if not find_faces and scorer.face_detector.name != "none":
+        if not find_faces and finds_faces(scorer.face_detector):
             result.setdefault("notes", {})[name] = ("DeepfakeBench frames are aligned face crops: scored as they "
                                                    f"are, without the {scorer.face_detector.name} face policy")
         margins = score_dataset(scorer, dataset, batch_size, description=name, no_face=no_face, ranks=ranks,

@@ -43,7 +43,7 @@ from deepfake_hf.configuration_deepfake import (
     DEFAULT_NUM_FRAMES,
     DEFAULT_THRESHOLD,
 )
-from deepfake_hf.data.datasets import FACE_CROPS
+from deepfake_hf.faces import FACE_CROPS
 from deepfake_hf.defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
 from deepfake_hf.errors import AnalysisCancelled, DeepfakeHFError, one_line  # AnalysisCancelled: media raises it too
 from deepfake_hf.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, is_animated, is_url, media_kind, open_image
@@ -120,12 +120,9 @@ def _load_problem(path_or_id, error):
 def resolve_faces(faces, config):
     """The face mode to run: `faces` as asked, except that None ("the model's") and "auto" take the face
     preprocessing the model's config records (`face_preprocessing`); with none recorded, None is "none"."""
-    recorded = getattr(config, "face_preprocessing", None)
-    if faces is None:
-        return recorded or "none"
-    if faces == "auto" and recorded:
-        return recorded
-    return faces
+    from deepfake_hf.faces import prefer_recorded
+
+    return prefer_recorded(faces, getattr(config, "face_preprocessing", None))
 
 
 def fake_label_index(config):
@@ -261,7 +258,7 @@ class Scorer:
                    face_size=FACE_SIZE, face_scale=FACE_SCALE, margin=FACE_MARGIN):
         """Frame sampling, face and aggregation options; unset ones come from the model's config (the batch
         size from the device: `default_batch_size`)."""
-        from deepfake_hf.faces import frame_sampling_of, get_face_detector
+        from deepfake_hf.faces import FaceError, face_mode, frame_sampling_of
 
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         self.num_frames = int(num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES))
@@ -275,12 +272,14 @@ class Scorer:
         if crop not in FACE_CROPS:
             raise ValueError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}.")
         faces = resolve_faces(faces, config)
-        if faces == "deepfakebench":
-            if crop != "align":
-                raise ValueError(f"crop: {crop!r} does not apply to faces 'deepfakebench' (its crops are aligned).")
-            self.face_detector = get_face_detector(faces, size=face_size, scale=face_scale)
+        if isinstance(faces, str):
+            mode = face_mode(faces)
+            if mode.finds_faces and crop not in mode.crops:
+                raise FaceError(f"crop: {crop!r} does not apply to faces {mode.name!r} "
+                                f"(its crops: {', '.join(mode.crops)}).")
+            self.face_detector = mode.build(size=face_size, scale=face_scale)
         else:
-            self.face_detector = get_face_detector(faces)
+            self.face_detector = faces  # a detector object
         # The frames a face mode's crops were cut from: DeepfakeBench's own frame numbers with its faces.
         self.frame_sampling = frame_sampling_of(self.face_detector)
         self.crop, self.face_size, self.face_scale, self.margin = crop, face_size, face_scale, margin
@@ -326,10 +325,10 @@ class Scorer:
     def plan(self, frames, cancel=None, find_faces=True):
         """The `FacePlan` of a file's frames: one crop per tracked face per frame, or whole frames (also
         with `find_faces=False`, for frames that are face crops already)."""
-        from deepfake_hf.faces import crop_face, detect_video, track_faces
+        from deepfake_hf.faces import crop_face, detect_video, finds_faces, track_faces
 
         whole_frames = [(index, 0) for index in range(len(frames))]
-        if self.face_detector.name == "none" or not find_faces:
+        if not finds_faces(self.face_detector) or not find_faces:
             return FacePlan(len(frames), list(frames), whole_frames, None, None, None)
         detections = []
         # A video's frames together: the detector follows faces between key frames (faces.detect_video).

@@ -21,7 +21,7 @@ import yaml
 
 from deepfake_hf.configuration_deepfake import DEFAULT_NUM_FRAMES
 from deepfake_hf.errors import DeepfakeHFError, one_line
-from deepfake_hf.faces import FACE_DETECTORS
+from deepfake_hf.faces import face_mode_names
 
 TUNING_METHODS = ("ln_tuning", "lora", "full", "linear_probe")
 AUGMENTATIONS = ("hflip", "affine", "blur", "color_jitter", "jpeg", "random_resized_crop", "rotation", "sharpness")
@@ -238,8 +238,8 @@ def _check_semantics(recipe, source):
         fail("model.architecture", "needs a `model_type` (e.g. vit, clip_vision_model, convnext)")
     if not 0.0 < recipe.data.val_fraction < 1.0:
         fail("data.val_fraction", f"{recipe.data.val_fraction!r} must be in (0, 1)")
-    if recipe.data.faces not in FACE_DETECTORS:
-        fail("data.faces", f"{recipe.data.faces!r} is not one of {', '.join(FACE_DETECTORS)}")
+    if recipe.data.faces not in face_mode_names():
+        fail("data.faces", f"{recipe.data.faces!r} is not one of {', '.join(face_mode_names())}")
 
     from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
 

@@ -70,8 +70,11 @@ def detector_config(recipe, random_init=False, local_only=False):
                                 "without its checkpoint (--random-init)")
         backbone_config = dict(model.architecture)
     detector = dict(model.detector)
-    if recipe.data.faces == "deepfakebench":  # trained on DeepfakeBench's crops: scored on them by default
-        detector.setdefault("face_preprocessing", "deepfakebench")
+    from deepfake_hf.faces import face_mode
+
+    mode = face_mode(recipe.data.faces)
+    if mode.recorded:  # trained on this mode's crops (DeepfakeBench's): scored on them by default
+        detector.setdefault("face_preprocessing", mode.name)
     try:
         return DeepfakeDetectorConfig(backbone_config=backbone_config, **detector)
     except (TypeError, ValueError) as error:
