@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -115,7 +116,7 @@ def _discover() -> None:
     global _discovered
     if _discovered:
         return
-    package = importlib.import_module(__package__)
+    package = sys.modules[__package__]  # imported before any of its modules; its __path__ may have grown
     for module in pkgutil.iter_modules(package.__path__):
         if not module.name.startswith("_"):
             importlib.import_module(f"{__package__}.{module.name}")
