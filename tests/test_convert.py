@@ -11,7 +11,8 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from deepfake_hf.convert import ConvertError, convert, detect_format, fake_label_of, list_formats, load_state_dict
+from deepfake_hf.convert import ConvertError, convert, detect_format, list_formats, load_state_dict
+from deepfake_hf.convert.classifier import fake_label_of
 
 from .conftest import IMAGE_SIZE, TINY_BACKBONES, run_python, write_image
 
@@ -507,11 +508,11 @@ def test_errors_name_the_key_option_or_missing_support(tmp_path):
 def test_clip_architecture_is_read_from_weights_when_no_backbone_is_given(tmp_path):
     from transformers import CLIPVisionModel
 
-    from deepfake_hf.convert import _clip_vision_config_from_weights
+    from deepfake_hf.convert.encoders import clip_vision_config_from_weights
 
     config = tiny("clip_vision_model", hidden_size=64, num_attention_heads=1)
     state = {f"backbone.{k}": v for k, v in CLIPVisionModel(config).state_dict().items()}
-    inferred = _clip_vision_config_from_weights(state, "backbone.")
+    inferred = clip_vision_config_from_weights(state, "backbone.")
     for key in ("hidden_size", "intermediate_size", "num_hidden_layers", "num_attention_heads", "patch_size",
                 "image_size", "hidden_act", "layer_norm_eps"):
         assert getattr(inferred, key) == getattr(config, key), key

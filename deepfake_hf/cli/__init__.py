@@ -9,6 +9,7 @@ import argparse
 import json
 import sys
 
+from deepfake_hf.convert import format_names
 from deepfake_hf.defaults import AGGREGATIONS, DEFAULT_CROP, DEFAULT_FACES
 from deepfake_hf.errors import DeepfakeHFError, one_line
 from deepfake_hf.faces import AUTO, FACE_CROPS, auto_description, face_mode_names, face_modes
@@ -136,7 +137,7 @@ def add_convert(subparsers):
     parser.add_argument("source", nargs="?", help="local file or folder, or a Hub id")
     add_output_option(parser, required=False)
     parser.add_argument("--from", dest="source_format", default="auto",
-                        choices=["auto", "gend", "deepfakebench", "univfd", "classifier"], help="source format")
+                        choices=["auto", *format_names()], help="source format")
     parser.add_argument("--detector", help="DeepfakeBench detector: clip, effort or xception (when the keys do not "
                         "tell)")
     parser.add_argument("--backbone", metavar="ID_OR_DIR",

@@ -1,0 +1,111 @@
+"""GenD (yermandy/GenD, WACV 2026) `save_pretrained` folders.
+
+config.json `{model_type: GenD, backbone, head: linear|LinearNorm}`; CLIP weights under
+`feature_extractor.vision_model.*` (features: `pooler_output`), DINOv2 weights under `feature_extractor.backbone.*`
+(features: the CLS token of `last_hidden_state`), or the Perception Encoder (timm Eva `vit_pe_*`, built with
+`dynamic_img_size=True`, its classifier replaced by Identity, so the features are its attention pool's output)
+under `feature_extractor.backbone.*`, run through transformers' TimmWrapperModel; head `model.linear.*`;
+LinearNorm L2-normalises before the head.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from deepfake_hf.convert.base import Converted, ConvertError, Match, SourceFormat, SourceInfo
+from deepfake_hf.convert.encoders import encoder_config, load_backbone_config, timm_backbone
+from deepfake_hf.convert.loading import head, load_folder_weights, read_config, take
+from deepfake_hf.convert.processors import clip_processor, dinov2_processor, processor_of
+
+GEND = SourceInfo(
+    title="GenD",
+    paper="Yermakov et al., GenD (WACV 2026); code github.com/yermandy/GenD",
+    code="https://github.com/yermandy/GenD",
+    licence="see the source repository (not recorded in the checkpoint)",
+    backbone="CLIP ViT (pooler_output) or DINOv2 (CLS token), named in the checkpoint's config",
+    input="DeepfakeBench-aligned 256x256 face crops; the backbone's processor (CLIP: short side 224, "
+          "centre crop 224, CLIP mean/std)",
+    published="not stated here for GenD itself. Its predecessor (CLIP ViT-L/14 LN-tuning, arXiv 2503.19683) "
+              "reports video AUROC trained on FF++: CDFv2 96.62, DFD 98.0, DFDC 87.15, FFIW 91.52, "
+              "DeepSpeak v1 92.01",
+)
+
+GEND_PE = SourceInfo(
+    title="GenD (Perception Encoder)",
+    paper="Yermakov et al., GenD (WACV 2026); code github.com/yermandy/GenD",
+    code="https://github.com/yermandy/GenD",
+    licence="see the source repository (not recorded in the checkpoint)",
+    backbone="Perception Encoder (timm Eva vit_pe_*, attention-pool output, through transformers' "
+             "TimmWrapperModel)",
+    input="DeepfakeBench-aligned 256x256 face crops; the timm model's evaluation transform at 224 (its mean, "
+          "std and crop_pct), as GenD's preprocess",
+)
+
+
+class GenD(SourceFormat):
+    name = "gend"
+    description = ("GenD save_pretrained folder (config model_type GenD): CLIP, DINOv2 or Perception Encoder (timm) "
+                   "backbone, linear/LinearNorm head")
+    # GenD trains on DeepfakeBench-preprocessed face crops.
+    face_preprocessing = "deepfakebench"
+    order = 10
+
+    def recognise_config(self, path: Path, config: dict[str, Any]) -> Match | None:
+        return Match() if config.get("model_type") == "GenD" else None
+
+    def load(self, path: Path, variant: str | None = None, backbone: str | None = None,
+             fake_label: str | None = None) -> Converted:
+        """The CLIP, DINO or Perception Encoder backbone named by config.json, with its head (see the module)."""
+        config = read_config(path) or {}
+        if config.get("model_type") != "GenD":
+            raise ConvertError(f"{path}: not a GenD folder (config.json model_type is {config.get('model_type')!r})")
+        kind = config.get("head", "linear")
+        if kind not in ("linear", "LinearNorm"):
+            raise ConvertError(f"{path}: GenD head {kind!r} is not linear or LinearNorm")
+        named = str(config.get("backbone") or "")
+        state = load_folder_weights(path)
+        weight, bias = head(state, "model.linear.", path)
+        if "vit_pe" in named.lower():
+            # GenD builds the PE with dynamic_img_size=True (position embeddings resampled to its 224 input) and
+            # replaces its classifier by Identity: the features are the attention pool's output, TimmWrapperModel's
+            # pooler_output (built with num_classes=0).
+            encoder = timm_backbone(backbone or named, "GenD's Perception Encoder", ("vit_pe",),
+                                    dynamic_img_size=True)
+            encoder_state = take(state, "feature_extractor.backbone.", path)
+            from deepfake_hf.modeling_deepfake import timm_image_processor, timm_pretrained_cfg
+
+            # GenD's preprocess: timm's evaluation transform of the model's data config, with input size 224.
+            processor = timm_image_processor(timm_pretrained_cfg(encoder), size=224)
+            return Converted(encoder, "pooler", kind == "LinearNorm", encoder_state, weight, bias, processor,
+                             "gend-pe", f"GenD (Perception Encoder {encoder.architecture}, head {kind})", GEND_PE)
+        if any(key.startswith("feature_extractor.vision_model.") for key in state):
+            prefix = "feature_extractor.vision_model."
+            encoder = encoder_config(backbone, state, clip_prefix=prefix) if backbone or not named else None
+            if encoder is None:
+                try:
+                    encoder = load_backbone_config(named)
+                except ConvertError:  # offline without a cached config: read the architecture off the weights
+                    encoder = encoder_config(None, state, clip_prefix=prefix)
+            encoder_state = take(state, prefix, path)
+            pooling, family = "pooler", "CLIP"
+            processor = processor_of(backbone or named) or clip_processor(encoder.image_size)
+        elif any(key.startswith("feature_extractor.backbone.") for key in state):
+            encoder = encoder_config(backbone, default=named)
+            encoder_state = take(state, "feature_extractor.backbone.", path)
+            if not encoder.model_type.startswith("dino"):
+                raise ConvertError(f"{path}: GenD backbone weights under feature_extractor.backbone but the encoder "
+                                   f"config is {encoder.model_type!r}, not a DINO model")
+            # DINO features are the CLS token of last_hidden_state (after the final LayerNorm); for DINOv2 and its
+            # register variant `pooler_output` is that same token, so "pooler" is exact for every DINO family.
+            pooling, family = ("cls" if encoder.model_type == "dinov2" else "pooler"), "DINO"
+            # DINOv2 configs say 518 (their position grid) but the published processor crops 224, as GenD trains.
+            processor = processor_of(backbone or named) or dinov2_processor(224)
+        else:
+            raise ConvertError(f"{path}: GenD weights have neither feature_extractor.vision_model.* (CLIP) nor "
+                               "feature_extractor.backbone.* (DINO)")
+        return Converted(encoder, pooling, kind == "LinearNorm", encoder_state, weight, bias, processor, "gend",
+                         f"GenD ({family} backbone {named or backbone}, head {kind})", GEND)
+
+
+__all__ = ["GenD"]
