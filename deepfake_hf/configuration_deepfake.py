@@ -28,6 +28,12 @@ VISION_TOWER_OF = {"clip": "vision_config", "siglip": "vision_config", "clipseg"
 DEFAULT_POOLING = {"vit": "cls", "dinov2": "cls", "deit": "cls", "beit": "mean", "clip_vision_model": "pooler"}
 
 POOLINGS = ("cls", "mean", "pooler")
+
+
+class DetectorConfigError(ValueError):
+    """A detector config (or a saved detector's files) is not valid. This file runs as remote code, so it cannot
+    derive from deepfake_hf.errors.DeepfakeHFError: deepfake_hf.errors.is_user_error recognises it by name."""
+
 AGGREGATIONS = ("mean", "confident")
 # Face preprocessing conventions a model can ask for (deepfake_hf.faces has the detectors of these names).
 FACE_PREPROCESSINGS = ("deepfakebench",)
@@ -125,14 +131,14 @@ def _as_backbone_config(backbone_config):
         backbone_config = dict(backbone_config)
         model_type = backbone_config.pop("model_type", None)
         if model_type is None:
-            raise ValueError("backbone_config: a dict needs a 'model_type' key (e.g. 'vit', 'clip_vision_model').")
+            raise DetectorConfigError("backbone_config: a dict needs a 'model_type' key (e.g. 'vit', 'clip_vision_model').")
         if model_type not in CONFIG_MAPPING:
-            raise ValueError(f"backbone_config: unknown model_type {model_type!r} for this transformers version.")
+            raise DetectorConfigError(f"backbone_config: unknown model_type {model_type!r} for this transformers version.")
         try:
             backbone_config = AutoConfig.for_model(model_type, **backbone_config)
         except Exception as error:  # unknown model_type, or the backbone's own validation
             reason = str(error).strip().splitlines()[-1].strip()
-            raise ValueError(f"backbone_config ({model_type}): {reason}") from None
+            raise DetectorConfigError(f"backbone_config ({model_type}): {reason}") from None
     if not isinstance(backbone_config, PretrainedConfig):
         raise TypeError(
             f"backbone_config: expected a transformers config or a dict, got {type(backbone_config).__name__}."
@@ -253,7 +259,7 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         problem = config_size_problem({"backbone_config": backbone_config if isinstance(backbone_config, dict)
                                        else None, "num_frames": num_frames, "image_size": image_size, **kwargs})
         if problem:
-            raise ValueError(problem)
+            raise DetectorConfigError(problem)
         self.backbone_config = _as_backbone_config(backbone_config)
         backbone_type = self.backbone_config.model_type
         self.pooling = pooling if pooling is not None else DEFAULT_POOLING.get(backbone_type, "pooler")
@@ -281,18 +287,18 @@ class DeepfakeDetectorConfig(PretrainedConfig):
     def _validate(self):
         backbone_type = self.backbone_config.model_type
         if self.pooling not in POOLINGS:
-            raise ValueError(f"pooling: {self.pooling!r} is not one of {', '.join(POOLINGS)}.")
+            raise DetectorConfigError(f"pooling: {self.pooling!r} is not one of {', '.join(POOLINGS)}.")
         if self.pooling == "cls" and backbone_type not in TOKEN_BACKBONES:
-            raise ValueError(
+            raise DetectorConfigError(
                 f"pooling: 'cls' needs a transformer backbone with a CLS token; {backbone_type!r} has none "
                 "(use 'pooler' or 'mean')."
             )
         if self.slerp_augmentation and not self.normalize_features:
-            raise ValueError("slerp_augmentation: interpolates on the unit sphere, so it needs normalize_features=True.")
+            raise DetectorConfigError("slerp_augmentation: interpolates on the unit sphere, so it needs normalize_features=True.")
         if self.video_aggregation not in AGGREGATIONS:
-            raise ValueError(f"video_aggregation: {self.video_aggregation!r} is not one of {', '.join(AGGREGATIONS)}.")
+            raise DetectorConfigError(f"video_aggregation: {self.video_aggregation!r} is not one of {', '.join(AGGREGATIONS)}.")
         if self.face_preprocessing is not None and self.face_preprocessing not in FACE_PREPROCESSINGS:
-            raise ValueError(f"face_preprocessing: {self.face_preprocessing!r} is not one of "
+            raise DetectorConfigError(f"face_preprocessing: {self.face_preprocessing!r} is not one of "
                              f"{', '.join(FACE_PREPROCESSINGS)} (or None).")
         ranges = {
             "classifier_dropout": (0.0 <= self.classifier_dropout < 1.0, "in [0, 1)"),
@@ -310,15 +316,15 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         }
         for name, (ok, expected) in ranges.items():
             if not ok:
-                raise ValueError(f"{name}: {getattr(self, name)!r} must be {expected}.")
+                raise DetectorConfigError(f"{name}: {getattr(self, name)!r} must be {expected}.")
         # A backbone given as a config object was not seen by the check in __init__; the model is not built yet.
         problem = config_size_problem({"backbone_config": self.backbone_config.to_dict(),
                                        "num_frames": self.num_frames, "image_size": self.image_size})
         if problem:
-            raise ValueError(problem)
+            raise DetectorConfigError(problem)
         labels = {int(k): v for k, v in (self.id2label or {}).items()}
         if labels != {0: "real", 1: "fake"}:
-            raise ValueError(f"id2label: a deepfake detector has the labels {{0: 'real', 1: 'fake'}}, got {labels}.")
+            raise DetectorConfigError(f"id2label: a deepfake detector has the labels {{0: 'real', 1: 'fake'}}, got {labels}.")
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):

@@ -30,4 +30,17 @@ class AnalysisCancelled(DeepfakeHFError):
     """Work stopped because the caller's cancel event was set (e.g. a request's time limit ran out)."""
 
 
-__all__ = ["AnalysisCancelled", "DeepfakeHFError", "MissingDependencyError", "one_line"]
+# The model's remote-code files (configuration_deepfake.py, modeling_deepfake.py) cannot import this module, so
+# their errors derive from ValueError; a copy loaded from a Hub repo is another class of the same name.
+REMOTE_CODE_ERRORS = {"configuration_deepfake": ("DetectorConfigError",), "modeling_deepfake": ("VideoInputError",)}
+
+
+def is_user_error(error: BaseException) -> bool:
+    """Whether `error` is one the user can act on: a DeepfakeHFError or a remote-code file's own error."""
+    if isinstance(error, DeepfakeHFError):
+        return True
+    return any(type(error).__name__ in REMOTE_CODE_ERRORS.get(module, ())
+               for module in (cls.__module__.rpartition(".")[2] for cls in type(error).__mro__))
+
+
+__all__ = ["AnalysisCancelled", "DeepfakeHFError", "MissingDependencyError", "is_user_error", "one_line"]

@@ -44,7 +44,7 @@ def _pixels_from_env(name, default):
     except ValueError:
         pixels = 0
     if pixels < 1:
-        raise ValueError(f"{name}: {value!r} is not a positive number of pixels (e.g. 40000000)")
+        raise MediaError(name, f"{value!r} is not a positive number of pixels (e.g. 40000000)")
     return pixels
 
 
@@ -645,7 +645,7 @@ def read_video_frames(path, num_frames=32, on_frame=None, sampling="even", cance
     between packets and frames, raising `AnalysisCancelled` once set.
     """
     if num_frames < 1:
-        raise ValueError(f"num_frames: {num_frames} must be >= 1")
+        raise FrameSamplingError(f"num_frames: {num_frames} must be >= 1")
     if media_kind(path) == "image":
         return _read_animated_frames(path, num_frames, cancel)
     av = _import_av()

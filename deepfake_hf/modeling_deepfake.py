@@ -22,11 +22,17 @@ from .configuration_deepfake import (
     CONV_BACKBONES,
     VISION_TOWER_OF,
     DeepfakeDetectorConfig,
+    DetectorConfigError,
     config_size_problem,
     missing_timm,
 )
 
 logger = hf_logging.get_logger(__name__)
+
+
+class VideoInputError(ValueError):
+    """A video cannot be read. This file runs as remote code, so it cannot derive from
+    deepfake_hf.errors.DeepfakeHFError: deepfake_hf.errors.is_user_error recognises it by name."""
 
 # ImageNet statistics, used by DINOv2, ConvNeXt and ResNet checkpoints.
 IMAGENET_MEAN = [0.485, 0.456, 0.406]
@@ -367,13 +373,13 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         )
         problem = config_size_problem(raw_config or {})
         if problem:
-            raise ValueError(f"{pretrained_model_name_or_path}: {problem}")
+            raise DetectorConfigError(f"{pretrained_model_name_or_path}: {problem}")
         try:
             source_config = AutoConfig.from_pretrained(pretrained_model_name_or_path, **load_kwargs)
         except ValueError as error:
             if "custom code" not in str(error):
                 raise
-            raise ValueError(
+            raise DetectorConfigError(
                 f"{pretrained_model_name_or_path}: its config names custom model code (auto_map) that would run on "
                 "this machine; refused (trust_remote_code=True runs it: only if you trust its author)"
             ) from None
@@ -389,7 +395,7 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
             )
         missing = sorted(loading_info["missing_keys"])
         if missing:
-            raise ValueError(
+            raise DetectorConfigError(
                 f"{pretrained_model_name_or_path}: the checkpoint lacks {len(missing)} encoder weights "
                 f"({', '.join(missing[:5])}{', ...' if len(missing) > 5 else ''})"
             )
@@ -519,14 +525,14 @@ def read_video_pyav_rotated(path, sample_indices_fn=None):
     from transformers.video_utils import VideoMetadata
 
     if isinstance(path, str) and path.startswith(("http://", "https://")):
-        raise ValueError(f"{path}: download the video first; URLs are not decoded here")
+        raise VideoInputError(f"{path}: download the video first; URLs are not decoded here")
     with av.open(str(path)) as container:
         if not container.streams.video:
-            raise ValueError(f"{path}: no video stream")
+            raise VideoInputError(f"{path}: no video stream")
         stream = container.streams.video[0]
         total = stream.frames or sum(1 for packet in container.demux(stream) if packet.size)
         if total == 0:
-            raise ValueError(f"{path}: the video has no frames")
+            raise VideoInputError(f"{path}: the video has no frames")
         container.seek(0)
         fps = float(stream.average_rate or 0)
         metadata = VideoMetadata(total_num_frames=total, fps=fps, duration=total / fps if fps else 0.0,
@@ -539,7 +545,7 @@ def read_video_pyav_rotated(path, sample_indices_fn=None):
             if index >= indices.max():
                 break
     if not frames:
-        raise ValueError(f"{path}: no decodable frames")
+        raise VideoInputError(f"{path}: no decodable frames")
     decoded = sorted(frames)
     # A frame index past the decodable end (a frame count that overstates) takes the last decoded frame.
     video = np.stack([frames[index] if index in frames else frames[decoded[-1]] for index in indices.tolist()])

@@ -24,10 +24,15 @@ from pathlib import Path
 
 import numpy as np
 
+from deepfake_hf.errors import DeepfakeHFError
 from deepfake_hf.runtime.outputs import prepare_output_dir
 
 # Blend ratios from the SBI paper: a third of fakes use a partial blend.
 BLEND_RATIOS = (0.25, 0.5, 0.75, 1.0, 1.0, 1.0)
+
+
+class SynthesisError(DeepfakeHFError, ValueError):
+    """Landmarks or an image a self-blended fake cannot be made from."""
 
 
 def _as_rng(rng):
@@ -73,7 +78,7 @@ def _landmark_region(size, landmarks, rng):
     points = np.asarray(landmarks, dtype=np.float64).reshape(-1, 2)
     hull = _convex_hull(points)
     if len(hull) < 3:
-        raise ValueError(f"landmarks: need at least 3 distinct points, got {len(hull)}")
+        raise SynthesisError(f"landmarks: need at least 3 distinct points, got {len(hull)}")
     centre = hull.mean(0)
     scale = rng.uniform(1.5, 1.9) if len(points) <= 5 else rng.uniform(0.95, 1.05)
     extent = np.ptp(hull, axis=0).max()
@@ -120,7 +125,7 @@ def face_mask(size, rng, landmarks=None, blend_ratios=BLEND_RATIOS):
         mask = ndimage.gaussian_filter(mask, sigma=max(sigma, 0.5), truncate=3.0)
     peak = mask.max()
     if peak <= 0:
-        raise ValueError("face mask is empty: the landmarks lie outside the image")
+        raise SynthesisError("face mask is empty: the landmarks lie outside the image")
     mask = np.clip(mask / peak, 0.0, 1.0) * rng.choice(np.asarray(blend_ratios, dtype=np.float64))
     mask[mask < 1e-3] = 0.0  # exact zeros outside the face: the blend leaves those pixels untouched
     return mask.astype(np.float32)

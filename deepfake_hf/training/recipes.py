@@ -316,7 +316,7 @@ def build_augmentation(items, image_size):
         try:
             transform = builders[name](params)
         except (TypeError, ValueError) as error:
-            raise ValueError(f"{name}: {one_line(error)}") from None
+            raise RecipeError(f"{name}: {one_line(error)}") from None
         if probability is not None:
             transform = v2.RandomApply([transform], p=probability)
         transforms.append(transform)

@@ -95,7 +95,7 @@ def forward_loop(mode, start_at, steps):
 
         configured = configure_threads()
     elif mode != "default":
-        raise ValueError(f"forward-loop: mode {mode!r} is not default or configured")
+        raise SystemExit(f"forward-loop: mode {mode!r} is not default or configured")
     import torch
     from transformers import ViTConfig, ViTModel
 
