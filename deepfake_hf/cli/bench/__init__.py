@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Iterable
+from typing import Any
 
 from deepfake_hf.cli.base import EXIT_OK, Command, CommandError, stdout_to_stderr
 from deepfake_hf.cli.options import add_frames_option, add_json_option, add_output_option
@@ -73,6 +75,7 @@ class BenchCommand(Command):
 
         if args.out is None:
             raise CommandError("--out FILE is required (where the JSON results are written)")
+        _check_inputs(measure, args)
         with stdout_to_stderr(args.json):
             result = _run_kind(measure, args)
         if args.json:
@@ -80,7 +83,36 @@ class BenchCommand(Command):
         return EXIT_OK
 
 
-def _run_kind(measure, args: argparse.Namespace) -> dict:
+def _check_comma_list(option: str, text: str, known: Iterable[str]) -> None:
+    unknown = [name for name in text.split(",") if name not in known]
+    if unknown or not text:
+        raise CommandError(f"{option}: {', '.join(unknown) or 'nothing given'}: expected a comma list of "
+                           f"{', '.join(known)}")
+
+
+def _check_inputs(measure: Any, args: argparse.Namespace) -> None:
+    """The user's mistakes found before any model is built (a missing clip, an unknown model or method)."""
+    from pathlib import Path
+
+    if args.bench_kind == "inference":
+        _check_comma_list("--models", args.models, measure.CONFIGS)
+        _check_comma_list("--textures", args.textures, measure.TEXTURES)
+    elif args.bench_kind == "training":
+        from deepfake_hf.training.recipes import TUNING_METHODS
+
+        _check_comma_list("--methods", args.methods, TUNING_METHODS)
+    elif args.bench_kind == "video":
+        for video in map(Path, args.videos):
+            if video.is_dir():
+                raise CommandError(f"{video}: is a directory, not a video file")
+            if not video.is_file():
+                raise CommandError(f"{video}: no such file")
+        if args.no_generated and not args.videos:
+            raise CommandError("no clip to measure: give VIDEOS or leave out --no-generated")
+        measure.video_face_modes(args.faces)
+
+
+def _run_kind(measure: Any, args: argparse.Namespace) -> dict:
     out = args.out
     if args.bench_kind == "inference":
         return measure.run_inference_benchmark(out, args.models.split(","), args.images, args.rounds,

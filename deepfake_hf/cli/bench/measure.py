@@ -473,7 +473,7 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
                 end_to_end, end_to_end_cpu = time.perf_counter() - start, time.process_time() - cpu
                 stages = _stage_seconds(detector.face_detector)
                 if result["error"]:
-                    times[video, face_mode] = {"error": result["error"]}
+                    times[video, face_mode] = {"video": Path(video).name, "faces": face_mode, "error": result["error"]}
                     continue
                 size = detector.model.config.image_size
                 inputs = torch.randn(result["frames"], 3, size, size)
