@@ -1,6 +1,8 @@
-"""Inference benchmark; see deepfake_hf/cli/bench/measure.py and `deepfake-hf bench inference --help`.
+"""Inference benchmark: pipeline vs Detector vs raw forward on the same random weights.
 
-    python benchmarks/bench_inference.py --json benchmarks/results/inference_cpu.json
+A thin wrapper of `deepfake-hf bench inference` (deepfake_hf/cli/bench/), with the same options:
+
+    python benchmarks/bench_inference.py --out benchmarks/results/inference_cpu.json
 """
 
 import sys

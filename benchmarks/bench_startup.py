@@ -1,6 +1,8 @@
-"""Startup benchmark; see deepfake_hf/cli/bench/measure.py and `deepfake-hf bench startup --help`.
+"""Start-up benchmark: import and --help times, heavy modules imported building the parser.
 
-    python benchmarks/bench_startup.py --json benchmarks/results/startup_cpu.json
+A thin wrapper of `deepfake-hf bench startup` (deepfake_hf/cli/bench/), with the same options:
+
+    python benchmarks/bench_startup.py --out benchmarks/results/startup_cpu.json
 """
 
 import sys

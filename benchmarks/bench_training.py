@@ -1,6 +1,8 @@
-"""Training benchmark; see deepfake_hf/cli/bench/measure.py and `deepfake-hf bench training --help`.
+"""Training benchmark: LN-tuning vs full fine-tuning vs LoRA step time and memory.
 
-    python benchmarks/bench_training.py --json benchmarks/results/training_cpu.json
+A thin wrapper of `deepfake-hf bench training` (deepfake_hf/cli/bench/), with the same options:
+
+    python benchmarks/bench_training.py --out benchmarks/results/training_cpu.json
 """
 
 import sys

@@ -163,3 +163,31 @@ def test_video_benchmark_times_each_stage_of_the_exact_face_mode(tmp_path):
     assert row["face_detection_alone_cpu_s"] > 0 and row["decode_alone_cpu_s"] > 0
     with pytest.raises(Exception, match="--faces: mtcnn"):
         video_face_modes("none,mtcnn")
+
+
+def test_every_benchmark_script_is_the_bench_command_with_the_same_options(monkeypatch, capsys):
+    """benchmarks/bench_KIND.py passes its arguments to `deepfake-hf bench KIND` unchanged: one parser, no other."""
+    import runpy
+    import sys
+    from pathlib import Path
+
+    from deepfake_hf import cli
+
+    bench = cli.build_parser()._subparsers._group_actions[0].choices["bench"]
+    kinds = set(bench._subparsers._group_actions[0].choices)
+    scripts = {path.stem.removeprefix("bench_"): path
+               for path in (Path(__file__).parents[1] / "benchmarks").glob("bench_*.py")}
+    assert set(scripts) == kinds
+    calls = []
+    monkeypatch.setattr(cli, "main", lambda argv: calls.append(argv) or 0)
+    for kind, script in sorted(scripts.items()):
+        monkeypatch.setattr(sys, "argv", [str(script), "--rounds", "2", "--out", "x.json"])
+        with pytest.raises(SystemExit) as stopped:
+            runpy.run_path(str(script), run_name="__main__")
+        assert stopped.value.code == 0
+        assert calls.pop() == ["bench", kind, "--rounds", "2", "--out", "x.json"]
+    monkeypatch.undo()
+    monkeypatch.setattr(sys, "argv", [str(scripts["threads"]), "--help"])  # the help is the command's own
+    with pytest.raises(SystemExit):
+        runpy.run_path(str(scripts["threads"]), run_name="__main__")
+    assert capsys.readouterr().out.startswith("usage: deepfake-hf bench threads")

@@ -1,7 +1,10 @@
-"""The command line: one error line per bad input, shared option names, deprecated aliases, module layering."""
+"""The command line: one error line per bad input, shared option names, removed old spellings, the command
+registry (a new command is one new file), module layering, light --help."""
 
 import ast
 import json
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -37,7 +40,7 @@ def bad_inputs(tmp):
 def test_every_subcommand_is_covered(tmp_path):
     parser = cli.build_parser()
     commands = set(parser._subparsers._group_actions[0].choices)
-    assert commands == set(bad_inputs(tmp_path))
+    assert commands == set(bad_inputs(tmp_path)) == {command.name for command in cli.commands()}
 
 
 @pytest.mark.parametrize("command", sorted(bad_inputs(Path("/tmp"))))
@@ -80,24 +83,25 @@ def test_shared_options_have_one_name_and_default(command, shared):
     if "--frames" in shared:
         assert options["--frames"].default is None  # the model's (or the config default)
     if "--json" in shared:
-        assert options["--json"].nargs in (0, "?")  # a switch (bench also reads its old `--json PATH`)
+        assert options["--json"].nargs == 0  # a switch
 
 
-@pytest.mark.parametrize("argv,dest,value,old", [
-    (["predict", "m", "x.png", "--output", "r.csv"], "out", "r.csv", "--output"),
-    (["predict", "m", "x.png", "--aggregate", "confident"], "aggregation", "confident", "--aggregate"),
-    (["evaluate", "m", "d", "--out", "o", "--num-frames", "4"], "frames", 4, "--num-frames"),
-    (["calibrate", "m", "d", "--num-frames", "4"], "frames", 4, "--num-frames"),
-    (["probe", "d", "--backbone", "b", "--out", "o", "--num-frames", "4"], "frames", 4, "--num-frames"),
-    (["train", "quickstart", "--output-dir", "runs/x"], "out", "runs/x", "--output-dir"),
+@pytest.mark.parametrize("argv,old", [
+    (["predict", "m", "x.png", "--output", "r.csv"], "--output"),
+    (["predict", "m", "x.png", "--aggregate", "confident"], "--aggregate"),
+    (["evaluate", "m", "d", "--out", "o", "--num-frames", "4"], "--num-frames"),
+    (["calibrate", "m", "d", "--num-frames", "4"], "--num-frames"),
+    (["probe", "d", "--backbone", "b", "--out", "o", "--num-frames", "4"], "--num-frames"),
+    (["train", "quickstart", "--output-dir", "runs/x"], "--output-dir"),
+    (["bench", "startup", "--json", "old.json"], "old.json"),
 ])
-def test_old_spellings_still_work_with_a_one_line_note(argv, dest, value, old, capsys):
-    args = cli.build_parser().parse_args(argv)
-    assert getattr(args, dest) == value
+def test_removed_old_spellings_are_usage_errors(argv, old, capsys):
+    """The deprecated aliases are gone (the package was never released): argparse names the option, exit 1."""
+    with pytest.raises(SystemExit) as stopped:
+        cli.build_parser().parse_args(argv)
+    assert stopped.value.code == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and old in err[0] and "deprecated" in err[0]
-    help_text = cli.build_parser()._subparsers._group_actions[0].choices[argv[0]].format_help()
-    assert old not in help_text  # hidden
+    assert err[-1].startswith("deepfake-hf") and "unrecognized arguments" in err[-1] and old in err[-1]
 
 
 def test_new_spellings_print_no_note(capsys):
@@ -110,7 +114,7 @@ def test_new_spellings_print_no_note(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def test_bench_json_path_is_read_as_out_and_switch_prints_json(tmp_path, monkeypatch, capsys):
+def test_bench_writes_out_and_json_switch_prints_json(tmp_path, monkeypatch, capsys):
     from deepfake_hf.cli.bench import measure as benchmark
 
     def fake_startup(json_path, repeats):
@@ -119,10 +123,10 @@ def test_bench_json_path_is_read_as_out_and_switch_prints_json(tmp_path, monkeyp
         return {"json_path": str(json_path), "repeats": repeats}
 
     monkeypatch.setattr(benchmark, "run_startup_benchmark", fake_startup)
-    old = tmp_path / "old.json"
-    assert main(["bench", "startup", "--json", str(old), "--repeats", "1"]) == 0
+    plain = tmp_path / "plain.json"
+    assert main(["bench", "startup", "--out", str(plain), "--repeats", "1"]) == 0
     captured = capsys.readouterr()
-    assert old.is_file() and "deprecated" in captured.err
+    assert plain.is_file() and "progress" in captured.out and captured.err == ""
     new = tmp_path / "new.json"
     assert main(["bench", "startup", "--out", str(new), "--json", "--repeats", "2"]) == 0
     captured = capsys.readouterr()
@@ -133,8 +137,8 @@ def test_bench_json_path_is_read_as_out_and_switch_prints_json(tmp_path, monkeyp
 @pytest.mark.parametrize("rank,printed", [("0", True), ("1", False)])
 def test_only_rank_0_prints_the_results_of_evaluate_and_preprocess(rank, printed, monkeypatch, capsys):
     """Under torchrun every rank returns the result; printing it on each gave the table once per rank."""
-    from deepfake_hf.evaluation import evaluate as evaluation
     from deepfake_hf.data import preprocess
+    from deepfake_hf.evaluation import evaluate as evaluation
 
     result = {"test_sets": {"set": {"frame": {"n": 4, "auroc": 0.5}, "video": None}}, "notes": {"set": "a note"}}
     monkeypatch.setattr(evaluation, "evaluate_model", lambda *args, **kwargs: result)
@@ -237,28 +241,105 @@ def test_no_module_imports_another_that_imports_it_back():
     assert graph["modeling_deepfake"] <= {"configuration_deepfake"}
 
 
-HELP_IMPORTS = """
-import contextlib, io, json, sys
+HELP_OF_ONE_COMMAND = """
+import contextlib, io, json, sys, time
+start = time.perf_counter()
 from deepfake_hf.cli import build_parser
-parser = build_parser()
-commands = sorted(parser._subparsers._group_actions[0].choices)
-heavy = {}
-for command in commands:
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):
-        parser.parse_args([command, "--help"])
-    heavy[command] = [name for name in ("torch", "transformers", "datasets") if name in sys.modules]
-print(json.dumps(heavy))
+with contextlib.redirect_stdout(io.StringIO()) as text, contextlib.suppress(SystemExit):
+    build_parser().parse_args([*sys.argv[1:], "--help"])
+print(json.dumps({"seconds": time.perf_counter() - start, "help": text.getvalue(),
+                  "heavy": [name for name in ("torch", "transformers", "datasets") if name in sys.modules]}))
 """
 
 
-@pytest.mark.slow  # a fresh interpreter: this one has torch imported already
+def help_argvs():
+    """Every registered command, and each kind of a command with its own subcommands (`bench video`)."""
+    parser = cli.build_parser()
+    argvs = []
+    for command in cli.commands():
+        argvs.append([command.name])
+        sub = parser._subparsers._group_actions[0].choices[command.name]
+        if sub._subparsers is not None:
+            argvs.extend([command.name, kind] for kind in sub._subparsers._group_actions[0].choices)
+    return argvs
+
+
+@pytest.mark.slow  # a fresh interpreter per command: this one has torch imported already
 def test_no_commands_help_imports_torch_or_transformers():
-    """`deepfake-hf COMMAND --help` builds its text from deepfake_hf.defaults, never from the model's config."""
+    """`deepfake-hf COMMAND --help` builds its text from deepfake_hf.defaults, never from the model's config,
+    and takes under a second (imports included) for every command of the registry."""
     from tests.conftest import run_python
 
-    heavy = json.loads(run_python(HELP_IMPORTS).stdout.strip().splitlines()[-1])
-    assert {"predict", "evaluate", "calibrate", "train", "convert"} <= set(heavy)
-    assert {command: found for command, found in heavy.items() if found} == {}
+    argvs = help_argvs()
+    assert {"predict", "evaluate", "calibrate", "train", "convert"} <= {argv[0] for argv in argvs}
+    assert ["bench", "video"] in argvs
+    slow, heavy = {}, {}
+    for argv in argvs:
+        result = json.loads(run_python(HELP_OF_ONE_COMMAND, *argv).stdout.strip().splitlines()[-1])
+        assert f"usage: deepfake-hf {' '.join(argv)}" in result["help"]
+        if result["heavy"]:
+            heavy[" ".join(argv)] = result["heavy"]
+        if result["seconds"] >= 1.0:
+            slow[" ".join(argv)] = round(result["seconds"], 2)
+    assert heavy == {}
+    assert slow == {}
+
+
+# ------------------------------------------------------------------------------------------- registry
+TOY_COMMAND = """
+from deepfake_hf.cli.base import EXIT_OK, Command
+from deepfake_hf.cli.options import positive_int
+
+
+class ToyCommand(Command):
+    name = "toy-hello"
+    help = "say hello a few times (a test's command)"
+
+    def add_arguments(self, parser):
+        parser.add_argument("--times", type=positive_int, default=1)
+
+    def run(self, args):
+        print("hello " * args.times)
+        return EXIT_OK
+"""
+
+
+@pytest.fixture
+def toy_command(tmp_path, monkeypatch):
+    """A command written as one new module file on the cli package's path, and nothing else edited."""
+    (tmp_path / "toy_hello.py").write_text(textwrap.dedent(TOY_COMMAND))
+    monkeypatch.setattr(cli, "__path__", [*cli.__path__, str(tmp_path)])
+    yield "toy-hello"
+    sys.modules.pop("deepfake_hf.cli.toy_hello", None)
+
+
+def test_a_command_is_one_new_file(toy_command, capsys):
+    names = [command.name for command in cli.commands()]
+    assert names[-1] == toy_command  # no `order`: after the built-in ones
+    assert names[:-1] == ["quickstart", "train", "export", "convert", "preprocess", "evaluate", "calibrate", "push",
+                          "push-space", "probe", "explain", "predict", "bench"]  # today's --help order
+    with pytest.raises(SystemExit) as stopped:
+        main(["--help"])
+    assert stopped.value.code == 0
+    assert "toy-hello" in capsys.readouterr().out and "a test's command" in cli.build_parser().format_help()
+    assert main([toy_command, "--times", "2"]) == 0
+    assert capsys.readouterr().out.strip() == "hello hello"
+    with pytest.raises(SystemExit) as stopped:  # its options go through the same usage errors
+        main([toy_command, "--times", "0"])
+    assert stopped.value.code == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == \
+        "deepfake-hf toy-hello: error: argument --times: 0 must be >= 1"
+
+
+def test_two_commands_with_one_name_are_refused(tmp_path, monkeypatch):
+    (tmp_path / "another_predict.py").write_text(
+        "from deepfake_hf.cli.base import Command\n\nclass Another(Command):\n    name = 'predict'\n")
+    monkeypatch.setattr(cli, "__path__", [*cli.__path__, str(tmp_path)])
+    try:
+        with pytest.raises(RuntimeError, match="two commands are named 'predict'"):
+            cli.commands()
+    finally:
+        sys.modules.pop("deepfake_hf.cli.another_predict", None)
 
 
 def test_light_defaults_agree_with_the_models_config():

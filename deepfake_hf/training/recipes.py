@@ -271,7 +271,7 @@ def _check_semantics(recipe, source):
     argument_fields = {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
     for name, value in recipe.training.items():
         if name == "output_dir":
-            fail("training.output_dir", "set by `deepfake-hf train --output-dir`, not in the recipe")
+            fail("training.output_dir", "set by `deepfake-hf train --out`, not in the recipe")
         if name not in argument_fields:
             fail(f"training.{name}", "not a transformers.TrainingArguments field")
         default = argument_fields[name].default

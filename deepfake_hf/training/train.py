@@ -296,7 +296,7 @@ def train(recipe, output_dir, resume=False, datasets=None, random_init=False, ov
     out = Path(output_dir)
     checkpoints = out / "checkpoints"
     if not resume and (out / "model").exists():
-        raise FileExistsError(f"{out}: already holds a trained model (use another --output-dir, or --resume)")
+        raise FileExistsError(f"{out}: already holds a trained model (use another --out, or --resume)")
     if resume and not any(checkpoints.glob("checkpoint-*")):
         raise TrainingError(f"{out}: no checkpoint to resume from in {checkpoints}")
 

@@ -128,8 +128,8 @@ def heavy_imports_of_cli_parser():
 
 def predict_peak(*argv):
     """Run `deepfake-hf predict ARGV` in this process; its exit code and peak resident memory (MB)."""
-    from deepfake_hf.cli.bench.measure import peak_rss_mb
     from deepfake_hf.cli import main as cli_main
+    from deepfake_hf.cli.bench.measure import peak_rss_mb
 
     code = cli_main(["predict", *argv])
     return {"exit_code": code, "peak_rss_mb": peak_rss_mb()}

@@ -1,7 +1,7 @@
 """Benchmarks: inference (is anything but the model costing time?), training (LN-tuning vs full vs LoRA),
-video (decode + faces + model vs the model alone), threads (concurrent runs) and start-up.
-`deepfake-hf bench {inference,training,video,startup} --json OUT` and benchmarks/*.py run them
-(benchmarks/bench_threads.py for threads).
+video (decode + faces + model vs the model alone), threads (concurrent runs), scale-out and start-up.
+`deepfake-hf bench {inference,training,video,threads,scaleout,startup} --out FILE` runs them (the command is
+deepfake_hf/cli/bench/__init__.py); benchmarks/bench_KIND.py are thin wrappers of it, with the same options.
 
 Inference: the same random weights are measured in one run, modes interleaved round by round so
 machine noise hits all of them alike:
@@ -473,7 +473,7 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
                 end_to_end, end_to_end_cpu = time.perf_counter() - start, time.process_time() - cpu
                 stages = _stage_seconds(detector.face_detector)
                 if result["error"]:
-                    times[video, face_mode] = {"error": result["error"]}
+                    times[video, face_mode] = {"video": Path(video).name, "faces": face_mode, "error": result["error"]}
                     continue
                 size = detector.model.config.image_size
                 inputs = torch.randn(result["frames"], 3, size, size)

@@ -1,0 +1,68 @@
+"""`deepfake-hf preprocess`: videos and images into aligned face crops in DeepfakeBench's layout."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from deepfake_hf.cli.base import EXIT_OK, EXIT_PARTIAL, Command, ReportedInterrupt, main_process, print_result
+from deepfake_hf.cli.options import (
+    add_crop_option,
+    add_faces_option,
+    add_frames_option,
+    add_json_option,
+    add_label_map_option,
+    add_output_option,
+    add_overwrite_option,
+    label_map_of,
+    positive_int,
+)
+
+
+class PreprocessCommand(Command):
+    name = "preprocess"
+    order = 50
+    help = "videos and images -> aligned face crops in DeepfakeBench's layout, with a manifest"
+    description = ("Crops the most prominent face of N frames per video into OUT/<dataset>/<method>/<video>/"
+                   "<frame>.png (key points beside them as .npy) and writes OUT/manifest.csv (train/evaluate read "
+                   "it), OUT/<dataset>.json (DeepfakeBench format) and OUT/summary.json. Inputs are data sources as "
+                   "evaluate reads them. Runs data-parallel under torchrun / accelerate launch; --resume continues a "
+                   "killed run.")
+
+    def add_arguments(self, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("data", nargs="+",
+                            help="data sources: folders with real/ and fake/, manifests, DeepfakeBench JSON")
+        add_output_option(parser)
+        add_faces_option(parser)
+        add_crop_option(parser)
+        add_frames_option(parser, default_text="32")
+        parser.add_argument("--size", type=positive_int, default=256, help="crop size in pixels (default 256)")
+        parser.add_argument("--dataset", help="dataset name in the layout and JSON (default: the first input's name)")
+        parser.add_argument("--split", default="test",
+                            help="the DeepfakeBench JSON split the videos go under (default test)")
+        parser.add_argument("--resume", action="store_true", help="skip the videos an interrupted run finished")
+        add_overwrite_option(parser, "what an earlier preprocess wrote in --out")
+        add_json_option(parser, "the summary")
+        add_label_map_option(parser)
+
+    def run(self, args: argparse.Namespace) -> int:
+        from deepfake_hf.data.preprocess import preprocess
+
+        try:
+            summary = preprocess(args.data, args.out, faces=args.faces, num_frames=args.frames or 32, crop=args.crop,
+                                 size=args.size, dataset=args.dataset, split=args.split,
+                                 label_map=label_map_of(args), overwrite=args.overwrite, resume=args.resume)
+        except KeyboardInterrupt:
+            if main_process():
+                print(f"deepfake-hf preprocess: interrupted; the crops made so far are kept in {args.out}; run the "
+                      "same command with --resume to continue", file=sys.stderr)
+            raise ReportedInterrupt from None
+        from deepfake_hf.runtime.outputs import counted
+
+        if main_process():
+            print_result(args, summary, f"{counted(summary['videos'], 'video')}, "
+                         f"{counted(summary['crops'], 'face crop')}, "
+                         f"{counted(summary['frames_without_face'], 'frame')} without a face, "
+                         f"{counted(summary['skipped'], 'file')} skipped",
+                         f"manifest.csv, the DeepfakeBench JSON and summary.json written to {args.out}")
+        return EXIT_PARTIAL if summary["skipped"] else EXIT_OK
