@@ -634,8 +634,8 @@ def add_predict(subparsers):
 
 
 def _print_error(result):
-    if result["error"] is not None:
-        print(f"error: {result['path']}: {result['error']}", file=sys.stderr)
+    if result.error is not None:
+        print(f"error: {result.path}: {result.error}", file=sys.stderr)
 
 
 def run_predict(args):
@@ -643,7 +643,8 @@ def run_predict(args):
 
     from transformers.utils import logging as transformers_logging
 
-    from deepfake_hf.scoring.detector import STREAM_FORMATS, PredictInterrupted, predict
+    from deepfake_hf.scoring.predict import PredictInterrupted, predict
+    from deepfake_hf.scoring.results import STREAM_FORMATS
     from deepfake_hf.runtime.outputs import counted
 
     transformers_logging.disable_progress_bar()  # our own bar is the one that matters
@@ -654,7 +655,7 @@ def run_predict(args):
         raise CommandError(f"{args.out}: exists (pass --overwrite to replace it)")
     try:
         text, results = predict(args.model, args.inputs, faces=args.faces, crop=args.crop, num_frames=args.frames,
-                                aggregate=args.aggregation, fmt=args.format, frame_scores=args.frame_scores,
+                                aggregation=args.aggregation, fmt=args.format, frame_scores=args.frame_scores,
                                 batch_size=args.batch_size, device=args.device,
                                 trust_remote_code=args.trust_remote_code, out=args.out, resume=args.resume,
                                 on_result=_print_error)
@@ -671,7 +672,7 @@ def run_predict(args):
         return EXIT_PARTIAL if results.get("failed") else EXIT_OK
     if not args.out:
         sys.stdout.write(text)
-    failed = [result for result in results if result["error"] is not None]
+    failed = [result for result in results if result.error is not None]
     for result in failed:
         _print_error(result)
     if args.out or args.format != "table":
@@ -682,8 +683,8 @@ def run_predict(args):
 
 def _report_interrupted(args, stopped):
     """After Ctrl-C: the results so far (printed, or already in --out) and one line on how to go on."""
-    from deepfake_hf.scoring.detector import STREAM_FORMATS
     from deepfake_hf.runtime.outputs import counted
+    from deepfake_hf.scoring.results import STREAM_FORMATS
 
     if stopped.text is not None and not args.out:
         sys.stdout.write(stopped.text)
