@@ -116,7 +116,9 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str |
         if offline_reason and not _in_hub_cache(str(model)):
             raise ModelLoadError(f"{model}: not in the local Hugging Face cache, and {offline_reason}") from None
         raise
-    except ValueError as error:  # e.g. a classifier without a "fake" label
+    except DeepfakeHFError:  # an option that does not fit (crop, aggregation): its own line, not a load error
+        raise
+    except ValueError as error:  # a model's own config or weights that transformers refuses
         raise ModelLoadError(f"{model}: {one_line(error)}") from None
     if not streamed:  # a table is for people: built in memory, printed or written at the end
         results = []

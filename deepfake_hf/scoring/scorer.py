@@ -262,7 +262,12 @@ class Scorer:
         import torch
 
         config = model.config
-        self.fake_index = fake_label_index(config)
+        try:
+            self.fake_index = fake_label_index(config)
+        except ScoringOptionError as error:  # not a detector: the model is the problem, named when known
+            if name is None:
+                raise
+            raise ModelLoadError(f"{name}: {error}") from None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.eval().to(self.device)
         self.image_processor = image_processor
