@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from deepfake_hf.defaults import DEFAULT_CROP
+from deepfake_hf.defaults import DEFAULT_CROP, DEFAULT_FACES
 from deepfake_hf.errors import DeepfakeHFError, one_line
 from deepfake_hf.media import is_url
 from deepfake_hf.scoring.detector import Detector, iter_listed
@@ -77,8 +77,8 @@ class PredictInterrupted(KeyboardInterrupt):
         return self.counts["files"] if self.counts is not None else len(self.results or ())
 
 
-def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike], faces: Any = "auto",
-            crop: str = DEFAULT_CROP, num_frames: int | None = None, aggregation: str | None = None,
+def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike],
+            faces: Any = DEFAULT_FACES, crop: str = DEFAULT_CROP, num_frames: int | None = None, aggregation: str | None = None,
             fmt: str = "table", frame_scores: bool = False, batch_size: int | None = None, device: Any = None,
             trust_remote_code: bool = False, progress: bool | None = None, out: str | os.PathLike | None = None,
             resume: bool = False, on_result: Callable[[FileResult], None] | None = None,

@@ -124,7 +124,7 @@ class ResultWriter:
         self.counts = new_counts()
         self._csv = None
         if fmt == "json":
-            handle.write('{"model": %s, "results": [' % json.dumps(None if model is None else str(model)))
+            handle.write('{"model": ' + json.dumps(None if model is None else str(model)) + ', "results": [')
         elif fmt == "csv":
             from deepfake_hf.runtime.outputs import SafeCsvWriter
 
@@ -143,7 +143,7 @@ class ResultWriter:
 
     def close(self) -> dict[str, int]:
         if self.fmt == "json":
-            self.handle.write('\n], "summary": %s}\n' % json.dumps(self.counts))
+            self.handle.write('\n], "summary": ' + json.dumps(self.counts) + "}\n")
         return self.counts
 
 
