@@ -28,6 +28,11 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from deepfake_hf.scoring.detector import Detector
+    from deepfake_hf.scoring.results import FileResult
 
 DEFAULT_MODEL = None  # `deepfake-hf push-space` writes the Space's model id here
 CONCURRENCY_LIMIT = int(os.environ.get("DEEPFAKE_HF_CONCURRENCY", "2"))
@@ -125,7 +130,7 @@ class DeepfakeDemo:
 
     # ---------------------------------------------------------------------------------- model
     @property
-    def detector(self):
+    def detector(self) -> "Detector":
         if self._detector is None:
             from deepfake_hf.scoring.detector import Detector
 
@@ -148,17 +153,18 @@ class DeepfakeDemo:
         """Markdown summary of the model: id, threshold, temperature, video settings, card title."""
         if not self.model_id:
             return f"**{NO_MODEL_MESSAGE}**\n\n## Limitations\n\n{LIMITATIONS}"
-        config = self.detector.model.config
+        scorer = self.detector.scorer
+        config = scorer.model.config
         lines = [f"**Model:** `{_public_model_name(self.model_id)}`"]
         title = _card_title(self.model_id)
         if title:
             lines.append(f"**Card:** {title}")
         lines.append(f"**Decision threshold:** a file is called *fake* when its fake probability is at least "
-                     f"**{self.detector.threshold:g}**.")
+                     f"**{scorer.threshold:g}**.")
         if getattr(config, "calibration_temperature", None):
             lines.append(f"**Calibration temperature:** {config.calibration_temperature:g}")
-        lines.append(f"**Videos:** {self.detector.num_frames} frames sampled uniformly, aggregated with "
-                     f"`{self.detector.aggregate}`. **Faces:** {self.detector.face_detector.name}.")
+        lines.append(f"**Videos:** {scorer.num_frames} frames sampled uniformly, aggregated with "
+                     f"`{scorer.aggregation}`. **Faces:** {scorer.face_detector.name}.")
         return "\n\n".join(lines) + f"\n\n## Limitations\n\n{LIMITATIONS}"
 
     # ---------------------------------------------------------------------------------- image
@@ -179,17 +185,17 @@ class DeepfakeDemo:
         from deepfake_hf.media import MediaError, open_image
 
         (result,) = self.detector(image_path, cancel=cancel)
-        if result["error"]:
-            return _message(_file_error(image_path, result["error"])), None, None, None
+        if result.error:
+            return _message(_file_error(image_path, result.error)), None, None, None
         try:
             image = open_image(image_path)
         except MediaError as error:
             return _message(_file_error(image_path, error.problem)), None, None, None
-        faces = self.detector.face_detector.detect(image)
+        faces = self.detector.scorer.face_detector.detect(image)
         shown, scale = _display_copy(image)
         boxes = [((int(x0 * scale), int(y0 * scale), int(x1 * scale), int(y1 * scale)), f"face {index + 1}")
                  for index, (x0, y0, x1, y1) in enumerate(face.box for face in faces)]
-        return (_verdict(result, self.detector.threshold), _probabilities(result), (shown, boxes),
+        return (_verdict(result, self.detector.scorer.threshold), _probabilities(result), (shown, boxes),
                 self._heatmap(image, faces))
 
     def _heatmap(self, image, faces):
@@ -200,16 +206,16 @@ class DeepfakeDemo:
 
         from deepfake_hf.scoring.explain import explain
 
-        detector = self.detector
-        if not hasattr(detector.model, "get_image_features"):  # a native export: no deepfake-hf heads to explain
+        scorer = self.detector.scorer
+        if not hasattr(scorer.model, "get_image_features"):  # a native export: no deepfake-hf heads to explain
             return None
         with self._explain_lock:  # Grad-CAM hooks and eager attention: a private copy, one request at a time
             if self._explainer is None:
-                self._explainer = copy.deepcopy(detector.model).eval()
+                self._explainer = copy.deepcopy(scorer.model).eval()
             try:
-                return explain(self._explainer, image, processor=detector.image_processor, faces=_FoundFaces(faces),
-                               crop=detector.crop, face_size=detector.face_size, face_scale=detector.face_scale,
-                               margin=detector.margin)["overlay"]
+                return explain(self._explainer, image, processor=scorer.image_processor, faces=_FoundFaces(faces),
+                               crop=scorer.crop, face_size=scorer.face_size, face_scale=scorer.face_scale,
+                               margin=scorer.margin)["overlay"]
             except Exception:  # a heatmap is a bonus: never let it hide the verdict
                 return None
 
@@ -233,9 +239,9 @@ class DeepfakeDemo:
         from deepfake_hf.media import MediaError
 
         (result,) = self.detector(video_path, frame_scores=True, cancel=cancel)
-        if result["error"]:
-            return _message(_file_error(video_path, result["error"])), None, None, []
-        scores = result.get("frame_scores") or []
+        if result.error:
+            return _message(_file_error(video_path, result.error)), None, None, []
+        scores = result.frame_scores or []
         # Frames without a score (no face while other frames had one) are left out rather than drawn as
         # gaps: a line plot shows no mark for a point whose neighbours are both missing.
         scored = [(index, score) for index, score in enumerate(scores) if score is not None]
@@ -243,7 +249,7 @@ class DeepfakeDemo:
                               "fake probability": [score for _, score in scored]})
         table.attrs["frames"] = len(scores)
         gallery = []
-        if result["kind"] == "video" and scores:
+        if result.kind == "video" and scores:
             try:
                 frames, _ = self.detector.scorer.read(video_path, cancel=cancel)  # the frames the scores belong to
             except MediaError:
@@ -252,7 +258,7 @@ class DeepfakeDemo:
                             key=lambda i: -scores[i])
             gallery = [(_display_copy(frames[i])[0], f"frame {i}: {scores[i]:.1%} fake")
                        for i in ranked[:SUSPICIOUS_FRAMES]]
-        return _verdict(result, self.detector.threshold), _probabilities(result), table, gallery
+        return _verdict(result, self.detector.scorer.threshold), _probabilities(result), table, gallery
 
     # ---------------------------------------------------------------------------------- batch
     def analyse_batch(self, paths):
@@ -274,16 +280,16 @@ class DeepfakeDemo:
             return [["", "", "", None, None, None, _public_text(_one_line(error), *paths)]], None
         rows = []
         for result in results:
-            probability = None if result["fake_probability"] is None else round(result["fake_probability"], 4)
-            label = result["label"] or "error"
-            if result.get("face_found") is False:
+            probability = None if result.fake_probability is None else round(result.fake_probability, 4)
+            label = result.label or "error"
+            if result.face_found is False:
                 label = f"no face ({label}?)"
-            remark = result["error"] or result.get("note") or note or ""
-            rows.append([Path(result["path"]).name, result["kind"] or "", label, probability,
-                         result["frames"], result["faces"], _public_text(remark, result["path"])])
+            remark = result.error or result.note or note or ""
+            rows.append([Path(result.path).name, result.kind or "", label, probability,
+                         result.frames, result.faces, _public_text(remark, result.path)])
         return rows, self._write_csv(rows)
 
-    def _score_files(self, paths, cancel=None):
+    def _score_files(self, paths: list[str], cancel: threading.Event | None = None) -> "list[FileResult]":
         return self.detector(paths, cancel=cancel)
 
     def _write_csv(self, rows):
@@ -354,20 +360,20 @@ def _plural(count, word):
     return f"{count} {word}{'' if count == 1 else 's'}"
 
 
-def _verdict(result, threshold):
-    probability = result["fake_probability"]
-    frames, scored = result["frames"], result.get("frames_scored", result["frames"])
+def _verdict(result: "FileResult", threshold: float) -> str:
+    probability = result.fake_probability
+    frames, scored = result.frames, result.frames_scored
     details = [f"{_plural(scored, 'frame')} scored" + (f" of {frames} sampled" if scored != frames else "")]
-    if result.get("faces") is not None:
-        details.append(f"{_plural(result['faces'], 'face')} found")
-    if result.get("note") and result.get("face_found") is not False:
-        details.append(result["note"])
+    if result.faces is not None:
+        details.append(f"{_plural(result.faces, 'face')} found")
+    if result.note and result.face_found is not False:
+        details.append(result.note)
     tail = f"Threshold {threshold:g}; {'; '.join(details)}. A signal for a human reviewer, not proof."
-    if result.get("face_found") is False:  # no face: that is the headline, the score only a footnote
-        return (f"### {result['note'][0].upper()}{result['note'][1:]}\n\n"
-                f"Whole-{'frame' if result.get('kind') == 'video' else 'image'} score, not a verdict: "
-                f"{result['label']}, {probability:.1%} fake probability. {tail}")
-    return f"### Verdict: {result['label'].upper()}, {probability:.1%} fake probability\n\n{tail}"
+    if result.face_found is False:  # no face: that is the headline, the score only a footnote
+        return (f"### {result.note[0].upper()}{result.note[1:]}\n\n"
+                f"Whole-{'frame' if result.kind == 'video' else 'image'} score, not a verdict: "
+                f"{result.label}, {probability:.1%} fake probability. {tail}")
+    return f"### Verdict: {result.label.upper()}, {probability:.1%} fake probability\n\n{tail}"
 
 
 def _display_copy(image):
@@ -382,8 +388,8 @@ def _display_copy(image):
     return image.resize(size, Image.Resampling.BILINEAR, reducing_gap=2.0), scale
 
 
-def _probabilities(result):
-    probability = float(result["fake_probability"])
+def _probabilities(result: "FileResult") -> dict[str, float]:
+    probability = float(result.fake_probability)
     return {"fake": probability, "real": 1.0 - probability}
 
 

@@ -49,11 +49,11 @@ def test_image_verdict_matches_the_detector(client, media, local_detector):
     verdict, probabilities, faces, heatmap = client.predict(handle_file(str(media["image"])),
                                                             api_name="/analyse_image")
     (expected,) = local_detector(str(media["image"]))
-    assert verdict.startswith(f"### Verdict: {expected['label'].upper()}, {expected['fake_probability']:.1%} fake")
+    assert verdict.startswith(f"### Verdict: {expected.label.upper()}, {expected.fake_probability:.1%} fake")
     confidences = {row["label"]: row["confidence"] for row in probabilities["confidences"]}
-    assert confidences["fake"] == pytest.approx(expected["fake_probability"], abs=1e-5)
-    assert confidences["real"] == pytest.approx(1 - expected["fake_probability"], abs=1e-5)
-    assert probabilities["label"] == expected["label"]
+    assert confidences["fake"] == pytest.approx(expected.fake_probability, abs=1e-5)
+    assert confidences["real"] == pytest.approx(1 - expected.fake_probability, abs=1e-5)
+    assert probabilities["label"] == expected.label
     assert faces["annotations"] == [] and faces["image"]  # face detection off: the image, no boxes
     from PIL import Image
 
@@ -79,18 +79,18 @@ def test_video_verdict_frame_plot_and_gallery(client, media, local_detector):
     verdict, probabilities, plot, gallery = client.predict(handle_file(str(media["video"])),
                                                            api_name="/analyse_video")
     (expected,) = local_detector(str(media["video"]), frame_scores=True)
-    assert expected["frames"] == 6 and "6 frames scored" in verdict
+    assert expected.frames == 6 and "6 frames scored" in verdict
     assert plot["x_lim"] == [0, 5]  # the axis spans the sampled frames, not past the last one
     plot = plot["value"]
     assert plot["columns"] == ["frame", "fake probability"]
     assert [row[0] for row in plot["data"]] == list(range(6))
-    assert [row[1] for row in plot["data"]] == pytest.approx(expected["frame_scores"], abs=1e-6)
+    assert [row[1] for row in plot["data"]] == pytest.approx(expected.frame_scores, abs=1e-6)
     assert len(gallery) == 4  # the most suspicious frames, most suspicious first
-    top = sorted(expected["frame_scores"], reverse=True)[:4]
+    top = sorted(expected.frame_scores, reverse=True)[:4]
     assert [item["caption"] for item in gallery] == [
-        f"frame {expected['frame_scores'].index(score)}: {score:.1%} fake" for score in top]
+        f"frame {expected.frame_scores.index(score)}: {score:.1%} fake" for score in top]
     assert {row["label"]: row["confidence"] for row in probabilities["confidences"]}["fake"] == pytest.approx(
-        expected["fake_probability"], abs=1e-5)
+        expected.fake_probability, abs=1e-5)
 
 
 @pytest.mark.slow

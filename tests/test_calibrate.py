@@ -68,9 +68,9 @@ def test_calibrate_fpr_changes_threshold_and_pipeline_uses_it(setup):
     from deepfake_hf.scoring.detector import Detector
 
     results = Detector.from_pretrained(str(model_dir), device="cpu")(list(paths))
-    assert [r["fake_probability"] for r in results] == pytest.approx(probabilities.tolist(), abs=1e-5)
-    assert [r["label"] for r in results] == ["fake" if p >= after["threshold"] else "real" for p in probabilities]
-    assert {r["label"] for r, y in zip(results, labels2) if y == 0} == {"real"}
+    assert [r.fake_probability for r in results] == pytest.approx(probabilities.tolist(), abs=1e-5)
+    assert [r.label for r in results] == ["fake" if p >= after["threshold"] else "real" for p in probabilities]
+    assert {r.label for r, y in zip(results, labels2) if y == 0} == {"real"}
 
 
 def test_calibrate_eer_cli(setup, capsys):

@@ -6,8 +6,9 @@ import io
 
 import pytest
 
-from deepfake_hf.scoring.detector import format_results
 from deepfake_hf.runtime.outputs import SafeCsvWriter, csv_cell, read_csv_cell
+from deepfake_hf.scoring.predict import format_results
+from deepfake_hf.scoring.results import FileResult
 
 FORMULA_NAMES = ['=HYPERLINK("http://x","y").png', "=1+2.png", "+SUM(1;2).png", "@SUM(1+1).png", "-2+3.png",
                  "\tx.png", "\rx.png"]
@@ -29,9 +30,9 @@ def test_quote_cell_round_trips():
 
 
 def result(path):
-    return {"path": path, "kind": "image", "label": "fake", "fake_probability": 0.75, "frames": 1,
-            "frames_scored": 1, "frames_with_faces": 0, "faces": 0, "face_found": False,
-            "note": "-note", "error": None}
+    return FileResult.from_dict({"path": path, "kind": "image", "label": "fake", "fake_probability": 0.75,
+                                 "frames": 1, "frames_scored": 1, "frames_with_faces": 0, "faces": 0,
+                                 "face_found": False, "note": "-note", "error": None})
 
 
 def test_predict_csv_has_no_live_formula():
@@ -44,9 +45,8 @@ def test_predict_csv_has_no_live_formula():
 
 def test_manifest_written_safely_reads_back(tmp_path):
     """A manifest with formula-like paths, written as preprocess writes it, loads with the real paths."""
-    from tests.conftest import write_image
-
     from deepfake_hf.data.datasets import load_source
+    from tests.conftest import write_image
 
     names = ["=1+2.png", "@x.png", "-y.png", "plain.png"]
     for index, name in enumerate(names):

@@ -118,7 +118,8 @@ def test_calibrate_that_fails_leaves_the_model_folder_as_it_was(model_dir, tmp_p
 
 
 def test_predict_that_fails_while_streaming_removes_its_part_file_and_folders(model_dir, tmp_path, monkeypatch):
-    from deepfake_hf.scoring.detector import Detector, predict
+    from deepfake_hf.scoring.detector import Detector
+    from deepfake_hf.scoring.predict import predict
 
     images = [write_image(tmp_path / "in" / f"{index}.png", size=(40, 40), seed=index) for index in range(3)]
     real_finish = Detector._finish

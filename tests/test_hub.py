@@ -362,4 +362,4 @@ def test_app_serves_a_model_from_the_hub(hub_env, run_dir, tmp_path):
     env = {**fresh_env(hub_env, tmp_path), "PYTHONPATH": str(PROJECT_ROOT)}
     probabilities = json.loads(run_python(code, "alice/app-model", image, env=env).stdout.strip().splitlines()[-1])
     (expected,) = Detector.from_pretrained(str(run_dir / "model"), faces="none", progress=False)(str(image))
-    assert probabilities["fake"] == pytest.approx(expected["fake_probability"], abs=1e-5)
+    assert probabilities["fake"] == pytest.approx(expected.fake_probability, abs=1e-5)

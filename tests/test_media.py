@@ -572,13 +572,13 @@ def test_predict_reports_each_odd_entry_and_scores_the_rest(tmp_path):
 
     tiny_detector("vit").save_pretrained(tmp_path / "model")
     folder = make_odd_entries(tmp_path / "in")
-    results = {Path(r["path"]).name: r for r in Detector.from_pretrained(tmp_path / "model", faces="none",
+    results = {Path(r.path).name: r for r in Detector.from_pretrained(tmp_path / "model", faces="none",
                                                                          progress=False)([folder])}
-    assert results["good.png"]["error"] is None and results["000.png"]["error"] is None
+    assert results["good.png"].error is None and results["000.png"].error is None
     # the error field holds the problem; the path field names the file
-    assert results["x.jpg"]["error"] == "is a directory, not an image"
-    assert results["loop.jpg"]["error"] == "symbolic link loop"
-    assert "broken symbolic link" in results["broken.png"]["error"]
+    assert results["x.jpg"].error == "is a directory, not an image"
+    assert results["loop.jpg"].error == "symbolic link loop"
+    assert "broken symbolic link" in results["broken.png"].error
 
 
 def test_media_files_are_listed_lazily_one_folder_at_a_time(tmp_path, monkeypatch):

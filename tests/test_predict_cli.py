@@ -194,7 +194,7 @@ def test_resume_without_out_is_one_line(model_dir, tmp_path, capsys):
         assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
         assert lines[0].startswith("deepfake-hf predict: error: --resume") and "--out" in lines[0]
     from deepfake_hf.errors import DeepfakeHFError
-    from deepfake_hf.scoring.detector import predict
+    from deepfake_hf.scoring.predict import predict
 
     with pytest.raises(DeepfakeHFError, match="--resume needs --out"):
         predict(str(model_dir), [image], faces="none", resume=True)
@@ -222,7 +222,7 @@ def test_hub_check_says_why_an_endpoint_does_not_answer(silent_port):
     import http.server
     import threading
 
-    from deepfake_hf.scoring.detector import hub_unreachable
+    from deepfake_hf.scoring.predict import hub_unreachable
 
     assert hub_unreachable(f"http://127.0.0.1:{free_port()}", timeout=2) == "connection refused"
     start = time.monotonic()
@@ -239,7 +239,8 @@ def test_hub_check_says_why_an_endpoint_does_not_answer(silent_port):
 def test_predict_fails_fast_in_one_line_when_the_hub_does_not_answer(tmp_path, monkeypatch, silent_port):
     from huggingface_hub import constants
 
-    from deepfake_hf.scoring.detector import ModelLoadError, predict
+    from deepfake_hf.scoring.predict import predict
+    from deepfake_hf.scoring.scorer import ModelLoadError
 
     image = write_image(tmp_path / "a.png", size=(64, 64))
     model = "someorg/no-such-detector-7f3a"
@@ -265,7 +266,7 @@ def test_a_cached_hub_model_still_loads_when_the_hub_does_not_answer(model_dir, 
 
     from huggingface_hub import constants
 
-    from deepfake_hf.scoring.detector import predict
+    from deepfake_hf.scoring.predict import predict
 
     cache = tmp_path / "hub"
     snapshot = cache / "models--someorg--cached-detector" / "snapshots" / ("0" * 40)
@@ -276,7 +277,7 @@ def test_a_cached_hub_model_still_loads_when_the_hub_does_not_answer(model_dir, 
     monkeypatch.setattr(constants, "ENDPOINT", f"http://127.0.0.1:{free_port()}")
     image = write_image(tmp_path / "a.png", size=(64, 64))
     _, results = predict("someorg/cached-detector", [image], faces="none")
-    assert results[0]["error"] is None and results[0]["label"] in ("real", "fake")
+    assert results[0].error is None and results[0].label in ("real", "fake")
 
 
 def run_cli(*argv, env=None, timeout=300):

@@ -80,7 +80,7 @@ def test_streamed_formats_match_the_in_memory_results(model_dir, tmp_path, capsy
 
 
 def test_resume_after_a_kill_writes_the_same_file_without_repeating_work(model_dir, tmp_path, monkeypatch):
-    from deepfake_hf.scoring.detector import predict
+    from deepfake_hf.scoring.predict import predict
 
     inputs = make_inputs(tmp_path / "in")
     clean = tmp_path / "clean.jsonl"

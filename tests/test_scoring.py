@@ -13,9 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfake_hf.faces import Face, margin_crop
-from deepfake_hf.scoring.detector import Detector, predict
 from deepfake_hf.evaluation.metrics import video_scores
+from deepfake_hf.faces import Face, margin_crop
+from deepfake_hf.scoring.detector import Detector
+from deepfake_hf.scoring.predict import predict
 from deepfake_hf.scoring.scorer import Scorer
 
 from .conftest import tiny_detector, write_image
@@ -102,21 +103,21 @@ def evaluate_rows(model_dir, data, out, faces):
 
 def assert_predict_equals_evaluate(results, rows, aggregation="mean"):
     """Per file and per frame, evaluate's scores are predict's; returns the largest difference seen."""
-    by_path = {result["path"]: result for result in results}
+    by_path = {result.path: result for result in results}
     assert {row["path"] for row in rows} == set(by_path)
     worst = 0.0
     keys, per_video, _ = video_scores([float(r["score"]) for r in rows], [r["video"] for r in rows], aggregation)
     for key, score in zip(keys, per_video):  # a file's rows aggregate to predict's fake_probability
-        worst = max(worst, abs(score - by_path[key]["fake_probability"]))
+        worst = max(worst, abs(score - by_path[key].fake_probability))
     for row in rows:
         result = by_path[row["path"]]
         frame = int(row["frame"])
-        expected = result["frame_scores"][frame if len(result["frame_scores"]) > 1 else 0]
+        expected = result.frame_scores[frame if len(result.frame_scores) > 1 else 0]
         worst = max(worst, abs(float(row["score"]) - expected))
     for result in results:  # frames predict leaves out are not rows either
-        if len(result["frame_scores"]) > 1:
-            frames = sorted(int(r["frame"]) for r in rows if r["path"] == result["path"])
-            assert frames == [i for i, s in enumerate(result["frame_scores"]) if s is not None]
+        if len(result.frame_scores) > 1:
+            frames = sorted(int(r["frame"]) for r in rows if r["path"] == result.path)
+            assert frames == [i for i, s in enumerate(result.frame_scores) if s is not None]
     assert worst < 1e-6, worst
     return worst
 
@@ -133,13 +134,13 @@ def model_probabilities(model, processor, images):
 def test_predict_and_evaluate_give_the_same_scores(model_dir, data, tmp_path, faces):
     detector = {"none": "none", "one": OnePerson(), "two": TwoPeople()}[faces]
     _, results = predict(str(model_dir), [data], faces=detector, fmt="json", frame_scores=True, progress=False)
-    assert all(result["error"] is None for result in results)
+    assert all(result.error is None for result in results)
     rows = evaluate_rows(model_dir, data, tmp_path / "eval", detector)
-    assert len([r for r in results if r["kind"] == "video"]) == 2
+    assert len([r for r in results if r.kind == "video"]) == 2
     assert_predict_equals_evaluate(results, rows)
     if faces == "two":
-        videos = [r for r in results if r["kind"] == "video"]
-        assert all(r["faces"] == 2 and r["frames"] == NUM_FRAMES for r in videos)
+        videos = [r for r in results if r.kind == "video"]
+        assert all(r.faces == 2 and r.frames == NUM_FRAMES for r in videos)
 
 
 def test_two_person_clip_is_the_most_suspicious_persons_score(model_dir, data, tmp_path):
@@ -160,14 +161,14 @@ def test_two_person_clip_is_the_most_suspicious_persons_score(model_dir, data, t
         assert present and len(present) < len(frames)
         (result,) = Detector.from_pretrained(model_dir, faces=TwoPeople(), progress=False)(video, frame_scores=True)
         expected = max(left.mean(), right.mean())
-        assert result["fake_probability"] == pytest.approx(expected, abs=1e-5)
-        assert result["label"] == ("fake" if expected >= THRESHOLD else "real")
+        assert result.fake_probability == pytest.approx(expected, abs=1e-5)
+        assert result.label == ("fake" if expected >= THRESHOLD else "real")
         if right.mean() > left.mean():
             expected_frames = [float(right[present.index(i)]) if i in present else None for i in range(len(frames))]
         else:
             expected_frames = left.tolist()
-        assert [s is None for s in result["frame_scores"]] == [s is None for s in expected_frames]
-        assert [s for s in result["frame_scores"] if s is not None] == pytest.approx(
+        assert [s is None for s in result.frame_scores] == [s is None for s in expected_frames]
+        assert [s for s in result.frame_scores if s is not None] == pytest.approx(
             [s for s in expected_frames if s is not None], abs=1e-5)
         checked.append(right.mean() > left.mean())
     assert len(checked) == 2
@@ -176,7 +177,7 @@ def test_two_person_clip_is_the_most_suspicious_persons_score(model_dir, data, t
 def test_confident_aggregation_agrees_too(model_dir, data, tmp_path):
     from deepfake_hf.evaluation.evaluate import evaluate_model
 
-    _, results = predict(str(model_dir), [data], faces=TwoPeople(), aggregate="confident", fmt="json",
+    _, results = predict(str(model_dir), [data], faces=TwoPeople(), aggregation="confident", fmt="json",
                          frame_scores=True, progress=False)
     evaluate_model(model_dir, {"set": data}, tmp_path / "c", faces=TwoPeople(), aggregation="confident",
                    n_resamples=0, plots=False)
@@ -194,8 +195,8 @@ def test_explain_reports_the_detectors_probability(model_dir, data, faces):
     (expected,) = Detector.from_pretrained(model_dir, faces=detector, progress=False)(image)
     model, processor = load_for_explain(model_dir)
     result = explain(model, image, processor=processor, faces=detector)
-    assert result["fake_probability"] == pytest.approx(expected["fake_probability"], abs=1e-6)
-    assert result["label"] == expected["label"] and result["faces"] == expected["faces"]
+    assert result["fake_probability"] == pytest.approx(expected.fake_probability, abs=1e-6)
+    assert result["label"] == expected.label and result["faces"] == expected.faces
     # not the threshold-centred score a plain softmax of the logits gives
     with torch.no_grad():
         centred = model(**processor(images=[image], return_tensors="pt")).logits.softmax(-1)[0, 1].item()
@@ -209,7 +210,7 @@ def test_explain_cli_prints_the_calibrated_probability(model_dir, data, tmp_path
     image = data / "real" / "r1.png"
     (expected,) = Detector.from_pretrained(model_dir, faces="auto", progress=False)(image)
     assert main(["explain", str(model_dir), str(image), "--out", str(tmp_path / "heat.png")]) == 0
-    assert f"(fake score {expected['fake_probability']:.3f})" in capsys.readouterr().out
+    assert f"(fake score {expected.fake_probability:.3f})" in capsys.readouterr().out
 
 
 def test_probe_is_a_scorer_scored_like_a_model(model_dir, data, tmp_path):
@@ -234,8 +235,8 @@ def test_probe_is_a_scorer_scored_like_a_model(model_dir, data, tmp_path):
     image = Image.open(path).convert("RGB")
     crops = [margin_crop(image, face, size=256) for face in TwoPeople().detect(image)]
     direct = probe_scores(probe.pipeline, extract_features([model_dir], None, cache_dir=False, images=crops))
-    (result,) = [r for r in results if r["path"] == str(path)]
-    assert result["fake_probability"] == pytest.approx(direct.max(), abs=1e-5)
+    (result,) = [r for r in results if r.path == str(path)]
+    assert result.fake_probability == pytest.approx(direct.max(), abs=1e-5)
 
 
 def test_scorer_api_matches_detector_on_one_file(model_dir, data):
@@ -243,10 +244,10 @@ def test_scorer_api_matches_detector_on_one_file(model_dir, data):
     video = data / "fake" / "people_b.mp4"
     plan, verdict = scorer.score_file(video)
     (result,) = Detector(scorer, progress=False)(video, frame_scores=True)
-    assert plan.frames == result["frames"] == NUM_FRAMES and plan.faces == result["faces"] == 2
-    assert verdict.probability == pytest.approx(result["fake_probability"], abs=1e-9)
-    assert verdict.frame_scores == pytest.approx(result["frame_scores"], abs=1e-9)
-    assert json.dumps(result)  # plain JSON types
+    assert plan.frames == result.frames == NUM_FRAMES and plan.faces == result.faces == 2
+    assert verdict.probability == pytest.approx(result.fake_probability, abs=1e-9)
+    assert verdict.frame_scores == pytest.approx(result.frame_scores, abs=1e-9)
+    assert json.dumps(result.to_dict())  # plain JSON types
 
 
 def test_evaluate_counts_files_scored_without_a_face(model_dir, data, tmp_path):
@@ -259,7 +260,7 @@ def test_evaluate_counts_files_scored_without_a_face(model_dir, data, tmp_path):
             return []
 
     _, results = predict(str(model_dir), [data], faces=Nobody(), fmt="json", frame_scores=True, progress=False)
-    assert all(result["face_found"] is False for result in results)
+    assert all(result.face_found is False for result in results)
     result = evaluate_model(model_dir, {"set": data}, tmp_path / "n", faces=Nobody(), n_resamples=0, plots=False)
     assert result["test_sets"]["set"]["files_without_face"] == len(results) == 9  # 6 stills, 2 videos, 1 GIF
     assert_predict_equals_evaluate(results, read_rows(tmp_path / "n"))
@@ -313,7 +314,7 @@ def test_deepfakebench_json_frames_are_scored_as_the_crops_they_are(model_dir, t
     assert "aligned face crops" in result["notes"]["ff"] and "stub-two" in result["notes"]["ff"]
     rows = read_rows(tmp_path / "eval")
     _, whole = predict(str(model_dir), [r["path"] for r in rows], faces="none", fmt="json", progress=False)
-    expected = {r["path"]: r["fake_probability"] for r in whole}
+    expected = {r.path: r.fake_probability for r in whole}
     assert max(abs(float(r["score"]) - expected[r["path"]]) for r in rows) < 1e-6
     _, cropped = predict(str(model_dir), [r["path"] for r in rows], faces=TwoPeople(), fmt="json", progress=False)
-    assert max(abs(r["fake_probability"] - expected[r["path"]]) for r in cropped) > 1e-4  # the stub would crop
+    assert max(abs(r.fake_probability - expected[r.path]) for r in cropped) > 1e-4  # the stub would crop

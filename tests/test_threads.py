@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from deepfake_hf.runtime import threads
-from deepfake_hf.runtime.threads import configure_threads, decode_workers, local_world_size, thread_budget
+from deepfake_hf.runtime.threads import configure_threads, local_world_size, thread_budget
 
 VARIABLES = (*threads.THREAD_VARIABLES, "OMP_WAIT_POLICY", "LOCAL_WORLD_SIZE")
 
@@ -39,10 +39,6 @@ def test_budget_divides_the_cores_among_local_ranks(clean_environment):
     assert thread_budget() == 1  # never below one thread
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "not-a-number")
     assert local_world_size() == 1
-    monkeypatch.setattr(threads, "available_cpus", lambda: 2)
-    assert decode_workers(ranks=2) == 1 and decode_workers(ranks=1) == 2
-    monkeypatch.setattr(threads, "available_cpus", lambda: 16)
-    assert decode_workers() == 2 and decode_workers(maximum=8) == 8
 
 
 def test_configure_lowers_torch_threads_to_the_budget(clean_environment):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deepfake_hf.cli.base import EXIT_OK, EXIT_PARTIAL, Command, CommandError, ReportedInterrupt
 from deepfake_hf.cli.options import (
@@ -18,6 +18,9 @@ from deepfake_hf.cli.options import (
     positive_int,
 )
 
+if TYPE_CHECKING:
+    from deepfake_hf.scoring.results import FileResult
+
 PREDICT_EPILOG = """\
 exit codes:
   0  every input was scored
@@ -30,9 +33,9 @@ deepfakebench), else dlib when installed (pip install 'deepfake-hf[faces]'), els
 """
 
 
-def _print_error(result: dict[str, Any]) -> None:
-    if result["error"] is not None:
-        print(f"error: {result['path']}: {result['error']}", file=sys.stderr)
+def _print_error(result: FileResult) -> None:
+    if result.error is not None:
+        print(f"error: {result.path}: {result.error}", file=sys.stderr)
 
 
 class PredictCommand(Command):
@@ -71,7 +74,8 @@ class PredictCommand(Command):
         from transformers.utils import logging as transformers_logging
 
         from deepfake_hf.runtime.outputs import counted
-        from deepfake_hf.scoring.detector import STREAM_FORMATS, PredictInterrupted, predict
+        from deepfake_hf.scoring.predict import PredictInterrupted, predict
+        from deepfake_hf.scoring.results import STREAM_FORMATS
 
         transformers_logging.disable_progress_bar()  # our own bar is the one that matters
         if args.resume and not (args.out and args.format in STREAM_FORMATS):
@@ -81,7 +85,7 @@ class PredictCommand(Command):
             raise CommandError(f"{args.out}: exists (pass --overwrite to replace it)")
         try:
             text, results = predict(args.model, args.inputs, faces=args.faces, crop=args.crop,
-                                    num_frames=args.frames, aggregate=args.aggregation, fmt=args.format,
+                                    num_frames=args.frames, aggregation=args.aggregation, fmt=args.format,
                                     frame_scores=args.frame_scores, batch_size=args.batch_size, device=args.device,
                                     trust_remote_code=args.trust_remote_code, out=args.out, resume=args.resume,
                                     on_result=_print_error)
@@ -98,7 +102,7 @@ class PredictCommand(Command):
             return EXIT_PARTIAL if results.get("failed") else EXIT_OK
         if not args.out:
             sys.stdout.write(text)
-        failed = [result for result in results if result["error"] is not None]
+        failed = [result for result in results if result.error is not None]
         for result in failed:
             _print_error(result)
         if args.out or args.format != "table":
@@ -110,7 +114,7 @@ class PredictCommand(Command):
 def _report_interrupted(args: argparse.Namespace, stopped: Any) -> int:
     """After Ctrl-C: the results so far (printed, or already in --out) and one line on how to go on."""
     from deepfake_hf.runtime.outputs import counted
-    from deepfake_hf.scoring.detector import STREAM_FORMATS
+    from deepfake_hf.scoring.results import STREAM_FORMATS
 
     if stopped.text is not None and not args.out:
         sys.stdout.write(stopped.text)

@@ -67,7 +67,7 @@ class EvaluationError(DeepfakeHFError, ValueError):
 def load_model(model_path, device=None, **options):
     """A `scoring.Scorer` for a saved detector (or any image classifier with a "fake" label, or a saved probe).
 
-    `options` (faces, num_frames, aggregate, batch_size, crop, ...) go to the scorer, as `predict` passes them.
+    `options` (faces, num_frames, aggregation, batch_size, crop, ...) go to the scorer, as `predict` passes them.
     """
     from deepfake_hf.evaluation.probes import PROBE_FILE, load_scorer
 
@@ -372,9 +372,9 @@ def evaluate_model(model_path, test_sets, out_dir, perturbations=(), faces=None,
     # Every rank checks (so all refuse alike); none writes there before the ranks first meet.
     prepare_output_dir(out_dir, overwrite)
     test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
-    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregate=aggregation,
+    scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregation=aggregation,
                         crop=crop, trust_remote_code=trust_remote_code)
-    aggregation = scorer.aggregate
+    aggregation = scorer.aggregation
     aggregation_options = dict(confident_threshold=scorer.confident_threshold,
                                confident_fraction=scorer.confident_fraction)
     perturbations = parse_perturbations(perturbations) if perturbations and isinstance(perturbations[0], str) \

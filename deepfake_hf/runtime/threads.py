@@ -16,8 +16,7 @@ each took ~20x their solo time (benchmarks/results/threads_cpu.json).
   child processes).
 
 A user's own choice wins: an explicit `OMP_NUM_THREADS` (or a lower `torch.set_num_threads` made
-earlier) is kept, and so is an explicit `OMP_WAIT_POLICY`. `decode_workers()` sizes decode/face
-worker pools from the same budget.
+earlier) is kept, and so is an explicit `OMP_WAIT_POLICY`.
 """
 
 import os
@@ -63,11 +62,6 @@ def explicit_threads():
     return value if value >= 1 else None
 
 
-def decode_workers(ranks=None, maximum=2):
-    """Worker threads for decoding and face detection: the thread budget, capped at `maximum`, at least 1."""
-    return max(1, min(int(maximum), explicit_threads() or thread_budget(ranks)))
-
-
 def configure_threads(ranks=None, wait_policy="PASSIVE"):
     """Size this process's CPU threads to its share of the cores; returns what was decided.
 
@@ -98,5 +92,5 @@ def configure_threads(ranks=None, wait_policy="PASSIVE"):
             "source": source, "wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
-__all__ = ["THREAD_VARIABLES", "available_cpus", "configure_threads", "decode_workers", "explicit_threads",
+__all__ = ["THREAD_VARIABLES", "available_cpus", "configure_threads", "explicit_threads",
            "local_world_size", "thread_budget"]

@@ -1,6 +1,6 @@
 """The one scorer: how a file becomes a calibrated fake probability, for every command that scores.
 
-`predict` (through `inference.Detector`, which runs the scorer's steps in background workers),
+`predict` (through `scoring.detector.Detector`, which runs the scorer's steps in background workers),
 `evaluate`, `calibrate`, `explain`, saved probes (`probes.ProbeScorer`) and the Gradio app all score
 through a `Scorer`, so the same file gets the same number everywhere:
 
@@ -21,17 +21,21 @@ through a `Scorer`, so the same file gets the same number everywhere:
    `pipeline` shows); the shift is undone here, giving the calibrated probability itself, compared with
    the threshold for the label. A stock classifier (a native export) has the shift folded into its head:
    its softmax is reported as is.
-5. verdict (`Scorer.decide`): each person's frame probabilities are aggregated ("mean" or the DFDC
-   "confident" strategy); the file's score is the most suspicious person's, among people seen in at least
+5. verdict (`Scorer.decide`): each person's frame probabilities are aggregated (`aggregation`: "mean" or
+   the DFDC "confident" strategy; by default the model config's `video_aggregation`); the file's score is the most suspicious person's, among people seen in at least
    a quarter of the frames with faces (or the longest-tracked one), so a one-frame false detection does
    not decide a video. The verdict's per-frame scores are that person's (None where they are not seen),
    so the file's score is the aggregate of its frame scores.
 """
 
+from __future__ import annotations
+
 import math
 import os
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +50,15 @@ from deepfake_hf.configuration_deepfake import (
 from deepfake_hf.faces import FACE_CROPS
 from deepfake_hf.defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
 from deepfake_hf.errors import AnalysisCancelled, DeepfakeHFError, one_line  # AnalysisCancelled: media raises it too
-from deepfake_hf.media import IMAGE_EXTENSIONS, VIDEO_EXTENSIONS, MediaError, is_animated, is_url, media_kind, open_image
+from deepfake_hf.media import (
+    IMAGE_EXTENSIONS,
+    VIDEO_EXTENSIONS,
+    MediaError,
+    is_animated,
+    is_url,
+    media_kind,
+    open_image,
+)
 
 MIN_TRACK_SHARE = 0.25
 HUB_LOAD_KEYS = ("revision", "token", "trust_remote_code", "local_files_only", "cache_dir")
@@ -58,6 +70,10 @@ NO_FACE_VIDEO_NOTE = "no face found in any frame: scored whole frames, which thi
 
 class ModelLoadError(DeepfakeHFError, OSError):
     """A model folder or Hub id that cannot be loaded; one line naming it and the reason."""
+
+
+class ScoringOptionError(DeepfakeHFError, ValueError):
+    """A scorer option that is out of range or does not fit the model (an aggregation, a crop, no "fake" label)."""
 
 
 # ------------------------------------------------------------------------------------------ loading
@@ -125,11 +141,11 @@ def resolve_faces(faces, config):
     return prefer_recorded(faces, getattr(config, "face_preprocessing", None))
 
 
-def fake_label_index(config):
-    """Index of the "fake" label in a classifier's config; ValueError when it has none."""
+def fake_label_index(config: Any) -> int:
+    """Index of the "fake" label in a classifier's config; `ScoringOptionError` when it has none."""
     labels = {str(name).lower(): int(index) for index, name in config.id2label.items()}
     if "fake" not in labels:
-        raise ValueError(f"model: no 'fake' label in id2label {dict(config.id2label)}; not a deepfake detector")
+        raise ScoringOptionError(f"model: no 'fake' label in id2label {dict(config.id2label)}; not a deepfake detector")
     return labels["fake"]
 
 
@@ -236,13 +252,19 @@ class Scorer:
     """A deepfake detector (any image classifier with a "fake" label) with its face policy, frame sampling,
     batching and calibration: see the module docstring for each step."""
 
-    def __init__(self, model, image_processor, faces=None, num_frames=None, aggregate=None, batch_size=None,
-                 device=None, crop=DEFAULT_CROP, face_size=FACE_SIZE, face_scale=FACE_SCALE, margin=FACE_MARGIN,
-                 name=None):
+    def __init__(self, model: Any, image_processor: Any, faces: Any = None, num_frames: int | None = None,
+                 aggregation: str | None = None, batch_size: int | None = None, device: Any = None,
+                 crop: str = DEFAULT_CROP, face_size: int = FACE_SIZE, face_scale: float = FACE_SCALE,
+                 margin: float = FACE_MARGIN, name: str | None = None):
         import torch
 
         config = model.config
-        self.fake_index = fake_label_index(config)
+        try:
+            self.fake_index = fake_label_index(config)
+        except ScoringOptionError as error:  # not a detector: the model is the problem, named when known
+            if name is None:
+                raise
+            raise ModelLoadError(f"{name}: {error}") from None
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.model = model.eval().to(self.device)
         self.image_processor = image_processor
@@ -251,32 +273,34 @@ class Scorer:
         self.temperature = float(getattr(config, "calibration_temperature", 1.0))
         # A deepfake-hf detector centres its logits on the threshold; a stock classifier has it in its head.
         self.centre = _logit(self.threshold) if getattr(config, "model_type", None) == "deepfake_detector" else 0.0
-        self.set_policy(config, faces=faces, num_frames=num_frames, aggregate=aggregate, batch_size=batch_size,
+        self.set_policy(config, faces=faces, num_frames=num_frames, aggregation=aggregation, batch_size=batch_size,
                         crop=crop, face_size=face_size, face_scale=face_scale, margin=margin)
 
-    def set_policy(self, config=None, faces=None, num_frames=None, aggregate=None, batch_size=None, crop=DEFAULT_CROP,
-                   face_size=FACE_SIZE, face_scale=FACE_SCALE, margin=FACE_MARGIN):
+    def set_policy(self, config: Any = None, faces: Any = None, num_frames: int | None = None,
+                   aggregation: str | None = None, batch_size: int | None = None, crop: str = DEFAULT_CROP,
+                   face_size: int = FACE_SIZE, face_scale: float = FACE_SCALE, margin: float = FACE_MARGIN) -> None:
         """Frame sampling, face and aggregation options; unset ones come from the model's config (the batch
         size from the device: `default_batch_size`)."""
-        from deepfake_hf.faces import FaceError, face_mode, frame_sampling_of
+        from deepfake_hf.faces import face_mode, frame_sampling_of
 
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
         self.num_frames = int(num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES))
-        self.aggregate = aggregate or getattr(config, "video_aggregation", DEFAULT_AGGREGATION)
-        if self.aggregate not in AGGREGATIONS:
-            raise ValueError(f"aggregate: {self.aggregate!r} is not one of {', '.join(AGGREGATIONS)}.")
+        # `video_aggregation` is the saved config.json key (renaming it would change every saved model folder)
+        self.aggregation = aggregation or getattr(config, "video_aggregation", DEFAULT_AGGREGATION)
+        if self.aggregation not in AGGREGATIONS:
+            raise ScoringOptionError(f"aggregation: {self.aggregation!r} is not one of {', '.join(AGGREGATIONS)}.")
         self.confident_threshold = float(getattr(config, "confident_threshold", DEFAULT_CONFIDENT_THRESHOLD))
         self.confident_fraction = float(getattr(config, "confident_fraction", DEFAULT_CONFIDENT_FRACTION))
         if self.num_frames < 1 or batch_size < 1:
-            raise ValueError("num_frames and batch_size must be >= 1")
+            raise ScoringOptionError("num_frames and batch_size must be >= 1")
         if crop not in FACE_CROPS:
-            raise ValueError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}.")
+            raise ScoringOptionError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}.")
         faces = resolve_faces(faces, config)
         if isinstance(faces, str):
             mode = face_mode(faces)
             if mode.finds_faces and crop not in mode.crops:
-                raise FaceError(f"crop: {crop!r} does not apply to faces {mode.name!r} "
-                                f"(its crops: {', '.join(mode.crops)}).")
+                raise ScoringOptionError(f"crop: {crop!r} does not apply to faces {mode.name!r} "
+                                         f"(its crops: {', '.join(mode.crops)}).")
             self.face_detector = mode.build(size=face_size, scale=face_scale)
         else:
             self.face_detector = faces  # a detector object
@@ -286,7 +310,7 @@ class Scorer:
         self.batch_size = int(batch_size)
 
     @classmethod
-    def from_pretrained(cls, path_or_id, **kwargs):
+    def from_pretrained(cls, path_or_id: str | os.PathLike, **kwargs: Any) -> Scorer:
         """Load a saved detector folder or Hub id (and its image processor).
 
         Loading options (`HUB_LOAD_KEYS`, `attn_implementation`) go to `from_pretrained`; the rest to `Scorer(...)`.
@@ -296,7 +320,8 @@ class Scorer:
         return cls(model, processor, name=str(path_or_id), **kwargs)
 
     # ------------------------------------------------------------------------------------- 1. frames
-    def read(self, source, name=None, tick=None, cancel=None):
+    def read(self, source: Any, name: str | None = None, tick: Callable[[], None] | None = None,
+             cancel: Any = None) -> tuple[list, str]:
         """(frames, kind) of a file path, PIL image or array: one frame for a still, `num_frames` for a video.
 
         Raises `MediaError` (one line) for a file that cannot be read. `tick()` is called per decoded video frame;
@@ -322,7 +347,7 @@ class Scorer:
         return [open_image(source)], "image"
 
     # -------------------------------------------------------------------------------- 2. face policy
-    def plan(self, frames, cancel=None, find_faces=True):
+    def plan(self, frames: list, cancel: Any = None, find_faces: bool = True) -> FacePlan:
         """The `FacePlan` of a file's frames: one crop per tracked face per frame, or whole frames (also
         with `find_faces=False`, for frames that are face crops already)."""
         from deepfake_hf.faces import crop_face, detect_video, finds_faces, track_faces
@@ -355,14 +380,14 @@ class Scorer:
         return FacePlan(len(frames), crops, owners, len(tracks), with_faces, note)
 
     # --------------------------------------------------------------------------- 3. inputs and batches
-    def preprocess(self, images):
+    def preprocess(self, images: list) -> list:
         """One model input per PIL image (the processor's pixel values)."""
         if not images:
             return []
         return list(self.image_processor(images=[image.convert("RGB") for image in images],
                                          return_tensors="pt")["pixel_values"])
 
-    def forward(self, inputs):
+    def forward(self, inputs: list) -> np.ndarray:
         """Output margins (threshold-centred, temperature-scaled fake log-odds, as the model outputs) of one batch."""
         import torch
 
@@ -372,7 +397,7 @@ class Scorer:
             logits = self.model(pixel_values=pixel_values).logits.float()
             return fake_margins(logits, self.fake_index).double().cpu().numpy()
 
-    def margins(self, images, batch_size=None):
+    def margins(self, images: list, batch_size: int | None = None) -> np.ndarray:
         """Output margins of PIL images, scored as they are (no face policy), in batches."""
         batch_size = int(batch_size or self.batch_size)
         out = [self.forward(self.preprocess(images[start:start + batch_size]))
@@ -380,30 +405,30 @@ class Scorer:
         return np.concatenate(out) if out else np.zeros(0)
 
     # ---------------------------------------------------------------------------- 4. probabilities
-    def probabilities(self, margins):
+    def probabilities(self, margins: Any) -> np.ndarray:
         """Calibrated fake probabilities from output margins: the threshold centring undone."""
         return sigmoid(np.asarray(margins, dtype=np.float64) + self.centre)
 
-    def raw_margins(self, margins):
+    def raw_margins(self, margins: Any) -> np.ndarray:
         """Uncalibrated head margins (temperature 1, threshold 0.5), for fitting a new calibration."""
         return (np.asarray(margins, dtype=np.float64) + self.centre) * self.temperature
 
-    def label(self, probability):
+    def label(self, probability: float) -> str:
         return "fake" if probability >= self.threshold else "real"
 
     # ------------------------------------------------------------------------------------ 5. verdict
-    def aggregate_scores(self, probabilities):
+    def aggregate_scores(self, probabilities: Iterable[float]) -> float:
         """One score from frame probabilities: their mean, or the "confident" strategy."""
         import torch
 
         from deepfake_hf.modeling_deepfake import confident_mean
 
         values = torch.tensor(list(probabilities), dtype=torch.float64)[None]
-        if self.aggregate == "confident":
+        if self.aggregation == "confident":
             return float(confident_mean(values, self.confident_threshold, self.confident_fraction)[0])
         return float(values.mean())
 
-    def decide(self, plan, margins):
+    def decide(self, plan: FacePlan, margins: Any) -> Verdict:
         """The file's `Verdict` from the output margins of the plan's crops (in the plan's order)."""
         probabilities = self.probabilities(margins).tolist()
         crops_of = {}  # person -> crop indices, in frame order
@@ -426,7 +451,7 @@ class Scorer:
         return Verdict(score, person, frame_crops, frame_scores)
 
     # ------------------------------------------------------------------------------------ one file
-    def score_file(self, source, name=None):
+    def score_file(self, source: Any, name: str | None = None) -> tuple[FacePlan, Verdict]:
         """A file's (FacePlan, Verdict), all steps in this thread; raises MediaError for an unreadable file."""
         frames, _ = self.read(source, name)
         plan = self.plan(frames)
@@ -443,6 +468,7 @@ __all__ = [
     "ModelLoadError",
     "PendingScores",
     "Scorer",
+    "ScoringOptionError",
     "Verdict",
     "default_batch_size",
     "fake_label_index",

@@ -160,12 +160,12 @@ class Modes:
         return self.our_pipeline(paths, batch_size=batch_size or self.batch_size)
 
     def c(self, paths, batch_size=None):
-        self.detector.batch_size = batch_size or self.batch_size
+        self.detector.scorer.batch_size = batch_size or self.batch_size
         return self.detector(paths)
 
     def e(self, paths, batch_size=None):
         """The Detector as a user gets it: its own default batch size, whatever the model's best is."""
-        self.detector.batch_size = batch_size or default_batch_size(self.detector.device)
+        self.detector.scorer.batch_size = batch_size or default_batch_size(self.detector.scorer.device)
         return self.detector(paths)
 
     def pixel_values(self, paths):
@@ -242,7 +242,7 @@ def measure(name, images, rounds, latency_images, tmp, peak_memory=True, texture
         per_image = [timed(modes.d, pixel_values[i:i + 1], 1) * 1000 for i in range(latency_images)]
         latency["d"] = {"p50_ms": float(np.percentile(per_image, 50)), "p95_ms": float(np.percentile(per_image, 95))}
         scores_a = [next(r["score"] for r in row if r["label"] == "fake") for row in modes.a(paths[:8])]
-        scores_c = [r["fake_probability"] for r in modes.c(paths[:8])]
+        scores_c = [r.fake_probability for r in modes.c(paths[:8])]
         bar.update()
         peak = None
         if peak_memory:
@@ -258,7 +258,7 @@ def measure(name, images, rounds, latency_images, tmp, peak_memory=True, texture
         "image_size": "640x480 JPEG",
         "texture": texture,
         "mean_file_kb": float(np.mean([os.path.getsize(p) for p in paths]) / 1024),
-        "detector_default_batch": default_batch_size(modes.detector.device),
+        "detector_default_batch": default_batch_size(modes.detector.scorer.device),
         "best_forward_batch": best_batch,
         "forward_images_per_s_by_batch": forward_rates,
         "images_per_s": throughput,
@@ -465,25 +465,25 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
             for face_mode, detector in detectors.items():
                 bar.set_description(f"video: round {round_index + 1}/{rounds} faces={face_mode} {Path(video).name}")
                 bar.update()
-                stage_detector = getattr(detector.face_detector, "stage_times", None)
+                stage_detector = getattr(detector.scorer.face_detector, "stage_times", None)
                 if stage_detector is not None:
                     stage_detector.clear()
                 start, cpu = time.perf_counter(), time.process_time()
                 result = detector([video])[0]
                 end_to_end, end_to_end_cpu = time.perf_counter() - start, time.process_time() - cpu
-                stages = _stage_seconds(detector.face_detector)
-                if result["error"]:
-                    times[video, face_mode] = {"video": Path(video).name, "faces": face_mode, "error": result["error"]}
+                stages = _stage_seconds(detector.scorer.face_detector)
+                if result.error:
+                    times[video, face_mode] = {"video": Path(video).name, "faces": face_mode, "error": result.error}
                     continue
-                size = detector.model.config.image_size
-                inputs = torch.randn(result["frames"], 3, size, size)
+                size = detector.scorer.model.config.image_size
+                inputs = torch.randn(result.frames, 3, size, size)
                 start, cpu = time.perf_counter(), time.process_time()
                 with torch.inference_mode():
                     for first in range(0, len(inputs), batch_size):
-                        detector.model(pixel_values=inputs[first:first + batch_size])
+                        detector.scorer.model(pixel_values=inputs[first:first + batch_size])
                 model_only, model_only_cpu = time.perf_counter() - start, time.process_time() - cpu
                 start, cpu = time.perf_counter(), time.process_time()
-                frames = read_video_frames(video, num_frames, sampling=frame_sampling_of(detector.face_detector))
+                frames = read_video_frames(video, num_frames, sampling=frame_sampling_of(detector.scorer.face_detector))
                 decode, decode_cpu = time.perf_counter() - start, time.process_time() - cpu
                 detect = detect_cpu = None
                 if face_mode != "none":
@@ -493,11 +493,11 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
                     elif face_mode == "dlib-per-frame":
                         [face_detector.detect(frame) for frame in frames]
                     else:  # the mode's own detector, one frame after another
-                        [detector.face_detector.detect(frame) for frame in frames]
+                        [detector.scorer.face_detector.detect(frame) for frame in frames]
                     detect, detect_cpu = time.perf_counter() - start, time.process_time() - cpu
                 row = times.setdefault((video, face_mode), {
-                    "video": Path(video).name, "faces": face_mode, "frames": result["frames"],
-                    "people": result["faces"], "frames_with_faces": result["frames_with_faces"],
+                    "video": Path(video).name, "faces": face_mode, "frames": result.frames,
+                    "people": result.faces, "frames_with_faces": result.frames_with_faces,
                     "resolution": f"{frames[0].width}x{frames[0].height}", "ratio_per_round": [],
                     "cpu_ratio_per_round": [], "end_to_end_s": [], "model_only_s": [], "decode_alone_s": [],
                     "face_detection_alone_s": [], "end_to_end_cpu_s": [], "model_only_cpu_s": [],
