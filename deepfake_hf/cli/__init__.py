@@ -309,7 +309,9 @@ def add_evaluate(subparsers):
 def run_evaluate(args):
     from transformers.utils import logging as transformers_logging
 
-    from deepfake_hf.evaluation.evaluate import evaluate_model, parse_named_sources, parse_perturbations, summary_table
+    from deepfake_hf.evaluation.evaluate import evaluate_model, parse_named_sources
+    from deepfake_hf.evaluation.perturbations import parse_perturbations
+    from deepfake_hf.evaluation.report import summary_table
     from deepfake_hf.runtime.outputs import counted
 
     transformers_logging.disable_progress_bar()  # as in predict: the scoring bar is the one that matters
@@ -415,7 +417,8 @@ def add_calibrate(subparsers):
 def run_calibrate(args):
     from transformers.utils import logging as transformers_logging
 
-    from deepfake_hf.evaluation.evaluate import calibrate_model, parse_named_sources
+    from deepfake_hf.evaluation.calibrate import calibrate_model
+    from deepfake_hf.evaluation.evaluate import parse_named_sources
 
     transformers_logging.disable_progress_bar()
 
@@ -546,8 +549,9 @@ def add_probe(subparsers):
 
 
 def run_probe(args):
-    from deepfake_hf.evaluation.evaluate import parse_named_sources, summary_table
-    from deepfake_hf.evaluation.evaluate import run_probe as probe
+    from deepfake_hf.evaluation.evaluate import parse_named_sources
+    from deepfake_hf.evaluation.probes import run_probe as probe
+    from deepfake_hf.evaluation.report import summary_table
 
     with _stdout_to_stderr(args.json):
         result = probe(parse_named_sources(args.data), args.backbone, args.out, classifier=args.classifier,
