@@ -122,6 +122,7 @@ def score_dataset(scorer: Any, dataset: Any, batch_size: int | None = None,
     r, r+N, ... and writes their margins to its part file; every rank then returns the merged margins of all
     files, which are the single-process margins (files are scored whole, so each is the same computation).
     """
+    # Long docstring: the row/file/rank contract is what callers rely on; the code itself is ~40 lines.
     from tqdm.auto import tqdm
 
     from deepfake_hf.scoring.scorer import Batcher, PendingScores

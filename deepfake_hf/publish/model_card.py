@@ -240,6 +240,7 @@ def eval_results(metrics, model_name):
 
 def evaluation_section(metrics):
     """Markdown tables: per test set and level, per manipulation method, robustness, with intervals."""
+    # Long: three tables (levels, methods, robustness) built the same way from the same registry columns.
     test_sets = (metrics or {}).get("test_sets") or {}
     if not test_sets:
         return ("This model has not been evaluated yet, so this card reports no metrics. Run "
@@ -421,6 +422,8 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
 
     Returns a `huggingface_hub.ModelCard`; `card.save(path)` writes README.md.
     """
+    # Long: it gathers every input of the card (config, metrics, recipe, card source) in one place; the
+    # sections are rendered by the helpers above.
     from huggingface_hub import ModelCard, ModelCardData
 
     model_path, run_path = locate_run(model_dir)

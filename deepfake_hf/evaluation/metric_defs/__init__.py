@@ -1,4 +1,4 @@
-"""The metric registry: one module per metric, each defining `METRIC = MetricDef(...)`.
+"""The metric registry: one module per metric, named after it, each defining `METRIC = MetricDef(...)`.
 
 A definition says everything the package needs to know about one metric: its key in metrics.json, its
 display label, whether the report shows it in percent, whether higher is better, its model-index type on
@@ -134,8 +134,9 @@ def registered_metrics() -> dict[str, MetricDef]:
         metric = getattr(module, "METRIC", None)
         if not isinstance(metric, MetricDef):
             raise MetricDefinitionError(f"{module.__file__}: defines no METRIC = MetricDef(...)")
-        if metric.name in found:
-            raise MetricDefinitionError(f"{module.__file__}: metric {metric.name!r} is defined twice")
+        if metric.name != module_info.name:  # one file per metric, named after it: the folder lists them all
+            raise MetricDefinitionError(f"{module.__file__}: defines metric {metric.name!r}; the file must be "
+                                        f"named {metric.name}.py")
         found[metric.name] = metric
     return dict(sorted(found.items(), key=lambda item: (item[1].order, item[0])))
 
