@@ -5,7 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from deepfake_hf.evaluation.evaluate import EvaluationError, calibrate_model, load_model, score_dataset
+from deepfake_hf.evaluation.calibrate import calibrate_model
+from deepfake_hf.evaluation.errors import EvaluationError
+from deepfake_hf.evaluation.evaluate import load_model, score_dataset
 
 from .conftest import tiny_detector, write_image
 
@@ -21,7 +23,7 @@ def setup(tmp_path):
 
 
 def fake_probabilities(model_dir, folder):
-    from deepfake_hf.evaluation.evaluate import load_test_set
+    from deepfake_hf.evaluation.testsets import load_test_set
 
     scored = load_model(model_dir, device="cpu")
     dataset = load_test_set(str(folder), cache_dir=False)
@@ -116,11 +118,11 @@ def test_evaluate_reports_the_calibration(setup, tmp_path):
 
 def test_calibrate_refuses_a_result_the_config_would_not_validate(setup, monkeypatch):
     """The config is rewritten through DeepfakeDetectorConfig: an invalid fit is refused and config.json kept."""
-    import deepfake_hf.evaluation.evaluate as evaluation
+    import deepfake_hf.evaluation.calibrate as calibration
 
     model_dir, val = setup
     before = (model_dir / "config.json").read_text()
-    monkeypatch.setattr(evaluation, "fit_temperature", lambda labels, margins: -1.0)
+    monkeypatch.setattr(calibration, "fit_temperature", lambda labels, margins: -1.0)
     with pytest.raises(EvaluationError, match="calibration_temperature"):
         calibrate_model(model_dir, {"val": val})
     assert (model_dir / "config.json").read_text() == before

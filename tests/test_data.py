@@ -314,7 +314,7 @@ def test_deepfakebench_json_keeps_entries_sharing_a_folder_and_reads_windows_pat
     assert sum(r["label"] for r in test_rows) == 15
 
     # evaluate reads only the test split of a JSON without #split, and says so
-    from deepfake_hf.evaluation.evaluate import load_test_set
+    from deepfake_hf.evaluation.testsets import load_test_set
 
     with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
         evaluated = rows(load_test_set(bench, num_frames=3, cache_dir=False))

@@ -7,14 +7,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_hf.evaluation.evaluate import (
-    EvaluationError,
-    evaluate_model,
-    parse_named_sources,
-    parse_perturbations,
-    perturb,
-)
+from deepfake_hf.evaluation.errors import EvaluationError
+from deepfake_hf.evaluation.evaluate import evaluate_model, parse_named_sources
 from deepfake_hf.evaluation.metrics import binary_metrics, video_scores
+from deepfake_hf.evaluation.perturbations import parse_perturbations, perturb
 
 from .conftest import tiny_detector, write_image
 
@@ -190,7 +186,7 @@ def test_evaluate_on_shared_media(shared_media, model_dir, tmp_path):
 
 
 def test_video_keys_use_full_paths():
-    from deepfake_hf.evaluation.evaluate import video_keys
+    from deepfake_hf.evaluation.testsets import video_keys
 
     rows = [  # (path, group, expected video key)
         ("/d/DF/000_003/0.png", "000_003", "/d/DF/000_003"),  # one video id under two methods: two videos
@@ -225,8 +221,8 @@ def per_method_data(seed=0):
 
 
 def test_per_method_intervals_resample_videos_like_the_overall_ones():
-    from deepfake_hf.evaluation.evaluate import test_set_metrics
     from deepfake_hf.evaluation.metrics import bootstrap_ci
+    from deepfake_hf.evaluation.testsets import test_set_metrics
 
     labels, scores, groups, methods = per_method_data()
     entry = test_set_metrics(labels, scores, groups, methods, threshold=0.5, n_resamples=200, seed=1)
@@ -245,7 +241,8 @@ def test_per_method_intervals_resample_videos_like_the_overall_ones():
 
 
 def test_missing_per_method_intervals_say_why(tmp_path):
-    from deepfake_hf.evaluation.evaluate import render_report, test_set_metrics
+    from deepfake_hf.evaluation.report import render_report
+    from deepfake_hf.evaluation.testsets import test_set_metrics
 
     labels, scores, groups, methods = per_method_data()
     no_bootstrap = test_set_metrics(labels, scores, groups, methods, threshold=0.5, n_resamples=0)
@@ -264,7 +261,7 @@ def test_missing_per_method_intervals_say_why(tmp_path):
 
 
 def test_roc_legend_does_not_cover_the_curves():
-    from deepfake_hf.evaluation.evaluate import roc_figure
+    from deepfake_hf.evaluation.report import roc_figure
 
     labels, scores, _, _ = per_method_data()
     labels, scores = np.asarray(labels), np.asarray(scores)

@@ -5,14 +5,12 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
+from deepfake_hf.evaluation.curves import deepfakebench_equal_error_rate, equal_error_rate, expected_calibration_error
 from deepfake_hf.evaluation.metrics import (
     EVALUATE_MODULE_PATH,
     binary_metrics,
     bootstrap_ci,
-    deepfakebench_equal_error_rate,
-    equal_error_rate,
     evaluate_scores,
-    expected_calibration_error,
     fit_temperature,
     threshold_at_fpr,
     trainer_compute_metrics,

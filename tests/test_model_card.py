@@ -103,16 +103,17 @@ def test_model_card_load_round_trip(run_dir, tmp_path):
 def test_model_index_values_equal_metrics_json(run_dir, tmp_path):
     from huggingface_hub import ModelCard
 
-    from deepfake_hf.publish.model_card import MODEL_INDEX_METRICS, render_model_card
+    from deepfake_hf.evaluation.metric_defs import model_index_metrics
+    from deepfake_hf.publish.model_card import render_model_card
 
     render_model_card(run_dir).save(tmp_path / "README.md")
     loaded = ModelCard.load(tmp_path / "README.md")
-    key_of = {metric_type: key for key, (metric_type, _) in MODEL_INDEX_METRICS.items()}
+    key_of = {metric.model_index_type: metric.name for metric in model_index_metrics()}
     reported = {(r.dataset_name, r.metric_config, key_of[r.metric_type]): r.metric_value
                 for r in loaded.data.eval_results}
     computed = {(name, level, key): values[key]
                 for name, levels in METRICS["test_sets"].items() for level in ("frame", "video")
-                for key in MODEL_INDEX_METRICS if (values := levels.get(level)) and values.get(key) is not None}
+                for key in key_of.values() if (values := levels.get(level)) and values.get(key) is not None}
     assert reported == computed  # every value equal, nothing missing, nothing extra
 
 

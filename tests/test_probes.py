@@ -7,7 +7,6 @@ import pytest
 import torch
 from PIL import Image
 
-from deepfake_hf.evaluation.evaluate import run_probe
 from deepfake_hf.evaluation.probes import (
     FEATURES_FILE,
     build_probe,
@@ -15,6 +14,7 @@ from deepfake_hf.evaluation.probes import (
     linear_head,
     load_probe,
     probe_scores,
+    run_probe,
 )
 
 from .conftest import TINY_BACKBONES, tiny_detector

@@ -41,7 +41,8 @@ class CalibrateCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from transformers.utils import logging as transformers_logging
 
-        from deepfake_hf.evaluation.evaluate import calibrate_model, parse_named_sources
+        from deepfake_hf.evaluation.calibrate import calibrate_model
+        from deepfake_hf.evaluation.evaluate import parse_named_sources
 
         transformers_logging.disable_progress_bar()
 

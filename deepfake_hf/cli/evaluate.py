@@ -52,12 +52,9 @@ class EvaluateCommand(Command):
     def run(self, args: argparse.Namespace) -> int:
         from transformers.utils import logging as transformers_logging
 
-        from deepfake_hf.evaluation.evaluate import (
-            evaluate_model,
-            parse_named_sources,
-            parse_perturbations,
-            summary_table,
-        )
+        from deepfake_hf.evaluation.evaluate import evaluate_model, parse_named_sources
+        from deepfake_hf.evaluation.perturbations import parse_perturbations
+        from deepfake_hf.evaluation.report import summary_table
         from deepfake_hf.runtime.outputs import counted
 
         transformers_logging.disable_progress_bar()  # as in predict: the scoring bar is the one that matters

@@ -45,7 +45,9 @@ class ProbeCommand(Command):
         add_label_map_option(parser)
 
     def run(self, args: argparse.Namespace) -> int:
-        from deepfake_hf.evaluation.evaluate import parse_named_sources, run_probe, summary_table
+        from deepfake_hf.evaluation.evaluate import parse_named_sources
+        from deepfake_hf.evaluation.probes import run_probe
+        from deepfake_hf.evaluation.report import summary_table
 
         with stdout_to_stderr(args.json):
             result = run_probe(parse_named_sources(args.data), args.backbone, args.out, classifier=args.classifier,

@@ -6,11 +6,13 @@ Loads offline by path: `evaluate.load(deepfake_hf.evaluation.metrics.EVALUATE_MO
 import datasets
 import evaluate
 
+from deepfake_hf.evaluation.metric_defs import registered_metrics
 from deepfake_hf.evaluation.metrics import binary_metrics, evaluate_scores
 
-_DESCRIPTION = """Binary real (0) / fake (1) detection metrics from fake probabilities: accuracy, balanced
-accuracy, precision, recall, F1, AUROC, AP, EER (interpolated) and its threshold, log loss, Brier score,
-expected calibration error. Undefined metrics (e.g. AUROC on one class) are None with a reason."""
+_DESCRIPTION = ("Binary real (0) / fake (1) detection metrics from fake probabilities (one module each in "
+                "deepfake_hf.evaluation.metric_defs): "
+                + "; ".join(f"{metric.name}, {metric.description}" for metric in registered_metrics().values())
+                + ". Undefined metrics (e.g. AUROC on one class) are None with a reason.")
 
 _KWARGS_DESCRIPTION = """
 Args:

@@ -10,10 +10,17 @@ Video-level metrics group frame scores by the full source path of the video (Dee
 by folder name, which merges FF++ videos of the same name across manipulation methods), aggregate
 them with the mean or the DFDC winner's "confident" rule, and bootstrap intervals resample whole
 videos, because frames of one video are not independent.
+
+Each metric is defined once, in its own module of `metric_defs` (name, label, how it is computed, where
+it is shown); `binary_metrics` computes every registered one.
 """
+
+from __future__ import annotations
 
 import math
 import os
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -23,143 +30,40 @@ from deepfake_hf.configuration_deepfake import (
     DEFAULT_CONFIDENT_FRACTION,
     DEFAULT_CONFIDENT_THRESHOLD,
 )
+from deepfake_hf.evaluation.curves import ArrayLike, as_arrays
+from deepfake_hf.evaluation.errors import MetricInputError
+from deepfake_hf.evaluation.metric_defs import MetricInputs, interval_metrics, metric_names, registered_metrics
 
-METRIC_NAMES = (
-    "accuracy", "balanced_accuracy", "precision", "recall", "f1", "auroc", "ap", "eer", "eer_threshold",
-    "eer_deepfakebench", "log_loss", "brier", "ece",
-)
-# the metrics that get bootstrap intervals by default: the columns of the papers' cross-dataset table
-CI_METRICS = ("auroc", "ap", "eer", "accuracy", "balanced_accuracy")
-PROBABILITY_EPS = 1e-7
 # the local `evaluate` module: evaluate.load(EVALUATE_MODULE_PATH) works offline
 EVALUATE_MODULE_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "evaluate_metric", "deepfake_metrics.py")
 
 
-def _as_arrays(labels, scores):
-    labels = np.asarray(labels).astype(int).ravel()
-    scores = np.asarray(scores, dtype=float).ravel()
-    if labels.shape != scores.shape:
-        raise ValueError(f"labels ({labels.size}) and scores ({scores.size}) differ in length")
-    if labels.size and not np.isin(labels, (0, 1)).all():
-        raise ValueError(f"labels must be 0 (real) or 1 (fake), got {sorted(set(labels.tolist()) - {0, 1})[:5]}")
-    if not np.isfinite(scores).all():
-        raise ValueError(f"{int((~np.isfinite(scores)).sum())} scores are NaN or infinite")
-    return labels, scores
-
-
 # ------------------------------------------------------------------------------------------ single metrics
-def equal_error_rate(labels, scores):
-    """(EER, threshold): the ROC point where FPR = 1 - TPR, interpolated linearly between ROC points.
+def binary_metrics(labels: ArrayLike, scores: ArrayLike, threshold: float = 0.5,
+                   ece_bins: int = 15) -> dict[str, Any]:
+    """All registered metrics (`metric_defs`) of one set of scores; see the module docstring.
 
-    Solved with brentq on sklearn's ROC curve; the threshold is interpolated at the same FPR. Needs
-    both classes. DeepfakeBench reports a different number, the FPR of the nearest existing ROC point
-    (`deepfakebench_equal_error_rate`); the two agree only when a ROC point lies on FPR = 1 - TPR.
-    """
-    from scipy.interpolate import interp1d
-    from scipy.optimize import brentq
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, thresholds = roc_curve(labels, scores)
-    # sklearn's first threshold is +inf (nothing predicted fake); the highest score gives the same point.
-    thresholds = thresholds.copy()
-    thresholds[0] = thresholds[1] if len(thresholds) > 1 else np.max(scores)
-    tpr_at = interp1d(fpr, tpr)
-    eer = brentq(lambda x: 1.0 - x - tpr_at(x), 0.0, 1.0)
-    threshold = float(interp1d(fpr, thresholds)(eer))
-    return float(eer), threshold
-
-
-def deepfakebench_equal_error_rate(labels, scores):
-    """EER as DeepfakeBench computes it: the FPR of the ROC point where |FNR - FPR| is smallest.
-
-    No interpolation: on sklearn's `roc_curve` (default `drop_intermediate=True`, as DeepfakeBench calls
-    it) it takes the existing point nearest to the equal-error line, so it can differ from
-    `equal_error_rate` by up to half a ROC step. Reported as `eer_deepfakebench` so published
-    DeepfakeBench tables can be compared like for like. Needs both classes.
-    """
-    from sklearn.metrics import roc_curve
-
-    fpr, tpr, _ = roc_curve(labels, scores)
-    return float(fpr[np.nanargmin(np.abs((1.0 - tpr) - fpr))])
-
-
-def expected_calibration_error(labels, probabilities, n_bins=15):
-    """Sum over equal-width probability bins of (bin share) * |fraction fake - mean predicted probability|.
-
-    Bins as `sklearn.calibration.calibration_curve(strategy="uniform")`, so the reliability diagram
-    and this number describe the same bins.
-    """
-    labels, probabilities = _as_arrays(labels, probabilities)
-    bins = np.searchsorted(np.linspace(0.0, 1.0, n_bins + 1)[1:-1], probabilities)
-    count = np.bincount(bins, minlength=n_bins)
-    fake = np.bincount(bins, weights=labels, minlength=n_bins)
-    predicted = np.bincount(bins, weights=probabilities, minlength=n_bins)
-    full = count > 0
-    gap = np.abs(fake[full] - predicted[full]) / count[full]
-    return float((count[full] / labels.size * gap).sum())
-
-
-def binary_metrics(labels, scores, threshold=0.5, ece_bins=15):
-    """All metrics of one set of scores; see the module docstring. Keys: METRIC_NAMES + n, n_real, n_fake,
-    threshold, reasons (metric -> why it is None)."""
-    from sklearn import metrics as skm
-
-    labels, scores = _as_arrays(labels, scores)
-    n, n_fake = int(labels.size), int(labels.sum())
-    result = dict.fromkeys(METRIC_NAMES)
-    result.update(n=n, n_real=n - n_fake, n_fake=n_fake, threshold=float(threshold))
-    reasons = {}
-    if n == 0:
-        result["reasons"] = dict.fromkeys(METRIC_NAMES, "no samples")
+    Keys: the metric names in metrics.json order, then n, n_real, n_fake, threshold, reasons (metric -> why
+    it is None)."""
+    labels, scores = as_arrays(labels, scores)
+    metrics = registered_metrics()
+    inputs = MetricInputs(labels, scores, threshold, ece_bins, metrics)
+    result: dict[str, Any] = dict.fromkeys(metrics)
+    result.update(n=inputs.n, n_real=inputs.n_real, n_fake=inputs.n_fake, threshold=float(threshold))
+    if inputs.n == 0:
+        result["reasons"] = dict.fromkeys(metrics, "no samples")
         return result
-
-    predicted = (scores >= threshold).astype(int)
-    true_positive = int((predicted & labels).sum())
-    predicted_fake = int(predicted.sum())
-    result["accuracy"] = float((predicted == labels).mean())
-    if n_fake:
-        result["recall"] = true_positive / n_fake
-    else:
-        reasons["recall"] = "no fake samples"
-    if predicted_fake:
-        result["precision"] = true_positive / predicted_fake
-    else:
-        reasons["precision"] = f"no sample scored >= threshold {threshold:g}"
-    if result["precision"] is not None and result["recall"] is not None:
-        total = result["precision"] + result["recall"]
-        result["f1"] = 2 * result["precision"] * result["recall"] / total if total else 0.0
-    elif n_fake == 0 and predicted_fake == 0:
-        reasons["f1"] = "no fake samples and no fake predictions"
-    else:  # one of precision/recall is undefined but the other is 0: F1 = 2TP/(2TP+FP+FN) = 0
-        result["f1"] = 0.0
-
-    if 0 < n_fake < n:
-        real_correct = int(((1 - predicted) & (1 - labels)).sum())
-        result["balanced_accuracy"] = 0.5 * (true_positive / n_fake + real_correct / (n - n_fake))
-        result["auroc"] = float(skm.roc_auc_score(labels, scores))
-        result["ap"] = float(skm.average_precision_score(labels, scores))
-        result["eer"], result["eer_threshold"] = equal_error_rate(labels, scores)
-        result["eer_deepfakebench"] = deepfakebench_equal_error_rate(labels, scores)
-    else:
-        why = f"only one class present ({'fake' if n_fake else 'real'} only)"
-        for key in ("balanced_accuracy", "auroc", "ap", "eer", "eer_threshold", "eer_deepfakebench"):
-            reasons[key] = why
-
-    if scores.min() >= 0.0 and scores.max() <= 1.0:
-        clipped = np.clip(scores, PROBABILITY_EPS, 1 - PROBABILITY_EPS)
-        result["log_loss"] = float(skm.log_loss(labels, clipped, labels=[0, 1]))
-        result["brier"] = float(skm.brier_score_loss(labels, scores, pos_label=1))
-        result["ece"] = expected_calibration_error(labels, scores, n_bins=ece_bins)
-    else:
-        for key in ("log_loss", "brier", "ece"):
-            reasons[key] = "scores are not probabilities (outside [0, 1])"
-    result["reasons"] = reasons
+    for name in metrics:
+        result[name] = inputs.value(name)
+    result["reasons"] = {name: inputs.reasons[name] for name in metrics if name in inputs.reasons}
     return result
 
 
 # ------------------------------------------------------------------------------------------ video level
-def video_scores(scores, groups, aggregation=DEFAULT_AGGREGATION, labels=None,
-                 confident_threshold=DEFAULT_CONFIDENT_THRESHOLD, confident_fraction=DEFAULT_CONFIDENT_FRACTION):
+def video_scores(scores: ArrayLike, groups: Sequence[Any], aggregation: str = DEFAULT_AGGREGATION,
+                 labels: ArrayLike | None = None, confident_threshold: float = DEFAULT_CONFIDENT_THRESHOLD,
+                 confident_fraction: float = DEFAULT_CONFIDENT_FRACTION,
+                 ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
     """Aggregate frame scores per video; `groups` are the videos' full paths (the grouping key as is).
 
     Returns (video_keys, video_scores, video_labels) in order of first appearance; `video_labels` is
@@ -169,9 +73,9 @@ def video_scores(scores, groups, aggregation=DEFAULT_AGGREGATION, labels=None,
     scores = np.asarray(scores, dtype=float).ravel()
     groups = [str(group) for group in groups]
     if len(groups) != scores.size:
-        raise ValueError(f"groups ({len(groups)}) and scores ({scores.size}) differ in length")
+        raise MetricInputError(f"groups ({len(groups)}) and scores ({scores.size}) differ in length")
     if aggregation not in AGGREGATIONS:
-        raise ValueError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
+        raise MetricInputError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
     keys, index = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
     first = np.full(len(keys), scores.size)
     np.minimum.at(first, index, np.arange(scores.size))
@@ -203,15 +107,18 @@ def video_scores(scores, groups, aggregation=DEFAULT_AGGREGATION, labels=None,
         np.maximum.at(high, index, labels)
         mixed = np.nonzero(low != high)[0]
         if mixed.size:
-            raise ValueError(f"{keys[mixed[0]]}: frames of one video have both labels")
+            raise MetricInputError(f"{keys[mixed[0]]}: frames of one video have both labels")
         video_labels = low
     return keys, aggregated, video_labels
 
 
 # ------------------------------------------------------------------------------------------ bootstrap
-def bootstrap_ci(labels, scores, groups=None, metrics=CI_METRICS, threshold=0.5, n_resamples=1000,
-                 confidence=0.95, seed=0):
+def bootstrap_ci(labels: ArrayLike, scores: ArrayLike, groups: Sequence[Any] | None = None,
+                 metrics: Sequence[str] | None = None, threshold: float = 0.5, n_resamples: int = 1000,
+                 confidence: float = 0.95, seed: int = 0) -> dict[str, list[float] | None]:
     """Percentile bootstrap intervals {metric: [low, high]} (None when too few resamples define it).
+
+    `metrics` default: the registered metrics with an interval (`metric_defs.interval_metrics`).
 
     With `groups`, whole groups (videos) are resampled with all their frames, so correlated frames
     do not shrink the interval; without, single samples are resampled. A resample is a vector of
@@ -219,7 +126,8 @@ def bootstrap_ci(labels, scores, groups=None, metrics=CI_METRICS, threshold=0.5,
     metrics on one pre-sorted copy of the scores (`weighted_ranking_metrics`, equal to scikit-learn's
     with `sample_weight`); other metrics go through `binary_metrics` on the resampled rows.
     """
-    labels, scores = _as_arrays(labels, scores)
+    labels, scores = as_arrays(labels, scores)
+    metrics = interval_metrics() if metrics is None else tuple(metrics)
     rng = np.random.default_rng(seed)
     if groups is None:
         unit_of_row = np.arange(labels.size)
@@ -304,14 +212,15 @@ def weighted_ranking_metrics(labels, scores, weights, threshold=0.5, presorted=F
 
 
 # ------------------------------------------------------------------------------------------ reports
-def evaluate_scores(labels, scores, groups=None, threshold=0.5, aggregation=DEFAULT_AGGREGATION, n_resamples=1000,
-                    seed=0, confident_threshold=DEFAULT_CONFIDENT_THRESHOLD,
-                    confident_fraction=DEFAULT_CONFIDENT_FRACTION):
+def evaluate_scores(labels: ArrayLike, scores: ArrayLike, groups: Sequence[Any] | None = None,
+                    threshold: float = 0.5, aggregation: str = DEFAULT_AGGREGATION, n_resamples: int = 1000,
+                    seed: int = 0, confident_threshold: float = DEFAULT_CONFIDENT_THRESHOLD,
+                    confident_fraction: float = DEFAULT_CONFIDENT_FRACTION) -> dict[str, Any]:
     """{"frame": metrics + "ci", "video": metrics + "ci" or None}: one test set, as metrics.json stores it.
 
     Video metrics exist when `groups` has fewer distinct keys than samples (some group has frames).
     """
-    labels, scores = _as_arrays(labels, scores)
+    labels, scores = as_arrays(labels, scores)
     frame = binary_metrics(labels, scores, threshold)
     frame["ci"] = bootstrap_ci(labels, scores, groups, threshold=threshold, n_resamples=n_resamples, seed=seed)
     video = None
@@ -325,7 +234,7 @@ def evaluate_scores(labels, scores, groups=None, threshold=0.5, aggregation=DEFA
 
 
 # ------------------------------------------------------------------------------------------ calibration
-def fit_temperature(labels, logits):
+def fit_temperature(labels: ArrayLike, logits: ArrayLike) -> float:
     """Temperature T > 0 minimising the log loss of softmax(logits / T) (Guo et al., ICML 2017).
 
     `logits` are (n, 2) uncalibrated head outputs (or (n,) fake-minus-real logit differences).
@@ -345,14 +254,14 @@ def fit_temperature(labels, logits):
     return float(math.exp(best.x))
 
 
-def threshold_at_fpr(labels, scores, target_fpr):
+def threshold_at_fpr(labels: ArrayLike, scores: ArrayLike, target_fpr: float) -> float:
     """A threshold whose false-positive rate (real scored >= threshold) is at most `target_fpr`, with the
     most fake samples caught: midway between the highest real score that must stay below it and the next
     higher score, so float rounding in a reloaded model does not move any sample across it."""
-    labels, scores = _as_arrays(labels, scores)
+    labels, scores = as_arrays(labels, scores)
     real = np.sort(scores[labels == 0])[::-1]
     if real.size == 0:
-        raise ValueError("no real samples to set a false-positive rate on")
+        raise MetricInputError("no real samples to set a false-positive rate on")
     allowed = int(math.floor(target_fpr * real.size + 1e-9))  # real samples that may score >= threshold
     if allowed >= real.size:
         return float(real[-1])
@@ -363,7 +272,7 @@ def threshold_at_fpr(labels, scores, target_fpr):
 
 
 # ------------------------------------------------------------------------------------------ Trainer
-def trainer_compute_metrics(eval_pred):
+def trainer_compute_metrics(eval_pred: Any) -> dict[str, float]:
     """`compute_metrics` for `transformers.Trainer`: numeric metrics of the model's calibrated logits.
 
     The model's logits are centred on its threshold, so the decision threshold here is 0.5.
@@ -380,4 +289,4 @@ def trainer_compute_metrics(eval_pred):
     probabilities = np.exp(shifted[..., 1]) / np.exp(shifted).sum(-1)
     result = binary_metrics(np.asarray(label_ids), probabilities, threshold=0.5)
     return {key: float(value) for key, value in result.items()
-            if key in METRIC_NAMES and value is not None}
+            if key in metric_names() and value is not None}

@@ -2,7 +2,7 @@
 
 The frozen-backbone method (REFERENCE.md, "frozen-probe"): pooled features of pretrained encoders
 (CLIP, DINO, ...; several are concatenated), optional standardisation and PCA, then an SVM, LDA,
-k-NN or logistic regression. `evaluation.run_probe` extracts (and caches) the features, cross-validates with
+k-NN or logistic regression. `run_probe` extracts (and caches) the features, cross-validates with
 folds that never split a video, reports like `evaluate` (predictions.csv, metrics.json, report.md,
 plots), then fits on all the data and saves the probe:
 
@@ -15,15 +15,27 @@ plots), then fits on all the data and saves the probe:
   the scikit-learn model's scores: softmax(head)[fake] = sigmoid(decision function).
 """
 
+from __future__ import annotations
+
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from deepfake_hf.configuration_deepfake import DEFAULT_THRESHOLD
+from deepfake_hf.configuration_deepfake import (
+    DEFAULT_AGGREGATION,
+    DEFAULT_CALIBRATION_TEMPERATURE,
+    DEFAULT_NUM_FRAMES,
+    DEFAULT_THRESHOLD,
+)
 from deepfake_hf.errors import DeepfakeHFError, one_line
+from deepfake_hf.evaluation.report import render_report, write_plots
+from deepfake_hf.evaluation.testsets import load_test_set, test_set_metrics, video_keys, write_predictions
+from deepfake_hf.runtime.outputs import prepare_output_dir, undone_on_failure
 from deepfake_hf.scoring.scorer import HUB_LOAD_KEYS, Scorer
 
 CLASSIFIERS = ("logreg", "linear-svm", "lda", "svm", "knn")
@@ -309,3 +321,68 @@ def probe_to_detector(backbone, pipeline, out_dir):
     model.requires_grad_(True)
     model.save_pretrained(out_dir)
     return model
+
+
+# ----------------------------------------------------------------------------------------- run
+@undone_on_failure
+def run_probe(data: dict[str, str | os.PathLike], backbones: Sequence[str | os.PathLike], out_dir: str | os.PathLike,
+              classifier: str = "logreg", folds: int = 5, pca: int | None = None, standardize: bool = True,
+              seed: int = 0, faces: str = "none", num_frames: int | None = None, batch_size: int = 32,
+              n_resamples: int = 1000, overwrite: bool = False, cache_dir: str | os.PathLike | None = None,
+              plots: bool = True, label_map: dict[str, str] | None = None, **params: Any) -> dict[str, Any]:
+    """Extract features, cross-validate, report like `evaluate`, fit on everything and save the probe.
+
+    `data` is {name: spec}; all sources are pooled into one training set (`label_map` as in `data.load_source`).
+    Returns the metrics dict.
+    """
+    # Long: one linear pipeline (load, extract, cross-validate, report, fit, save), each step a call.
+    from deepfake_hf.data.datasets import linked_groups
+
+    out_dir = Path(out_dir)
+    prepare_output_dir(out_dir, overwrite)
+    num_frames = num_frames or DEFAULT_NUM_FRAMES
+    if not backbones:
+        raise ProbeError("give at least one --backbone")
+    if classifier not in CLASSIFIERS:
+        raise ProbeError(f"classifier {classifier!r} is not one of {', '.join(CLASSIFIERS)}")
+    features, labels, paths, groups, methods, frames = [], [], [], [], [], []
+    for name, spec in data.items():
+        dataset = load_test_set(spec, faces=faces, num_frames=num_frames, label_map=label_map)
+        features.append(extract_features(backbones, dataset, batch_size, cache_dir=cache_dir))
+        labels += dataset["label"]
+        paths += dataset["path"]
+        groups += dataset["group"]
+        methods += dataset["method"]
+        frames += dataset["frame"]
+    features = np.concatenate(features)
+    labels = np.asarray(labels, dtype=int)
+    videos = video_keys(paths, groups)
+    # folds keep linked groups together (an FF++ fake A_B with its source videos A and B), as split_by_group does
+    components = linked_groups(groups)
+    fold_groups = [components[group] for group in groups]
+    scores, used_folds = cross_validated_scores(features, labels, fold_groups, classifier, folds, pca, standardize,
+                                                seed, **params)
+    name = f"{used_folds}-fold CV"
+    description = f"probe {classifier} on {' + '.join(map(str, backbones))}" + (f", PCA {pca}" if pca else "")
+    result = {"model": description, "threshold": DEFAULT_THRESHOLD,
+              "calibration_temperature": DEFAULT_CALIBRATION_TEMPERATURE, "video_aggregation": DEFAULT_AGGREGATION,
+              "test_sets": {name: test_set_metrics(labels, scores, videos, methods, DEFAULT_THRESHOLD,
+                                                   n_resamples=n_resamples, seed=seed)},
+              "probe": {"classifier": classifier, "backbones": [str(b) for b in backbones], "pca": pca,
+                        "standardize": standardize, "folds": used_folds, "feature_dim": int(features.shape[1]),
+                        "n": int(labels.size), "sources": {k: str(v) for k, v in data.items()}}}
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_predictions(out_dir / "predictions.csv", zip([name] * labels.size, paths, groups, videos, frames,
+                                                       labels.tolist(), methods, scores.tolist()))
+    n_components = min(pca, labels.size, features.shape[1]) if pca else None
+    final = build_probe(classifier, n_components, standardize, seed, **params).fit(features, labels)
+    save_probe(out_dir / "probe", backbones, classifier, n_components, standardize, seed, params, features, labels)
+    result["probe"]["saved"] = str(out_dir / "probe")
+    if classifier in LINEAR_CLASSIFIERS and len(backbones) == 1:
+        probe_to_detector(backbones[0], final, out_dir / "model")
+        result["probe"]["detector"] = str(out_dir / "model")
+    (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    written = write_plots({name: (labels, scores)}, out_dir) if plots else []
+    (out_dir / "report.md").write_text(render_report(result, written))
+    return result

@@ -14,27 +14,14 @@ import re
 from pathlib import Path
 
 from deepfake_hf.configuration_deepfake import DEFAULT_NUM_FRAMES, DEFAULT_THRESHOLD
+from deepfake_hf.evaluation.metric_defs import in_table, model_index_metrics
 
 MODEL_CARD_DIRNAME = "model_cards"
 TEMPLATE_NAME = "template.md"
 
-# metrics.json key -> (model-index metric type, display name); these go into `model-index`.
-MODEL_INDEX_METRICS = {
-    "auroc": ("roc_auc", "AUROC"),
-    "eer": ("eer", "EER"),
-    "ap": ("average_precision", "AP"),
-    "accuracy": ("accuracy", "Accuracy"),
-}
-# Columns of the body's evaluation tables, when the run computed them.
-TABLE_METRICS = {
-    "auroc": "AUROC",
-    "eer": "EER",
-    "ap": "AP",
-    "accuracy": "Accuracy",
-    "balanced_accuracy": "Balanced acc.",
-}
-# Probability-quality metrics of the test sets, shown with the threshold and calibration.
-CALIBRATION_METRICS = {"log_loss": "Log loss", "brier": "Brier", "ece": "ECE"}
+# Which metrics go where comes from the metric registry (`evaluation.metric_defs`): `model-index` holds those
+# with a `model_index_type`; the body's evaluation tables those whose `tables` name "card", the
+# probability-quality table (shown with the threshold and calibration) those naming "card_calibration".
 # Trainer bookkeeping in val_metrics.json that is not a metric of the model.
 VALIDATION_SKIP = ("runtime", "samples_per_second", "steps_per_second", "epoch")
 LEVELS = ("frame", "video")
@@ -197,6 +184,11 @@ def _table(header, rows):
     return "\n".join(lines)
 
 
+def _labels(table):
+    """{metrics.json key: display label} of the registered metrics shown in `table`, in column order."""
+    return {metric.name: metric.label for metric in in_table(table)}
+
+
 def _present_metrics(level_dicts, catalogue):
     """Metric keys (in catalogue order) that at least one of the level dicts computed."""
     return [key for key in catalogue if any(key in values for values in level_dicts)]
@@ -226,8 +218,8 @@ def eval_results(metrics, model_name):
     for set_name, levels in (metrics or {}).get("test_sets", {}).items():
         for level in LEVELS:
             values = (levels or {}).get(level) or {}
-            for key, (metric_type, label) in MODEL_INDEX_METRICS.items():
-                value = values.get(key)
+            for metric in model_index_metrics():
+                value = values.get(metric.name)
                 if value is None:  # not computed, or undefined (e.g. one class only): never invented
                     continue
                 results.append(
@@ -237,9 +229,9 @@ def eval_results(metrics, model_name):
                         dataset_type=_slug(set_name),
                         dataset_name=str(set_name),
                         dataset_split="test",
-                        metric_type=metric_type,
+                        metric_type=metric.model_index_type,
                         metric_value=value,
-                        metric_name=f"{level.capitalize()} {label}",
+                        metric_name=f"{level.capitalize()} {metric.label}",
                         metric_config=level,
                     )
                 )
@@ -248,10 +240,12 @@ def eval_results(metrics, model_name):
 
 def evaluation_section(metrics):
     """Markdown tables: per test set and level, per manipulation method, robustness, with intervals."""
+    # Long: three tables (levels, methods, robustness) built the same way from the same registry columns.
     test_sets = (metrics or {}).get("test_sets") or {}
     if not test_sets:
         return ("This model has not been evaluated yet, so this card reports no metrics. Run "
                 "`deepfake-hf evaluate` and push again to add them.")
+    table_metrics = _labels("card")
     parts = []
     rows, level_dicts = [], []
     for set_name, levels in test_sets.items():
@@ -260,9 +254,9 @@ def evaluation_section(metrics):
             if values:
                 level_dicts.append(values)
                 rows.append((set_name, level, values))
-    columns = _present_metrics(level_dicts, TABLE_METRICS)
+    columns = _present_metrics(level_dicts, table_metrics)
     parts.append(_table(
-        ["Test set", "Level", "n (real / fake)"] + [TABLE_METRICS[key] for key in columns],
+        ["Test set", "Level", "n (real / fake)"] + [table_metrics[key] for key in columns],
         [[name, level, _counts(values)] + [_with_interval(values, key) if key in values else "–" for key in columns]
          for name, level, values in rows],
     ))
@@ -284,10 +278,10 @@ def evaluation_section(metrics):
                     method_rows.append((set_name, method, level, values))
     # One method per test set repeats the overall rows: the table only helps when there are several.
     if any(len((levels or {}).get("per_method") or {}) > 1 for levels in test_sets.values()):
-        columns = _present_metrics([row[3] for row in method_rows], TABLE_METRICS)
+        columns = _present_metrics([row[3] for row in method_rows], table_metrics)
         parts.append("### Per manipulation method")
         parts.append(_table(
-            ["Test set", "Method", "Level"] + [TABLE_METRICS[key] for key in columns],
+            ["Test set", "Method", "Level"] + [table_metrics[key] for key in columns],
             [[s, m, lv] + [_with_interval(v, key) if key in v else "–" for key in columns]
              for s, m, lv, v in method_rows],
         ))
@@ -297,11 +291,11 @@ def evaluation_section(metrics):
         perturbations = list(dict.fromkeys(p for sweep in robustness.values() for p in (sweep or {})))
         sets = list(robustness)
         metric_keys = _present_metrics([v for sweep in robustness.values() for v in (sweep or {}).values()],
-                                       TABLE_METRICS)
+                                       table_metrics)
         parts.append("### Robustness")
         parts.append("The same test data after each perturbation (`name:strength`).")
         parts.append(_table(
-            ["Perturbation"] + [f"{s} {TABLE_METRICS[k]}" for s in sets for k in metric_keys],
+            ["Perturbation"] + [f"{s} {table_metrics[k]}" for s in sets for k in metric_keys],
             [[p] + [_with_interval((robustness[s] or {}).get(p) or {}, k) if k in ((robustness[s] or {}).get(p) or {})
                     else "–" for s in sets for k in metric_keys] for p in perturbations],
         ))
@@ -333,10 +327,11 @@ def calibration_section(config, metrics):
                      "the `fake` score crosses 0.5 exactly at the decision threshold.")
     rows = [(name, level, values) for name, levels in ((metrics or {}).get("test_sets") or {}).items()
             for level in LEVELS if (values := (levels or {}).get(level))]
-    columns = _present_metrics([values for _, _, values in rows], CALIBRATION_METRICS)
+    calibration_metrics = _labels("card_calibration")
+    columns = _present_metrics([values for _, _, values in rows], calibration_metrics)
     if columns:
         lines.append("Quality of the probabilities on the test sets (lower is better):")
-        lines.append(_table(["Test set", "Level"] + [CALIBRATION_METRICS[key] for key in columns],
+        lines.append(_table(["Test set", "Level"] + [calibration_metrics[key] for key in columns],
                             [[name, level] + [_with_interval(values, key) if key in values else "–" for key in columns]
                              for name, level, values in rows]))
     calibration = (metrics or {}).get("calibration") or {}
@@ -427,6 +422,8 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
 
     Returns a `huggingface_hub.ModelCard`; `card.save(path)` writes README.md.
     """
+    # Long: it gathers every input of the card (config, metrics, recipe, card source) in one place; the
+    # sections are rendered by the helpers above.
     from huggingface_hub import ModelCard, ModelCardData
 
     model_path, run_path = locate_run(model_dir)
@@ -462,7 +459,8 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
         tags=tags,
         base_model=base_model,
         datasets=_hub_dataset_ids(recipe) or None,
-        metrics=[metric_type for metric_type, _ in MODEL_INDEX_METRICS.values() if metric_type in present] or None,
+        metrics=[metric.model_index_type for metric in model_index_metrics() if metric.model_index_type in present]
+        or None,
         model_name=model_name if results else None,
         eval_results=results or None,
     )
