@@ -131,7 +131,7 @@ def write_bad_inputs(folder, good_image=True, good_video=True):
     cases["cmyk"] = folder / "cmyk.jpg"
     noise.convert("CMYK").save(cases["cmyk"])
     cases["png16"] = folder / "gray16.png"
-    Image.fromarray((np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16)).save(cases["png16"])
+    Image.fromarray(np.arange(64 * 64, dtype=np.uint16).reshape(64, 64) * 16).save(cases["png16"])
     cases["gif"] = folder / "animated.gif"
     gif_frames = [Image.new("RGB", (48, 48), (40 * i, 40 * i, 40 * i)) for i in range(5)]
     gif_frames[0].save(cases["gif"], save_all=True, append_images=gif_frames[1:], duration=100, loop=0)

@@ -413,8 +413,8 @@ def test_absurd_detector_config_is_refused_everywhere_it_loads(key, value, detec
     """10**8 labels would allocate ~9 GB and 10**6 layers run for minutes: each is refused in milliseconds."""
     from deepfake_hf import DeepfakeDetectorConfig
     from deepfake_hf.errors import DeepfakeHFError
-    from deepfake_hf.publish.export import export_native
     from deepfake_hf.evaluation.probes import load_encoder
+    from deepfake_hf.publish.export import export_native
     from deepfake_hf.scoring.scorer import load_classifier
 
     folder = copy_with(detector_dir, tmp_path / "model", config={key: value})

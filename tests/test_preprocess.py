@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from deepfake_hf.faces import Face
 from deepfake_hf.data.preprocess import PreprocessError, preprocess
+from deepfake_hf.faces import Face
 from tests.conftest import PROJECT_ROOT, write_image
 from tests.media_samples import write_video
 

@@ -22,9 +22,9 @@ from pathlib import Path
 import numpy as np
 
 from deepfake_hf.defaults import DEFAULT_CROP, DEFAULT_NUM_FRAMES, FACE_SCALE, FACE_SIZE
-from deepfake_hf.runtime.distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
 from deepfake_hf.errors import DeepfakeHFError
 from deepfake_hf.faces import FACE_CROPS
+from deepfake_hf.runtime.distributed import PartWriter, barrier, current_ranks, iter_parts, remove_parts, shard
 from deepfake_hf.runtime.outputs import SafeCsvWriter, owned_output_dir, prepare_output_dir, undone_on_failure
 
 logger = logging.getLogger(__name__)

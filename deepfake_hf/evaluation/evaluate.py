@@ -38,13 +38,13 @@ import numpy as np
 
 from deepfake_hf.data.datasets import DataSourceError
 from deepfake_hf.errors import DeepfakeHFError, one_line
-from deepfake_hf.faces import finds_faces
 from deepfake_hf.evaluation.errors import EvaluationError
 from deepfake_hf.evaluation.metric_defs import in_table
 from deepfake_hf.evaluation.metrics import binary_metrics, video_scores
 from deepfake_hf.evaluation.perturbations import parse_perturbations, perturb, perturbation_name
 from deepfake_hf.evaluation.report import render_report, write_plots
 from deepfake_hf.evaluation.testsets import load_test_set, test_set_metrics, video_keys, write_predictions
+from deepfake_hf.faces import finds_faces
 from deepfake_hf.runtime.outputs import prepare_output_dir, undone_on_failure
 
 

@@ -157,7 +157,7 @@ class LocalBarrier:
                 server.settimeout(max(0.001, deadline - time.monotonic()))
                 try:
                     connection, _ = server.accept()
-                except socket.timeout:
+                except TimeoutError:
                     missing = sorted(set(range(1, self.ranks.world_size)) - set(peers))
                     raise DistributedError(f"barrier: ranks {missing} did not start within {self.timeout:.0f} s") \
                         from None
@@ -188,7 +188,7 @@ class LocalBarrier:
     def _receive(self, rank):
         try:
             _receive_exactly(self._peers[rank], 1)
-        except socket.timeout:
+        except TimeoutError:
             raise DistributedError(f"barrier: rank {rank} did not arrive within {self.timeout:.0f} s") from None
         except (EOFError, OSError):
             raise DistributedError(f"barrier: rank {rank} exited before reaching the barrier "

@@ -47,9 +47,9 @@ from deepfake_hf.configuration_deepfake import (
     DEFAULT_NUM_FRAMES,
     DEFAULT_THRESHOLD,
 )
-from deepfake_hf.faces import FACE_CROPS
 from deepfake_hf.defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
 from deepfake_hf.errors import AnalysisCancelled, DeepfakeHFError, one_line  # AnalysisCancelled: media raises it too
+from deepfake_hf.faces import FACE_CROPS
 from deepfake_hf.media import (
     IMAGE_EXTENSIONS,
     VIDEO_EXTENSIONS,

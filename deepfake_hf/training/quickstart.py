@@ -41,10 +41,9 @@ def _run_quickstart(out, overrides, seed, n_resamples):
     from transformers import pipeline
 
     import deepfake_hf
-
+    from deepfake_hf.data.synthesis import make_sbi_dataset
     from deepfake_hf.evaluation.evaluate import evaluate_model
     from deepfake_hf.training.recipes import load_recipe
-    from deepfake_hf.data.synthesis import make_sbi_dataset
     from deepfake_hf.training.train import train, write_model_card
 
     started = time.perf_counter()
