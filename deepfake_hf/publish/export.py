@@ -83,6 +83,8 @@ def export_native(model_or_folder, out_dir, overwrite=False):
             check_model_folder(model_or_folder)
     except UnsafeFileError as error:
         raise NativeExportError(str(error)) from None
+    if from_folder and os.path.isdir(model_or_folder) and not os.path.isfile(os.path.join(model_or_folder, "config.json")):
+        raise NativeExportError(f"{model_or_folder}: no config.json: not a saved detector folder")
     try:
         config = DeepfakeDetectorConfig.from_pretrained(model_or_folder) if from_folder else model_or_folder.config
     except (OSError, ValueError) as error:  # transformers' messages run to several lines
@@ -90,8 +92,12 @@ def export_native(model_or_folder, out_dir, overwrite=False):
     problem = native_export_problem(config)
     if problem:
         raise NativeExportError(f"cannot export natively: {problem}")
+    try:
+        model = (DeepfakeDetectorForImageClassification.from_pretrained(model_or_folder) if from_folder
+                 else model_or_folder)
+    except (OSError, ValueError) as error:
+        raise NativeExportError(f"{model_or_folder}: its weights cannot be loaded ({one_line(error, 300)})") from None
     out_dir = prepare_output_dir(out_dir, overwrite)
-    model = DeepfakeDetectorForImageClassification.from_pretrained(model_or_folder) if from_folder else model_or_folder
 
     stock_class, _, encoder_name = NATIVE_CLASSES[config.backbone_config.model_type]
     labels = {"id2label": dict(config.id2label), "label2id": dict(config.label2id)}
