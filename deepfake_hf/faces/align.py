@@ -101,13 +101,14 @@ def warp_affine(image: Any, matrix: Any, size: tuple[int, int]) -> Any:
     if isinstance(image, Image.Image):
         image = image if image.mode == "RGB" else image.convert("RGB")  # convert() copies even an RGB image
     pixels = np.asarray(image)
-    crop = cv2.warpAffine(np.ascontiguousarray(pixels), np.asarray(matrix, dtype=np.float64), tuple(int(v) for v in size),
-                          flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    crop = cv2.warpAffine(np.ascontiguousarray(pixels), np.asarray(matrix, dtype=np.float64),
+                          tuple(int(v) for v in size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                          borderValue=0)
     return Image.fromarray(crop)
 
 
 def align_face(image: Any, face: Face, size: int = FACE_SIZE, scale: float = FACE_SCALE) -> Any:
-    """DeepfakeBench-style aligned face crop (`size` x `size`) of a PIL image or RGB array; needs the face's five landmarks."""
+    """DeepfakeBench-style aligned face crop (`size` x `size`) of a PIL image or RGB array; needs 5 landmarks."""
     if face.landmarks is None:
         raise FaceError("align_face: this face has no landmarks; use margin_crop or a detector with landmarks")
     return warp_affine(image, alignment_matrix(face.landmarks, size, scale), (size, size))

@@ -58,7 +58,7 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
         self.size, self.scale = size, scale
         # {stage: [wall seconds, CPU seconds of the calling thread, calls]}: what `deepfake-hf bench video`
         # reports per stage (frame to array, detection, landmarks, warp, re-detection in the crop)
-        self.stage_times = {}
+        self.stage_times: dict[str, list[float]] = {}
         self._stage_lock = threading.Lock()
 
     @contextlib.contextmanager

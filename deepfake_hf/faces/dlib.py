@@ -80,7 +80,8 @@ class DlibFaceDetector(FaceMode):
 
     def detect_video(self, frames: Iterable[Any]) -> Iterator[list[Face]]:
         """Yield the faces of each frame (PIL images of one video, in order), like `detect` per frame."""
-        tracks = []  # (box in detection pixels, upsampling that found it) per face of the previous frame
+        # (box in detection pixels, upsampling that found it) per face of the previous frame
+        tracks: list[tuple[tuple, int]] = []
         for index, frame in enumerate(frames):
             rgb, small, factor = self._scaled(frame)
             found = None
@@ -171,7 +172,8 @@ class DlibFaceDetector(FaceMode):
 # is a 100 MB file). So a thread holds one pair while it lives, shared by every dlib detector it runs, and the pair
 # of a thread that has ended goes back to a pool for the next new thread: the Detector's decoding workers are new
 # threads on every call, and each loaded its own pair before.
-_IDLE_MODELS = {}  # predictor path -> [(detector, predictor)] released by ended threads
+# predictor path -> [(detector, predictor)] released by ended threads
+_IDLE_MODELS: dict[str, list[tuple[Any, Any]]] = {}
 _THREAD_MODELS = threading.local()
 
 
@@ -235,7 +237,8 @@ def _dlib_model_path(filename):
         raise FaceDependencyError("dlib landmark models are missing: pip install 'deepfake-hf[faces]'")
     path = os.path.join(os.path.dirname(spec.origin), "models", filename)
     if not os.path.isfile(path):
-        raise FaceDependencyError(f"dlib model file {filename} not found in {os.path.dirname(path)}; reinstall the faces extra")
+        raise FaceDependencyError(f"dlib model file {filename} not found in {os.path.dirname(path)}; "
+                                  "reinstall the faces extra")
     return path
 
 

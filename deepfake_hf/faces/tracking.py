@@ -28,7 +28,8 @@ def track_faces(faces_per_frame: Iterable[Sequence[Face]], min_iou: float = 0.3)
     Each face joins the track whose latest box overlaps it most (IoU >= `min_iou`), largest faces
     first; a face that matches no track starts a new one.
     """
-    tracks, last_box = [], []
+    tracks: list[dict[int, int]] = []
+    last_box: list[tuple] = []  # each track's latest box
     for frame_index, faces in enumerate(faces_per_frame):
         taken = set()
         order = sorted(range(len(faces)), key=lambda i: faces[i].area, reverse=True)

@@ -24,7 +24,7 @@ import sys
 
 # Thread-count variables of the OpenMP / BLAS runtimes torch and numpy may load (set for child processes too).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
-_SET_HERE = {}  # the environment values configure_threads set, so a later call may update them
+_SET_HERE: dict[str, str] = {}  # the environment values configure_threads set, so a later call may update them
 
 
 def available_cpus():
