@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ CALIBRATION_METHODS = ("eer", "fpr")
 RECORDED_METRICS = ("log_loss", "ece", "accuracy", "balanced_accuracy")
 
 
-def calibrate_model(model_path: str | os.PathLike, val_sources: dict[str, str | os.PathLike], method: str = "eer",
+def calibrate_model(model_path: str | os.PathLike, val_sources: Mapping[str, str | os.PathLike], method: str = "eer",
                     target_fpr: float | None = None, faces: Any = None, num_frames: int | None = None,
                     batch_size: int = 32, device: Any = None, cache_dir: str | os.PathLike | None = None,
                     label_map: dict[str, str] | None = None, crop: str = "align",
@@ -31,27 +32,27 @@ def calibrate_model(model_path: str | os.PathLike, val_sources: dict[str, str | 
     """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
 
     method "eer": the threshold at the equal-error point; "fpr": the lowest threshold whose false-positive
-    rate on the validation reals is at most `target_fpr`. `label_map` as in `evaluate_model`. The previous values and the fit's numbers are
-    written to calibration.json next to the config. Returns that record.
+    rate on the validation reals is at most `target_fpr`. `label_map` as in `evaluate_model`. The previous
+    values and the fit's numbers are written to calibration.json next to the config. Returns that record.
     """
     # Long: one linear pass (check, score, fit, validate through the config class, record), each step a call.
     if method not in CALIBRATION_METHODS:
         raise EvaluationError(f"calibration method must be 'eer' or 'fpr', got {method!r}")
     if method == "fpr" and (target_fpr is None or not 0.0 <= target_fpr < 1.0):
         raise EvaluationError("--target-fpr in [0, 1) is needed with --method fpr")
-    val_sources = {str(name): os.fspath(spec) for name, spec in val_sources.items()}
+    sources = {str(name): os.fspath(spec) for name, spec in val_sources.items()}
     scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, crop=crop,
                         trust_remote_code=trust_remote_code)
     if not hasattr(getattr(scorer.model, "config", None), "calibration_temperature"):
         raise EvaluationError(f"{model_path}: not a deepfake-hf detector (no calibration_temperature in its config)")
-    labels, margins = [], []
-    for name, spec in val_sources.items():
+    label_blocks, margin_blocks = [], []
+    for name, spec in sources.items():
         dataset, crops = load_frames_for(scorer, spec, cache_dir=cache_dir, label_map=label_map)
         scored = score_dataset(scorer, dataset, batch_size, description=f"calibrate {name}", find_faces=not crops)
         kept = ~np.isnan(scored)  # the rows predict scores (see score_dataset)
-        margins.append(scored[kept])
-        labels.append(np.asarray(dataset["label"])[kept])
-    labels, margins = np.concatenate(labels), np.concatenate(margins)
+        margin_blocks.append(scored[kept])
+        label_blocks.append(np.asarray(dataset["label"])[kept])
+    labels, margins = np.concatenate(label_blocks), np.concatenate(margin_blocks)
     if not 0 < labels.sum() < labels.size:
         raise EvaluationError("validation data must contain both real and fake samples")
 
@@ -61,6 +62,7 @@ def calibrate_model(model_path: str | os.PathLike, val_sources: dict[str, str | 
     if method == "eer":
         threshold = equal_error_rate(labels, probabilities)[1]
     else:
+        assert target_fpr is not None  # checked with the method above
         threshold = threshold_at_fpr(labels, probabilities, target_fpr)
     threshold = float(min(max(threshold, 1e-6), 1 - 1e-6))
     before = binary_metrics(labels, scorer.probabilities(margins), scorer.threshold)
@@ -74,7 +76,7 @@ def calibrate_model(model_path: str | os.PathLike, val_sources: dict[str, str | 
     except (OSError, ValueError, TypeError) as error:
         raise EvaluationError(f"{model_path}: calibration not stored ({one_line(error, 300)})") from None
     record = {
-        "method": method, "target_fpr": target_fpr, "validation": dict(val_sources), "n": int(labels.size),
+        "method": method, "target_fpr": target_fpr, "validation": dict(sources), "n": int(labels.size),
         "previous": {"calibration_temperature": config.calibration_temperature, "threshold": config.threshold},
         "calibration_temperature": temperature, "threshold": threshold,
         "before": {key: before[key] for key in RECORDED_METRICS},

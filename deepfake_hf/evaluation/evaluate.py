@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -131,7 +131,8 @@ def score_dataset(scorer: Any, dataset: Any, batch_size: int | None = None,
     margins = np.full(len(dataset), np.nan)
     paths = dataset["path"]
     batcher = Batcher(scorer, batch_size)
-    waiting = []  # (first row, plan, pending scores) of files whose crops are not all scored yet
+    # (first row, plan, pending scores) of files whose crops are not all scored yet
+    waiting: list[tuple[int, Any, Any]] = []
 
     def settle():
         while waiting and waiting[0][2].unscored == 0:
@@ -203,7 +204,8 @@ def _file_rows(paths, groups):
 
 
 @undone_on_failure  # a missing model or unusable data leaves no empty --out folder behind
-def evaluate_model(model_path: str | os.PathLike, test_sets: dict[str, str | os.PathLike], out_dir: str | os.PathLike,
+def evaluate_model(model_path: str | os.PathLike, test_sets: Mapping[str, str | os.PathLike],
+                   out_dir: str | os.PathLike,
                    perturbations: Sequence[str] | Sequence[tuple[str, float]] = (), faces: Any = None,
                    num_frames: int | None = None, batch_size: int = 32, n_resamples: int = 1000,
                    aggregation: str | None = None, overwrite: bool = False, device: Any = None, seed: int = 0,
@@ -224,30 +226,30 @@ def evaluate_model(model_path: str | os.PathLike, test_sets: dict[str, str | os.
     out_dir = Path(out_dir)
     # Every rank checks (so all refuse alike); none writes there before the ranks first meet.
     prepare_output_dir(out_dir, overwrite)
-    test_sets = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
+    sources = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
     scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregation=aggregation,
                         crop=crop, trust_remote_code=trust_remote_code)
     aggregation = scorer.aggregation
     aggregation_options = dict(confident_threshold=scorer.confident_threshold,
                                confident_fraction=scorer.confident_fraction)
-    perturbations = parse_perturbations(perturbations) if perturbations and isinstance(perturbations[0], str) \
-        else list(perturbations)
+    perturbation_pairs = _perturbation_list(perturbations)
 
-    datasets_by_name, frames_are_crops, errors, load_counts = _load_test_sets(scorer, test_sets, ranks, cache_dir,
+    datasets_by_name, frames_are_crops, errors, load_counts = _load_test_sets(scorer, sources, ranks, cache_dir,
                                                                             label_map)
     if not datasets_by_name:
         raise EvaluationError("; ".join(errors.values()))
     result = {"model": str(model_path), "threshold": scorer.threshold, "calibration_temperature": scorer.temperature,
-              "video_aggregation": aggregation, "test_sets": {}, "sources": dict(test_sets)}
+              "video_aggregation": aggregation, "test_sets": {}, "sources": dict(sources)}
     if errors:
         result["errors"] = errors
     calibration_record = Path(model_path) / "calibration.json"
     if calibration_record.is_file():  # how the stored threshold and temperature were fitted
         result["calibration"] = json.loads(calibration_record.read_text())
-    rows, curves = [], {}
-    robustness = {}
+    rows: list[tuple] = []
+    curves: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    robustness: dict[str, dict[str, Any]] = {}
     for set_number, (name, dataset) in enumerate(datasets_by_name.items()):
-        no_face = []
+        no_face: list[str] = []
         parts = out_dir / f".scores-{set_number}"
         find_faces = not frames_are_crops[name]
         if not find_faces and finds_faces(scorer.face_detector):
@@ -261,7 +263,7 @@ def evaluate_model(model_path: str | os.PathLike, test_sets: dict[str, str | os.
                 columns["label"], scores, columns["video"], columns["method"], scorer.threshold, aggregation,
                 n_resamples, seed, **aggregation_options)
         except ValueError as error:  # e.g. one video's frames labelled both real and fake
-            result.setdefault("errors", {})[name] = f"{test_sets[name]}: {one_line(error)}"
+            result.setdefault("errors", {})[name] = f"{sources[name]}: {one_line(error)}"
             continue
         if no_face:  # their rows are whole-frame guesses of a face model, as in predict: say how many
             result["test_sets"][name]["files_without_face"] = len(no_face)
@@ -270,16 +272,17 @@ def evaluate_model(model_path: str | os.PathLike, test_sets: dict[str, str | os.
         curves[name] = (np.asarray(columns["label"]), scores)
         rows.extend(zip([name] * len(scores), columns["path"], columns["group"], columns["video"], columns["frame"],
                         columns["label"], columns["method"], scores.tolist()))
-        if perturbations:
+        if perturbation_pairs:
             robustness[name] = {"clean": _robustness_entry(columns, scores, scorer.threshold, aggregation,
                                                            aggregation_options)}
-            for perturbation_number, perturbation in enumerate(perturbations):
+            for perturbation_number, perturbation in enumerate(perturbation_pairs):
                 key = perturbation_name(*perturbation)
                 # Perturbed scores may make another person the most suspicious one: its rows count then.
                 perturbed = score_dataset(scorer, dataset, batch_size, perturbation, description=f"{name} {key}",
                                           find_faces=find_faces,
                                           ranks=ranks, parts=out_dir / f".scores-{set_number}-{perturbation_number}")
-                robustness[name][key] = _robustness_entry(*_scored_rows(dataset, perturbed, scorer), scorer.threshold,
+                perturbed_columns, perturbed_scores = _scored_rows(dataset, perturbed, scorer)
+                robustness[name][key] = _robustness_entry(perturbed_columns, perturbed_scores, scorer.threshold,
                                                           aggregation, aggregation_options)
     if not result["test_sets"]:
         raise EvaluationError("; ".join(result["errors"].values()))
@@ -297,6 +300,13 @@ def evaluate_model(model_path: str | os.PathLike, test_sets: dict[str, str | os.
         result_plots = []
     (out_dir / "report.md").write_text(render_report(result, result_plots))
     return result
+
+
+def _perturbation_list(perturbations: Sequence[str] | Sequence[tuple[str, float]]) -> list[tuple[str, float]]:
+    """--perturb specs ("jpeg:90,70") parsed, or (kind, strength) pairs as given."""
+    if perturbations and isinstance(perturbations[0], str):
+        return parse_perturbations(cast("Sequence[str]", perturbations))
+    return list(cast("Sequence[tuple[str, float]]", perturbations))
 
 
 def _scored_rows(dataset, margins, scorer):

@@ -35,7 +35,8 @@ from deepfake_hf.evaluation.errors import MetricInputError
 from deepfake_hf.evaluation.metric_defs import MetricInputs, interval_metrics, metric_names, registered_metrics
 
 # the local `evaluate` module: evaluate.load(EVALUATE_MODULE_PATH) works offline
-EVALUATE_MODULE_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "evaluate_metric", "deepfake_metrics.py")
+EVALUATE_MODULE_PATH = os.path.join(os.path.dirname(os.path.dirname(__file__)), "evaluate_metric",
+                                    "deepfake_metrics.py")
 
 
 # ------------------------------------------------------------------------------------------ single metrics
@@ -60,7 +61,7 @@ def binary_metrics(labels: ArrayLike, scores: ArrayLike, threshold: float = 0.5,
 
 
 # ------------------------------------------------------------------------------------------ video level
-def video_scores(scores: ArrayLike, groups: Sequence[Any], aggregation: str = DEFAULT_AGGREGATION,
+def video_scores(scores: ArrayLike, groups: Sequence[Any] | np.ndarray, aggregation: str = DEFAULT_AGGREGATION,
                  labels: ArrayLike | None = None, confident_threshold: float = DEFAULT_CONFIDENT_THRESHOLD,
                  confident_fraction: float = DEFAULT_CONFIDENT_FRACTION,
                  ) -> tuple[list[str], np.ndarray, np.ndarray | None]:
@@ -76,14 +77,14 @@ def video_scores(scores: ArrayLike, groups: Sequence[Any], aggregation: str = DE
         raise MetricInputError(f"groups ({len(groups)}) and scores ({scores.size}) differ in length")
     if aggregation not in AGGREGATIONS:
         raise MetricInputError(f"aggregation must be one of {', '.join(AGGREGATIONS)}, got {aggregation!r}")
-    keys, index = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
-    first = np.full(len(keys), scores.size)
+    unique_keys, index = np.unique(np.asarray(groups, dtype=object), return_inverse=True)
+    first = np.full(len(unique_keys), scores.size)
     np.minimum.at(first, index, np.arange(scores.size))
     order = np.argsort(first)  # keep the order in which videos first appear
     rank = np.empty_like(order)
     rank[order] = np.arange(len(order))
     index = rank[index]
-    keys = [str(key) for key in keys[order]]
+    keys = [str(key) for key in unique_keys[order]]
 
     if aggregation == "mean":
         aggregated = np.bincount(index, weights=scores, minlength=len(keys)) / np.bincount(index, minlength=len(keys))
@@ -113,7 +114,7 @@ def video_scores(scores: ArrayLike, groups: Sequence[Any], aggregation: str = DE
 
 
 # ------------------------------------------------------------------------------------------ bootstrap
-def bootstrap_ci(labels: ArrayLike, scores: ArrayLike, groups: Sequence[Any] | None = None,
+def bootstrap_ci(labels: ArrayLike, scores: ArrayLike, groups: Sequence[Any] | np.ndarray | None = None,
                  metrics: Sequence[str] | None = None, threshold: float = 0.5, n_resamples: int = 1000,
                  confidence: float = 0.95, seed: int = 0) -> dict[str, list[float] | None]:
     """Percentile bootstrap intervals {metric: [low, high]} (None when too few resamples define it).
@@ -140,7 +141,7 @@ def bootstrap_ci(labels: ArrayLike, scores: ArrayLike, groups: Sequence[Any] | N
     fast = set(metrics) <= set(WEIGHTED_METRICS)
     order = np.argsort(-scores, kind="stable")
     ranked = (labels[order], scores[order], unit_of_row[order])
-    values = {metric: [] for metric in metrics}
+    values: dict[str, list[float]] = {metric: [] for metric in metrics}
     for _ in range(n_resamples):
         counts = np.bincount(rng.integers(0, n_units, size=n_units), minlength=n_units)
         if fast:
@@ -212,7 +213,7 @@ def weighted_ranking_metrics(labels, scores, weights, threshold=0.5, presorted=F
 
 
 # ------------------------------------------------------------------------------------------ reports
-def evaluate_scores(labels: ArrayLike, scores: ArrayLike, groups: Sequence[Any] | None = None,
+def evaluate_scores(labels: ArrayLike, scores: ArrayLike, groups: Sequence[Any] | np.ndarray | None = None,
                     threshold: float = 0.5, aggregation: str = DEFAULT_AGGREGATION, n_resamples: int = 1000,
                     seed: int = 0, confident_threshold: float = DEFAULT_CONFIDENT_THRESHOLD,
                     confident_fraction: float = DEFAULT_CONFIDENT_FRACTION) -> dict[str, Any]:
@@ -227,6 +228,7 @@ def evaluate_scores(labels: ArrayLike, scores: ArrayLike, groups: Sequence[Any] 
     if groups is not None and len(set(map(str, groups))) < labels.size:
         _, v_scores, v_labels = video_scores(scores, groups, aggregation, labels, confident_threshold,
                                              confident_fraction)
+        assert v_labels is not None  # video_scores returns video labels when given labels
         video = binary_metrics(v_labels, v_scores, threshold)
         video["aggregation"] = aggregation
         video["ci"] = bootstrap_ci(v_labels, v_scores, threshold=threshold, n_resamples=n_resamples, seed=seed)

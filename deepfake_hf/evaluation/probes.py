@@ -345,17 +345,22 @@ def run_probe(data: dict[str, str | os.PathLike], backbones: Sequence[str | os.P
         raise ProbeError("give at least one --backbone")
     if classifier not in CLASSIFIERS:
         raise ProbeError(f"classifier {classifier!r} is not one of {', '.join(CLASSIFIERS)}")
-    features, labels, paths, groups, methods, frames = [], [], [], [], [], []
-    for name, spec in data.items():
+    feature_blocks: list[np.ndarray] = []
+    label_list: list[int] = []
+    paths: list[str] = []
+    groups: list[str] = []
+    methods: list[str] = []
+    frames: list[int] = []
+    for spec in data.values():
         dataset = load_test_set(spec, faces=faces, num_frames=num_frames, label_map=label_map)
-        features.append(extract_features(backbones, dataset, batch_size, cache_dir=cache_dir))
-        labels += dataset["label"]
+        feature_blocks.append(extract_features(backbones, dataset, batch_size, cache_dir=cache_dir))
+        label_list += dataset["label"]
         paths += dataset["path"]
         groups += dataset["group"]
         methods += dataset["method"]
         frames += dataset["frame"]
-    features = np.concatenate(features)
-    labels = np.asarray(labels, dtype=int)
+    features = np.concatenate(feature_blocks)
+    labels = np.asarray(label_list, dtype=int)
     videos = video_keys(paths, groups)
     # folds keep linked groups together (an FF++ fake A_B with its source videos A and B), as split_by_group does
     components = linked_groups(groups)
@@ -364,13 +369,14 @@ def run_probe(data: dict[str, str | os.PathLike], backbones: Sequence[str | os.P
                                                 seed, **params)
     name = f"{used_folds}-fold CV"
     description = f"probe {classifier} on {' + '.join(map(str, backbones))}" + (f", PCA {pca}" if pca else "")
-    result = {"model": description, "threshold": DEFAULT_THRESHOLD,
-              "calibration_temperature": DEFAULT_CALIBRATION_TEMPERATURE, "video_aggregation": DEFAULT_AGGREGATION,
-              "test_sets": {name: test_set_metrics(labels, scores, videos, methods, DEFAULT_THRESHOLD,
-                                                   n_resamples=n_resamples, seed=seed)},
-              "probe": {"classifier": classifier, "backbones": [str(b) for b in backbones], "pca": pca,
-                        "standardize": standardize, "folds": used_folds, "feature_dim": int(features.shape[1]),
-                        "n": int(labels.size), "sources": {k: str(v) for k, v in data.items()}}}
+    result: dict[str, Any] = {
+        "model": description, "threshold": DEFAULT_THRESHOLD,
+        "calibration_temperature": DEFAULT_CALIBRATION_TEMPERATURE, "video_aggregation": DEFAULT_AGGREGATION,
+        "test_sets": {name: test_set_metrics(labels, scores, videos, methods, DEFAULT_THRESHOLD,
+                                             n_resamples=n_resamples, seed=seed)},
+        "probe": {"classifier": classifier, "backbones": [str(b) for b in backbones], "pca": pca,
+                  "standardize": standardize, "folds": used_folds, "feature_dim": int(features.shape[1]),
+                  "n": int(labels.size), "sources": {k: str(v) for k, v in data.items()}}}
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_predictions(out_dir / "predictions.csv", zip([name] * labels.size, paths, groups, videos, frames,

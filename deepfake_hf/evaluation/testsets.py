@@ -19,6 +19,7 @@ from deepfake_hf.configuration_deepfake import (
     DEFAULT_NUM_FRAMES,
 )
 from deepfake_hf.data.datasets import load_source
+from deepfake_hf.evaluation.curves import ArrayLike
 from deepfake_hf.evaluation.metrics import evaluate_scores
 from deepfake_hf.runtime.outputs import SafeCsvWriter
 
@@ -40,16 +41,17 @@ def video_keys(paths: Iterable[Any], groups: Iterable[Any]) -> list[str]:
     """The video each row belongs to, as a full path: video-level metrics average over these.
 
     A video file's (or animated image's) frames share its path. Images (face crops, frame folders) belong
-    to their folder when their `group` is shared with other image files, else each still is its own item. Folder names alone
-    are not enough: FF++ fakes of one source video sit in folders of the same name under each method
-    (DeepfakeBench's grouping merges them), and a manifest's video id can repeat across methods, so
-    the key is the full folder path, split further by group where one folder holds several groups.
+    to their folder when their `group` is shared with other image files, else each still is its own item.
+    Folder names alone are not enough: FF++ fakes of one source video sit in folders of the same name under
+    each method (DeepfakeBench's grouping merges them), and a manifest's video id can repeat across methods,
+    so the key is the full folder path, split further by group where one folder holds several groups.
     """
     from deepfake_hf.media import media_kind
 
     paths = [str(p) for p in paths]
     groups = [str(g) for g in groups]
-    files_of = {}  # group -> the distinct files of its rows (an animated image's frames share one file)
+    # group -> the distinct files of its rows (an animated image's frames share one file)
+    files_of: dict[str, set[str]] = {}
     for path, group in zip(paths, groups):
         files_of.setdefault(group, set()).add(path)
     containers = []
@@ -58,38 +60,38 @@ def video_keys(paths: Iterable[Any], groups: Iterable[Any]) -> list[str]:
             containers.append(path)
         else:
             containers.append(os.path.dirname(path))
-    groups_in = {}
+    groups_in: dict[str, set[str]] = {}
     for container, group in zip(containers, groups):
         groups_in.setdefault(container, set()).add(group)
     return [container if len(groups_in[container]) == 1 else f"{container}#{group}"
             for container, group in zip(containers, groups)]
 
 
-def test_set_metrics(labels: Sequence[int], scores: Sequence[float], groups: Sequence[Any], methods: Sequence[Any],
-                     threshold: float, aggregation: str = DEFAULT_AGGREGATION, n_resamples: int = 1000,
-                     seed: int = 0, confident_threshold: float = DEFAULT_CONFIDENT_THRESHOLD,
+def test_set_metrics(labels: ArrayLike, scores: ArrayLike, groups: Sequence[Any] | np.ndarray,
+                     methods: Sequence[Any] | np.ndarray, threshold: float, aggregation: str = DEFAULT_AGGREGATION,
+                     n_resamples: int = 1000, seed: int = 0, confident_threshold: float = DEFAULT_CONFIDENT_THRESHOLD,
                      confident_fraction: float = DEFAULT_CONFIDENT_FRACTION) -> dict[str, Any]:
     """metrics.json's entry for one test set: frame, video and per-method metrics.
 
     A method's metrics compare the set's real samples with that method's fakes (as FF++ per-method tables do).
     """
-    options = dict(threshold=threshold, aggregation=aggregation, confident_threshold=confident_threshold,
-                   confident_fraction=confident_fraction)
-    labels = np.asarray(labels, dtype=int)
-    scores = np.asarray(scores, dtype=float)
-    groups = np.asarray(groups, dtype=object)
-    methods = np.asarray(methods, dtype=object)
-    entry = evaluate_scores(labels, scores, groups, n_resamples=n_resamples, seed=seed, **options)
-    _explain_missing_intervals(entry, labels, groups, n_resamples)
+    options: dict[str, Any] = dict(threshold=threshold, aggregation=aggregation, n_resamples=n_resamples,
+                                   seed=seed, confident_threshold=confident_threshold,
+                                   confident_fraction=confident_fraction)
+    label_array = np.asarray(labels, dtype=int)
+    score_array = np.asarray(scores, dtype=float)
+    group_array = np.asarray(groups, dtype=object)
+    method_array = np.asarray(methods, dtype=object)
+    entry = evaluate_scores(label_array, score_array, group_array, **options)
+    _explain_missing_intervals(entry, label_array, group_array, n_resamples)
     entry["per_method"] = {}
-    fake_methods = sorted({m for m, y in zip(methods, labels) if y == 1 and m})
-    if len(fake_methods) > 1 or (fake_methods and (labels == 0).any()):
+    fake_methods = sorted({m for m, y in zip(method_array, label_array) if y == 1 and m})
+    if len(fake_methods) > 1 or (fake_methods and (label_array == 0).any()):
         for method in fake_methods:
-            rows = (labels == 0) | (methods == method)
+            rows = (label_array == 0) | (method_array == method)
             # Intervals resample whole videos of this comparison, as the set's own intervals do.
-            method_entry = evaluate_scores(labels[rows], scores[rows], groups[rows], n_resamples=n_resamples,
-                                           seed=seed, **options)
-            _explain_missing_intervals(method_entry, labels[rows], groups[rows], n_resamples)
+            method_entry = evaluate_scores(label_array[rows], score_array[rows], group_array[rows], **options)
+            _explain_missing_intervals(method_entry, label_array[rows], group_array[rows], n_resamples)
             entry["per_method"][method] = method_entry
     return entry
 

@@ -18,6 +18,7 @@ import functools
 import importlib
 import pkgutil
 from collections.abc import Callable
+from collections.abc import Set as AbstractSet
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -53,7 +54,7 @@ class MetricDef:
     model_index_type: str | None = None  # the card's model-index metric type; None: not in model-index
     column: float | None = None  # position among table columns (report and card) and in model-index
     interval: float | None = None  # position among the metrics given bootstrap intervals; None: no interval
-    tables: frozenset[str] = field(default_factory=frozenset)  # keys of TABLES
+    tables: AbstractSet[str] = field(default_factory=frozenset)  # keys of TABLES (kept as a frozenset)
     video_column: bool = False  # the report's tables and robustness entries also show its video level
     description: str = ""
 
@@ -152,8 +153,8 @@ def get_metric(name: str) -> MetricDef:
 
 def interval_metrics() -> tuple[str, ...]:
     """The metrics that get bootstrap intervals by default, in the order of metrics.json's "ci"."""
-    chosen = [metric for metric in registered_metrics().values() if metric.interval is not None]
-    return tuple(metric.name for metric in sorted(chosen, key=lambda metric: metric.interval))
+    chosen = [(metric.interval, metric.name) for metric in registered_metrics().values() if metric.interval is not None]
+    return tuple(name for _, name in sorted(chosen, key=lambda pair: pair[0]))
 
 
 def in_table(table: str) -> list[MetricDef]:
@@ -163,13 +164,18 @@ def in_table(table: str) -> list[MetricDef]:
     chosen = [metric for metric in registered_metrics().values() if table in metric.tables]
     if table == "robustness":  # metrics.json's robustness entries list their keys as the "ci" intervals do
         return sorted(chosen, key=lambda m: (m.interval is None, m.interval or 0.0, m.order))
-    return sorted(chosen, key=lambda metric: metric.column)
+    return _by_column(chosen)
 
 
 def model_index_metrics() -> list[MetricDef]:
     """The metrics in the model card's model-index, in column order."""
     chosen = [metric for metric in registered_metrics().values() if metric.model_index_type]
-    return sorted(chosen, key=lambda metric: metric.column)
+    return _by_column(chosen)
+
+
+def _by_column(metrics: list[MetricDef]) -> list[MetricDef]:
+    # every metric in a table or the model-index has a column (MetricDef.__post_init__ checks it)
+    return sorted(metrics, key=lambda metric: metric.column if metric.column is not None else float("inf"))
 
 
 __all__ = ["TABLES", "MetricDef", "MetricInputs", "Undefined", "get_metric", "in_table",
