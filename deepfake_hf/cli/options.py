@@ -24,7 +24,8 @@ def positive_int(text: str) -> int:
 
 def add_faces_option(parser: argparse.ArgumentParser) -> None:
     # the choices and their descriptions come from the face-mode registry (a new mode file shows up here)
-    described = [f"{AUTO} ({auto_description()})"] + [f"{name} ({mode.description})" for name, mode in face_modes().items()]
+    described = [f"{AUTO} ({auto_description()})"]
+    described += [f"{name} ({mode.description})" for name, mode in face_modes().items()]
     parser.add_argument("--faces", choices=face_mode_names(), default=DEFAULT_FACES,
                         help=f"face detection: {', '.join(described)}; default {DEFAULT_FACES}")
 

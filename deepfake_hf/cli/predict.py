@@ -84,22 +84,24 @@ class PredictCommand(Command):
         if args.out and os.path.exists(args.out) and not (args.overwrite or args.resume):
             raise CommandError(f"{args.out}: exists (pass --overwrite to replace it)")
         try:
-            text, results = predict(args.model, args.inputs, faces=args.faces, crop=args.crop,
-                                    num_frames=args.frames, aggregation=args.aggregation, fmt=args.format,
-                                    frame_scores=args.frame_scores, batch_size=args.batch_size, device=args.device,
-                                    trust_remote_code=args.trust_remote_code, out=args.out, resume=args.resume,
-                                    on_result=_print_error)
+            outcome = predict(args.model, args.inputs, faces=args.faces, crop=args.crop,
+                              num_frames=args.frames, aggregation=args.aggregation, fmt=args.format,
+                              frame_scores=args.frame_scores, batch_size=args.batch_size, device=args.device,
+                              trust_remote_code=args.trust_remote_code, out=args.out, resume=args.resume,
+                              on_result=_print_error)
         except PredictInterrupted as stopped:
             return _report_interrupted(args, stopped)
-        if text is None:  # streamed to --out; `results` are the counts (every rank reports its own errors)
-            if "files" in results:
-                print(f"{counted(results['files'], 'file')}: {results['scored']} scored, {results['failed']} "
+        if outcome[0] is None:  # streamed to --out; the counts come back (every rank reports its own errors)
+            counts = outcome[1]
+            if "files" in counts:
+                print(f"{counted(counts['files'], 'file')}: {counts['scored']} scored, {counts['failed']} "
                       f"failed; results in {args.out}", file=sys.stderr)
             # Under torchrun / accelerate a non-zero exit is a crashed rank (the launcher prints a failure
             # report and stops the others), so a finished data-parallel run exits 0; failed inputs are in the file.
             if int(os.environ.get("WORLD_SIZE", "1")) > 1:
                 return EXIT_OK
-            return EXIT_PARTIAL if results.get("failed") else EXIT_OK
+            return EXIT_PARTIAL if counts.get("failed") else EXIT_OK
+        text, results = outcome
         if not args.out:
             sys.stdout.write(text)
         failed = [result for result in results if result.error is not None]

@@ -51,7 +51,8 @@ def command_line(argv=None):
     """This run's command as typed, without local absolute paths (the results are published): the CLI as
     `deepfake-hf`, other absolute paths relative to the working folder."""
     argv = list(sys.argv if argv is None else argv)
-    if argv and (Path(argv[0]).name == "deepfake-hf" or Path(argv[0]).parts[-3:] == ("deepfake_hf", "cli", "__main__.py")):
+    if argv and (Path(argv[0]).name == "deepfake-hf"
+                 or Path(argv[0]).parts[-3:] == ("deepfake_hf", "cli", "__main__.py")):
         argv[0] = "deepfake-hf"
     return " ".join(os.path.relpath(arg) if os.path.isabs(arg) else arg for arg in argv)
 
@@ -309,7 +310,8 @@ def run_inference_benchmark(json_path, models=("vit-b16", "clip-b32"), images=32
             for texture in textures:
                 run = measure(name, images, rounds, latency_images, Path(tmp) / texture, peak_memory, texture)
                 results["runs"].append(run)
-                print(f"{name} ({texture}): images/s " + ", ".join(f"{m} {v:.2f}" for m, v in run["images_per_s"].items())
+                print(f"{name} ({texture}): images/s "
+                      + ", ".join(f"{m} {v:.2f}" for m, v in run["images_per_s"].items())
                       + " | " + ", ".join(f"{k} {v:.3f}" for k, v in run["ratios"].items()))
     results["load_after"] = os.getloadavg()
     _write(json_path, results)
@@ -451,7 +453,7 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
     """
     import torch
 
-    from deepfake_hf.faces import detect_video, frame_sampling_of, get_face_detector
+    from deepfake_hf.faces import frame_sampling_of, get_face_detector
     from deepfake_hf.media import read_video_frames
 
     detectors = {mode: _video_detector(model_dir, mode, num_frames, batch_size) for mode in face_modes}
@@ -485,16 +487,7 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
                 start, cpu = time.perf_counter(), time.process_time()
                 frames = read_video_frames(video, num_frames, sampling=frame_sampling_of(detector.scorer.face_detector))
                 decode, decode_cpu = time.perf_counter() - start, time.process_time() - cpu
-                detect = detect_cpu = None
-                if face_mode != "none":
-                    start, cpu = time.perf_counter(), time.process_time()
-                    if face_mode == "dlib":
-                        list(detect_video(face_detector, frames))
-                    elif face_mode == "dlib-per-frame":
-                        [face_detector.detect(frame) for frame in frames]
-                    else:  # the mode's own detector, one frame after another
-                        [detector.scorer.face_detector.detect(frame) for frame in frames]
-                    detect, detect_cpu = time.perf_counter() - start, time.process_time() - cpu
+                detect, detect_cpu = _face_detection_alone(face_mode, face_detector, detector, frames)
                 row = times.setdefault((video, face_mode), {
                     "video": Path(video).name, "faces": face_mode, "frames": result.frames,
                     "people": result.faces, "frames_with_faces": result.frames_with_faces,
@@ -520,21 +513,42 @@ def measure_video(model_dir, videos, num_frames=32, batch_size=8, face_modes=VID
     rows = []
     for row in times.values():
         if "error" not in row:
-            for key in ("end_to_end_s", "model_only_s", "decode_alone_s", "face_detection_alone_s",
-                        "end_to_end_cpu_s", "model_only_cpu_s", "decode_alone_cpu_s", "face_detection_alone_cpu_s"):
-                values = [value for value in row[key] if value is not None]
-                row[key] = statistics.median(values) if values else None
-            # the ratio of each round (end to end and model alone measured back to back), median over rounds
-            row["throughput_vs_model_only"] = statistics.median(row["ratio_per_round"])
-            row["cpu_time_throughput_vs_model_only"] = statistics.median(row["cpu_ratio_per_round"])
-            if row["stages_per_round"]:  # per frame the stage ran on, median over rounds
-                names = row["stages_per_round"][0]
-                row["stage_ms_per_call"] = {
-                    name: {unit: 1000 * statistics.median(r[name][unit + "_s"] / max(r[name]["calls"], 1)
-                                                          for r in row["stages_per_round"] if name in r)
-                           for unit in ("wall", "cpu")} for name in names}
+            _summarise_rounds(row)
         rows.append(row)
     return rows
+
+
+def _face_detection_alone(face_mode, face_detector, detector, frames):
+    """(wall, CPU) seconds of face detection alone on the decoded `frames`; (None, None) for no face mode."""
+    from deepfake_hf.faces import detect_video
+
+    if face_mode == "none":
+        return None, None
+    start, cpu = time.perf_counter(), time.process_time()
+    if face_mode == "dlib":
+        list(detect_video(face_detector, frames))
+    elif face_mode == "dlib-per-frame":
+        [face_detector.detect(frame) for frame in frames]
+    else:  # the mode's own detector, one frame after another
+        [detector.scorer.face_detector.detect(frame) for frame in frames]
+    return time.perf_counter() - start, time.process_time() - cpu
+
+
+def _summarise_rounds(row):
+    """Replace a video row's per-round lists by their medians (in place)."""
+    for key in ("end_to_end_s", "model_only_s", "decode_alone_s", "face_detection_alone_s",
+                "end_to_end_cpu_s", "model_only_cpu_s", "decode_alone_cpu_s", "face_detection_alone_cpu_s"):
+        values = [value for value in row[key] if value is not None]
+        row[key] = statistics.median(values) if values else None
+    # the ratio of each round (end to end and model alone measured back to back), median over rounds
+    row["throughput_vs_model_only"] = statistics.median(row["ratio_per_round"])
+    row["cpu_time_throughput_vs_model_only"] = statistics.median(row["cpu_ratio_per_round"])
+    if row["stages_per_round"]:  # per frame the stage ran on, median over rounds
+        names = row["stages_per_round"][0]
+        row["stage_ms_per_call"] = {
+            name: {unit: 1000 * statistics.median(r[name][unit + "_s"] / max(r[name]["calls"], 1)
+                                                  for r in row["stages_per_round"] if name in r)
+                   for unit in ("wall", "cpu")} for name in names}
 
 
 def run_video_benchmark(json_path, model="vit-b16", videos=(), num_frames=32, batch_size=8, generated=True,
@@ -774,7 +788,8 @@ def write_face_images(folder, count, size=(640, 480), seed=0):
     for index in range(count):
         frame = Image.fromarray(rng.integers(0, 256, size=(size[1] // 8, size[0] // 8, 3), dtype=np.uint8)).resize(size)
         side = int(rng.integers(150, 220))
-        frame.paste(face.resize((side, side)), (int(rng.integers(0, size[0] - side)), int(rng.integers(0, size[1] - side))))
+        corner = (int(rng.integers(0, size[0] - side)), int(rng.integers(0, size[1] - side)))
+        frame.paste(face.resize((side, side)), corner)
         path = Path(folder) / f"face_{index:04d}.jpg"
         frame.save(path, quality=90)
         paths.append(str(path))
@@ -911,9 +926,11 @@ def run_scaleout_benchmark(json_path, small=200, large=2000, faces=120, rounds=2
                                "killed_plus_resumed_vs_uninterrupted": median(
                                    (r["killed_after_s"] + r["resumed_s"]) for r in resumed) / median(full),
                                "all_outputs_equal": all(r["same_output"] for r in resumed)},
-            "predict_scaling": {"inputs": large, "model": "tiny-vit", "seconds": {str(k): median(v) for k, v in scaling.items()},
+            "predict_scaling": {"inputs": large, "model": "tiny-vit",
+                                "seconds": {str(k): median(v) for k, v in scaling.items()},
                                 "speedup_2_vs_1": median(scaling[1]) / median(scaling[2])},
-            "preprocess_scaling": {"images": faces, "faces": "dlib", "seconds": {str(k): median(v) for k, v in preprocess.items()},
+            "preprocess_scaling": {"images": faces, "faces": "dlib",
+                                   "seconds": {str(k): median(v) for k, v in preprocess.items()},
                                    "speedup_2_vs_1": median(preprocess[1]) / median(preprocess[2]),
                                    "speedup_per_round": [one / two for one, two in zip(preprocess[1], preprocess[2])],
                                    "runs": {str(k): v for k, v in preprocess_runs.items()},
