@@ -69,7 +69,8 @@ DEEPFAKEBENCH_EXTENSIONS = (".json",)
 DEEPFAKEBENCH_SPLITS = ("train", "val", "test")
 # Bump when the rows written for the same inputs change, so stale caches are not reused.
 # 2: video files shorter than num_frames give each frame once (no repeats); 3: aligned crops resampled with
-# cv2's pixel-centre convention (faces.warp_affine), animated images give their frames; 4: aligned crops by cv2.warpAffine itself
+# cv2's pixel-centre convention (faces.warp_affine), animated images give their frames; 4: aligned crops by
+# cv2.warpAffine itself
 CACHE_VERSION = 4
 _GROUP_ALIASES = ("group", "video_id", "video")
 # Stored formats whose bytes can be kept as they are (no re-encoding, so no change to compression traces).
@@ -381,7 +382,27 @@ def _collect_deepfakebench(json_path, split, label_map, num_frames, compression,
         raise DataSourceError(f"{json_path}: expected {{dataset: {{label: {{split: {{video: ...}}}}}}}}")
     base = Path(root) if root else json_path.parent
     splits = [split] if split else list(DEEPFAKEBENCH_SPLITS)
-    videos_found, problems, inputs = [], [], [json_path]
+    videos_found, problems = _deepfakebench_videos(json_path, data, splits, label_map, compression, base)
+
+    # A video's group is its frame folder (full path), unless several entries share that folder; then
+    # the folder plus the video's name, so they stay separate videos in video metrics and splits.
+    folder_count = {}
+    for *_, frames in videos_found:
+        folder_count[frames[0].parent] = folder_count.get(frames[0].parent, 0) + 1
+    entries, inputs = [], [json_path]
+    for label_name, video_name, label, frames in videos_found:
+        folder = frames[0].parent
+        group = str(folder) if folder_count[folder] == 1 else f"{folder}/{video_name}"
+        for position, path in _deepfakebench_frames(frames, num_frames):
+            entries.append(_Entry(str(path), "image", label, group, str(label_name), _frame_number(path, position)))
+            inputs.append(path)
+    return _Collected(entries, problems, inputs)
+
+
+def _deepfakebench_videos(json_path, data, splits, label_map, compression, base):
+    """([(label name, video name, label, frame paths)], [(where, problem)]) of the videos in `splits` of a
+    DeepfakeBench JSON's `data`."""
+    videos_found, problems = [], []
     seen = set()  # DeepfakeBench lists some videos (DFD) under every split: read such a video once
     for dataset_name, labels in data.items():
         if not isinstance(labels, dict):
@@ -410,21 +431,8 @@ def _collect_deepfakebench(json_path, split, label_map, num_frames, compression,
                     if not frames:
                         problems.append((where, "empty frames list"))
                         continue
-                    videos_found.append((dataset_name, label_name, video_name, label, frames))
-
-    # A video's group is its frame folder (full path), unless several entries share that folder; then
-    # the folder plus the video's name, so they stay separate videos in video metrics and splits.
-    folder_count = {}
-    for *_, frames in videos_found:
-        folder_count[frames[0].parent] = folder_count.get(frames[0].parent, 0) + 1
-    entries = []
-    for dataset_name, label_name, video_name, label, frames in videos_found:
-        folder = frames[0].parent
-        group = str(folder) if folder_count[folder] == 1 else f"{folder}/{video_name}"
-        for position, path in _deepfakebench_frames(frames, num_frames):
-            entries.append(_Entry(str(path), "image", label, group, str(label_name), _frame_number(path, position)))
-            inputs.append(path)
-    return _Collected(entries, problems, inputs)
+                    videos_found.append((label_name, video_name, label, frames))
+    return videos_found, problems
 
 
 def _split_spec(spec):
@@ -537,8 +545,8 @@ def _decode(collected, num_frames, frame_sampling, faces, face_crop, face_size, 
 
     from deepfake_hf.media import MediaError
 
-    counts = {"files": len(collected.entries) + len(collected.problems), "rows": 0, "skipped": 0, "frames_without_face": 0,
-              "files_without_face": 0, "ignored_non_media": collected.ignored}
+    counts = {"files": len(collected.entries) + len(collected.problems), "rows": 0, "skipped": 0,
+              "frames_without_face": 0, "files_without_face": 0, "ignored_non_media": collected.ignored}
     for path, problem in collected.problems:
         logger.warning("skipping %s: %s", path, problem)
         counts["skipped"] += 1
@@ -814,7 +822,8 @@ def split_by_group(dataset, val_fraction, test_fraction=0.0, seed=0, link_ids=Tr
     import datasets
 
     if not 0.0 <= val_fraction < 1.0 or not 0.0 <= test_fraction < 1.0 or val_fraction + test_fraction >= 1.0:
-        raise DataSourceError(f"val_fraction={val_fraction}, test_fraction={test_fraction}: each in [0, 1), sum below 1")
+        raise DataSourceError(f"val_fraction={val_fraction}, test_fraction={test_fraction}: each in [0, 1), "
+                              "sum below 1")
     columns = dataset.select_columns(["group", "label"])
     groups, labels = columns["group"], np.asarray(columns["label"], dtype=np.int64)
     component_of = linked_groups(groups, link_ids=link_ids)
@@ -822,7 +831,8 @@ def split_by_group(dataset, val_fraction, test_fraction=0.0, seed=0, link_ids=Tr
     components = np.unique(row_components)
 
     names = ["train", "validation"] + (["test"] if test_fraction > 0 else [])
-    fractions = np.asarray([1.0 - val_fraction - test_fraction, val_fraction] + ([test_fraction] if test_fraction > 0 else []))
+    fractions = np.asarray([1.0 - val_fraction - test_fraction, val_fraction]
+                           + ([test_fraction] if test_fraction > 0 else []))
     wanted = [name for name, fraction in zip(names, fractions) if fraction > 0]
     if len(components) < len(wanted):
         raise DataSourceError(f"cannot split {len(components)} independent group(s) into {', '.join(wanted)}; "

@@ -221,7 +221,8 @@ def public_face_photos():
     try:
         from skimage import data as skdata
     except ImportError:
-        raise ImportError("the offline face photos come from scikit-image: pip install 'deepfake-hf[quickstart]'") from None
+        raise ImportError("the offline face photos come from scikit-image: "
+                          "pip install 'deepfake-hf[quickstart]'") from None
     photos = [
         ("astronaut", Image.fromarray(skdata.astronaut()).convert("RGB"), _PHOTO_FACES["astronaut"]),
         ("camera", Image.fromarray(skdata.camera()).convert("RGB"), _PHOTO_FACES["camera"]),
