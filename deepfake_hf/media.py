@@ -174,25 +174,8 @@ def _media_below(folder, identity, not_media, report, listed, active):
         except OSError as error:
             report(folder, f"cannot list this folder ({_unreachable(folder, error)})")
             return
-        folders = []
-        for name in names:
-            if name.startswith("."):
-                continue
-            path = Path(folder) / name
-            try:
-                status = os.stat(path)  # follows links; fails for a broken or looping link
-            except OSError as error:
-                status, problem = None, _unreachable(path, error)
-            if status is not None and stat.S_ISDIR(status.st_mode):
-                folders.append((path, (status.st_dev, status.st_ino)))
-            elif status is not None and not stat.S_ISREG(status.st_mode) and media_kind(name):
-                report(path, not_regular_file(path) or "not a regular file")
-            elif media_kind(name):
-                yield path  # a broken or looping link too: opening it says which
-            elif status is None:  # a broken link could have led to a folder of media
-                report(path, problem)
-            elif not_media is not None:
-                not_media.append(path)
+        folders = []  # (path, identity) of its subfolders, filled by _media_here
+        yield from _media_here(folder, names, folders, not_media, report)
         for path, inner in folders:
             if inner in active:
                 report(path, f"symbolic link loop: leads back to {listed[inner]}, which holds it; not followed")
@@ -210,6 +193,29 @@ def _media_below(folder, identity, not_media, report, listed, active):
                 yield path
     finally:
         active.discard(identity)
+
+
+def _media_here(folder, names, folders, not_media, report):
+    """The media files among `names` (the entries of `folder`), as a generator; appends its subfolders to
+    `folders` as (path, identity), reports unusable entries and adds other files to `not_media`."""
+    for name in names:
+        if name.startswith("."):
+            continue
+        path = Path(folder) / name
+        try:
+            status = os.stat(path)  # follows links; fails for a broken or looping link
+        except OSError as error:
+            status, problem = None, _unreachable(path, error)
+        if status is not None and stat.S_ISDIR(status.st_mode):
+            folders.append((path, (status.st_dev, status.st_ino)))
+        elif status is not None and not stat.S_ISREG(status.st_mode) and media_kind(name):
+            report(path, not_regular_file(path) or "not a regular file")
+        elif media_kind(name):
+            yield path  # a broken or looping link too: opening it says which
+        elif status is None:  # a broken link could have led to a folder of media
+            report(path, problem)
+        elif not_media is not None:
+            not_media.append(path)
 
 
 # ------------------------------------------------------------------------------------------------ images
