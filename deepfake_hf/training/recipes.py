@@ -116,7 +116,8 @@ def find_recipe(path_or_name):
     builtin = builtin_recipes_dir() / f"{path.name.removesuffix('.yaml')}.yaml"
     if path.parent == Path(".") and builtin.is_file():
         return builtin
-    raise RecipeError(f"{path_or_name}: no such recipe file or built-in recipe (built-in: {', '.join(builtin_recipes())})")
+    raise RecipeError(f"{path_or_name}: no such recipe file or built-in recipe "
+                      f"(built-in: {', '.join(builtin_recipes())})")
 
 
 # ---------------------------------------------------------------------------------------------- loading
@@ -240,7 +241,17 @@ def _check_semantics(recipe, source):
         fail("data.val_fraction", f"{recipe.data.val_fraction!r} must be in (0, 1)")
     if recipe.data.faces not in face_mode_names():
         fail("data.faces", f"{recipe.data.faces!r} is not one of {', '.join(face_mode_names())}")
+    _check_detector_options(recipe, fail)
+    _check_augmentation_items(recipe, fail)
+    _check_training_arguments(recipe, fail)
+    try:
+        build_augmentation(recipe.augmentation, image_size=224)
+    except (TypeError, ValueError) as error:
+        fail("augmentation", one_line(error))
 
+
+def _check_detector_options(recipe, fail):
+    """model.detector: known DeepfakeDetectorConfig options of the right kind, valid on the architecture."""
     from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
 
     detector_options = inspect.signature(DeepfakeDetectorConfig.__init__).parameters
@@ -257,6 +268,9 @@ def _check_semantics(recipe, source):
         except (TypeError, ValueError) as error:
             fail("model", one_line(error))
 
+
+def _check_augmentation_items(recipe, fail):
+    """augmentation: a list of one-key mappings {name: parameters} naming known augmentations."""
     for index, item in enumerate(recipe.augmentation):
         if not isinstance(item, dict) or len(item) != 1:
             fail(f"augmentation[{index}]", f"expected a one-key mapping like {{hflip: {{p: 0.5}}}}, got {item!r}")
@@ -266,6 +280,9 @@ def _check_semantics(recipe, source):
         if params is not None and not isinstance(params, dict):
             fail(f"augmentation[{index}].{name}", f"expected a mapping of parameters, got {params!r}")
 
+
+def _check_training_arguments(recipe, fail):
+    """training: TrainingArguments fields of the right kind (a float given as text, "1e-4", is converted)."""
     from transformers import TrainingArguments
 
     argument_fields = {f.name: f for f in dataclasses.fields(TrainingArguments) if f.init}
@@ -283,11 +300,6 @@ def _check_semantics(recipe, source):
                 except ValueError:
                     pass
             fail(f"training.{name}", f"expected {type(default).__name__}, got {type(value).__name__} {value!r}")
-
-    try:
-        build_augmentation(recipe.augmentation, image_size=224)
-    except (TypeError, ValueError) as error:
-        fail("augmentation", one_line(error))
 
 
 # --------------------------------------------------------------------------------------------- augmentation

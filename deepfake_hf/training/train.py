@@ -113,7 +113,8 @@ def layer_norm_names(model):
     """Full names of the encoder's LayerNorm modules (CLIP: pre_layrnorm, layer_norm1/2, post_layernorm; ViT:
     layernorm_before/after, layernorm; DINOv2: norm1/2, layernorm; ConvNeXt: layernorm and the downsampling norms)."""
     return [name for name, module in model.named_modules()
-            if name.startswith("backbone.") and (isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("LayerNorm"))]
+            if name.startswith("backbone.")
+            and (isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("LayerNorm"))]
 
 
 def apply_tuning(model, tuning):
@@ -263,7 +264,8 @@ def training_arguments(recipe, output_dir, check_only=False):
     args["remove_unused_columns"] = False
     if args.get("activation_checkpointing") or args.get("gradient_checkpointing"):
         # Reentrant checkpointing gives LayerNorm-only training zero gradients (frozen inputs).
-        key = "activation_checkpointing_kwargs" if args.get("activation_checkpointing") else "gradient_checkpointing_kwargs"
+        key = ("activation_checkpointing_kwargs" if args.get("activation_checkpointing")
+               else "gradient_checkpointing_kwargs")
         args[key] = {"use_reentrant": False, **(args.get(key) or {})}
     if not torch.cuda.is_available():
         args["bf16"] = args["fp16"] = False  # bf16 autocast is ~8x slower on CPU; fp16 needs a GPU
