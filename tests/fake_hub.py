@@ -226,24 +226,9 @@ class _Handler(BaseHTTPRequestHandler):
         if api and segments[1:] == ["validate-yaml"] and method == "POST":
             return "validate-yaml", self._validate_yaml, ()
         if api and len(segments) >= 4 and segments[1] in REPO_TYPES:
-            repo_type, repo_id, rest = REPO_TYPES[segments[1]], "/".join(segments[2:4]), segments[4:]
-            if not rest and method == "GET":
-                return "info", self._info, (repo_type, repo_id, "main")
-            action = rest[0] if rest else None
-            tail = "/".join(rest[1:])
-            if action == "revision" and method == "GET":
-                return "info", self._info, (repo_type, repo_id, tail)
-            if action == "refs" and method == "GET":
-                return "refs", self._refs, (repo_type, repo_id)
-            if action == "branch" and method == "POST":
-                return "branch", self._branch, (repo_type, repo_id, tail)
-            if action == "preupload" and method == "POST":
-                return "preupload", self._preupload, (repo_type, repo_id, tail)
-            if action == "commit" and method == "POST":
-                return "commit", self._commit, (repo_type, repo_id, tail)
-            if action == "tree" and method == "GET":
-                revision, _, sub = tail.partition("/")
-                return "tree", self._tree, (repo_type, repo_id, revision, sub)
+            route = self._repo_route(method, segments)
+            if route is not None:
+                return route
         if segments[:1] == ["_fake_lfs"]:
             if segments[1:] == ["verify"] and method == "POST":
                 return "lfs-verify", self._lfs_verify, ()
@@ -258,6 +243,28 @@ class _Handler(BaseHTTPRequestHandler):
             return "resolve", self._download, (repo_type, unquote(match.group(2)), match.group(3),
                                                unquote(match.group(4)), method == "HEAD")
         return "unknown", None, ()
+
+    def _repo_route(self, method, segments):
+        """The route of an /api/{models,datasets,spaces}/{namespace}/{name}/... request, or None."""
+        repo_type, repo_id, rest = REPO_TYPES[segments[1]], "/".join(segments[2:4]), segments[4:]
+        if not rest and method == "GET":
+            return "info", self._info, (repo_type, repo_id, "main")
+        action = rest[0] if rest else None
+        tail = "/".join(rest[1:])
+        if action == "revision" and method == "GET":
+            return "info", self._info, (repo_type, repo_id, tail)
+        if action == "refs" and method == "GET":
+            return "refs", self._refs, (repo_type, repo_id)
+        if action == "branch" and method == "POST":
+            return "branch", self._branch, (repo_type, repo_id, tail)
+        if action == "preupload" and method == "POST":
+            return "preupload", self._preupload, (repo_type, repo_id, tail)
+        if action == "commit" and method == "POST":
+            return "commit", self._commit, (repo_type, repo_id, tail)
+        if action == "tree" and method == "GET":
+            revision, _, sub = tail.partition("/")
+            return "tree", self._tree, (repo_type, repo_id, revision, sub)
+        return None
 
     @staticmethod
     def _split_repo_path(path):
@@ -297,7 +304,8 @@ class _Handler(BaseHTTPRequestHandler):
         repo_type = payload.get("type") or "model"
         repo_id = f"{namespace}/{payload['name']}"
         if namespace not in self._namespaces(user):
-            raise HubError(403, f"You don't have the rights to create a {repo_type} under the namespace \"{namespace}\"")
+            raise HubError(403, f"You don't have the rights to create a {repo_type} under the namespace "
+                                f"\"{namespace}\"")
         if (repo_type, repo_id) in self.hub.repos:  # the real Hub's 409 also carries the repo's url
             self._send(409, {"error": f"You already created this {repo_type} repo",
                              "url": f"{self.hub.url}/{URL_PREFIX[repo_type]}{repo_id}"})

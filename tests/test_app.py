@@ -155,7 +155,7 @@ def test_timed_out_request_is_cancelled_and_frees_its_worker(media, monkeypatch,
     monkeypatch.setattr(app, "CONCURRENCY_LIMIT", 1)  # one worker: a held worker would block the next request
     videos = [write_video(tmp_path / f"long{index}.mp4", frames=12, size=(64, 48)) for index in range(6)]
     demo = app.DeepfakeDemo(str(media["model"]), faces=SlowFaces(), time_limit=30)
-    demo.detector  # loaded outside the timed part
+    _ = demo.detector  # loaded outside the timed part
     demo.time_limit = 0.3
     rows, csv_path = demo.analyse_batch([str(path) for path in videos * 4])
     assert "took longer than 0.3 s and was abandoned" in rows[0][-1] and csv_path is None

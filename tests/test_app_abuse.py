@@ -309,7 +309,7 @@ def test_a_request_past_its_time_limit_frees_its_worker_within_a_frame(files, tm
         pid = PROCESSES[url].pid
         # clients first: their handshake is slow on a busy machine and is not what is measured here
         clients = [Client(url, verbose=False) for _ in range(3)]
-        for attempt in range(3):  # the first request loads the model, which may outlast the limit on a busy machine
+        for _ in range(3):  # the first request loads the model, which may outlast the limit on a busy machine
             if clients[0].predict(handle_file(str(files["image"])), api_name="/analyse_image")[0].startswith("### V"):
                 break
 

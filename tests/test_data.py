@@ -1,4 +1,5 @@
-"""deepfake_hf.data.datasets: sources (folders, manifests, videos, DeepfakeBench JSON), the Arrow cache, group-aware splits."""
+"""deepfake_hf.data.datasets: sources (folders, manifests, videos, DeepfakeBench JSON), the Arrow cache, group-aware
+splits."""
 
 import json
 import logging

@@ -112,8 +112,8 @@ def test_cli_evaluate_exit_codes(model_dir, data, tmp_path, capsys):
     from deepfake_hf.cli import main
 
     out = tmp_path / "cli"
-    code = main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), "--name", f"vids={data / 'videos'}",
-                 "--out", str(out), "--bootstrap", "20", "--no-plots"])
+    code = main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), "--name",
+                 f"vids={data / 'videos'}", "--out", str(out), "--bootstrap", "20", "--no-plots"])
     printed = capsys.readouterr().out
     assert code == 0 and "| stills |" in printed and "| vids |" in printed
     assert not list(out.glob("*.png"))
@@ -121,8 +121,8 @@ def test_cli_evaluate_exit_codes(model_dir, data, tmp_path, capsys):
     assert main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
     # a broken source is reported in one line; the other test set is still evaluated (exit 2)
-    code = main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), str(tmp_path / "missing"), "--out",
-                 str(tmp_path / "partial"), "--bootstrap", "0", "--no-plots"])
+    code = main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), str(tmp_path / "missing"),
+                 "--out", str(tmp_path / "partial"), "--bootstrap", "0", "--no-plots"])
     err = capsys.readouterr().err
     assert code == 2 and "missing" in err and "Traceback" not in err
     assert list(json.loads((tmp_path / "partial" / "metrics.json").read_text())["test_sets"]) == ["stills"]
@@ -133,8 +133,8 @@ def test_cli_evaluate_exit_codes(model_dir, data, tmp_path, capsys):
     frames = sorted((data / "videos" / "real" / "m1" / "clip").glob("*.png"))
     manifest.write_text("path,label,group\n" + "".join(f"{p},{'real' if i else 'fake'},clip\n"
                                                          for i, p in enumerate(frames)))
-    code = main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), str(manifest), "--out", str(tmp_path / "mixed"),
-                 "--bootstrap", "0", "--no-plots"])
+    code = main(["evaluate", "--faces", "none", str(model_dir), str(data / "stills"), str(manifest),
+                 "--out", str(tmp_path / "mixed"), "--bootstrap", "0", "--no-plots"])
     err = capsys.readouterr().err
     assert code == 2 and "both labels" in err and "Traceback" not in err
 

@@ -56,7 +56,8 @@ def test_the_built_in_modes_in_order_and_what_auto_picks(monkeypatch):
     assert faces.face_mode("auto") is faces.DlibFaceDetector
     monkeypatch.setattr("deepfake_hf.faces.dlib.dlib_available", lambda: False)
     assert faces.face_mode("auto") is faces.NoFaceDetector
-    assert faces.prefer_recorded("auto", "deepfakebench") == faces.prefer_recorded(None, "deepfakebench") == "deepfakebench"
+    assert faces.prefer_recorded("auto", "deepfakebench") == "deepfakebench"
+    assert faces.prefer_recorded(None, "deepfakebench") == "deepfakebench"
     assert faces.prefer_recorded(None, None) == "none" and faces.prefer_recorded("auto", None) == "auto"
     assert faces.prefer_recorded("dlib", "deepfakebench") == "dlib"
     with pytest.raises(faces.FaceError, match="'mtcnn' is not one of auto, dlib, deepfakebench, none"):

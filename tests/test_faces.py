@@ -308,7 +308,8 @@ def test_detect_video_matches_per_frame_detection_on_a_moving_face(monkeypatch):
     # interval 1 is per-frame detection exactly
     searched.clear()
     exact = list(detect_video(get_face_detector("dlib", keyframe_interval=1), frames[:3]))
-    assert [[face.box for face in faces] for faces in exact] == [[face.box for face in faces] for faces in per_frame[:3]]
+    assert ([[face.box for face in faces] for faces in exact]
+            == [[face.box for face in faces] for faces in per_frame[:3]])
 
 
 @needs_dlib
@@ -320,8 +321,8 @@ def test_detect_video_is_safe_across_threads():
     detector = get_face_detector("dlib")
     alone = [[[face.box for face in faces] for faces in detector.detect_video(frames)] for frames in clips]
     with ThreadPoolExecutor(2) as pool:
-        together = list(pool.map(lambda frames: [[face.box for face in faces] for faces in detector.detect_video(frames)],
-                                 clips))
+        together = list(pool.map(
+            lambda frames: [[face.box for face in faces] for faces in detector.detect_video(frames)], clips))
     assert together == alone
 
 

@@ -45,12 +45,13 @@ def test_parse_label_map():
 
 def test_evaluate_reads_mapped_folders(model_dir, ffpp_like, tmp_path, capsys):
     # Without a map the folder is not a source, and the error says how to map it.
-    assert main(["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(tmp_path / "none"), "--no-plots"]) == 1
+    assert main(["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(tmp_path / "none"),
+                 "--no-plots"]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the model-loading progress bar
     assert error.startswith("deepfake-hf evaluate: error: ") and "--label-map NAME=real|fake" in error
     out = tmp_path / "mapped"
-    assert main(["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(out), "--no-plots", "--bootstrap", "0",
-                 *MAP]) == 0
+    assert main(["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(out), "--no-plots",
+                 "--bootstrap", "0", *MAP]) == 0
     entry = json.loads((out / "metrics.json").read_text())["test_sets"][ffpp_like.name]
     assert entry["frame"]["n"] == 8 and entry["frame"]["n_real"] == 4
     assert list(entry["per_method"]) == ["Deepfakes"]  # a mapped folder names its method
@@ -77,8 +78,8 @@ def test_calibrate_reads_mapped_folders(tmp_path, ffpp_like, capsys):
 
 def test_probe_reads_mapped_folders(model_dir, ffpp_like, tmp_path):
     out = tmp_path / "probe"
-    assert main(["probe", "--faces", "none", str(ffpp_like), "--backbone", str(model_dir), "--folds", "2", "--bootstrap", "0",
-                 "--no-plots", "--out", str(out), *MAP]) == 0
+    assert main(["probe", "--faces", "none", str(ffpp_like), "--backbone", str(model_dir), "--folds", "2",
+                 "--bootstrap", "0", "--no-plots", "--out", str(out), *MAP]) == 0
     entry = json.loads((out / "metrics.json").read_text())["test_sets"]
     assert next(iter(entry.values()))["frame"]["n"] == 8
 

@@ -245,8 +245,9 @@ def test_a_fifo_in_a_manifest_or_a_data_folder_is_skipped_and_counted(tmp_path, 
     for source in (root, manifest):
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
-            dataset, report = finishes(lambda source=source: load_source(source, cache_dir=False, verbose=False,
-                                                                         return_report=True), root / "fake" / "pipe.png")
+            dataset, report = finishes(
+                lambda source=source: load_source(source, cache_dir=False, verbose=False, return_report=True),
+                root / "fake" / "pipe.png")
         assert len(dataset) == 2 and report["counts"]["skipped"] == 1, source
         assert f"skipping {root / 'fake' / 'pipe.png'}: is a FIFO (named pipe), not a regular file" in caplog.text
 

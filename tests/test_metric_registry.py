@@ -127,7 +127,8 @@ def test_a_new_metric_is_one_file(extra_metric_folder, tmp_path):
         metric for entry in index for metric in entry["metrics"]]
     assert "mean_score" in data["metrics"]
     evaluation = card.text.split("## Evaluation")[1]
-    assert "| Test set | Level | n (real / fake) | AUROC | EER | AP | Accuracy | Balanced acc. | Mean score |" in evaluation
+    header = "| Test set | Level | n (real / fake) | AUROC | EER | AP | Accuracy | Balanced acc. | Mean score |"
+    assert header in evaluation
 
 
 def _predictions(out):

@@ -94,8 +94,8 @@ def test_nonlinear_probe_saved_without_pickle_and_evaluated_by_cli(encoders, dat
 
     vit, clip = encoders
     out = tmp_path / "svm"
-    code = main(["probe", "--faces", "none", str(data), "--backbone", str(vit), "--backbone", str(clip), "--classifier", "svm",
-                 "--folds", "3", "--out", str(out), "--bootstrap", "20", "--no-plots"])
+    code = main(["probe", "--faces", "none", str(data), "--backbone", str(vit), "--backbone", str(clip),
+                 "--classifier", "svm", "--folds", "3", "--out", str(out), "--bootstrap", "20", "--no-plots"])
     assert code == 0 and "CV" in capsys.readouterr().out
     assert not (out / "model").exists()  # non-linear / two backbones: no detector head
     saved = list((out / "probe").iterdir())
@@ -112,8 +112,8 @@ def test_nonlinear_probe_saved_without_pickle_and_evaluated_by_cli(encoders, dat
     assert probe_scores(load_probe(out / "probe").pipeline, stored["features"]) == pytest.approx(
         probe_scores(fitted, stored["features"]))
     # the CLI scores new data with the saved probe
-    code = main(["evaluate", "--faces", "none", str(out / "probe"), str(data), "--out", str(tmp_path / "ev"), "--bootstrap", "0",
-                 "--no-plots"])
+    code = main(["evaluate", "--faces", "none", str(out / "probe"), str(data), "--out", str(tmp_path / "ev"),
+                 "--bootstrap", "0", "--no-plots"])
     assert code == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["test_sets"][data.name]["frame"]["auroc"] > 0.9  # its own training data

@@ -29,9 +29,10 @@ SKIPPED = {
         "two processes; tests/test_distributed.py runs train under torchrun",
     "torchrun --nproc_per_node 8 $(which deepfake-hf) preprocess ffpp/ --out ffpp-crops --frames 32":
         "eight processes; tests/test_preprocess.py runs preprocess under torchrun with 2",
-    "accelerate launch --multi_gpu --num_processes 8 $(which deepfake-hf) predict my-detector videos/ --format jsonl --out "
-    "scores.jsonl": "eight processes; tests/test_scale_out.py runs predict under torchrun with 2 (accelerate "
-                    "launch --multi_gpu --num_processes 2 on CPU was checked by hand: the same 2 gloo ranks)",
+    "accelerate launch --multi_gpu --num_processes 8 $(which deepfake-hf) predict my-detector videos/ "
+    "--format jsonl --out scores.jsonl":
+        "eight processes; tests/test_scale_out.py runs predict under torchrun with 2 (accelerate "
+        "launch --multi_gpu --num_processes 2 on CPU was checked by hand: the same 2 gloo ranks)",
     "torchrun --nproc_per_node 8 $(which deepfake-hf) evaluate MODEL ffpp-crops/manifest.csv --out eval-ffpp/":
         "eight processes; tests/test_scale_out.py runs evaluate under torchrun with 2",
 }
@@ -63,7 +64,8 @@ def test_every_readme_command_is_run_or_skipped_with_a_reason():
     assert commands, "no bash blocks found"
     runnable = {c for c in commands if c not in SKIPPED}
     assert all(c.startswith(("deepfake-hf ", "python app.py ")) for c in runnable), sorted(runnable)
-    assert not set(SKIPPED) - set(commands), f"skips for commands no longer in the README: {set(SKIPPED) - set(commands)}"
+    stale = set(SKIPPED) - set(commands)
+    assert not stale, f"skips for commands no longer in the README: {stale}"
 
 
 # ------------------------------------------------------------------------------------------ the scratch folder

@@ -44,7 +44,8 @@ def test_builtin_recipe_dry_runs_offline(name):
 
 def test_clip_l14_ln_tunes_about_three_hundredths_of_a_percent():
     result = dry_run(load_recipe("clip-l14-ln"), random_init=True)
-    # ViT-L/14 vision tower: ~303M parameters; 50 LayerNorms (pre, 2 per layer x 24, post) x 2 x 1024 + head 1024 x 2 + 2
+    # ViT-L/14 vision tower: ~303M parameters; 50 LayerNorms (pre, 2 per layer x 24, post) x 2 x 1024
+    # + head 1024 x 2 + 2
     assert 300e6 < result["total_params"] < 310e6
     assert result["trainable_params"] == 50 * 2 * 1024 + 1024 * 2 + 2
     assert 0.0002 < result["trainable_fraction"] < 0.0005  # published: ~0.03%

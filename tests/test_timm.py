@@ -123,7 +123,8 @@ def test_missing_timm_is_one_line_naming_the_extra(monkeypatch, tmp_path, capsys
     with pytest.raises(MissingDependencyError, match=r"pip install 'deepfake-hf\[timm\]'") as error:
         build_model(recipe, random_init=True)
     assert isinstance(error.value, DeepfakeHFError) and "\n" not in str(error.value)
-    torch.save({"backbone.block1.rep.0.conv1.weight": torch.zeros(1), "backbone.last_linear.weight": torch.zeros(2, 2048),
+    torch.save({"backbone.block1.rep.0.conv1.weight": torch.zeros(1),
+                "backbone.last_linear.weight": torch.zeros(2, 2048),
                 "backbone.last_linear.bias": torch.zeros(2)}, tmp_path / "xception.pth")
     capsys.readouterr()
     assert main(["convert", str(tmp_path / "xception.pth"), "--out", str(tmp_path / "out")]) == 1

@@ -110,7 +110,8 @@ def test_training_arguments_guard_trainer_5_traps():
     assert args.remove_unused_columns is False  # set_transform needs the raw image column
     assert args.warmup_steps == pytest.approx(0.1)  # a float < 1 is a warmup ratio in Trainer 5.x
     assert args.activation_checkpointing_kwargs == {"use_reentrant": False}
-    assert args.metric_for_best_model.removeprefix("eval_") == "auroc" and args.greater_is_better and args.load_best_model_at_end
+    assert args.metric_for_best_model.removeprefix("eval_") == "auroc"
+    assert args.greater_is_better and args.load_best_model_at_end
 
 
 def test_augmentation_keeps_uint8_images_of_the_right_size():
