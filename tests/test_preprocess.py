@@ -65,7 +65,7 @@ def test_layout_frame_numbers_manifest_and_json(tmp_path):
                       "ffpp/Deepfakes/frames/002_003"}
     assert summary["crops"] == len(rows) - 1 == 4 + 1 + 4 + 4
     numbers = {}
-    for path, label, group, method, frame in rows[1:]:
+    for path, label, group, _, frame in rows[1:]:
         crop = out / path
         assert crop.parent == out / group and crop.name == f"{int(frame):03d}.png"
         assert Image.open(crop).size == (64, 64)
