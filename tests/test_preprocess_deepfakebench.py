@@ -184,7 +184,11 @@ def test_landmarks_model_sets_the_points_written_and_is_checked(tmp_path):
     # DeepfakeBench places its key points with the same predictor: they need the 68-point layout
     with pytest.raises(DeepfakeHFError, match="--landmarks-model: .* places 5 points"):
         preprocess([source], tmp_path / "c", faces="deepfakebench", landmarks_model=five, progress=False)
-    assert not any((tmp_path / name).exists() for name in "abc")
+    with pytest.raises(PreprocessError, match="--landmarks-model: not used with --no-landmarks"):
+        preprocess([source], tmp_path / "d", faces="dlib", landmarks=False, landmarks_model=five, progress=False)
+    assert not any((tmp_path / name).exists() for name in "abcd")
+    summary = preprocess([source], tmp_path / "none", faces="dlib", num_frames=3, landmarks=False, progress=False)
+    assert summary["landmarks"] is None and summary["crops"] == 3 and not list((tmp_path / "none").rglob("*.npy"))
 
 
 @needs_dlib

@@ -45,6 +45,9 @@ class PreprocessCommand(Command):
                             help="dlib shape predictor for the crops' landmarks, e.g. DeepfakeBench's "
                                  "shape_predictor_81_face_landmarks.dat (default: dlib's 68-point model); with "
                                  "--faces deepfakebench it also places the alignment key points, as DeepfakeBench does")
+        parser.add_argument("--no-landmarks", dest="landmarks", action="store_false",
+                            help="write no landmarks (finding them in each crop costs about as much as a frame's "
+                                 "face detection with --faces dlib)")
         parser.add_argument("--resume", action="store_true", help="skip the videos an interrupted run finished")
         add_overwrite_option(parser, "what an earlier preprocess wrote in --out")
         add_json_option(parser, "the summary")
@@ -57,7 +60,7 @@ class PreprocessCommand(Command):
             summary = preprocess(args.data, args.out, faces=args.faces, num_frames=args.frames or 32, crop=args.crop,
                                  size=args.size, dataset=args.dataset, split=args.split,
                                  label_map=label_map_of(args), overwrite=args.overwrite, resume=args.resume,
-                                 landmarks_model=args.landmarks_model)
+                                 landmarks=args.landmarks, landmarks_model=args.landmarks_model)
         except KeyboardInterrupt:
             if main_process():
                 print(f"deepfake-hf preprocess: interrupted; the crops made so far are kept in {args.out}; run the "

@@ -199,11 +199,13 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
                faces: str | Any = "dlib", num_frames: int = DEFAULT_NUM_FRAMES, crop: str = DEFAULT_CROP,
                size: int = FACE_SIZE, scale: float = FACE_SCALE, dataset: str | None = None, split: str = "test",
                label_map: dict | None = None, overwrite: bool = False, resume: bool = False,
-               progress: bool | None = None, landmarks_model: str | os.PathLike[str] | None = None) -> dict:
+               progress: bool | None = None, landmarks: bool = True,
+               landmarks_model: str | os.PathLike[str] | None = None) -> dict:
     """Crop the faces of `sources` into `out_dir` (see the module docstring); returns the summary dict.
 
     `faces` is a face mode name or a detector object; `landmarks_model` a dlib shape predictor file for the
-    crops' landmarks (DeepfakeBench's 81-point one; default dlib's 68-point one). Runs as one rank of a
+    crops' landmarks (DeepfakeBench's 81-point one; default dlib's 68-point one); `landmarks=False` writes
+    none (finding them costs about as much as a frame's detection in the "dlib" mode). Runs as one rank of a
     torchrun / accelerate launch when started by one; every rank returns the summary.
     """
     from tqdm.auto import tqdm
@@ -220,7 +222,9 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     if not finds_faces(detector):
         raise PreprocessError("faces: preprocess crops faces; install the faces extra (pip install -e \".[faces]\") "
                               "or choose --faces dlib")
-    landmarks = _crop_landmarks(landmarks_model)
+    if not landmarks and landmarks_model is not None:
+        raise PreprocessError("--landmarks-model: not used with --no-landmarks; give one of them")
+    crop_landmarks = _crop_landmarks(landmarks_model) if landmarks else None
     ranks = current_ranks()
     out = Path(out_dir)
     owner = None
@@ -242,12 +246,13 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
                 if "problem" in item and "kind" not in item:
                     record = {"source": item["source"], "problem": item["problem"], "frames": []}
                 else:
-                    record = _crop_video(item, out, dataset, detector, landmarks, num_frames, crop, size, scale)
+                    record = _crop_video(item, out, dataset, detector, crop_landmarks, num_frames, crop, size,
+                                         scale)
                 part.write(index, record)
                 bar.update(1)
             bar.close()
         barrier(ranks)
-        summary = _merge(out, dataset, split, ranks, landmarks) if ranks.is_main else None
+        summary = _merge(out, dataset, split, ranks, crop_landmarks) if ranks.is_main else None
         barrier(ranks)
     finally:
         if owner is not None:
