@@ -225,3 +225,37 @@ def test_frame_names_are_the_frames_deepfakebench_takes_from_real_videos(tmp_pat
     names = sorted((tmp_path / "out" / "ff" / "real" / "frames" / "004").glob("*.png"))
     assert [int(path.stem) for path in names] == frames and names[1].name == f"{frames[1]:03d}.png"
 
+
+
+RUN_DLIB_PREPROCESS = """
+import sys
+from deepfake_hf.data.preprocess import preprocess
+preprocess([sys.argv[1]], sys.argv[2], faces="dlib", num_frames=3, dataset="gen", progress=False)
+"""
+
+
+@needs_dlib
+@pytest.mark.slow
+def test_two_processes_under_torchrun_write_the_same_crops_and_landmarks(tmp_path):
+    import subprocess
+    import sys
+
+    from tests.conftest import PROJECT_ROOT
+
+    source = face_source(tmp_path / "gen")
+    for extra in range(2):
+        write_face_video(source / "real" / f"{extra + 10:03d}.mp4", frames=6, step=(3 * extra, 2))
+    script = tmp_path / "run.py"
+    script.write_text(RUN_DLIB_PREPROCESS)
+    env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    for name, launcher in (("one", []), ("two", ["-m", "torch.distributed.run", "--nproc_per_node", "2"])):
+        run = subprocess.run([sys.executable, *launcher, str(script), str(source), str(tmp_path / name)], env=env,
+                             capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-3000:]
+
+    def written(folder):
+        return {path.relative_to(folder).as_posix(): path.read_bytes() for path in folder.rglob("*")
+                if path.is_file() and path.suffix in (".png", ".npy", ".json", ".csv")}
+
+    one, two = written(tmp_path / "one"), written(tmp_path / "two")
+    assert one == two and sum(name.endswith(".npy") for name in one) >= 12
