@@ -62,7 +62,9 @@ def face_source(root):
 def deepfakebench_loader(json_path, dataset, split, frame_num, label_dict):
     """[(video, label, frame path, landmarks)] as DeepfakeBench's loader reads a dataset JSON (frame mode).
 
-    Relative frame paths are taken from the JSON's folder (DeepfakeBench opens them from where it runs)."""
+    A path that starts with "." is opened as it is, from the current folder, as DeepfakeBench opens it; other
+    relative paths from the JSON's folder, as the package reads them (DeepfakeBench would put its rgb_dir and a
+    Windows separator before them)."""
     base = Path(json_path).parent
     data = json.loads(Path(json_path).read_text())
     entries = []
@@ -75,7 +77,8 @@ def deepfakebench_loader(json_path, dataset, split, frame_num, label_dict):
                 step = total // frame_num
                 frames = [frames[i] for i in range(0, total, step)][:frame_num]
             for frame in frames:
-                landmark_file = base / frame.replace("frames", "landmarks").replace(".png", ".npy")
+                landmark_file = Path(frame.replace("frames", "landmarks").replace(".png", ".npy"))
+                landmark_file = landmark_file if frame.startswith(".") else base / landmark_file
                 landmarks = np.load(landmark_file) if landmark_file.exists() else np.zeros((81, 2))
                 entries.append((info["label"] + "_" + video, label_dict[info["label"]], frame, landmarks))
     return entries
@@ -189,6 +192,25 @@ def test_landmarks_model_sets_the_points_written_and_is_checked(tmp_path):
     assert not any((tmp_path / name).exists() for name in "abcd")
     summary = preprocess([source], tmp_path / "none", faces="dlib", num_frames=3, landmarks=False, progress=False)
     assert summary["landmarks"] is None and summary["crops"] == 3 and not list((tmp_path / "none").rglob("*.npy"))
+
+
+@needs_dlib
+def test_json_prefix_gives_the_paths_deepfakebench_opens_from_where_it_runs(tmp_path, monkeypatch):
+    source = tmp_path / "gen"
+    write_face_video(source / "fake" / "FaceSwap" / "000_003.mp4", frames=6)
+    bench = tmp_path / "DeepfakeBench"
+    out = bench / "datasets" / "crops"
+    summary = preprocess([source], out, faces="dlib", num_frames=3, dataset="gen", json_prefix="./datasets/crops/",
+                         progress=False)
+    monkeypatch.chdir(bench)
+    read = deepfakebench_loader(out / "gen.json", "gen", "test", 32, {"gen_FaceSwap": 1})
+    assert len(read) == summary["crops"] == 3
+    for _, label, frame, landmarks in read:
+        assert frame.startswith("./datasets/crops/gen/FaceSwap/frames/000_003/") and Path(frame).is_file()
+        assert label == 1 and landmarks.shape == (68, 2)
+        assert np.array_equal(landmarks, np.load(out / landmark_path(frame[len("./datasets/crops/"):])))
+    with pytest.raises(PreprocessError, match="--json-prefix: .* contains 'frames'"):
+        preprocess([source], tmp_path / "x", faces="dlib", json_prefix="./frames-cache/", progress=False)
 
 
 @needs_dlib

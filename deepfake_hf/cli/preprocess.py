@@ -48,6 +48,10 @@ class PreprocessCommand(Command):
         parser.add_argument("--no-landmarks", dest="landmarks", action="store_false",
                             help="write no landmarks (finding them in each crop costs about as much as a frame's "
                                  "face detection with --faces dlib)")
+        parser.add_argument("--json-prefix", default="", metavar="PREFIX",
+                            help="text before each frame path in the DeepfakeBench JSON (default none: paths "
+                                 "relative to --out, as evaluate and train read them); DeepfakeBench opens paths "
+                                 "that start with '.' from where it runs, e.g. ./datasets/crops/")
         parser.add_argument("--resume", action="store_true", help="skip the videos an interrupted run finished")
         add_overwrite_option(parser, "what an earlier preprocess wrote in --out")
         add_json_option(parser, "the summary")
@@ -60,7 +64,8 @@ class PreprocessCommand(Command):
             summary = preprocess(args.data, args.out, faces=args.faces, num_frames=args.frames or 32, crop=args.crop,
                                  size=args.size, dataset=args.dataset, split=args.split,
                                  label_map=label_map_of(args), overwrite=args.overwrite, resume=args.resume,
-                                 landmarks=args.landmarks, landmarks_model=args.landmarks_model)
+                                 landmarks=args.landmarks, landmarks_model=args.landmarks_model,
+                                 json_prefix=args.json_prefix)
         except KeyboardInterrupt:
             if main_process():
                 print(f"deepfake-hf preprocess: interrupted; the crops made so far are kept in {args.out}; run the "

@@ -200,18 +200,25 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
                size: int = FACE_SIZE, scale: float = FACE_SCALE, dataset: str | None = None, split: str = "test",
                label_map: dict | None = None, overwrite: bool = False, resume: bool = False,
                progress: bool | None = None, landmarks: bool = True,
-               landmarks_model: str | os.PathLike[str] | None = None) -> dict:
+               landmarks_model: str | os.PathLike[str] | None = None, json_prefix: str = "") -> dict:
     """Crop the faces of `sources` into `out_dir` (see the module docstring); returns the summary dict.
 
     `faces` is a face mode name or a detector object; `landmarks_model` a dlib shape predictor file for the
     crops' landmarks (DeepfakeBench's 81-point one; default dlib's 68-point one); `landmarks=False` writes
-    none (finding them costs about as much as a frame's detection in the "dlib" mode). Runs as one rank of a
+    none (finding them costs about as much as a frame's detection in the "dlib" mode). `json_prefix` goes
+    before every frame path in the DeepfakeBench JSON (default: paths relative to `out_dir`, as the package
+    reads them; DeepfakeBench opens the paths that start with "." from the folder it runs in, e.g.
+    "./datasets/crops/"). Runs as one rank of a
     torchrun / accelerate launch when started by one; every rank returns the summary.
     """
     from tqdm.auto import tqdm
 
     from deepfake_hf.faces import finds_faces
 
+    if "frames" in json_prefix or ".png" in json_prefix:
+        # DeepfakeBench finds a crop's landmarks by rewriting these in the whole path: it would look elsewhere
+        raise PreprocessError(f"--json-prefix: {json_prefix!r} contains 'frames' or '.png', which DeepfakeBench's "
+                              "loader rewrites to find the landmarks; choose a folder named otherwise")
     if crop not in FACE_CROPS:
         raise PreprocessError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}")
     sources = [sources] if isinstance(sources, (str, os.PathLike)) else list(sources)
@@ -252,7 +259,7 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
                 bar.update(1)
             bar.close()
         barrier(ranks)
-        summary = _merge(out, dataset, split, ranks, crop_landmarks) if ranks.is_main else None
+        summary = _merge(out, dataset, split, ranks, crop_landmarks, json_prefix) if ranks.is_main else None
         barrier(ranks)
     finally:
         if owner is not None:
@@ -262,7 +269,7 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     return summary
 
 
-def _merge(out, dataset, split, ranks, landmarks):
+def _merge(out, dataset, split, ranks, landmarks, json_prefix=""):
     """Rank 0: the part files, in input order, become manifest.csv, DATASET.json and summary.json."""
     summary = {"videos": 0, "crops": 0, "frames_without_face": 0, "frames_without_landmarks": 0, "skipped": 0,
                "skipped_files": [],
@@ -291,7 +298,7 @@ def _merge(out, dataset, split, ranks, landmarks):
                 summary["crops"] += 1
             label_name = f"{dataset}_real" if record["label"] == 0 else f"{dataset}_{record['method']}"
             tree.setdefault(label_name, {}).setdefault(split, {})[Path(record["video"]).name] = {
-                "label": label_name, "frames": [frame["crop"] for frame in record["frames"]]}
+                "label": label_name, "frames": [json_prefix + frame["crop"] for frame in record["frames"]]}
     (out / f"{dataset}.json").write_text(json.dumps({dataset: tree}, indent=1))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     remove_parts(out / MANIFEST, ranks.world_size)
