@@ -112,7 +112,7 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
 
 class CropLandmarks:
     """All landmark points of a face crop, found again in the crop as DeepfakeBench's preprocessing does
-    before it saves them beside the crop (its loader and landmark-based methods read that `.npy`).
+    before it saves them with the crop (its loader and landmark-based methods read that `.npy`).
 
     DeepfakeBench (preprocessing/preprocess.py) turns the aligned crop to BGR, runs dlib's HOG detector on it
     with one 2x upsampling, takes the first box dlib reports, runs the shape predictor in it and saves every
