@@ -12,9 +12,9 @@ import pytest
 from PIL import Image
 
 from deepfake_hf.data.preprocess import PreprocessError, preprocess
-from deepfake_hf.faces import Face
+from deepfake_hf.faces import Face, dlib_available
 from tests.conftest import PROJECT_ROOT, write_image
-from tests.media_samples import write_video
+from tests.media_samples import level_index, write_video
 
 
 class CentreFace:
@@ -48,8 +48,9 @@ def read_manifest(out):
         return list(csv.reader(handle))
 
 
-def test_layout_manifest_json_and_landmarks(tmp_path):
+def test_layout_frame_numbers_manifest_and_json(tmp_path):
     from deepfake_hf.data.datasets import load_source
+    from deepfake_hf.media import sample_frame_indices
 
     source = make_source(tmp_path / "ffpp")
     out = tmp_path / "crops"
@@ -60,32 +61,35 @@ def test_layout_manifest_json_and_landmarks(tmp_path):
     rows = read_manifest(out)
     assert rows[0] == ["path", "label", "group", "method", "frame"]
     videos = {row[2] for row in rows[1:]}
-    assert videos == {"ffpp/real/000", "ffpp/real/still", "ffpp/Deepfakes/000_001", "ffpp/Deepfakes/002_003"}
+    assert videos == {"ffpp/real/frames/000", "ffpp/real/frames/still", "ffpp/Deepfakes/frames/000_001",
+                      "ffpp/Deepfakes/frames/002_003"}
     assert summary["crops"] == len(rows) - 1 == 4 + 1 + 4 + 4
-    for path, label, group, method, frame in rows[1:]:
+    numbers = {}
+    for path, label, group, _, frame in rows[1:]:
         crop = out / path
         assert crop.parent == out / group and crop.name == f"{int(frame):03d}.png"
         assert Image.open(crop).size == (64, 64)
-        points = np.load(crop.with_suffix(".npy"))
-        assert points.shape == (5, 2) and ((points > 0) & (points < 64)).all()
         assert label == ("real" if group.startswith("ffpp/real") else "fake")
-    # the key points are the detector's, carried into crop pixels by the same alignment as the crop, and
-    # they sit near the ArcFace template there (a similarity fit of the stub's face shape onto it)
-    from deepfake_hf.faces import aligned_template, alignment_matrix
-
-    first_frame = next(iter(__import__("deepfake_hf.media", fromlist=["x"]).read_video_frames(
-        source / "real" / "000.mp4", num_frames=4)))
-    (face,) = CentreFace().detect(first_frame)
-    matrix = alignment_matrix(face.landmarks, 64, 1.3)
-    expected = face.landmarks @ matrix[:, :2].T + matrix[:, 2]
-    points = np.load(out / "ffpp" / "real" / "000" / "000.npy")
-    assert np.abs(points - expected).max() < 1e-3
-    assert np.abs(points - aligned_template(64, 1.3)).max() < 1.5
+        numbers.setdefault(group, []).append(int(frame))
+    # a video's crops are named by frame number in the video (DeepfakeBench's `019.png`), not by sample position:
+    # the frames of the generated clips are flat grey at a level that encodes their index
+    assert numbers["ffpp/real/frames/000"] == sample_frame_indices(12, 4) == [0, 4, 7, 11]
+    for number in numbers["ffpp/real/frames/000"]:
+        centre = Image.open(out / "ffpp" / "real" / "frames" / "000" / f"{number:03d}.png").crop((28, 28, 36, 36))
+        assert level_index(centre) == number
+    assert numbers["ffpp/Deepfakes/frames/002_003"] == sample_frame_indices(5, 4) and numbers[
+        "ffpp/real/frames/still"] == [0]
+    # the stub's flat crops hold no face dlib could find again: no landmarks, and the summary says so
+    assert not list(out.rglob("*.npy"))
+    if dlib_available():
+        assert summary["landmarks"] == {"predictor": "shape_predictor_68_face_landmarks.dat", "points": 68}
+        assert summary["frames_without_landmarks"] == summary["crops"]
 
     dataset = load_source(str(out / "manifest.csv"))
     assert len(dataset) == summary["crops"] and set(dataset["label"]) == {0, 1}
     bench = load_source(str(out / "ffpp.json") + "#test", num_frames=0)
     assert len(bench) == summary["crops"]
+    assert sorted(zip(bench["path"], bench["frame"])) == sorted((str(out / row[0]), int(row[4])) for row in rows[1:])
 
 
 def test_refuses_what_it_cannot_do(tmp_path):

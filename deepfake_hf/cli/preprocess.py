@@ -23,11 +23,12 @@ class PreprocessCommand(Command):
     name = "preprocess"
     order = 50
     help = "videos and images -> aligned face crops in DeepfakeBench's layout, with a manifest"
-    description = ("Crops the most prominent face of N frames per video into OUT/<dataset>/<method>/<video>/"
-                   "<frame>.png (key points beside them as .npy) and writes OUT/manifest.csv (train/evaluate read "
-                   "it), OUT/<dataset>.json (DeepfakeBench format) and OUT/summary.json. Inputs are data sources as "
-                   "evaluate reads them. Runs data-parallel under torchrun / accelerate launch; --resume continues a "
-                   "killed run.")
+    description = ("Crops the most prominent face of N frames per video into OUT/<dataset>/<method>/frames/<video>/"
+                   "<frame number>.png, with the crop's landmarks in .../landmarks/<video>/<frame number>.npy as "
+                   "DeepfakeBench writes them, and writes OUT/manifest.csv (train/evaluate read it), "
+                   "OUT/<dataset>.json (DeepfakeBench's dataset JSON) and OUT/summary.json. Inputs are data sources "
+                   "as evaluate reads them. Runs data-parallel under torchrun / accelerate launch; --resume "
+                   "continues a killed run.")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("data", nargs="+",
@@ -40,6 +41,17 @@ class PreprocessCommand(Command):
         parser.add_argument("--dataset", help="dataset name in the layout and JSON (default: the first input's name)")
         parser.add_argument("--split", default="test",
                             help="the DeepfakeBench JSON split the videos go under (default test)")
+        parser.add_argument("--landmarks-model", metavar="PATH",
+                            help="dlib shape predictor for the crops' landmarks, e.g. DeepfakeBench's "
+                                 "shape_predictor_81_face_landmarks.dat (default: dlib's 68-point model); with "
+                                 "--faces deepfakebench it also places the alignment key points, as DeepfakeBench does")
+        parser.add_argument("--no-landmarks", dest="landmarks", action="store_false",
+                            help="write no landmarks (finding them in each crop costs about as much as a frame's "
+                                 "face detection with --faces dlib)")
+        parser.add_argument("--json-prefix", default="", metavar="PREFIX",
+                            help="text before each frame path in the DeepfakeBench JSON (default none: paths "
+                                 "relative to --out, as evaluate and train read them); DeepfakeBench opens paths "
+                                 "that start with '.' from where it runs, e.g. ./datasets/crops/")
         parser.add_argument("--resume", action="store_true", help="skip the videos an interrupted run finished")
         add_overwrite_option(parser, "what an earlier preprocess wrote in --out")
         add_json_option(parser, "the summary")
@@ -51,7 +63,9 @@ class PreprocessCommand(Command):
         try:
             summary = preprocess(args.data, args.out, faces=args.faces, num_frames=args.frames or 32, crop=args.crop,
                                  size=args.size, dataset=args.dataset, split=args.split,
-                                 label_map=label_map_of(args), overwrite=args.overwrite, resume=args.resume)
+                                 label_map=label_map_of(args), overwrite=args.overwrite, resume=args.resume,
+                                 landmarks=args.landmarks, landmarks_model=args.landmarks_model,
+                                 json_prefix=args.json_prefix)
         except KeyboardInterrupt:
             if main_process():
                 print(f"deepfake-hf preprocess: interrupted; the crops made so far are kept in {args.out}; run the "

@@ -9,6 +9,7 @@ tracking), for models trained on DeepfakeBench's crops, which record it as their
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 import time
 from collections.abc import Iterable, Iterator
@@ -18,8 +19,8 @@ import numpy as np
 
 from deepfake_hf.defaults import FACE_SCALE, FACE_SIZE
 from deepfake_hf.faces.align import align_face
-from deepfake_hf.faces.base import Face, FaceDependencyError, register
-from deepfake_hf.faces.dlib import DlibFaceDetector, five_points_from_68
+from deepfake_hf.faces.base import Face, FaceDependencyError, FaceError, register
+from deepfake_hf.faces.dlib import DlibFaceDetector, _dlib_model_path, _thread_models, five_points_from_68
 from deepfake_hf.media import DEEPFAKEBENCH_FRAMES
 
 
@@ -34,7 +35,8 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
     (DeepfakeBench drops the frame otherwise). No downscaling, no tracking, no score filtering: exact
     rather than fast (0.64 s a 720p frame against 16 ms for `"dlib"`, 1.4-1.8 s a 1080p frame, measured
     side by side on 2 busy CPU cores). DeepfakeBench uses dlib's 81-point
-    predictor, whose first 68 points follow the 68-point layout; the 68-point model stands in for it.
+    predictor, whose first 68 points follow the 68-point layout; the 68-point model stands in for it
+    unless `landmarks_model` names that predictor's file (`CropLandmarks` checks it).
     """
 
     name = "deepfakebench"
@@ -49,12 +51,19 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
     def build(cls, size: int, scale: float) -> DeepfakeBenchFaceDetector:
         return cls(size=size, scale=scale)
 
-    def __init__(self, size: int = FACE_SIZE, scale: float = FACE_SCALE) -> None:
+    def __init__(self, size: int = FACE_SIZE, scale: float = FACE_SCALE,
+                 landmarks_model: str | os.PathLike[str] | None = None) -> None:
         try:
             super().__init__(detect_size=None, min_score=float("-inf"), keypoints="deepfakebench", keyframe_interval=1)
         except FaceDependencyError as error:  # the usual cause: a converted model asks for this mode by default
             raise FaceDependencyError(f"face mode 'deepfakebench': {error} (or --faces none for inputs that are "
                                       "already aligned face crops)") from None
+        if landmarks_model is not None:  # DeepfakeBench's own 81-point predictor: its key points, exactly
+            predictor = CropLandmarks(landmarks_model)
+            if predictor.points < 68:
+                raise FaceError(f"--landmarks-model: {predictor.predictor_path} places {predictor.points} points; "
+                                "the key points need the 68-point layout (68 or 81 points)")
+            self._predictor_path = predictor.predictor_path
         self.size, self.scale = size, scale
         # {stage: [wall seconds, CPU seconds of the calling thread, calls]}: what `deepfake-hf bench video`
         # reports per stage (frame to array, detection, landmarks, warp, re-detection in the crop)
@@ -99,3 +108,44 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
 
     def detect_video(self, frames: Iterable[Any]) -> Iterator[list[Face]]:
         return (self.detect(frame) for frame in frames)
+
+
+class CropLandmarks:
+    """All landmark points of a face crop, found again in the crop as DeepfakeBench's preprocessing does
+    before it saves them with the crop (its loader and landmark-based methods read that `.npy`).
+
+    DeepfakeBench (preprocessing/preprocess.py) turns the aligned crop to BGR, runs dlib's HOG detector on it
+    with one 2x upsampling, takes the first box dlib reports, runs the shape predictor in it and saves every
+    point as integers (imutils' `shape_to_np`): an (81, 2) array with its 81-point predictor, (68, 2) with
+    dlib's public 68-point one (the default here; `predictor` names another file, such as the 81-point one).
+    Calling it gives that array for an RGB crop (PIL image or array), or None when no face is found again.
+    """
+
+    def __init__(self, predictor: str | os.PathLike[str] | None = None) -> None:
+        try:
+            import dlib
+        except ImportError:
+            raise FaceDependencyError("crop landmarks need the faces extra: pip install 'deepfake-hf[faces]'") from None
+        self._dlib = dlib
+        self.predictor_path = str(predictor) if predictor is not None else _dlib_model_path(
+            "shape_predictor_68_face_landmarks.dat")
+        try:
+            _, shape_predictor = self._models()
+        except RuntimeError as error:  # dlib's own text: "Unable to open ...", "Error deserializing ..."
+            raise FaceError(f"--landmarks-model: {self.predictor_path} is not a dlib shape predictor "
+                            f"({str(error).strip().splitlines()[0]})") from None
+        # a predictor says how many points it places only through a shape it made
+        self.points = shape_predictor(np.zeros((8, 8), dtype=np.uint8), dlib.rectangle(0, 0, 7, 7)).num_parts
+
+    def _models(self) -> tuple[Any, Any]:
+        return _thread_models(self._dlib, self.predictor_path)
+
+    def __call__(self, crop: Any) -> np.ndarray | None:
+        rgb = np.asarray(crop if getattr(crop, "mode", "RGB") == "RGB" else crop.convert("RGB"))
+        bgr = np.ascontiguousarray(rgb[..., ::-1])
+        detector, predictor = self._models()
+        rects = detector(bgr, 1)
+        if not len(rects):
+            return None
+        shape = predictor(bgr, rects[0])
+        return np.array([(shape.part(i).x, shape.part(i).y) for i in range(shape.num_parts)], dtype=np.int64)
