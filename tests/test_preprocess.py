@@ -146,6 +146,20 @@ print(json.dumps({**summary, "torch_imported": "torch" in sys.modules}))
 
 
 @pytest.mark.slow
+def json_objects(text):
+    """Every JSON object printed in `text`: two ranks printing at once may put both on one line."""
+    decoder, found, start = json.JSONDecoder(), [], text.find("{")
+    while start != -1:
+        value, end = decoder.raw_decode(text, start)
+        found.append(value)
+        start = text.find("{", end)
+    return found
+
+
+def test_json_objects_reads_objects_printed_on_one_line():
+    assert json_objects('log\n{"a": 1}{"b": {"c": 2}}\n\n{"d": 3}\n') == [{"a": 1}, {"b": {"c": 2}}, {"d": 3}]
+
+
 def test_two_processes_under_torchrun_give_the_single_process_output(tmp_path):
     source = make_source(tmp_path / "src")
     for extra in range(3):  # more videos than ranks, an odd count
@@ -171,6 +185,6 @@ def test_two_processes_under_torchrun_give_the_single_process_output(tmp_path):
     assert json.loads((tmp_path / "two" / "summary.json").read_text()) == json.loads(
         (tmp_path / "one" / "summary.json").read_text())
     # the ranks meet without torch (its import cost each rank ~1.8 s of CPU); both print the summary
-    printed = [json.loads(line) for line in double.stdout.splitlines() if line.startswith("{")]
+    printed = json_objects(double.stdout)
     assert len(printed) == 2 and not any(summary["torch_imported"] for summary in printed)
     assert not list((tmp_path / "two").glob("*.part-*"))
