@@ -145,7 +145,6 @@ print(json.dumps({**summary, "torch_imported": "torch" in sys.modules}))
 """
 
 
-@pytest.mark.slow
 def json_objects(text):
     """Every JSON object printed in `text`: two ranks printing at once may put both on one line."""
     decoder, found, start = json.JSONDecoder(), [], text.find("{")
@@ -160,6 +159,7 @@ def test_json_objects_reads_objects_printed_on_one_line():
     assert json_objects('log\n{"a": 1}{"b": {"c": 2}}\n\n{"d": 3}\n') == [{"a": 1}, {"b": {"c": 2}}, {"d": 3}]
 
 
+@pytest.mark.slow
 def test_two_processes_under_torchrun_give_the_single_process_output(tmp_path):
     source = make_source(tmp_path / "src")
     for extra in range(3):  # more videos than ranks, an odd count
