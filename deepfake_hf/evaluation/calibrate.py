@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
+from deepfake_hf.configuration_deepfake import FACE_PREPROCESSINGS, DeepfakeDetectorConfig
 from deepfake_hf.errors import one_line
 from deepfake_hf.evaluation.curves import equal_error_rate
 from deepfake_hf.evaluation.errors import EvaluationError
@@ -23,10 +23,25 @@ CALIBRATION_METHODS = ("eer", "fpr")
 RECORDED_METRICS = ("log_loss", "ece", "accuracy", "balanced_accuracy")
 
 
+def scored_input(scorer: Any, config: Any) -> dict[str, Any]:
+    """The input the calibration was fitted on, for a model that records none (`face_preprocessing` None): the
+    scorer's face mode and crop, so every door scores new files the way the threshold was chosen."""
+    from deepfake_hf.faces import finds_faces
+
+    mode = getattr(scorer.face_detector, "name", None)
+    if getattr(config, "face_preprocessing", None) is not None or mode not in FACE_PREPROCESSINGS:
+        return {}
+    record: dict[str, Any] = {"face_preprocessing": mode}
+    if finds_faces(scorer.face_detector):
+        record.update(face_crop=scorer.crop, face_size=scorer.face_size, face_scale=scorer.face_scale,
+                      face_margin=scorer.margin)
+    return record
+
+
 def calibrate_model(model_path: str | os.PathLike, val_sources: dict[str, str | os.PathLike], method: str = "eer",
                     target_fpr: float | None = None, faces: Any = None, num_frames: int | None = None,
                     batch_size: int = 32, device: Any = None, cache_dir: str | os.PathLike | None = None,
-                    label_map: dict[str, str] | None = None, crop: str = "align",
+                    label_map: dict[str, str] | None = None, crop: str | None = None,
                     trust_remote_code: bool = False) -> dict[str, Any]:
     """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
 
@@ -70,7 +85,8 @@ def calibrate_model(model_path: str | os.PathLike, val_sources: dict[str, str | 
     try:
         config = DeepfakeDetectorConfig.from_pretrained(model_path)
         calibrated = DeepfakeDetectorConfig.from_dict(
-            {**config.to_dict(), "calibration_temperature": temperature, "threshold": threshold})
+            {**config.to_dict(), **scored_input(scorer, config),
+             "calibration_temperature": temperature, "threshold": threshold})
     except (OSError, ValueError, TypeError) as error:
         raise EvaluationError(f"{model_path}: calibration not stored ({one_line(error, 300)})") from None
     record = {
