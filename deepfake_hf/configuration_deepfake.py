@@ -46,11 +46,12 @@ FACE_CROPS = ("align", "margin")
 INPUT_KEYS = ("face_preprocessing", "face_crop", "face_size", "face_scale", "face_margin", "num_frames")
 # The face-aware pipeline written beside the model for a model that finds faces (pipeline_deepfake.py).
 PIPELINE_FILE = "pipeline_deepfake.py"
+# Both load the image class: the pipeline scores a video's face crops one by one, as `predict` does.
 CUSTOM_PIPELINES = {
-    task: {"impl": f"pipeline_deepfake.{name}", "pt": [auto_class], "type": kind}
-    for task, name, auto_class, kind in (
-        ("image-classification", "DeepfakeImageClassificationPipeline", "AutoModelForImageClassification", "image"),
-        ("video-classification", "DeepfakeVideoClassificationPipeline", "AutoModelForVideoClassification", "video"),
+    task: {"impl": f"pipeline_deepfake.{name}", "pt": ["AutoModelForImageClassification"], "type": kind}
+    for task, name, kind in (
+        ("image-classification", "DeepfakeImageClassificationPipeline", "image"),
+        ("video-classification", "DeepfakeVideoClassificationPipeline", "video"),
     )
 }
 # The inference defaults, defined here once: the rest of the package imports them (this file imports nothing
