@@ -64,7 +64,7 @@ class DeepfakeImageClassificationPipeline(Pipeline):
         return self._scorers[key]
 
     def _sanitize_parameters(self, face_mode: str | None = None, num_frames: int | None = None, **kwargs: Any):
-        options = {}
+        options: dict[str, Any] = {}
         if face_mode is not None:
             options["face_mode"] = face_mode
         if num_frames is not None:

@@ -92,7 +92,7 @@ def evaluate_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores
     """evaluate's predictions.csv: a file's rows are the frames of its most suspicious person, whose mean is the
     file's score (the models here aggregate by the mean); face_found is counted, not said per file."""
     data = scratch / "data"
-    for number, (name, path) in enumerate(inputs.items()):
+    for number, path in enumerate(inputs.values()):
         target = data / ("fake" if number % 2 else "real") / path.name
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(path.read_bytes())
@@ -175,17 +175,31 @@ def test_the_doors_are_listed_once():
     assert len(names) == len(set(names)) and names[0] == "Detector"
 
 
+def run_without_terminal(code: str, *args: object) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter whose stdin is not a terminal (where transformers' "[y/N]" prompt would fail)."""
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"})
+
+
+STOCK_PIPELINE = ("import json, sys, deepfake_hf; deepfake_hf.register(); from transformers import pipeline; "
+                  "rows = pipeline('image-classification', model=sys.argv[1])(sys.argv[2]); "
+                  "print(json.dumps({r['label']: r['score'] for r in rows}))")
+
+
+def test_a_face_model_without_trust_remote_code_is_refused_not_scored_whole(model, inputs):
+    """What the README says: a model that finds faces needs trust_remote_code=True for `pipeline`; without it,
+    even after register(), transformers refuses (no prompt, no whole-picture score)."""
+    result = run_without_terminal(STOCK_PIPELINE, model, inputs["one face"])
+    assert result.returncode != 0 and "trust_remote_code=True" in result.stderr
+
+
 def test_a_whole_image_model_keeps_the_stock_pipeline_without_remote_code(tmp_path, inputs):
     """A model recording "none" needs no pipeline file: after register(), the stock pipeline loads without
     trust_remote_code and without a prompt (stdin is not a terminal here) and scores the image as given."""
     tiny_detector("vit", face_preprocessing="none").save_pretrained(tmp_path / "model")
     assert not (tmp_path / "model" / "pipeline_deepfake.py").exists()
-    code = ("import json, sys, deepfake_hf; deepfake_hf.register(); from transformers import pipeline; "
-            "rows = pipeline('image-classification', model=sys.argv[1])(sys.argv[2]); "
-            "print(json.dumps({r['label']: r['score'] for r in rows}))")
-    result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model"), str(inputs["one face"])],
-                            capture_output=True, text=True, stdin=subprocess.DEVNULL, timeout=300,
-                            env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"})
+    result = run_without_terminal(STOCK_PIPELINE, tmp_path / "model", inputs["one face"])
     assert result.returncode == 0, result.stderr[-2000:]
     fake = json.loads(result.stdout.strip().splitlines()[-1])["fake"]
     from deepfake_hf import Detector

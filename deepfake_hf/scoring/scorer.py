@@ -11,9 +11,12 @@ through a `Scorer`, so the same file gets the same number everywhere:
    tracked across frames (`faces.track_faces`) and each is cropped (`crop`: "align" = DeepfakeBench
    5-point alignment, "margin" = box plus margin); frames without a face are left out when other
    frames have one; when no frame has a face, whole frames are scored and the plan's `note` says so.
-   Without a detector (`faces="none"`) whole frames are scored. A model whose config records the face
-   preprocessing it was trained on (`face_preprocessing`, e.g. "deepfakebench" for converted DeepfakeBench
-   and GenD models) gets it when `faces` is None or "auto" (`resolve_faces`).
+   Without a detector (`faces="none"`) whole frames are scored. A model's config records the input it
+   was trained on (`configuration_deepfake.INPUT_KEYS`: `face_preprocessing` "deepfakebench", "dlib" or
+   "none", the crop and its geometry, the frame count); `set_policy` is the one place that reads it for
+   every door (predict, evaluate, calibrate, the Detector, the app and the face-aware pipeline in
+   `pipeline_deepfake.py`): an option given wins, else the recorded value (`resolve_faces` for the face
+   mode, with None and "auto" taking the recorded one; `recorded_crop` for the crop), else the default.
 3. model inputs (`Scorer.preprocess`) and batched forward passes (`Scorer.forward`, `Batcher`): crops of
    several files share a batch.
 4. calibrated probability (`Scorer.probabilities`): a deepfake-hf detector's logits are divided by its
