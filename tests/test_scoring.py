@@ -398,6 +398,10 @@ def test_the_face_pipeline_without_the_faces_extra_says_what_to_install(monkeypa
     expected = Scorer(model, model.matching_image_processor(), faces="none").score_file(
         Image.new("RGB", (40, 40), (120, 90, 60)))[1].probability
     assert rows[0]["fake_probability"] == pytest.approx(expected, abs=1e-6)
+    fake_row = next(row for row in rows if row["label"] == "fake")
+    assert fake_row["score"] == fake_row["fake_probability"]  # the "fake" row's score is predict's number
+    several = pipe([Image.new("RGB", (40, 40), (120, 90, 60)), Image.new("RGB", (30, 50), (10, 200, 60))])
+    assert len(several) == 2 and several[0][0]["fake_probability"] == pytest.approx(expected, abs=1e-6)
 
 
 def test_only_a_model_that_finds_faces_carries_the_face_pipeline(tmp_path):
