@@ -3,7 +3,8 @@ mode, give the same fake probability (within 1e-5) and say the same about faces.
 
 A door is one entry of `DOORS`: a name and a function (model folder, {input name: path}, scratch folder) ->
 {input name: (fake probability, face_found or None where the door does not say per file)}. The inputs are a
-photo with one face, one with two faces, one with none and a short video; the reference is the `Detector`.
+photo with one face, one with two faces, one with none and a short video; the reference is the `Detector`
+(the first door). Adding a door (the app's API, an endpoint handler) is one function and one `Door(...)` line.
 """
 
 from __future__ import annotations
@@ -35,7 +36,6 @@ Scores = dict[str, tuple[float, "bool | None"]]
 class Door:
     name: str
     score: Callable[[Path, dict[str, Path], Path], Scores]
-    fresh_process: bool = True
 
 
 # ------------------------------------------------------------------------------------------------ the doors
@@ -108,7 +108,7 @@ def evaluate_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores
 
 
 DOORS = [
-    Door("Detector", detector_door, fresh_process=False),
+    Door("Detector", detector_door),  # in this process; every other door runs in a fresh one
     Door("predict (CLI)", predict_door),
     Door("pipeline image and video", pipeline_door),
     Door("evaluate predictions.csv", evaluate_door),
