@@ -414,3 +414,27 @@ def test_only_a_model_that_finds_faces_carries_the_face_pipeline(tmp_path):
         finds = mode in ("deepfakebench", "dlib")
         assert (folder / PIPELINE_FILE).is_file() == finds, mode
         assert config.get("custom_pipelines") == (CUSTOM_PIPELINES if finds else None), mode
+
+
+def test_train_and_export_record_the_input(tmp_path, monkeypatch):
+    from deepfake_hf import export_native
+    from deepfake_hf.training.recipes import load_recipe
+    from deepfake_hf.training.train import input_record, record_input
+
+    def recipe(faces):
+        return load_recipe({"name": "r", "model": {"architecture": {"model_type": "vit"}}, "data": {"faces": faces}})
+
+    assert input_record(recipe("none")) == {"num_frames": 32, "face_preprocessing": "none"}
+    assert input_record(recipe("deepfakebench")) == {"num_frames": 32, "face_preprocessing": "deepfakebench",
+                                                     "face_crop": "align", "face_size": 256, "face_scale": 1.3}
+    monkeypatch.setattr("deepfake_hf.faces.dlib.dlib_available", lambda: False)
+    assert input_record(recipe("auto"))["face_preprocessing"] == "none"  # "auto" as it resolved for the data
+    converted = tiny_detector(face_preprocessing="deepfakebench").config
+    record_input(converted, recipe("none"))  # fine-tuned on ready-made crops: the face mode it records stays
+    assert converted.face_preprocessing == "deepfakebench"
+
+    tiny_detector(face_preprocessing="dlib", face_crop="margin", num_frames=3).save_pretrained(tmp_path / "m")
+    export_native(tmp_path / "m", tmp_path / "native")
+    stock = json.loads((tmp_path / "native" / "config.json").read_text())
+    assert (stock["face_preprocessing"], stock["face_crop"], stock["num_frames"]) == ("dlib", "margin", 3)
+    assert "custom_pipelines" not in stock and not (tmp_path / "native" / "pipeline_deepfake.py").exists()
