@@ -379,6 +379,22 @@ def test_calibrate_records_the_input_it_was_fitted_on_when_the_model_records_non
     assert scored_input(scorer, recorded.config) == {}  # what a model records stays
 
 
+def test_calibrating_a_model_on_faces_adds_the_face_pipeline(tmp_path):
+    from deepfake_hf import DeepfakeDetectorConfig
+    from deepfake_hf.configuration_deepfake import CUSTOM_PIPELINES, PIPELINE_FILE
+    from deepfake_hf.evaluation.calibrate import add_face_pipeline
+
+    tiny_detector().save_pretrained(tmp_path / "m")
+    config = DeepfakeDetectorConfig.from_pretrained(tmp_path / "m")
+    add_face_pipeline(config, tmp_path / "m")  # whole images: nothing to add
+    assert not (tmp_path / "m" / PIPELINE_FILE).exists()
+    config.face_preprocessing = "dlib"
+    add_face_pipeline(config, tmp_path / "m")
+    config.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / PIPELINE_FILE).is_file()
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["custom_pipelines"] == CUSTOM_PIPELINES
+
+
 def test_the_face_pipeline_without_the_faces_extra_says_what_to_install(monkeypatch):
     import sys
 

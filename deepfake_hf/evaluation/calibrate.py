@@ -3,14 +3,21 @@ model's config.json, where the model applies them (pipeline, predict and the app
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deepfake_hf.configuration_deepfake import FACE_PREPROCESSINGS, DeepfakeDetectorConfig
+from deepfake_hf.configuration_deepfake import (
+    CUSTOM_PIPELINES,
+    FACE_PREPROCESSINGS,
+    PIPELINE_FILE,
+    DeepfakeDetectorConfig,
+)
 from deepfake_hf.errors import one_line
 from deepfake_hf.evaluation.curves import equal_error_rate
 from deepfake_hf.evaluation.errors import EvaluationError
@@ -36,6 +43,16 @@ def scored_input(scorer: Any, config: Any) -> dict[str, Any]:
         record.update(face_crop=scorer.crop, face_size=scorer.face_size, face_scale=scorer.face_scale,
                       face_margin=scorer.margin)
     return record
+
+
+def add_face_pipeline(config: Any, model_path: str | os.PathLike) -> None:
+    """A model folder with remote code whose (newly recorded) input is a face gets the face-aware pipeline file and
+    its `custom_pipelines` entry, as `save_pretrained` writes them, so `pipeline` finds faces as predict does."""
+    folder = Path(model_path)
+    if not config.finds_faces or not (folder / "modeling_deepfake.py").is_file():
+        return
+    config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
+    shutil.copyfile(Path(__file__).resolve().parents[1] / PIPELINE_FILE, folder / PIPELINE_FILE)
 
 
 def calibrate_model(model_path: str | os.PathLike, val_sources: dict[str, str | os.PathLike], method: str = "eer",
@@ -98,6 +115,7 @@ def calibrate_model(model_path: str | os.PathLike, val_sources: dict[str, str | 
         "false_positive_rate": float((probabilities[labels == 0] >= threshold).mean()),
         "true_positive_rate": float((probabilities[labels == 1] >= threshold).mean()),
     }
+    add_face_pipeline(calibrated, model_path)
     calibrated.save_pretrained(model_path)
     (Path(model_path) / "calibration.json").write_text(json.dumps(record, indent=2))
     return record
