@@ -35,8 +35,25 @@ class DetectorConfigError(ValueError):
     derive from deepfake_hf.errors.DeepfakeHFError: deepfake_hf.errors.is_user_error recognises it by name."""
 
 AGGREGATIONS = ("mean", "confident")
-# Face preprocessing conventions a model can ask for (deepfake_hf.faces has the detectors of these names).
-FACE_PREPROCESSINGS = ("deepfakebench",)
+# The face modes a model can record as the input it expects, in the registry's order (deepfake_hf.faces has the
+# detectors of these names; tests/test_face_modes.py checks the two agree): "none" is whole images or
+# ready-made crops, scored as given.
+FACE_PREPROCESSINGS = ("dlib", "deepfakebench", "none")
+WHOLE_IMAGE = "none"
+# How a found face is cut (deepfake_hf.faces.FACE_CROPS): 5-point aligned, or the box plus a margin.
+FACE_CROPS = ("align", "margin")
+# The config keys that say what input a model expects; every door reads them (deepfake_hf.scoring.Scorer).
+INPUT_KEYS = ("face_preprocessing", "face_crop", "face_size", "face_scale", "face_margin", "num_frames")
+# The face-aware pipeline written beside the model for a model that finds faces (pipeline_deepfake.py).
+PIPELINE_FILE = "pipeline_deepfake.py"
+# Both load the image class: the pipeline scores a video's face crops one by one, as `predict` does.
+CUSTOM_PIPELINES = {
+    task: {"impl": f"pipeline_deepfake.{name}", "pt": ["AutoModelForImageClassification"], "type": kind}
+    for task, name, kind in (
+        ("image-classification", "DeepfakeImageClassificationPipeline", "image"),
+        ("video-classification", "DeepfakeVideoClassificationPipeline", "video"),
+    )
+}
 # The inference defaults, defined here once: the rest of the package imports them (this file imports nothing
 # of the package, since it is copied to the Hub as remote code).
 DEFAULT_THRESHOLD = 0.5
@@ -56,7 +73,7 @@ SIZE_CEILINGS = {
     "hidden_size": 65536, "hidden_sizes": 65536, "embed_dim": 65536, "projection_dim": 65536,
     "num_features": 65536, "intermediate_size": 262144, "num_attention_heads": 4096, "num_channels": 4096,
     "num_labels": 100000, "id2label": 100000, "label2id": 100000, "vocab_size": 1000000,
-    "image_size": 16384, "patch_size": 16384, "num_frames": 10000,
+    "image_size": 16384, "patch_size": 16384, "num_frames": 10000, "face_size": 16384,
 }
 SUMMED_SIZES = ("depths",)
 COUNTED_SIZES = ("id2label", "label2id")  # mappings: their number of entries
@@ -224,10 +241,17 @@ class DeepfakeDetectorConfig(PretrainedConfig):
             probability above `confident_threshold` are averaged alone when they are more than
             `confident_fraction` of the frames.
         image_size (`int`, *optional*): input resolution; defaults to the backbone's `image_size` or 224.
-        face_preprocessing (`str`, *optional*): the face crops and video frames the model was trained on,
-            which `deepfake-hf predict`/`evaluate`, the Detector and the app use unless told otherwise:
-            `"deepfakebench"` (DeepfakeBench's dlib alignment, 256x256 at scale 1.3, frames at
-            `linspace(0, n-1, num_frames)` rounded down), or None (the package's own fast face mode).
+        face_preprocessing (`str`, *optional*): the input the model was trained or converted on, which every
+            door (`deepfake-hf predict`/`evaluate`, the Detector, `pipeline`, the app) uses unless told
+            otherwise: `"deepfakebench"` (DeepfakeBench's dlib alignment, 256x256 at scale 1.3, frames at
+            `linspace(0, n-1, num_frames)` rounded down), `"dlib"` (the package's fast dlib face mode),
+            `"none"` (whole images or ready-made face crops, scored as given), or None (nothing recorded:
+            the command line's "auto", whole images in Python).
+        face_crop (`str`, *optional*): how a found face is cut: `"align"` (5-point aligned) or `"margin"`
+            (box plus `face_margin`); None: the package default ("align").
+        face_size (`int`, *optional*), face_scale (`float`, *optional*), face_margin (`float`, *optional*):
+            the crop's side in pixels, the aligned crop's field of view and the margin crop's margin;
+            None: the package defaults (256, 1.3, 0.3).
     """
 
     model_type = "deepfake_detector"
@@ -253,11 +277,16 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         confident_fraction=DEFAULT_CONFIDENT_FRACTION,
         image_size=None,
         face_preprocessing=None,
+        face_crop=None,
+        face_size=None,
+        face_scale=None,
+        face_margin=None,
         **kwargs,
     ):
         # Before anything is built from them: a backbone dict with num_labels 1e8 would allocate its id2label.
         problem = config_size_problem({"backbone_config": backbone_config if isinstance(backbone_config, dict)
-                                       else None, "num_frames": num_frames, "image_size": image_size, **kwargs})
+                                       else None, "num_frames": num_frames, "image_size": image_size,
+                                       "face_size": face_size, **kwargs})
         if problem:
             raise DetectorConfigError(problem)
         self.backbone_config = _as_backbone_config(backbone_config)
@@ -279,6 +308,10 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         self.confident_fraction = float(confident_fraction)
         self.image_size = int(image_size or getattr(self.backbone_config, "image_size", None) or 224)
         self.face_preprocessing = face_preprocessing
+        self.face_crop = face_crop
+        self.face_size = None if face_size is None else int(face_size)
+        self.face_scale = None if face_scale is None else float(face_scale)
+        self.face_margin = None if face_margin is None else float(face_margin)
         kwargs.setdefault("id2label", {0: "real", 1: "fake"})
         kwargs.setdefault("label2id", {"real": 0, "fake": 1})
         super().__init__(**kwargs)
@@ -300,6 +333,8 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         if self.face_preprocessing is not None and self.face_preprocessing not in FACE_PREPROCESSINGS:
             raise DetectorConfigError(f"face_preprocessing: {self.face_preprocessing!r} is not one of "
                              f"{', '.join(FACE_PREPROCESSINGS)} (or None).")
+        if self.face_crop is not None and self.face_crop not in FACE_CROPS:
+            raise DetectorConfigError(f"face_crop: {self.face_crop!r} is not one of {', '.join(FACE_CROPS)} (or None).")
         ranges = {
             "classifier_dropout": (0.0 <= self.classifier_dropout < 1.0, "in [0, 1)"),
             "label_smoothing": (0.0 <= self.label_smoothing < 1.0, "in [0, 1)"),
@@ -313,6 +348,9 @@ class DeepfakeDetectorConfig(PretrainedConfig):
             "confident_threshold": (0.0 < self.confident_threshold < 1.0, "in (0, 1)"),
             "confident_fraction": (0.0 <= self.confident_fraction < 1.0, "in [0, 1)"),
             "image_size": (self.image_size >= 1, ">= 1"),
+            "face_size": (self.face_size is None or self.face_size >= 1, ">= 1"),
+            "face_scale": (self.face_scale is None or self.face_scale > 0.0, "> 0"),
+            "face_margin": (self.face_margin is None or self.face_margin >= 0.0, ">= 0"),
         }
         for name, (ok, expected) in ranges.items():
             if not ok:
@@ -349,6 +387,11 @@ class DeepfakeDetectorConfig(PretrainedConfig):
         if isinstance(serialized.get("backbone_config"), dict):
             serialized["backbone_config"] = backbone_config_diff(self.backbone_config)
         return serialized
+
+    @property
+    def finds_faces(self):
+        """Whether the recorded input is a face found in a photo or video frame (not a whole image)."""
+        return self.face_preprocessing not in (None, WHOLE_IMAGE)
 
     @property
     def hidden_size(self):

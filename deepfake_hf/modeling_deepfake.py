@@ -4,8 +4,10 @@ This file is copied next to the weights when a model is saved (remote code): it 
 transformers, torch and its sibling `configuration_deepfake`.
 """
 
+import copy
 import math
 import os
+import shutil
 from dataclasses import dataclass
 
 import numpy as np
@@ -20,6 +22,8 @@ from transformers.video_processing_utils import BaseVideoProcessor
 
 from .configuration_deepfake import (
     CONV_BACKBONES,
+    CUSTOM_PIPELINES,
+    PIPELINE_FILE,
     VISION_TOWER_OF,
     DeepfakeDetectorConfig,
     DetectorConfigError,
@@ -428,12 +432,22 @@ class DeepfakeDetectorForImageClassification(DeepfakeDetectorPreTrainedModel):
         return default_image_processor(self.config)
 
     def save_pretrained(self, save_directory, *args, **kwargs):
-        """Save weights and config, and the image and video processors that match the backbone."""
-        if getattr(type(self), "_auto_class", None) is not None:
+        """Save weights and config, and the image and video processors that match the backbone; for a model that
+        finds faces, also the face-aware pipeline file its config names in `custom_pipelines`."""
+        remote_code = getattr(type(self), "_auto_class", None) is not None
+        if remote_code:
             # One checkpoint serves both tasks: with remote code, AutoModelForVideoClassification finds the video class.
             self.config.auto_map = {**(getattr(self.config, "auto_map", None) or {}), **AUTO_MAP}
+        pipeline_file = os.path.join(os.path.dirname(os.path.abspath(__file__)), PIPELINE_FILE)
+        face_pipeline = remote_code and self.config.finds_faces and os.path.isfile(pipeline_file)
+        if face_pipeline:
+            self.config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
+        elif getattr(self.config, "custom_pipelines", None) is not None:  # no face mode (any more): stock pipelines
+            del self.config.custom_pipelines
         super().save_pretrained(save_directory, *args, **kwargs)
         if kwargs.get("is_main_process", True):
+            if face_pipeline:
+                shutil.copyfile(pipeline_file, os.path.join(save_directory, PIPELINE_FILE))
             image_processor = self.matching_image_processor()
             image_processor.save_pretrained(save_directory)
             video_processor = DeepfakeVideoProcessor.from_image_processor(

@@ -318,3 +318,139 @@ def test_deepfakebench_json_frames_are_scored_as_the_crops_they_are(model_dir, t
     assert max(abs(float(r["score"]) - expected[r["path"]]) for r in rows) < 1e-6
     _, cropped = predict(str(model_dir), [r["path"] for r in rows], faces=TwoPeople(), fmt="json", progress=False)
     assert max(abs(r.fake_probability - expected[r.path]) for r in cropped) > 1e-4  # the stub would crop
+
+
+# ------------------------------------------------------------------------------ what a model records of its input
+def test_the_recorded_crop_geometry_is_the_scorers_default_and_an_option_wins(tmp_path):
+    from deepfake_hf import DeepfakeDetectorConfig
+    from deepfake_hf.configuration_deepfake import INPUT_KEYS
+
+    with pytest.raises(ValueError, match="face_crop"):
+        DeepfakeDetectorConfig(face_crop="square")
+    with pytest.raises(ValueError, match="face_size"):
+        DeepfakeDetectorConfig(face_size=0)
+    model = tiny_detector(face_preprocessing="none", face_crop="margin", face_size=128, face_scale=1.5,
+                          face_margin=0.2, num_frames=5)
+    model.save_pretrained(tmp_path / "m")
+    saved = json.loads((tmp_path / "m" / "config.json").read_text())
+    assert {key: saved[key] for key in INPUT_KEYS} == {"face_preprocessing": "none", "face_crop": "margin",
+                                                       "face_size": 128, "face_scale": 1.5, "face_margin": 0.2,
+                                                       "num_frames": 5}
+    scorer = Scorer.from_pretrained(tmp_path / "m", faces="auto")
+    assert scorer.face_detector.name == "none"  # "auto" takes what the model records
+    assert (scorer.crop, scorer.face_size, scorer.face_scale, scorer.margin, scorer.num_frames) == (
+        "margin", 128, 1.5, 0.2, 5)
+    scorer.set_policy(scorer.model.config, faces=TwoPeople(), crop="align", face_size=64)
+    assert (scorer.crop, scorer.face_size, scorer.face_scale) == ("align", 64, 1.5)
+    # a recorded crop that the mode asked for does not allow gives way to the mode's own crop
+    scorer.set_policy(scorer.model.config, faces="deepfakebench")
+    assert scorer.crop == "align"
+    # a config without the new keys keeps today's defaults
+    plain = Scorer(tiny_detector(), tiny_detector().matching_image_processor(), faces="none")
+    assert (plain.crop, plain.face_size, plain.face_scale, plain.margin) == ("align", 256, 1.3, 0.3)
+
+
+def test_evaluate_of_a_model_recording_whole_images_runs_no_face_detector(tmp_path, monkeypatch):
+    """The quickstart model records "none" (its images are crops already): `evaluate` with the command line's
+    default faces ("auto") scores its crops as given instead of running dlib on them."""
+    from deepfake_hf.evaluation.evaluate import evaluate_model
+    from deepfake_hf.faces import dlib
+
+    def no_dlib(*args, **kwargs):
+        raise AssertionError("dlib ran on ready-made crops")
+
+    monkeypatch.setattr(dlib.DlibFaceDetector, "__init__", no_dlib)
+    tiny_detector(face_preprocessing="none").save_pretrained(tmp_path / "m")
+    for number in range(4):
+        write_image(tmp_path / "data" / ("fake" if number % 2 else "real") / f"{number}.png", seed=number)
+    result = evaluate_model(tmp_path / "m", {"crops": str(tmp_path / "data")}, tmp_path / "eval", faces="auto",
+                            n_resamples=10, plots=False)
+    assert result["test_sets"]["crops"]["frame"]["n"] == 4
+    assert "files_without_face" not in result["test_sets"]["crops"]
+
+
+def test_calibrate_records_the_input_it_was_fitted_on_when_the_model_records_none():
+    from deepfake_hf.evaluation.calibrate import scored_input
+
+    model = tiny_detector()
+    scorer = Scorer(model, model.matching_image_processor(), faces="none")
+    assert scored_input(scorer, model.config) == {"face_preprocessing": "none"}
+    recorded = tiny_detector(face_preprocessing="deepfakebench")
+    assert scored_input(scorer, recorded.config) == {}  # what a model records stays
+
+
+def test_calibrating_a_model_on_faces_adds_the_face_pipeline(tmp_path):
+    from deepfake_hf import DeepfakeDetectorConfig
+    from deepfake_hf.configuration_deepfake import CUSTOM_PIPELINES, PIPELINE_FILE
+    from deepfake_hf.evaluation.calibrate import add_face_pipeline
+
+    tiny_detector().save_pretrained(tmp_path / "m")
+    config = DeepfakeDetectorConfig.from_pretrained(tmp_path / "m")
+    add_face_pipeline(config, tmp_path / "m")  # whole images: nothing to add
+    assert not (tmp_path / "m" / PIPELINE_FILE).exists()
+    config.face_preprocessing = "dlib"
+    add_face_pipeline(config, tmp_path / "m")
+    config.save_pretrained(tmp_path / "m")
+    assert (tmp_path / "m" / PIPELINE_FILE).is_file()
+    assert json.loads((tmp_path / "m" / "config.json").read_text())["custom_pipelines"] == CUSTOM_PIPELINES
+
+
+def test_the_face_pipeline_without_the_faces_extra_says_what_to_install(monkeypatch):
+    import sys
+
+    from deepfake_hf.faces import FaceDependencyError
+    from deepfake_hf.pipeline_deepfake import DeepfakeImageClassificationPipeline
+
+    monkeypatch.setitem(sys.modules, "dlib", None)  # `import dlib` fails
+    model = tiny_detector(face_preprocessing="dlib")
+    with pytest.raises(FaceDependencyError) as caught:
+        DeepfakeImageClassificationPipeline(model=model, image_processor=model.matching_image_processor())
+    assert "pip install 'deepfake-hf[faces]'" in str(caught.value) and "\n" not in str(caught.value)
+    # scoring a ready-made crop as given needs no face detector
+    pipe = DeepfakeImageClassificationPipeline(model=model, image_processor=model.matching_image_processor(),
+                                               face_mode="none")
+    rows = pipe(Image.new("RGB", (40, 40), (120, 90, 60)))
+    assert rows[0]["face_found"] is None and {row["label"] for row in rows} == {"real", "fake"}
+    expected = Scorer(model, model.matching_image_processor(), faces="none").score_file(
+        Image.new("RGB", (40, 40), (120, 90, 60)))[1].probability
+    assert rows[0]["fake_probability"] == pytest.approx(expected, abs=1e-6)
+    fake_row = next(row for row in rows if row["label"] == "fake")
+    assert fake_row["score"] == fake_row["fake_probability"]  # the "fake" row's score is predict's number
+    several = pipe([Image.new("RGB", (40, 40), (120, 90, 60)), Image.new("RGB", (30, 50), (10, 200, 60))])
+    assert len(several) == 2 and several[0][0]["fake_probability"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_only_a_model_that_finds_faces_carries_the_face_pipeline(tmp_path):
+    from deepfake_hf.configuration_deepfake import CUSTOM_PIPELINES, PIPELINE_FILE
+
+    for mode in ("deepfakebench", "dlib", "none", None):
+        folder = tmp_path / str(mode)
+        tiny_detector(face_preprocessing=mode).save_pretrained(folder)
+        config = json.loads((folder / "config.json").read_text())
+        finds = mode in ("deepfakebench", "dlib")
+        assert (folder / PIPELINE_FILE).is_file() == finds, mode
+        assert config.get("custom_pipelines") == (CUSTOM_PIPELINES if finds else None), mode
+
+
+def test_train_and_export_record_the_input(tmp_path, monkeypatch):
+    from deepfake_hf import export_native
+    from deepfake_hf.training.recipes import load_recipe
+    from deepfake_hf.training.train import input_record, record_input
+
+    def recipe(faces):
+        return load_recipe({"name": "r", "model": {"architecture": {"model_type": "vit"}}, "data": {"faces": faces}})
+
+    assert input_record(recipe("none")) == {"num_frames": 32, "face_preprocessing": "none"}
+    assert input_record(recipe("deepfakebench")) == {"num_frames": 32, "face_preprocessing": "deepfakebench",
+                                                     "face_crop": "align", "face_size": 256, "face_scale": 1.3}
+    monkeypatch.setattr("deepfake_hf.faces.dlib.dlib_available", lambda: False)
+    assert input_record(recipe("auto"))["face_preprocessing"] == "none"  # "auto" as it resolved for the data
+    converted = tiny_detector(face_preprocessing="deepfakebench").config
+    record_input(converted, recipe("none"))  # fine-tuned on ready-made crops: the face mode it records stays
+    assert converted.face_preprocessing == "deepfakebench"
+
+    tiny_detector(face_preprocessing="dlib", face_crop="margin", num_frames=3).save_pretrained(tmp_path / "m")
+    export_native(tmp_path / "m", tmp_path / "native")
+    stock = json.loads((tmp_path / "native" / "config.json").read_text())
+    assert (stock["face_preprocessing"], stock["face_crop"], stock["num_frames"]) == ("dlib", "margin", 3)
+    assert "custom_pipelines" not in stock and not (tmp_path / "native" / "pipeline_deepfake.py").exists()

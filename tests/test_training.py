@@ -93,7 +93,7 @@ def test_deepfakebench_faces_in_the_recipe_are_recorded_in_the_model():
 
     recipe = load_recipe({**tiny_recipe().to_dict(), "data": {"faces": "deepfakebench"}})
     assert detector_config(recipe, random_init=True).face_preprocessing == "deepfakebench"
-    assert detector_config(tiny_recipe(), random_init=True).face_preprocessing is None
+    assert detector_config(tiny_recipe(), random_init=True).face_preprocessing == "none"  # whole images, recorded
 
 
 def test_linear_probe_trains_only_the_head():

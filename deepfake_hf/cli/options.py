@@ -30,10 +30,11 @@ def add_faces_option(parser: argparse.ArgumentParser) -> None:
                         help=f"face detection: {', '.join(described)}; default {DEFAULT_FACES}")
 
 
-def add_crop_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--crop", choices=FACE_CROPS, default=DEFAULT_CROP,
+def add_crop_option(parser: argparse.ArgumentParser, default: str | None = None) -> None:
+    default_text = default or f"the model's recorded crop, else {DEFAULT_CROP}"
+    parser.add_argument("--crop", choices=FACE_CROPS, default=default,
                         help="face crop: 5-point aligned 256x256 (DeepfakeBench) or box + 30%% margin; "
-                        f"default {DEFAULT_CROP}")
+                        f"default {default_text}")
 
 
 def add_frames_option(parser: argparse.ArgumentParser, default_text: str = "the model's") -> None:

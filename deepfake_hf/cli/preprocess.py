@@ -35,7 +35,7 @@ class PreprocessCommand(Command):
                             help="data sources: folders with real/ and fake/, manifests, DeepfakeBench JSON")
         add_output_option(parser)
         add_faces_option(parser)
-        add_crop_option(parser)
+        add_crop_option(parser, default="align")  # preprocess has no model to read a crop from
         add_frames_option(parser, default_text="32")
         parser.add_argument("--size", type=positive_int, default=256, help="crop size in pixels (default 256)")
         parser.add_argument("--dataset", help="dataset name in the layout and JSON (default: the first input's name)")

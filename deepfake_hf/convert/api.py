@@ -78,6 +78,7 @@ def build_detector(converted: Converted, face_preprocessing: str | None) -> Any:
 
     from deepfake_hf import register
     from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
+    from deepfake_hf.defaults import DEFAULT_CROP, FACE_SCALE, FACE_SIZE
     from deepfake_hf.modeling_deepfake import DeepfakeDetectorForImageClassification
 
     register()  # save_pretrained then writes auto_map and the code files
@@ -86,9 +87,12 @@ def build_detector(converted: Converted, face_preprocessing: str | None) -> Any:
     image_size = getattr(backbone_config, "image_size", None)
     crop = (converted.processor.to_dict().get("crop_size") or converted.processor.to_dict().get("size") or {})
     image_size = crop.get("height") or image_size
+    # the recorded face mode's crop: DeepfakeBench's aligned 256 px at scale 1.3 (the package defaults)
+    geometry = {"face_crop": DEFAULT_CROP, "face_size": FACE_SIZE, "face_scale": FACE_SCALE} if (
+        face_preprocessing not in (None, "none")) else {}
     config = DeepfakeDetectorConfig(backbone_config=backbone_config, pooling=converted.pooling,
                                     normalize_features=converted.normalize_features, image_size=image_size,
-                                    face_preprocessing=face_preprocessing)
+                                    face_preprocessing=face_preprocessing, **geometry)
     model = DeepfakeDetectorForImageClassification(config).eval()
     load_encoder(model.backbone, converted.encoder_state, f"{converted.source_key} encoder")
     weight, bias = converted.head_weight, converted.head_bias

@@ -3,15 +3,22 @@ model's config.json, where the model applies them (pipeline, predict and the app
 
 from __future__ import annotations
 
+import copy
 import json
 import os
+import shutil
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
+from deepfake_hf.configuration_deepfake import (
+    CUSTOM_PIPELINES,
+    FACE_PREPROCESSINGS,
+    PIPELINE_FILE,
+    DeepfakeDetectorConfig,
+)
 from deepfake_hf.errors import one_line
 from deepfake_hf.evaluation.curves import equal_error_rate
 from deepfake_hf.evaluation.errors import EvaluationError
@@ -24,10 +31,35 @@ CALIBRATION_METHODS = ("eer", "fpr")
 RECORDED_METRICS = ("log_loss", "ece", "accuracy", "balanced_accuracy")
 
 
+def scored_input(scorer: Any, config: Any) -> dict[str, Any]:
+    """The input the calibration was fitted on, for a model that records none (`face_preprocessing` None): the
+    scorer's face mode and crop, so every door scores new files the way the threshold was chosen."""
+    from deepfake_hf.faces import finds_faces
+
+    mode = getattr(scorer.face_detector, "name", None)
+    if getattr(config, "face_preprocessing", None) is not None or mode not in FACE_PREPROCESSINGS:
+        return {}
+    record: dict[str, Any] = {"face_preprocessing": mode}
+    if finds_faces(scorer.face_detector):
+        record.update(face_crop=scorer.crop, face_size=scorer.face_size, face_scale=scorer.face_scale,
+                      face_margin=scorer.margin)
+    return record
+
+
+def add_face_pipeline(config: Any, model_path: str | os.PathLike) -> None:
+    """A model folder with remote code whose (newly recorded) input is a face gets the face-aware pipeline file and
+    its `custom_pipelines` entry, as `save_pretrained` writes them, so `pipeline` finds faces as predict does."""
+    folder = Path(model_path)
+    if not config.finds_faces or not (folder / "modeling_deepfake.py").is_file():
+        return
+    config.custom_pipelines = copy.deepcopy(CUSTOM_PIPELINES)
+    shutil.copyfile(Path(__file__).resolve().parents[1] / PIPELINE_FILE, folder / PIPELINE_FILE)
+
+
 def calibrate_model(model_path: str | os.PathLike, val_sources: Mapping[str, str | os.PathLike], method: str = "eer",
                     target_fpr: float | None = None, faces: Any = None, num_frames: int | None = None,
                     batch_size: int = 32, device: Any = None, cache_dir: str | os.PathLike | None = None,
-                    label_map: dict[str, str] | None = None, crop: str = "align",
+                    label_map: dict[str, str] | None = None, crop: str | None = None,
                     trust_remote_code: bool = False) -> dict[str, Any]:
     """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
 
@@ -72,7 +104,8 @@ def calibrate_model(model_path: str | os.PathLike, val_sources: Mapping[str, str
     try:
         config = DeepfakeDetectorConfig.from_pretrained(model_path)
         calibrated = DeepfakeDetectorConfig.from_dict(
-            {**config.to_dict(), "calibration_temperature": temperature, "threshold": threshold})
+            {**config.to_dict(), **scored_input(scorer, config),
+             "calibration_temperature": temperature, "threshold": threshold})
     except (OSError, ValueError, TypeError) as error:
         raise EvaluationError(f"{model_path}: calibration not stored ({one_line(error, 300)})") from None
     record = {
@@ -84,6 +117,7 @@ def calibrate_model(model_path: str | os.PathLike, val_sources: Mapping[str, str
         "false_positive_rate": float((probabilities[labels == 0] >= threshold).mean()),
         "true_positive_rate": float((probabilities[labels == 1] >= threshold).mean()),
     }
+    add_face_pipeline(calibrated, model_path)
     calibrated.save_pretrained(model_path)
     (Path(model_path) / "calibration.json").write_text(json.dumps(record, indent=2))
     return record

@@ -210,7 +210,7 @@ def evaluate_model(model_path: str | os.PathLike, test_sets: Mapping[str, str | 
                    num_frames: int | None = None, batch_size: int = 32, n_resamples: int = 1000,
                    aggregation: str | None = None, overwrite: bool = False, device: Any = None, seed: int = 0,
                    cache_dir: str | os.PathLike | None = None, plots: bool = True,
-                   label_map: dict[str, str] | None = None, crop: str = "align",
+                   label_map: dict[str, str] | None = None, crop: str | None = None,
                    trust_remote_code: bool = False) -> dict[str, Any]:
     """Score `test_sets` ({name: data spec}) with the model and write predictions, metrics, report and plots.
 

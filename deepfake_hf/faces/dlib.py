@@ -45,6 +45,7 @@ class DlibFaceDetector(FaceMode):
     description = "fast: downscaled search, faces followed between key frames"
     order = 10
     auto = True
+    recorded = True
 
     @classmethod
     def available(cls) -> bool:

@@ -17,6 +17,7 @@ class NoFaceDetector(FaceMode):
     order = 90
     finds_faces = False
     auto = True  # the fallback when no detector is installed
+    recorded = True  # a model trained on whole images or ready-made crops records it
 
     def detect(self, image: Any) -> list[Face]:
         return []

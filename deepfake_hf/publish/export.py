@@ -12,7 +12,7 @@ import os
 import torch
 from transformers import CLIPConfig, CLIPForImageClassification, ViTForImageClassification
 
-from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
+from deepfake_hf.configuration_deepfake import INPUT_KEYS, DeepfakeDetectorConfig
 from deepfake_hf.errors import DeepfakeHFError, one_line
 from deepfake_hf.modeling_deepfake import DeepfakeDetectorForImageClassification, logit
 from deepfake_hf.runtime.outputs import prepare_output_dir
@@ -105,6 +105,9 @@ def export_native(model_or_folder, out_dir, overwrite=False):
         stock_config = CLIPConfig(vision_config=config.backbone_config.to_dict(), **labels)
     else:
         stock_config = type(config.backbone_config)(**{**config.backbone_config.to_dict(), **labels})
+    for key in INPUT_KEYS:  # what input the model expects, read by every door (scoring.Scorer) from any config
+        if getattr(config, key, None) is not None:
+            setattr(stock_config, key, getattr(config, key))
     stock = stock_class(stock_config).eval()
     getattr(stock, encoder_name).load_state_dict(model.backbone.state_dict(), strict=True)
     stock.classifier.load_state_dict(_folded_head(model), strict=True)

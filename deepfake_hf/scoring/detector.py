@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 
-from deepfake_hf.defaults import DEFAULT_CROP, FACE_MARGIN, FACE_SCALE, FACE_SIZE
 from deepfake_hf.errors import AnalysisCancelled
 from deepfake_hf.media import MediaError, is_url, iter_media_files, media_kind, not_regular_file
 from deepfake_hf.scoring.results import FileResult
@@ -45,8 +44,8 @@ class Detector:
 
     def __init__(self, model: Any, image_processor: Any = None, faces: Any = None, num_frames: int | None = None,
                  aggregation: str | None = None, batch_size: int | None = None, device: Any = None,
-                 crop: str = DEFAULT_CROP, face_size: int = FACE_SIZE, face_scale: float = FACE_SCALE,
-                 margin: float = FACE_MARGIN, workers: int = 2, progress: bool | None = None) -> None:
+                 crop: str | None = None, face_size: int | None = None, face_scale: float | None = None,
+                 margin: float | None = None, workers: int = 2, progress: bool | None = None) -> None:
         if isinstance(model, Scorer):
             self.scorer = model
         else:

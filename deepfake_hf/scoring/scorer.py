@@ -11,9 +11,12 @@ through a `Scorer`, so the same file gets the same number everywhere:
    tracked across frames (`faces.track_faces`) and each is cropped (`crop`: "align" = DeepfakeBench
    5-point alignment, "margin" = box plus margin); frames without a face are left out when other
    frames have one; when no frame has a face, whole frames are scored and the plan's `note` says so.
-   Without a detector (`faces="none"`) whole frames are scored. A model whose config records the face
-   preprocessing it was trained on (`face_preprocessing`, e.g. "deepfakebench" for converted DeepfakeBench
-   and GenD models) gets it when `faces` is None or "auto" (`resolve_faces`).
+   Without a detector (`faces="none"`) whole frames are scored. A model's config records the input it
+   was trained on (`configuration_deepfake.INPUT_KEYS`: `face_preprocessing` "deepfakebench", "dlib" or
+   "none", the crop and its geometry, the frame count); `set_policy` is the one place that reads it for
+   every door (predict, evaluate, calibrate, the Detector, the app and the face-aware pipeline in
+   `pipeline_deepfake.py`): an option given wins, else the recorded value (`resolve_faces` for the face
+   mode, with None and "auto" taking the recorded one; `recorded_crop` for the crop), else the default.
 3. model inputs (`Scorer.preprocess`) and batched forward passes (`Scorer.forward`, `Batcher`): crops of
    several files share a batch.
 4. calibrated probability (`Scorer.probabilities`): a deepfake-hf detector's logits are divided by its
@@ -141,6 +144,21 @@ def resolve_faces(faces, config):
     return prefer_recorded(faces, getattr(config, "face_preprocessing", None))
 
 
+def recorded_crop(config: Any, crop: str | None = None, face_size: int | None = None,
+                  face_scale: float | None = None, margin: float | None = None) -> tuple[str, int, float, float]:
+    """(crop, face size, face scale, margin): each as asked, else as the model's config records it
+    (`face_crop`, `face_size`, `face_scale`, `face_margin`), else the package default."""
+
+    def pick(asked, key, default):
+        if asked is not None:
+            return asked
+        recorded = getattr(config, key, None)
+        return default if recorded is None else recorded
+
+    return (pick(crop, "face_crop", DEFAULT_CROP), int(pick(face_size, "face_size", FACE_SIZE)),
+            float(pick(face_scale, "face_scale", FACE_SCALE)), float(pick(margin, "face_margin", FACE_MARGIN)))
+
+
 def fake_label_index(config: Any) -> int:
     """Index of the "fake" label in a classifier's config; `ScoringOptionError` when it has none."""
     labels = {str(name).lower(): int(index) for index, name in config.id2label.items()}
@@ -254,8 +272,8 @@ class Scorer:
 
     def __init__(self, model: Any, image_processor: Any, faces: Any = None, num_frames: int | None = None,
                  aggregation: str | None = None, batch_size: int | None = None, device: Any = None,
-                 crop: str = DEFAULT_CROP, face_size: int = FACE_SIZE, face_scale: float = FACE_SCALE,
-                 margin: float = FACE_MARGIN, name: str | None = None):
+                 crop: str | None = None, face_size: int | None = None, face_scale: float | None = None,
+                 margin: float | None = None, name: str | None = None):
         import torch
 
         config = model.config
@@ -277,10 +295,12 @@ class Scorer:
                         crop=crop, face_size=face_size, face_scale=face_scale, margin=margin)
 
     def set_policy(self, config: Any = None, faces: Any = None, num_frames: int | None = None,
-                   aggregation: str | None = None, batch_size: int | None = None, crop: str = DEFAULT_CROP,
-                   face_size: int = FACE_SIZE, face_scale: float = FACE_SCALE, margin: float = FACE_MARGIN) -> None:
-        """Frame sampling, face and aggregation options; unset ones come from the model's config (the batch
-        size from the device: `default_batch_size`)."""
+                   aggregation: str | None = None, batch_size: int | None = None, crop: str | None = None,
+                   face_size: int | None = None, face_scale: float | None = None,
+                   margin: float | None = None) -> None:
+        """Frame sampling, face, crop and aggregation options; unset ones come from the model's config (what it
+        records about its input: `configuration_deepfake.INPUT_KEYS`), else the package defaults (the batch
+        size from the device: `default_batch_size`). This is the one place a door's input policy is resolved."""
         from deepfake_hf.faces import face_mode, frame_sampling_of
 
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
@@ -293,11 +313,15 @@ class Scorer:
         self.confident_fraction = float(getattr(config, "confident_fraction", DEFAULT_CONFIDENT_FRACTION))
         if self.num_frames < 1 or batch_size < 1:
             raise ScoringOptionError("num_frames and batch_size must be >= 1")
+        crop_asked = crop is not None
+        crop, face_size, face_scale, margin = recorded_crop(config, crop, face_size, face_scale, margin)
         if crop not in FACE_CROPS:
             raise ScoringOptionError(f"crop: {crop!r} is not one of {', '.join(FACE_CROPS)}.")
         faces = resolve_faces(faces, config)
         if isinstance(faces, str):
             mode = face_mode(faces)
+            if mode.finds_faces and crop not in mode.crops and not crop_asked:
+                crop = mode.crops[0]  # a recorded crop that a mode asked for instead does not allow
             if mode.finds_faces and crop not in mode.crops:
                 raise ScoringOptionError(f"crop: {crop!r} does not apply to faces {mode.name!r} "
                                          f"(its crops: {', '.join(mode.crops)}).")
@@ -474,5 +498,7 @@ __all__ = [
     "fake_label_index",
     "fake_margins",
     "load_classifier",
+    "recorded_crop",
+    "resolve_faces",
     "sigmoid",
 ]

@@ -69,16 +69,38 @@ def detector_config(recipe, random_init=False, local_only=False):
             raise TrainingError(f"{recipe.source_file}: model.architecture is needed to build {model.backbone} "
                                 "without its checkpoint (--random-init)")
         backbone_config = dict(model.architecture)
-    detector = dict(model.detector)
-    from deepfake_hf.faces import face_mode
-
-    mode = face_mode(recipe.data.faces)
-    if mode.recorded:  # trained on this mode's crops (DeepfakeBench's): scored on them by default
-        detector.setdefault("face_preprocessing", mode.name)
+    detector = {**input_record(recipe), **model.detector}
     try:
         return DeepfakeDetectorConfig(backbone_config=backbone_config, **detector)
     except (TypeError, ValueError) as error:
         raise RecipeError(f"{recipe.source_file}: model: {one_line(error, 300)}") from None
+
+
+def input_record(recipe: Recipe) -> dict:
+    """The config keys saying what input a model trained on `recipe` expects (`configuration_deepfake.INPUT_KEYS`):
+    the face mode its data was read with ("auto" as resolved here), the crop geometry `data.load_source` cut with
+    when that mode finds faces, and the frames per video. Every door scores new files that way by default."""
+    from deepfake_hf.defaults import DEFAULT_CROP, FACE_SCALE, FACE_SIZE
+    from deepfake_hf.faces import face_mode
+
+    mode = face_mode(recipe.data.faces)
+    record: dict = {"num_frames": recipe.data.num_frames} if recipe.data.num_frames else {}
+    if not mode.recorded:
+        return record
+    record["face_preprocessing"] = mode.name
+    if mode.finds_faces:  # load_source's crop: aligned, FACE_SIZE pixels at FACE_SCALE
+        record.update(face_crop=DEFAULT_CROP, face_size=FACE_SIZE, face_scale=FACE_SCALE)
+    return record
+
+
+def record_input(config, recipe: Recipe) -> None:
+    """Write `input_record(recipe)` into a model's config before it is saved. Whole images ("none") do not
+    replace a face mode the model already records (fine-tuning a converted model on its ready-made crops)."""
+    record = input_record(recipe)
+    if record.get("face_preprocessing") == "none" and getattr(config, "face_preprocessing", None) not in (None, "none"):
+        record = {key: value for key, value in record.items() if key == "num_frames"}
+    for key, value in record.items():
+        setattr(config, key, value)
 
 
 def build_model(recipe, random_init=False, device=None):
@@ -358,6 +380,7 @@ def save_run(model, processor, recipe, out, val_metrics, trainer, summary):
         summary["adapter"] = str(out / "adapter")
     plain = merged_model(model)
     plain.image_processor = processor
+    record_input(plain.config, recipe)
     plain.save_pretrained(out / "model")
     (out / "recipe.yaml").write_text(recipe.to_yaml())
     trainer.state.save_to_json(str(out / "trainer_state.json"))

@@ -1,0 +1,209 @@
+"""One answer at every door: the same files through every way a user scores them, for a model recording each face
+mode, give the same fake probability (within 1e-5) and say the same about faces.
+
+A door is one entry of `DOORS`: a name and a function (model folder, {input name: path}, scratch folder) ->
+{input name: (fake probability, face_found or None where the door does not say per file)}. The inputs are a
+photo with one face, one with two faces, one with none and a short video; the reference is the `Detector`
+(the first door). Adding a door (the app's API, an endpoint handler) is one function and one `Door(...)` line.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepfake_hf.faces import dlib_available
+
+from .conftest import run_python, tiny_detector
+
+pytestmark = [pytest.mark.slow, pytest.mark.skipif(not dlib_available(), reason="dlib not installed")]
+NUM_FRAMES = 4
+TOLERANCE = 1e-5
+Scores = dict[str, tuple[float, "bool | None"]]
+
+
+@dataclass
+class Door:
+    name: str
+    score: Callable[[Path, dict[str, Path], Path], Scores]
+
+
+# ------------------------------------------------------------------------------------------------ the doors
+def detector_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
+    from deepfake_hf import Detector
+
+    results = Detector.from_pretrained(model, progress=False)(list(inputs.values()))
+    return {name: (result.fake_probability, result.face_found) for name, result in zip(inputs, results)}
+
+
+PREDICT = "import sys; from deepfake_hf.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def predict_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
+    out = run_python(PREDICT, "predict", model, *inputs.values(), "--format", "json", "--out", scratch / "p.json")
+    assert out.returncode == 0
+    results = json.loads((scratch / "p.json").read_text())["results"]
+    by_path = {result["path"]: result for result in results}
+    return {name: (by_path[str(path)]["fake_probability"], by_path[str(path)]["face_found"])
+            for name, path in inputs.items()}
+
+
+PIPELINE = """
+import json, sys
+from transformers import pipeline
+inputs = json.loads(sys.argv[2])
+image = pipeline("image-classification", model=sys.argv[1], trust_remote_code=True)
+video = pipeline("video-classification", model=sys.argv[1], trust_remote_code=True)
+out = {}
+for name, path in inputs.items():
+    rows = (video if path.endswith(".mp4") else image)(path)
+    out[name] = [rows[0]["fake_probability"], rows[0]["face_found"], {r["label"]: r["score"] for r in rows}["fake"]]
+print(json.dumps(out))
+"""
+
+
+def pipeline_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
+    stdout = run_python(PIPELINE, model, json.dumps({name: str(path) for name, path in inputs.items()})).stdout
+    out = json.loads(stdout.strip().splitlines()[-1])
+    for name, (probability, _, fake_score) in out.items():
+        assert fake_score == probability, name  # the "fake" row's score is predict's number
+    return {name: (probability, face_found) for name, (probability, face_found, _) in out.items()}
+
+
+EVALUATE = """
+import json, sys
+from deepfake_hf.evaluation.evaluate import evaluate_model
+result = evaluate_model(sys.argv[1], {"doors": sys.argv[2]}, sys.argv[3], n_resamples=10, plots=False)
+print(json.dumps(result["test_sets"]["doors"].get("files_without_face", 0)))
+"""
+
+
+def evaluate_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
+    """evaluate's predictions.csv: a file's rows are the frames of its most suspicious person, whose mean is the
+    file's score (the models here aggregate by the mean); face_found is counted, not said per file."""
+    data = scratch / "data"
+    for number, path in enumerate(inputs.values()):
+        target = data / ("fake" if number % 2 else "real") / path.name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(path.read_bytes())
+    stdout = run_python(EVALUATE, model, data, scratch / "eval").stdout
+    without_face = json.loads(stdout.strip().splitlines()[-1])
+    rows: dict[str, list[float]] = {}
+    with open(scratch / "eval" / "predictions.csv", newline="") as handle:
+        for row in csv.DictReader(handle):
+            rows.setdefault(Path(row["path"]).name, []).append(float(row["score"]))
+    scores = {name: (float(np.mean(rows[path.name])), None) for name, path in inputs.items()}
+    scores["files without a face"] = (float(without_face), None)
+    return scores
+
+
+DOORS = [
+    Door("Detector", detector_door),  # in this process; every other door runs in a fresh one
+    Door("predict (CLI)", predict_door),
+    Door("pipeline image and video", pipeline_door),
+    Door("evaluate predictions.csv", evaluate_door),
+]
+
+
+# ----------------------------------------------------------------------------------------------- the inputs
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory) -> dict[str, Path]:
+    import av
+
+    data = pytest.importorskip("skimage.data")
+    folder = tmp_path_factory.mktemp("door_inputs")
+    face = Image.fromarray(data.astronaut())
+    face.save(folder / "one_face.png")
+    pair = Image.new("RGB", (1024, 512))
+    pair.paste(face, (0, 0))
+    pair.paste(Image.merge("RGB", face.split()[::-1]).transpose(Image.Transpose.FLIP_LEFT_RIGHT), (512, 0))
+    pair.save(folder / "two_faces.png")
+    gradient = np.linspace(0, 255, 160 * 120 * 3).reshape(120, 160, 3).astype(np.uint8)  # nothing like a face
+    Image.fromarray(gradient).save(folder / "no_face.png")
+    frame = np.asarray(Image.new("RGB", (640, 360), (90, 110, 130)))
+    small = np.asarray(face.resize((320, 320)))
+    with av.open(str(folder / "clip.mp4"), "w") as container:
+        stream = container.add_stream("libx264", rate=5, options={"crf": "18", "preset": "ultrafast"})
+        stream.width, stream.height, stream.pix_fmt = 640, 360, "yuv420p"
+        for shift in range(6):
+            pixels = frame.copy()
+            pixels[20:340, 40 + 16 * shift:360 + 16 * shift] = small
+            for packet in stream.encode(av.VideoFrame.from_ndarray(pixels, format="rgb24")):
+                container.mux(packet)
+        for packet in stream.encode():
+            container.mux(packet)
+    return {name: folder / file for name, file in (("one face", "one_face.png"), ("two faces", "two_faces.png"),
+                                                   ("no face", "no_face.png"), ("video", "clip.mp4"))}
+
+
+@pytest.fixture(scope="module", params=["deepfakebench", "dlib"])
+def model(request, tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp(f"door_model_{request.param}") / "model"
+    tiny_detector("vit", face_preprocessing=request.param, num_frames=NUM_FRAMES).save_pretrained(folder)
+    return folder
+
+
+# -------------------------------------------------------------------------------------------------- the test
+def test_every_door_gives_the_same_answer(model, inputs, tmp_path):
+    reference = detector_door(model, inputs, tmp_path)
+    assert reference["no face"][1] is False and reference["one face"][1] is True and reference["video"][1] is True
+    for number, door in enumerate(DOORS[1:]):
+        scratch = tmp_path / f"door{number}"
+        scratch.mkdir()
+        scores = door.score(model, inputs, scratch)
+        for name, (probability, face_found) in reference.items():
+            got, said = scores[name]
+            assert got == pytest.approx(probability, abs=TOLERANCE), f"{door.name}: {name}"
+            assert said is None or said == face_found, f"{door.name}: {name} face_found"
+        if "files without a face" in scores:
+            expected = sum(face_found is False for _, face_found in reference.values())
+            assert scores["files without a face"][0] == expected, door.name
+
+
+def test_the_doors_are_listed_once():
+    names = [door.name for door in DOORS]
+    assert len(names) == len(set(names)) and names[0] == "Detector"
+
+
+def run_without_terminal(code: str, *args: object) -> subprocess.CompletedProcess:
+    """`code` in a fresh interpreter whose stdin is not a terminal (where transformers' "[y/N]" prompt would fail)."""
+    return subprocess.run([sys.executable, "-c", code, *map(str, args)], capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=300,
+                          env={**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"})
+
+
+STOCK_PIPELINE = ("import json, sys, deepfake_hf; deepfake_hf.register(); from transformers import pipeline; "
+                  "rows = pipeline('image-classification', model=sys.argv[1])(sys.argv[2]); "
+                  "print(json.dumps({r['label']: r['score'] for r in rows}))")
+
+
+def test_a_face_model_without_trust_remote_code_is_refused_not_scored_whole(model, inputs):
+    """What the README says: a model that finds faces needs trust_remote_code=True for `pipeline`; without it,
+    even after register(), transformers refuses (no prompt, no whole-picture score)."""
+    result = run_without_terminal(STOCK_PIPELINE, model, inputs["one face"])
+    assert result.returncode != 0 and "trust_remote_code=True" in result.stderr
+
+
+def test_a_whole_image_model_keeps_the_stock_pipeline_without_remote_code(tmp_path, inputs):
+    """A model recording "none" needs no pipeline file: after register(), the stock pipeline loads without
+    trust_remote_code and without a prompt (stdin is not a terminal here) and scores the image as given."""
+    tiny_detector("vit", face_preprocessing="none").save_pretrained(tmp_path / "model")
+    assert not (tmp_path / "model" / "pipeline_deepfake.py").exists()
+    result = run_without_terminal(STOCK_PIPELINE, tmp_path / "model", inputs["one face"])
+    assert result.returncode == 0, result.stderr[-2000:]
+    fake = json.loads(result.stdout.strip().splitlines()[-1])["fake"]
+    from deepfake_hf import Detector
+
+    ours = Detector.from_pretrained(tmp_path / "model", faces="auto", progress=False)([inputs["one face"]])[0]
+    assert ours.face_found is None  # "auto" takes the recorded "none": the image as given
+    assert fake == pytest.approx(ours.fake_probability, abs=TOLERANCE)
