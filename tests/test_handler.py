@@ -268,3 +268,29 @@ def test_pixel_cap_in_a_fresh_process(model_dir, media):
     image, video = json.loads(done.stdout.strip().splitlines()[-1])
     assert_one_line_error(image, "too large", "DEEPFAKE_HF_MAX_PIXELS")
     assert_one_line_error(video, "DEEPFAKE_HF_MAX_PIXELS")
+
+
+def test_convert_and_native_export_folders_get_a_working_handler(model_dir, media, tmp_path):
+    """`export --native` and `convert` write handler.py too; on a stock checkpoint it still gives predict's number."""
+    from deepfake_hf import export_native
+    from deepfake_hf.convert.api import convert
+
+    native = export_native(model_dir, tmp_path / "native")
+    converted = convert(native, tmp_path / "converted")["out"]
+    for folder in (native, Path(converted)):
+        assert (folder / HANDLER_FILE).read_text() == HANDLER_TEMPLATE.read_text()
+        assert (folder / REQUIREMENTS_FILE).is_file()
+    result = EndpointHandler(str(native))({"inputs": media["image"].read_bytes()})
+    assert abs(result["fake_probability"] - predicted(native, media["image"])["fake_probability"]) <= TOLERANCE
+
+
+def test_exif_rotated_photo_as_bytes_gets_predicts_number(handler, model_dir, tmp_path):
+    from PIL import Image
+
+    photo = tmp_path / "rotated.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees when shown
+    Image.open(write_image(tmp_path / "source.png", size=(64, 40), seed=4)).save(photo, exif=exif, quality=95)
+    result = handler({"inputs": photo.read_bytes()})
+    assert result["kind"] == "image" and result["error"] is None
+    assert abs(result["fake_probability"] - predicted(model_dir, photo)["fake_probability"]) <= TOLERANCE
