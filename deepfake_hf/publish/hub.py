@@ -2,7 +2,8 @@
 
 `assemble_model_repo` writes the exact folder a model repo gets: safetensors weights, the config with
 `auto_map` and the two remote-code files (or, with `native=True`, a stock transformers checkpoint), the
-image processor, README.md (the model card), metrics.json, the evaluation's plots and the resolved recipe.
+image processor, README.md (the model card), metrics.json, the evaluation's plots, the resolved recipe and the
+Inference Endpoints handler (handler.py and requirements.txt, `publish.endpoint`).
 `push_model` uploads that folder with `HfApi().upload_folder` in one commit. `assemble_space` /
 `push_space` do the same for a Gradio Space running `app.py` on a published model.
 
@@ -48,8 +49,9 @@ def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False,
     `source` is a saved detector folder or a run folder (model/, recipe.yaml, eval/metrics.json, plots).
     With `native=True` the weights are the stock transformers export (`export_native`), which needs no
     remote code; it is refused with a one-line reason when it would change the scores.
-    `example_image`: an image copied as example.png whose scores, computed here with the assembled model,
-    become the card's widget example. Symbolic links that lead out of the run (or model) folder are not
+    `example_image`: a photo whose aligned face crop (the model's face mode, as `predict` cuts it; the picture as
+    given where no face is found) is written as example.png and scored here with the assembled model: the card's
+    widget example. A native repo given none uses scikit-image's astronaut portrait when scikit-image is installed. Symbolic links that lead out of the run (or model) folder are not
     published; each one is appended to `skipped` as "NAME: why". metrics.json is published with local
     absolute paths made relative to the run folder (or cut to the file name).
     """
