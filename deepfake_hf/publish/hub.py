@@ -51,9 +51,10 @@ def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False,
     remote code; it is refused with a one-line reason when it would change the scores.
     `example_image`: a photo whose aligned face crop (the model's face mode, as `predict` cuts it; the picture as
     given where no face is found) is written as example.png and scored here with the assembled model: the card's
-    widget example. A native repo given none uses scikit-image's astronaut portrait when scikit-image is installed. Symbolic links that lead out of the run (or model) folder are not
-    published; each one is appended to `skipped` as "NAME: why". metrics.json is published with local
-    absolute paths made relative to the run folder (or cut to the file name).
+    widget example. A native repo given none uses scikit-image's astronaut portrait when scikit-image is installed.
+    Symbolic links that lead out of the run (or model) folder are not published; each one is appended to
+    `skipped` as "NAME: why". metrics.json is published with local absolute paths made relative to the run
+    folder (or cut to the file name).
     """
     with owned_output_dir(out_dir, overwrite) as out:
         return _assemble_model_repo(source, out, repo_id, native, example_image, endpoint,
