@@ -8,6 +8,8 @@ files: a metric the run did not compute is not shown, and a model without an eva
 without `model-index`.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re
@@ -150,7 +152,7 @@ def is_hub_id(text, *folders):
     return not any((Path(folder) / text).exists() for folder in (".", *[f for f in folders if f is not None]))
 
 
-def default_face_mode(model_path):
+def default_face_mode(model_path: str | os.PathLike) -> str:
     """The face mode `predict` runs for the model at `model_path` by default: the one its config records, else
     what "auto" picks here ("none" when dlib is not installed)."""
     from deepfake_hf.defaults import DEFAULT_FACES
@@ -164,7 +166,7 @@ def default_face_mode(model_path):
     return face_mode(prefer_recorded(DEFAULT_FACES, recorded if isinstance(recorded, str) else None)).name
 
 
-def _endpoint_requirements(model_path):
+def _endpoint_requirements(model_path: Path) -> list[str] | None:
     """The requirement lines of the folder's Inference Endpoints handler, or None when it has no handler.py."""
     from deepfake_hf.publish.endpoint import HANDLER_FILE, REQUIREMENTS_FILE
 
