@@ -86,12 +86,14 @@ def test_push_then_pipeline_from_fake_hub_in_fresh_process(hub_env, run_dir, tmp
 
     custom = hub_env.files("alice/detector")
     assert {"config.json", "model.safetensors", "configuration_deepfake.py", "modeling_deepfake.py",
-            "preprocessor_config.json", "README.md", "metrics.json", "plots/roc.png", "recipe.yaml"} <= set(custom)
+            "preprocessor_config.json", "README.md", "metrics.json", "plots/roc.png", "recipe.yaml",
+            "handler.py", "requirements.txt"} <= set(custom)
     assert "auto_map" in json.loads(custom["config.json"])
     card = custom["README.md"].decode()
     assert "0.6125" in card and "trust_remote_code=True" in card
     native = hub_env.files("alice/detector-native")
-    assert not any(name.endswith(".py") for name in native)
+    assert not any(name.endswith(".py") for name in native if name != "handler.py")  # the endpoint handler only
+    assert "handler.py" in native and "requirements.txt" in native
     assert json.loads(native["config.json"])["architectures"] == ["ViTForImageClassification"]
     assert "trust_remote_code" not in native["README.md"].decode()
 
@@ -344,7 +346,7 @@ def test_stock_checkpoint_folder_is_published_as_is(run_dir, tmp_path):
     out = assemble_model_repo(native, tmp_path / "repo", "alice/stock")
     files = {p.name for p in out.iterdir()}
     assert {"config.json", "model.safetensors", "preprocessor_config.json", "README.md"} <= files
-    assert not any(name.endswith(".py") for name in files)
+    assert not any(name.endswith(".py") for name in files if name != "handler.py")  # the endpoint handler only
     assert (out / "model.safetensors").read_bytes() == (native / "model.safetensors").read_bytes()
     assert "trust_remote_code" not in (out / "README.md").read_text()
 
@@ -363,3 +365,25 @@ def test_app_serves_a_model_from_the_hub(hub_env, run_dir, tmp_path):
     probabilities = json.loads(run_python(code, "alice/app-model", image, env=env).stdout.strip().splitlines()[-1])
     (expected,) = Detector.from_pretrained(str(run_dir / "model"), faces="none", progress=False)(str(image))
     assert probabilities["fake"] == pytest.approx(expected.fake_probability, abs=1e-5)
+
+
+def test_native_widget_example_is_an_aligned_face_crop(run_dir, tmp_path):
+    """The native repo is the widget model: its example is the face crop predict scores, or a stand-in it names."""
+    from PIL import Image
+
+    from deepfake_hf.publish.hub import assemble_model_repo
+
+    pytest.importorskip("skimage")  # the default example photo (public-domain astronaut)
+    pytest.importorskip("dlib")
+    out = assemble_model_repo(run_dir, tmp_path / "native", "alice/native", native=True, endpoint="http://hub")
+    assert Image.open(out / "example.png").size == (256, 256)  # the aligned crop, not the 512x512 photo
+    card = (out / "README.md").read_text()
+    front = yaml.safe_load(card.split("---")[1])
+    assert front["widget"][0]["src"] == "http://hub/alice/native/resolve/main/example.png"
+    assert "is an aligned face crop made by the `dlib` face mode" in card
+    assert "scores **the picture as given**" in card and "handler.py" in card
+
+    noise = write_image(tmp_path / "noise.png", size=(40, 40), seed=9)
+    out = assemble_model_repo(run_dir, tmp_path / "stand-in", "alice/native", native=True, example_image=noise)
+    assert Image.open(out / "example.png").size == (40, 40)
+    assert "is a stand-in, the picture as given: the `dlib` face mode found no face" in (out / "README.md").read_text()

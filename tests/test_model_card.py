@@ -181,3 +181,31 @@ def test_every_builtin_card_source_renders(tmp_path):
         card = render_model_card(model_dir, recipe={"name": name})
         assert card.text.startswith(f"\n# {source['title']}"), name
         assert source["citation"].strip().splitlines()[0] in card.text, name
+
+
+def test_card_says_which_way_in_does_what_and_how_to_deploy_the_handler(tmp_path):
+    from deepfake_hf import export_native
+    from deepfake_hf.publish.endpoint import write_handler
+    from deepfake_hf.publish.model_card import render_model_card
+
+    tiny_detector("vit", face_preprocessing="deepfakebench").save_pretrained(tmp_path / "model")
+    write_handler(tmp_path / "model")
+    native = export_native(tmp_path / "model", tmp_path / "native")
+    for card, faces in ((render_model_card(tmp_path / "model"), "deepfakebench"),
+                        (render_model_card(native, face_mode="deepfakebench"), "deepfakebench"),
+                        (render_model_card(native, face_mode="none"), "none")):
+        text = card.text
+        assert "scores **the picture as given**" in text
+        assert "deepfake-hf predict" in text and "Inference Endpoints" in text
+        assert "requirements.txt" in text and "deepfake-hf[video,faces]" in text and '"allow_url": true' in text
+        assert ("face mode `deepfakebench`" in text) == (faces == "deepfakebench")
+        assert "ships no widget example" in text  # none was given
+    assert "trust_remote_code" not in render_model_card(native).text
+
+
+def test_card_without_handler_has_no_endpoint_section(tmp_path):
+    from deepfake_hf.publish.model_card import render_model_card
+
+    tiny_detector("vit").save_pretrained(tmp_path / "model")
+    text = render_model_card(tmp_path / "model", face_mode="none").text
+    assert "scores **the picture as given**" in text and "## Deploy on Inference Endpoints" not in text

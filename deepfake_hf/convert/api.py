@@ -10,6 +10,7 @@ from deepfake_hf.convert.base import Converted, ConvertError, format_names, form
 from deepfake_hf.convert.card import render_card
 from deepfake_hf.convert.encoders import load_encoder, require_timm
 from deepfake_hf.convert.loading import load_weights, read_config, resolve_source
+from deepfake_hf.publish.endpoint import write_handler
 
 
 def detect_format(path: str | os.PathLike, state: dict[str, Any] | None = None) -> tuple[str, str | None]:
@@ -62,6 +63,7 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, format: str = "au
     model = build_detector(converted, source_format.face_preprocessing)
     out = prepare_output_dir(out, overwrite)
     model.save_pretrained(out)
+    write_handler(out)  # handler.py and requirements.txt for Inference Endpoints
     card = render_card(converted, source, path, source_format.face_preprocessing)
     (out / "README.md").write_text(card, encoding="utf-8")
     reported = source_format.name if converted.variant is None else f"{source_format.name}-{converted.variant}"

@@ -15,6 +15,7 @@ from transformers import CLIPConfig, CLIPForImageClassification, ViTForImageClas
 from deepfake_hf.configuration_deepfake import INPUT_KEYS, DeepfakeDetectorConfig
 from deepfake_hf.errors import DeepfakeHFError, one_line
 from deepfake_hf.modeling_deepfake import DeepfakeDetectorForImageClassification, logit
+from deepfake_hf.publish.endpoint import write_handler
 from deepfake_hf.runtime.outputs import prepare_output_dir
 
 
@@ -69,7 +70,8 @@ def _folded_head(model):
 
 
 def export_native(model_or_folder, out_dir, overwrite=False):
-    """Write a stock `ViTForImageClassification` / `CLIPForImageClassification` checkpoint to `out_dir`.
+    """Write a stock `ViTForImageClassification` / `CLIPForImageClassification` checkpoint to `out_dir`, with the
+    Inference Endpoints handler (`publish.endpoint.write_handler`: handler.py and requirements.txt).
 
     Raises `NativeExportError` with a one-line reason when the conversion would not be exact, and
     `FileExistsError` when `out_dir` is not empty and `overwrite` is False. Returns the output path.
@@ -83,7 +85,8 @@ def export_native(model_or_folder, out_dir, overwrite=False):
             check_model_folder(model_or_folder)
     except UnsafeFileError as error:
         raise NativeExportError(str(error)) from None
-    if from_folder and os.path.isdir(model_or_folder) and not os.path.isfile(os.path.join(model_or_folder, "config.json")):
+    folder_given = from_folder and os.path.isdir(model_or_folder)
+    if folder_given and not os.path.isfile(os.path.join(model_or_folder, "config.json")):
         raise NativeExportError(f"{model_or_folder}: no config.json: not a saved detector folder")
     try:
         config = DeepfakeDetectorConfig.from_pretrained(model_or_folder) if from_folder else model_or_folder.config
@@ -114,4 +117,5 @@ def export_native(model_or_folder, out_dir, overwrite=False):
     stock.save_pretrained(out_dir)
 
     model.matching_image_processor().save_pretrained(out_dir)
+    write_handler(out_dir)  # the Inference Endpoints handler: transformers never runs it
     return out_dir

@@ -2,7 +2,8 @@
 
 `assemble_model_repo` writes the exact folder a model repo gets: safetensors weights, the config with
 `auto_map` and the two remote-code files (or, with `native=True`, a stock transformers checkpoint), the
-image processor, README.md (the model card), metrics.json, the evaluation's plots and the resolved recipe.
+image processor, README.md (the model card), metrics.json, the evaluation's plots, the resolved recipe and the
+Inference Endpoints handler (handler.py and requirements.txt, `publish.endpoint`).
 `push_model` uploads that folder with `HfApi().upload_folder` in one commit. `assemble_space` /
 `push_space` do the same for a Gradio Space running `app.py` on a published model.
 
@@ -17,7 +18,8 @@ import time
 from pathlib import Path
 
 from deepfake_hf.errors import DeepfakeHFError, one_line
-from deepfake_hf.publish.model_card import find_metrics, locate_run, public_paths, render_model_card
+from deepfake_hf.publish.endpoint import write_handler
+from deepfake_hf.publish.model_card import default_face_mode, find_metrics, locate_run, public_paths, render_model_card
 from deepfake_hf.runtime.outputs import OUTPUT_RECORD, owned_output_dir
 from deepfake_hf.safety import UnsafeFileError, check_model_folder, read_json
 
@@ -47,10 +49,12 @@ def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False,
     `source` is a saved detector folder or a run folder (model/, recipe.yaml, eval/metrics.json, plots).
     With `native=True` the weights are the stock transformers export (`export_native`), which needs no
     remote code; it is refused with a one-line reason when it would change the scores.
-    `example_image`: an image copied as example.png whose scores, computed here with the assembled model,
-    become the card's widget example. Symbolic links that lead out of the run (or model) folder are not
-    published; each one is appended to `skipped` as "NAME: why". metrics.json is published with local
-    absolute paths made relative to the run folder (or cut to the file name).
+    `example_image`: a photo whose aligned face crop (the model's face mode, as `predict` cuts it; the picture as
+    given where no face is found) is written as example.png and scored here with the assembled model: the card's
+    widget example. A native repo given none uses scikit-image's astronaut portrait when scikit-image is installed.
+    Symbolic links that lead out of the run (or model) folder are not published; each one is appended to
+    `skipped` as "NAME: why". metrics.json is published with local absolute paths made relative to the run
+    folder (or cut to the file name).
     """
     with owned_output_dir(out_dir, overwrite) as out:
         return _assemble_model_repo(source, out, repo_id, native, example_image, endpoint,
@@ -58,9 +62,6 @@ def assemble_model_repo(source, out_dir, repo_id, native=False, overwrite=False,
 
 
 def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, skipped):
-    from deepfake_hf import register
-    from deepfake_hf.publish.export import NativeExportError, export_native
-
     model_path, run_path = locate_run(source)
     root = (run_path or model_path).resolve()
 
@@ -77,6 +78,43 @@ def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, 
         model_type = (check_model_folder(model_path) or {}).get("model_type")
     except UnsafeFileError as error:
         raise HubError(str(error)) from None
+    _write_weights(model_path, out, model_type, native, inside, skipped)
+    write_handler(out)
+
+    metrics_path = find_metrics(model_path, run_path)
+    if metrics_path is not None and not inside(metrics_path):
+        metrics_path = None
+    if metrics_path is not None:
+        try:
+            metrics = public_paths(read_json(metrics_path), run_path or model_path)
+        except UnsafeFileError as error:
+            raise HubError(str(error)) from None
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        plots = [plot for plot in sorted(metrics_path.parent.glob("*.png")) if inside(plot)]
+        if plots:
+            (out / "plots").mkdir(exist_ok=True)
+            for plot in plots:
+                shutil.copyfile(plot, out / "plots" / plot.name)
+    recipe = run_path / "recipe.yaml" if run_path is not None else None
+    if recipe is not None and recipe.is_file() and inside(recipe):
+        recipe = _publish_recipe(recipe, out / "recipe.yaml", run_path)
+    else:
+        recipe = None
+
+    faces = default_face_mode(model_path)  # the source's: a native export's stock config records none
+    example = _widget_example(out, example_image or (_default_example_photo() if native else None), repo_id,
+                              endpoint, faces)
+    card = render_model_card(out, metrics=out / "metrics.json" if metrics_path is not None else None,
+                             recipe=recipe, repo_id=repo_id, example=example, run_dir=run_path, face_mode=faces)
+    card.save(out / "README.md")
+    return out
+
+
+def _write_weights(model_path, out, model_type, native, inside, skipped):
+    """The model's files in `out`: a stock checkpoint as it is, the native export, or the detector re-saved."""
+    from deepfake_hf import register
+    from deepfake_hf.publish.export import NativeExportError, export_native
+
     if model_type != "deepfake_detector":
         # Already a stock transformers checkpoint (e.g. an earlier native export): publish it as it is.
         for path in sorted(model_path.iterdir()):
@@ -104,34 +142,6 @@ def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, 
         model.config.auto_map = None
         model.image_processor = processor
         model.save_pretrained(out)
-
-    metrics_path = find_metrics(model_path, run_path)
-    if metrics_path is not None and not inside(metrics_path):
-        metrics_path = None
-    if metrics_path is not None:
-        try:
-            metrics = public_paths(read_json(metrics_path), run_path or model_path)
-        except UnsafeFileError as error:
-            raise HubError(str(error)) from None
-        (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-        plots = [plot for plot in sorted(metrics_path.parent.glob("*.png")) if inside(plot)]
-        if plots:
-            (out / "plots").mkdir(exist_ok=True)
-            for plot in plots:
-                shutil.copyfile(plot, out / "plots" / plot.name)
-    recipe = run_path / "recipe.yaml" if run_path is not None else None
-    if recipe is not None and recipe.is_file() and inside(recipe):
-        recipe = _publish_recipe(recipe, out / "recipe.yaml", run_path)
-    else:
-        recipe = None
-
-    example = None
-    if example_image is not None:
-        example = _widget_example(out, example_image, repo_id, endpoint)
-    card = render_model_card(out, metrics=out / "metrics.json" if metrics_path is not None else None,
-                             recipe=recipe, repo_id=repo_id, example=example, run_dir=run_path)
-    card.save(out / "README.md")
-    return out
 
 
 def _auto_map_note(name, entries):
@@ -210,15 +220,56 @@ def _publish_recipe(recipe, target, run_path):
     return target
 
 
-def _widget_example(repo_dir, image, repo_id, endpoint):
-    """Copy `image` as example.png and score it with the assembled model (the card's static widget output)."""
+def _default_example_photo():
+    """The widget example of a native export given no --example: scikit-image's public-domain astronaut portrait
+    (NASA), when scikit-image (the quickstart extra) is installed; else None (no widget example)."""
+    try:
+        from skimage import data
+    except ImportError:
+        return None
+    from PIL import Image
+
+    return Image.fromarray(data.astronaut())
+
+
+def _example_crop(repo_dir, image, faces):
+    """(picture, what it is): the aligned face crop `predict` scores for the most prominent face of `image` with the
+    face mode `faces`, or the picture as given (a stand-in) when the mode finds no face or finds none at all."""
+    from deepfake_hf.media import open_image
+    from deepfake_hf.scoring.scorer import Scorer
+
+    picture = open_image(image)
+    if faces == "none":
+        return picture, ("a stand-in, the picture as given: this model scores whole pictures (face mode `none`), "
+                         "so there is no face crop to make")
+    # trust_remote_code=False: the folder's processor had its auto_map removed; nothing in it runs here.
+    scorer = Scorer.from_pretrained(str(repo_dir), faces=faces, device="cpu", trust_remote_code=False)
+    plan = scorer.plan([picture])
+    if not plan.faces:
+        return picture, (f"a stand-in, the picture as given: the `{faces}` face mode found no face in it, so the "
+                         "example is not the aligned face crop the model expects")
+    return plan.crops[0], (f"an aligned face crop made by the `{faces}` face mode, exactly as `deepfake-hf predict` "
+                           "crops the face it scores")
+
+
+def _widget_example(repo_dir, image, repo_id, endpoint, faces="none"):
+    """Write example.png (the face crop of `image`, `_example_crop`) and score it with the assembled model as the
+    widget does: the card's static widget output (None without an image)."""
     from transformers import pipeline
 
     from deepfake_hf import register
-    from deepfake_hf.media import open_image
 
+    if image is None:
+        return None
     register()
-    open_image(image).save(repo_dir / "example.png")
+    try:
+        crop, what = _example_crop(repo_dir, image, faces)
+    except DeepfakeHFError:
+        raise
+    except Exception as error:  # noqa: BLE001 - transformers' messages run to many lines
+        name = image if isinstance(image, (str, Path)) else "the example photo"
+        raise HubError(f"--example {name}: the assembled model cannot crop it ({one_line(error, 300)})") from None
+    crop.save(repo_dir / "example.png")
     # trust_remote_code=False: the detector's classes are registered in this process, and nothing in the folder
     # being published may run here (a stock folder has had its auto_map removed).
     try:
@@ -228,7 +279,8 @@ def _widget_example(repo_dir, image, repo_id, endpoint):
         raise HubError(f"--example {image}: the assembled model cannot score it ({one_line(error, 300)})") from None
     output = [{"label": row["label"], "score": round(float(row["score"]), 4)} for row in rows]
     base = (endpoint or _default_endpoint()).rstrip("/")
-    return {"src": f"{base}/{repo_id}/resolve/main/example.png", "title": "Example", "output": output}
+    return {"src": f"{base}/{repo_id}/resolve/main/example.png", "title": "Example", "output": output,
+            "description": what}
 
 
 def _default_endpoint():
@@ -291,7 +343,7 @@ def _vendor_folder(folder, target, shown, skipped):
             if (source / "__init__.py").is_file() and not source.is_symlink():
                 (target / source.name).mkdir()
                 _vendor_folder(source, target / source.name, name, skipped)
-        elif source.suffix == ".py" and source.name != SPACE_APP_FILE:  # the wheel carries app.py; the Space has its own
+        elif source.suffix == ".py" and source.name != SPACE_APP_FILE:  # the wheel carries app.py; the Space its own
             shutil.copyfile(source, target / source.name)
 
 
@@ -502,7 +554,8 @@ def push_space(model_id, space_id, private=False, token=None, endpoint=None, tit
         url = _call(f"creating Space {space_id}", api.create_repo, space_id, repo_type="space", space_sdk="gradio",
                     private=private, exist_ok=True, **options)
         info = _call(f"uploading to Space {space_id}", api.upload_folder, repo_id=space_id, repo_type="space",
-                     folder_path=str(folder), ignore_patterns=[OUTPUT_RECORD], commit_message=f"Deepfake detector demo for {model_id}", **options)
+                     folder_path=str(folder), ignore_patterns=[OUTPUT_RECORD],
+                     commit_message=f"Deepfake detector demo for {model_id}", **options)
     return {"space_url": str(url), "commit_url": info.commit_url, "skipped": skipped}
 
 

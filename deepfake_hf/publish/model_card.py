@@ -8,6 +8,8 @@ files: a metric the run did not compute is not shown, and a model without an eva
 without `model-index`.
 """
 
+from __future__ import annotations
+
 import json
 import os
 import re
@@ -148,6 +150,29 @@ def is_hub_id(text, *folders):
     if not isinstance(text, str) or not HUB_ID.match(text) or ".." in text or "--" in text or text.endswith("."):
         return False
     return not any((Path(folder) / text).exists() for folder in (".", *[f for f in folders if f is not None]))
+
+
+def default_face_mode(model_path: str | os.PathLike) -> str:
+    """The face mode `predict` runs for the model at `model_path` by default: the one its config records, else
+    what "auto" picks here ("none" when dlib is not installed)."""
+    from deepfake_hf.defaults import DEFAULT_FACES
+    from deepfake_hf.faces import face_mode, prefer_recorded
+    from deepfake_hf.safety import UnsafeFileError
+
+    try:
+        recorded = _read_json(Path(model_path) / "config.json").get("face_preprocessing")
+    except (UnsafeFileError, AttributeError):
+        recorded = None
+    return face_mode(prefer_recorded(DEFAULT_FACES, recorded if isinstance(recorded, str) else None)).name
+
+
+def _endpoint_requirements(model_path: Path) -> list[str] | None:
+    """The requirement lines of the folder's Inference Endpoints handler, or None when it has no handler.py."""
+    from deepfake_hf.publish.endpoint import HANDLER_FILE, REQUIREMENTS_FILE
+
+    if not (model_path / HANDLER_FILE).is_file() or not (model_path / REQUIREMENTS_FILE).is_file():
+        return None
+    return [line.strip() for line in (model_path / REQUIREMENTS_FILE).read_text().splitlines() if line.strip()]
 
 
 # ------------------------------------------------------------------------------------------ formatting
@@ -406,7 +431,7 @@ def _base_model(config, recipe, source, run_path=None):
 
 
 def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, example=None, license=None,
-                      run_dir=None):
+                      run_dir=None, face_mode=None):
     """Render the model card of a saved detector (a model folder, or a run folder holding `model/`).
 
     Args:
@@ -419,6 +444,8 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
         license: overrides the card source's license (default apache-2.0).
         run_dir: the run folder (recipe.yaml, trainer_state.json, eval/) when `model_dir` is not inside it,
             e.g. a repo folder being assembled for upload.
+        face_mode: the face mode `predict` runs for this model (default: `default_face_mode(model_dir)`); a native
+            export's stock config records none, so `push` passes the source model's.
 
     Returns a `huggingface_hub.ModelCard`; `card.save(path)` writes README.md.
     """
@@ -464,6 +491,7 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
         model_name=model_name if results else None,
         eval_results=results or None,
     )
+    face_mode = face_mode or default_face_mode(model_path)
     if example:
         data.widget = [{"src": example["src"], "example_title": example.get("title", "Example"),
                         "output": [{"label": row["label"], "score": row["score"]} for row in example["output"]]}]
@@ -484,6 +512,10 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
         architecture=(config.get("architectures") or [""])[0],
         backbone_type=backbone_type,
         face_preprocessing=config.get("face_preprocessing"),
+        face_mode=face_mode,
+        num_frames=config.get("num_frames", DEFAULT_NUM_FRAMES),
+        example_description=(example or {}).get("description"),
+        endpoint_requirements=_endpoint_requirements(model_path),
         parameters=_human_count(count_parameters(model_path)),
         calibration=calibration_section(config, metrics),
         training=training_section(recipe, run_path),
@@ -496,5 +528,5 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
     return card
 
 
-__all__ = ["render_model_card", "eval_results", "is_hub_id", "load_metrics", "locate_run", "model_cards_dir",
-           "public_paths"]
+__all__ = ["default_face_mode", "render_model_card", "eval_results", "is_hub_id", "load_metrics", "locate_run",
+           "model_cards_dir", "public_paths"]

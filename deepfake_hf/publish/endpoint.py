@@ -1,0 +1,60 @@
+"""The Inference Endpoints files of a model folder: `handler.py` (a copy of `publish/endpoint_handler.py`) and
+the `requirements.txt` an endpoint installs before importing it.
+
+`push` writes them into every model repo it assembles, `convert` and `export --native` into their output folders.
+The handler is not remote code for transformers: `from_pretrained` and `pipeline` never run it; only an endpoint
+created from the repo does (Inference Endpoints runs a repo's `handler.py` as a custom handler).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+HANDLER_FILE = "handler.py"
+REQUIREMENTS_FILE = "requirements.txt"
+HANDLER_TEMPLATE = Path(__file__).with_name("endpoint_handler.py")
+# What the handler needs besides the core package: video decoding (PyAV) for videos, and the faces extra because
+# predict's default face mode ("auto") finds faces with dlib when it is installed: without it an endpoint would
+# score whole frames where predict scores faces.
+HANDLER_EXTRAS = ("video", "faces")
+TIMM_MODEL_TYPE = "timm_wrapper"
+
+
+def handler_requirements(folder: str | os.PathLike) -> list[str]:
+    """requirements.txt lines for the handler of the model in `folder`: deepfake-hf with the extras it needs
+    (`timm` too for a timm encoder), at least this version (the handler uses its API)."""
+    from deepfake_hf import __version__
+
+    extras = list(HANDLER_EXTRAS)
+    if TIMM_MODEL_TYPE in _model_types(Path(folder) / "config.json"):
+        extras.append("timm")
+    return [f"deepfake-hf[{','.join(extras)}]>={__version__}"]
+
+
+def _model_types(config_path: Path) -> set[str]:
+    from deepfake_hf.safety import UnsafeFileError, read_json
+
+    try:
+        config = read_json(config_path)
+    except (OSError, UnsafeFileError, json.JSONDecodeError):
+        return set()
+    if not isinstance(config, dict):
+        return set()
+    backbone = config.get("backbone_config")
+    return {value for value in (config.get("model_type"), (backbone or {}).get("model_type")
+                                if isinstance(backbone, dict) else None) if isinstance(value, str)}
+
+
+def write_handler(folder: str | os.PathLike) -> list[Path]:
+    """Write handler.py and requirements.txt into the model folder `folder`; returns their paths."""
+    folder = Path(folder)
+    handler = folder / HANDLER_FILE
+    handler.write_text(HANDLER_TEMPLATE.read_text(encoding="utf-8"), encoding="utf-8")
+    requirements = folder / REQUIREMENTS_FILE
+    requirements.write_text("\n".join(handler_requirements(folder)) + "\n", encoding="utf-8")
+    return [handler, requirements]
+
+
+__all__ = ["HANDLER_FILE", "REQUIREMENTS_FILE", "handler_requirements", "write_handler"]
