@@ -509,6 +509,7 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
         description=description.strip(),
         repo_id=repo_id,
         remote_code=remote_code,
+        face_pipeline=bool(remote_code and config.get("custom_pipelines")),
         architecture=(config.get("architectures") or [""])[0],
         backbone_type=backbone_type,
         face_preprocessing=config.get("face_preprocessing"),
