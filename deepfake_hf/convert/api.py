@@ -84,8 +84,10 @@ def build_detector(converted: Converted, face_preprocessing: str | None) -> Any:
     backbone_config = converted.backbone_config
     require_timm(backbone_config)
     image_size = getattr(backbone_config, "image_size", None)
-    crop = (converted.processor.to_dict().get("crop_size") or converted.processor.to_dict().get("size") or {})
-    image_size = crop.get("height") or image_size
+    settings = converted.processor.to_dict()
+    # the model's input side: the crop when the processor crops, else a square resize's side
+    crop = settings.get("crop_size") if settings.get("do_center_crop") else settings.get("size")
+    image_size = (crop or {}).get("height") or image_size
     config = DeepfakeDetectorConfig(backbone_config=backbone_config, pooling=converted.pooling,
                                     normalize_features=converted.normalize_features, image_size=image_size,
                                     face_preprocessing=face_preprocessing)

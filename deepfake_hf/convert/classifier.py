@@ -12,7 +12,6 @@ from typing import Any
 
 from deepfake_hf.convert.base import Converted, ConvertError, Match, SourceFormat, SourceInfo
 from deepfake_hf.convert.loading import head, read_config
-from deepfake_hf.convert.processors import processor_of
 from deepfake_hf.errors import one_line
 
 # Label names read from a classifier's id2label (case-insensitive; separators ignored).
@@ -85,12 +84,23 @@ class Classifier(SourceFormat):
         weight, bias = weight[order], bias[order]
         encoder_state = getattr(model, encoder_name).state_dict()
         backbone_config = config.vision_config if model_type == "clip" else config
-        processor = processor_of(path)
-        if processor is None:
-            raise ConvertError(f"{path}: no preprocessor_config.json; the classifier's preprocessing is unknown")
+        processor = own_processor(path)
         return Converted(backbone_config, pooling, False, encoder_state, weight.clone(), bias.clone(), processor,
                          "classifier", f"{model_type} image classifier (fake label: {config.id2label[fake_index]!r})",
                          CLASSIFIER)
+
+
+def own_processor(path: Path) -> Any:
+    """The classifier's own processor, as `pipeline` loads it from its folder (the class and backend transformers
+    picks by default); ConvertError naming the file when there is none."""
+    from transformers import AutoImageProcessor
+
+    if not (Path(path) / "preprocessor_config.json").is_file():
+        raise ConvertError(f"{path}: no preprocessor_config.json; the classifier's preprocessing is unknown")
+    try:  # False, not None: a processor auto_map is refused, never asked about on stdin or run
+        return AutoImageProcessor.from_pretrained(str(path), trust_remote_code=False)
+    except Exception as error:
+        raise ConvertError(f"{path}: cannot load its preprocessor_config.json ({one_line(error, 160)})") from None
 
 
 def fake_label_of(id2label: dict[Any, str], fake_label: str | None = None) -> int:
@@ -118,4 +128,4 @@ def fake_label_of(id2label: dict[Any, str], fake_label: str | None = None) -> in
     raise ConvertError(f"cannot tell which label means fake in id2label {labels}; pass --fake-label NAME")
 
 
-__all__ = ["CLASSIFIER_LAYOUTS", "Classifier", "fake_label_of"]
+__all__ = ["CLASSIFIER_LAYOUTS", "Classifier", "fake_label_of", "own_processor"]
