@@ -127,7 +127,7 @@ class DeepfakeImageProcessor(BaseImageProcessor):
         """(3, H, W) float32: torchvision's `ToTensor` (x / 255) then `Normalize` ((x - mean) / std)."""
         import torch
 
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1).to(torch.float32)
+        tensor = torch.from_numpy(np.array(image, dtype=np.uint8)).permute(2, 0, 1).to(torch.float32)  # a copy
         if self.do_rescale:
             tensor = tensor.div(255)
         if self.do_normalize:

@@ -646,3 +646,23 @@ def assert_fresh_pipeline_matches(folders, references, image):
         assert abs(scores[name]["fake"] - expected) < TOLERANCE, name
         assert abs(scores[name]["real"] - (1 - expected)) < TOLERANCE, name
     return pixel_values
+
+
+def test_missing_legacy_key_is_named_as_the_source_names_it_with_no_load_report(tmp_path, capfd):
+    """A GenD DINOv2 folder saved by transformers 4 (legacy attention names) missing one weight: the error names
+    that weight in the folder's own naming, and transformers' multi-line LOAD REPORT is not printed before it."""
+    from safetensors.torch import load_file
+
+    _, config = make_gend_dino(tmp_path / "gend", legacy=True)
+    weights = tmp_path / "gend" / "model.safetensors"
+    state = load_file(weights)
+    gone = "feature_extractor.backbone.encoder.layer.1.attention.attention.key.weight"
+    del state[gone]
+    save_file(state, weights)
+    arch = backbone_folder(tmp_path / "arch", config, PUBLISHED_PROCESSORS["dinov2"])
+    capfd.readouterr()
+    with pytest.raises(ConvertError) as error:
+        convert(tmp_path / "gend", tmp_path / "out", backbone=arch)
+    assert str(error.value).endswith(f"missing key {gone!r} (1 missing)") and "\n" not in str(error.value)
+    printed = capfd.readouterr()
+    assert "LOAD REPORT" not in printed.out + printed.err

@@ -60,12 +60,12 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, format: str = "au
         source_format = get_format(name)
     converted = source_format.load(path, variant=detector, backbone=backbone, fake_label=fake_label)
     model = build_detector(converted, source_format.face_preprocessing)
-    out = prepare_output_dir(out, overwrite)
-    model.save_pretrained(out)
+    out_dir = prepare_output_dir(out, overwrite)
+    model.save_pretrained(out_dir)
     card = render_card(converted, source, path, source_format.face_preprocessing)
-    (out / "README.md").write_text(card, encoding="utf-8")
+    (out_dir / "README.md").write_text(card, encoding="utf-8")
     reported = source_format.name if converted.variant is None else f"{source_format.name}-{converted.variant}"
-    return {"out": str(out), "format": reported, "source": str(source), "description": converted.description}
+    return {"out": str(out_dir), "format": reported, "source": str(source), "description": converted.description}
 
 
 def _with_variants() -> list[str]:
@@ -92,7 +92,7 @@ def build_detector(converted: Converted, face_preprocessing: str | None) -> Any:
                                     normalize_features=converted.normalize_features, image_size=image_size,
                                     face_preprocessing=face_preprocessing)
     model = DeepfakeDetectorForImageClassification(config).eval()
-    load_encoder(model.backbone, converted.encoder_state, f"{converted.source_key} encoder")
+    load_encoder(model.backbone, converted.encoder_state, f"{converted.source_key} encoder", converted.encoder_prefix)
     weight, bias = converted.head_weight, converted.head_bias
     if tuple(weight.shape) != (2, config.hidden_size) or tuple(bias.shape) != (2,):
         raise ConvertError(f"{converted.source_key} head: shape {tuple(weight.shape)} / {tuple(bias.shape)}, expected "

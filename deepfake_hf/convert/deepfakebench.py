@@ -126,7 +126,7 @@ def _clip(path: Path, state: dict[str, Any], detector: str, backbone: str | None
     mean, std = (CLIP_MEAN, CLIP_STD) if detector == "effort" else ([0.5] * 3, [0.5] * 3)
     return Converted(encoder, "pooler", False, encoder_state, weight, bias, deepfakebench_processor(size, mean, std),
                      f"deepfakebench-{detector}", f"DeepfakeBench {detector} detector", SOURCES[detector],
-                     variant=detector)
+                     variant=detector, encoder_prefix="backbone.")
 
 
 def _xception(path: Path, state: dict[str, Any], backbone: str | None) -> Converted:
@@ -151,7 +151,8 @@ def _xception(path: Path, state: dict[str, Any], backbone: str | None) -> Conver
     encoder = timm_backbone(backbone, "DeepfakeBench's Xception", (XCEPTION_ARCHITECTURE,))
     processor = deepfakebench_processor(DEEPFAKEBENCH_RESOLUTION, [0.5] * 3, [0.5] * 3)
     return Converted(encoder, "pooler", False, encoder_state, weight, bias, processor, "deepfakebench-xception",
-                     "DeepfakeBench xception detector (timm legacy_xception)", SOURCES["xception"], variant="xception")
+                     "DeepfakeBench xception detector (timm legacy_xception)", SOURCES["xception"], variant="xception",
+                     encoder_prefix="backbone.")
 
 
 def merge_effort_attention(state: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +164,8 @@ def merge_effort_attention(state: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    merged, residual_parts = {}, {}
+    merged: dict[str, Any] = {}
+    residual_parts: dict[str, dict[str, Any]] = {}
     for key, value in state.items():
         stem, _, name = key.rpartition(".")
         if name in ("weight_main", "U_residual", "S_residual", "V_residual"):

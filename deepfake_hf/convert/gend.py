@@ -87,7 +87,8 @@ class GenD(SourceFormat):
             # GenD's preprocess: timm's evaluation transform of the model's data config, with input size 224.
             processor = timm_eval_processor(timm_pretrained_cfg(encoder), size=224)
             return Converted(encoder, "pooler", kind == "LinearNorm", encoder_state, weight, bias, processor,
-                             "gend-pe", f"GenD (Perception Encoder {encoder.architecture}, head {kind})", GEND_PE)
+                             "gend-pe", f"GenD (Perception Encoder {encoder.architecture}, head {kind})", GEND_PE,
+                             encoder_prefix="feature_extractor.backbone.")
         if any(key.startswith("feature_extractor.vision_model.") for key in state):
             prefix = "feature_extractor.vision_model."
             encoder = encoder_config(backbone, state, clip_prefix=prefix) if backbone or not named else None
@@ -100,8 +101,9 @@ class GenD(SourceFormat):
             pooling, family = "pooler", "CLIP"
             processor = backbone_processor(backbone or named, f"{path}: GenD's CLIP preprocessing")
         elif any(key.startswith("feature_extractor.backbone.") for key in state):
+            prefix = "feature_extractor.backbone."
             encoder = encoder_config(backbone, default=named)
-            encoder_state = take(state, "feature_extractor.backbone.", path)
+            encoder_state = take(state, prefix, path)
             if not encoder.model_type.startswith("dino"):
                 raise ConvertError(f"{path}: GenD backbone weights under feature_extractor.backbone but the encoder "
                                    f"config is {encoder.model_type!r}, not a DINO model")
@@ -115,7 +117,7 @@ class GenD(SourceFormat):
             raise ConvertError(f"{path}: GenD weights have neither feature_extractor.vision_model.* (CLIP) nor "
                                "feature_extractor.backbone.* (DINO)")
         return Converted(encoder, pooling, kind == "LinearNorm", encoder_state, weight, bias, processor, "gend",
-                         f"GenD ({family} backbone {named or backbone}, head {kind})", GEND)
+                         f"GenD ({family} backbone {named or backbone}, head {kind})", GEND, encoder_prefix=prefix)
 
 
 __all__ = ["GenD"]

@@ -62,7 +62,7 @@ class UnivFD(SourceFormat):
         bias = torch.cat([torch.zeros_like(fc_bias.reshape(1)), fc_bias.reshape(1)])
         processor = univfd_processor(encoder.image_size)
         return Converted(encoder, "pooler", False, clip_state, weight, bias, processor, "univfd",
-                         f"UnivFD fc on {backbone}", UNIVFD)
+                         f"UnivFD fc on {backbone}", UNIVFD, encoder_prefix="vision_model.")
 
 
 def _clip_weights_with_projection(backbone: str) -> dict[str, Any]:
