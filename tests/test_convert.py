@@ -614,7 +614,9 @@ def test_timm_conversions_are_exact_and_load_with_pipeline_in_a_fresh_process(tm
 def test_converted_folders_load_with_pipeline_in_a_fresh_process(tmp_path):
 
     image = write_image(tmp_path / "face.png", size=(40, 40), seed=3)
-    backbone = backbone_folder(tmp_path / "arch", tiny("clip_vision_model"), PUBLISHED_PROCESSORS["clip"])
+    # CLIP's published processor at the tiny encoder's input size (its position grid does not interpolate)
+    processor = {**PUBLISHED_PROCESSORS["clip"], "size": IMAGE_SIZE, "crop_size": IMAGE_SIZE}
+    backbone = backbone_folder(tmp_path / "arch", tiny("clip_vision_model"), processor)
     references = {"gend": make_gend_clip(tmp_path / "gend")}
     references["effort"] = make_deepfakebench(tmp_path / "effort.pth", "effort")
     references["univfd"], clip_folder = make_univfd(tmp_path)
@@ -629,6 +631,9 @@ def test_converted_folders_load_with_pipeline_in_a_fresh_process(tmp_path):
         convert(source, folders[name], **options)
     assert_fresh_pipeline_matches(folders, references, image)
     assert os.path.isfile(os.path.join(folders["gend"], "modeling_deepfake.py"))
+    # the fresh process ran the exact processors from the folders' own remote code
+    for name in ("gend", "effort", "univfd"):
+        assert os.path.isfile(os.path.join(folders[name], "image_processing_deepfake.py")), name
 
 
 def assert_fresh_pipeline_matches(folders, references, image):

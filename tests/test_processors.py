@@ -240,6 +240,12 @@ def test_saved_processor_is_the_sources_transform(tmp_path, images, name):
     from deepfake_hf.convert.processors import describe_processor
 
     assert describe_processor(AutoImageProcessor.from_pretrained(out, trust_remote_code=True)) in row
+    assert ("no resize" in row) is (name == "univfd")  # UnivFD only crops
+    assert "CLIP" not in row or not name.startswith("gend-dino")
+    settings = json.loads((out / "preprocessor_config.json").read_text())
+    if settings["image_processor_type"] == "DeepfakeImageProcessor":  # remote code saved beside the model's
+        assert (out / "image_processing_deepfake.py").is_file()
+        assert settings["auto_map"]["AutoImageProcessor"] == "image_processing_deepfake.DeepfakeImageProcessor"
 
 
 def fake_probabilities(out, paths, tmp_path):
