@@ -316,3 +316,22 @@ def test_processor_steps_follow_torchvision_and_opencv_conventions():
     assert np.array_equal(resize.resize_array(array), cv2.resize(array, (224, 224), interpolation=cv2.INTER_CUBIC))
     with pytest.raises(ValueError, match="resize_library"):
         DeepfakeImageProcessor(resize_library="skimage")
+
+
+def test_processor_file_is_self_contained_remote_code():
+    """image_processing_deepfake.py is copied into model folders and run from the Hub: it imports nothing of the
+    package (not even relatively), and cv2 only inside the function that resizes with it."""
+    import ast
+    from pathlib import Path
+
+    import deepfake_hf.image_processing_deepfake as module
+
+    tree = ast.parse(Path(module.__file__).read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom):
+            assert node.level == 0 and not (node.module or "").startswith("deepfake_hf"), ast.unparse(node)
+        if isinstance(node, ast.Import):
+            assert not any(alias.name.startswith("deepfake_hf") for alias in node.names), ast.unparse(node)
+    top_level = {alias.name for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)
+                 for alias in node.names}
+    assert "cv2" not in top_level and "torch" not in top_level
