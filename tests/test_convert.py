@@ -671,3 +671,20 @@ def test_missing_legacy_key_is_named_as_the_source_names_it_with_no_load_report(
     assert str(error.value).endswith(f"missing key {gone!r} (1 missing)") and "\n" not in str(error.value)
     printed = capfd.readouterr()
     assert "LOAD REPORT" not in printed.out + printed.err
+
+
+def test_classifier_missing_a_weight_is_refused_not_initialised_at_random(tmp_path, capfd):
+    from safetensors.torch import load_file
+
+    make_classifier(tmp_path / "clf", {0: "real", 1: "fake"})
+    weights = tmp_path / "clf" / "model.safetensors"
+    state = load_file(weights)
+    gone = sorted(key for key in state if key.endswith(".weight") and ".encoder." in key)[0]
+    del state[gone]
+    save_file(state, weights, metadata={"format": "pt"})
+    capfd.readouterr()
+    with pytest.raises(ConvertError, match=r"missing key .*\(1 missing\)") as error:
+        convert(tmp_path / "clf", tmp_path / "out")
+    assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
+    printed = capfd.readouterr()
+    assert "LOAD REPORT" not in printed.out + printed.err

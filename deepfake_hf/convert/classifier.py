@@ -73,11 +73,7 @@ class Classifier(SourceFormat):
         encoder_name, pooling, head_prefix = CLASSIFIER_LAYOUTS[model_type]
         # transformers' own loader reads the weights (safetensors, or torch weights-only) and renames legacy keys,
         # so the encoder and head are taken from the loaded model rather than from the files' key names.
-        try:
-            model = AutoModelForImageClassification.from_pretrained(str(path), use_safetensors=None,
-                                                                    trust_remote_code=False).eval()
-        except Exception as error:
-            raise ConvertError(f"{path}: cannot load the classifier ({one_line(error, 200)})") from None
+        model = _load_classifier(path, AutoModelForImageClassification)
         state = model.state_dict()
         weight, bias = head(state, head_prefix, path)
         order = [1 - fake_index, fake_index]  # detector rows: 0 real, 1 fake
@@ -88,6 +84,31 @@ class Classifier(SourceFormat):
         return Converted(backbone_config, pooling, False, encoder_state, weight.clone(), bias.clone(), processor,
                          "classifier", f"{model_type} image classifier (fake label: {config.id2label[fake_index]!r})",
                          CLASSIFIER)
+
+
+def _load_classifier(path: Path, auto_class: Any) -> Any:
+    """The classifier loaded by transformers (quietly: its LOAD REPORT would precede our one-line error); ConvertError
+    naming the first weight the files lack or do not use, which transformers would otherwise initialise at random
+    or drop."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        model, info = auto_class.from_pretrained(str(path), use_safetensors=None, trust_remote_code=False,
+                                                 output_loading_info=True)
+    except Exception as error:
+        raise ConvertError(f"{path}: cannot load the classifier ({one_line(error, 200)})") from None
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    for kind, keys in (("missing", info.get("missing_keys")), ("unexpected", info.get("unexpected_keys")),
+                       ("mis-shaped", info.get("mismatched_keys"))):
+        if keys:
+            first = sorted(keys)[0]
+            first = first[0] if isinstance(first, (tuple, list)) else first
+            raise ConvertError(f"{path}: {kind} key {first!r} ({len(keys)} {kind}); the classifier's weights do not "
+                               "match its config.json")
+    return model.eval()
 
 
 def own_processor(path: Path) -> Any:
