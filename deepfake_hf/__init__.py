@@ -25,7 +25,8 @@ _registered = False
 
 
 def register():
-    """Register with AutoConfig, AutoModelFor{Image,Video}Classification and AutoVideoProcessor (idempotent)."""
+    """Register with AutoConfig, AutoModelFor{Image,Video}Classification, AutoVideoProcessor and AutoImageProcessor
+    (idempotent)."""
     global _registered
     if _registered:
         return

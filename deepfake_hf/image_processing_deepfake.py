@@ -167,9 +167,10 @@ class DeepfakeImageProcessor(BaseImageProcessor):
         else:
             steps.append("no resize")
         if self.do_center_crop:
-            how = ("torchvision CenterCrop (offset rounded" if self.crop_rounding == "torchvision"
-                   else "transformers center_crop (offset floored")
-            steps.append(f"{how} {self.crop_size['height']}x{self.crop_size['width']}, zero padding when smaller)")
+            name, offset = (("torchvision CenterCrop", "rounded") if self.crop_rounding == "torchvision"
+                            else ("transformers center_crop", "floored"))
+            steps.append(f"{name} {self.crop_size['height']}x{self.crop_size['width']} (offset {offset}, zero padding "
+                         "when smaller)")
         steps.append(f"x/255, mean {_short(self.image_mean)}, std {_short(self.image_std)}")
         text = ", ".join(steps)
         return f"{self.source_transform}: {text}" if self.source_transform else text
