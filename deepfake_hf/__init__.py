@@ -15,6 +15,7 @@ _LAZY = {
     "DeepfakeDetectorForImageClassification": ".modeling_deepfake",
     "DeepfakeDetectorForVideoClassification": ".modeling_deepfake",
     "DeepfakeVideoProcessor": ".modeling_deepfake",
+    "DeepfakeImageProcessor": ".image_processing_deepfake",
     "Detector": ".scoring.detector",
     "Scorer": ".scoring.scorer",
     "export_native": ".publish.export",
@@ -24,18 +25,21 @@ _registered = False
 
 
 def register():
-    """Register with AutoConfig, AutoModelFor{Image,Video}Classification and AutoVideoProcessor (idempotent)."""
+    """Register with AutoConfig, AutoModelFor{Image,Video}Classification, AutoVideoProcessor and AutoImageProcessor
+    (idempotent)."""
     global _registered
     if _registered:
         return
     from transformers import (
         AutoConfig,
+        AutoImageProcessor,
         AutoModelForImageClassification,
         AutoModelForVideoClassification,
         AutoVideoProcessor,
     )
 
     from deepfake_hf.configuration_deepfake import DeepfakeDetectorConfig
+    from deepfake_hf.image_processing_deepfake import DeepfakeImageProcessor
     from deepfake_hf.modeling_deepfake import (
         DeepfakeDetectorForImageClassification,
         DeepfakeDetectorForVideoClassification,
@@ -50,11 +54,15 @@ def register():
         DeepfakeDetectorConfig, DeepfakeDetectorForVideoClassification, exist_ok=True
     )
     AutoVideoProcessor.register(DeepfakeDetectorConfig, DeepfakeVideoProcessor, exist_ok=True)
+    # A converted detector's exact source transform: found by name in-process, copied as remote code when saved.
+    AutoImageProcessor.register(DeepfakeDetectorConfig, image_processor_classes={"pil": DeepfakeImageProcessor,
+                                "torchvision": DeepfakeImageProcessor}, exist_ok=True)
     # Saved folders carry `auto_map` and the two code files, so they load anywhere with trust_remote_code=True.
     DeepfakeDetectorConfig.register_for_auto_class()
     DeepfakeDetectorForImageClassification.register_for_auto_class("AutoModelForImageClassification")
     DeepfakeDetectorForVideoClassification.register_for_auto_class("AutoModelForVideoClassification")
     DeepfakeVideoProcessor.register_for_auto_class("AutoVideoProcessor")
+    DeepfakeImageProcessor.register_for_auto_class("AutoImageProcessor")
     _registered = True
 
 
@@ -76,6 +84,7 @@ __all__ = [
     "DeepfakeDetectorForImageClassification",
     "DeepfakeDetectorForVideoClassification",
     "DeepfakeVideoProcessor",
+    "DeepfakeImageProcessor",
     "Detector",
     "Scorer",
     "export_native",

@@ -31,6 +31,38 @@ def save_config(config, folder):
     return folder
 
 
+CLIP_MEAN = [0.48145466, 0.4578275, 0.40821073]
+CLIP_STD = [0.26862954, 0.26130258, 0.27577711]
+IMAGENET_MEAN = [0.485, 0.456, 0.406]
+IMAGENET_STD = [0.229, 0.224, 0.225]
+# The backbones' published preprocessor_config.json files, as their Hub repositories hold them.
+PUBLISHED_PROCESSORS = {
+    # openai/clip-vit-large-patch14 (a feature-extractor era file: sizes as integers)
+    "clip": {"crop_size": 224, "do_center_crop": True, "do_normalize": True, "do_resize": True,
+             "feature_extractor_type": "CLIPFeatureExtractor", "image_mean": CLIP_MEAN, "image_std": CLIP_STD,
+             "resample": 3, "size": 224},
+    # facebook/dinov2-base
+    "dinov2": {"crop_size": {"height": 224, "width": 224}, "do_center_crop": True, "do_convert_rgb": True,
+               "do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": IMAGENET_MEAN,
+               "image_processor_type": "BitImageProcessor", "image_std": IMAGENET_STD, "resample": 3,
+               "rescale_factor": 0.00392156862745098, "size": {"shortest_edge": 256}},
+    # facebook/dinov3-vitb16-pretrain-lvd1689m
+    "dinov3": {"do_normalize": True, "do_rescale": True, "do_resize": True, "image_mean": IMAGENET_MEAN,
+               "image_processor_type": "DINOv3ViTImageProcessorFast", "image_std": IMAGENET_STD, "resample": 2,
+               "rescale_factor": 0.00392156862745098, "size": {"height": 224, "width": 224}},
+}
+
+
+
+
+def backbone_folder(folder, config, processor=None):
+    """A --backbone folder: the encoder's config.json, and its published preprocessor_config.json when given."""
+    save_config(config, folder)
+    if processor is not None:
+        (folder / "preprocessor_config.json").write_text(json.dumps(processor))
+    return folder
+
+
 def converted_fake_probability(out, pixel_values):
     from deepfake_hf import DeepfakeDetectorForImageClassification
 
@@ -44,12 +76,12 @@ def pixels(seed=1, size=IMAGE_SIZE, batch=3):
 
 
 # ------------------------------------------------------------------------------------------- sources
-def make_gend_clip(folder, head="LinearNorm", seed=0):
+def make_gend_clip(folder, head="LinearNorm", seed=0, config=None):
     """GenD save_pretrained layout on a CLIP backbone; returns the reference fake-probability function."""
     from transformers import CLIPVisionModelWithProjection
 
     torch.manual_seed(seed)
-    clip = CLIPVisionModelWithProjection(tiny("clip_vision_model", projection_dim=16)).eval()
+    clip = CLIPVisionModelWithProjection(config or tiny("clip_vision_model", projection_dim=16)).eval()
     linear = torch.nn.Linear(32, 2)
     state = {f"feature_extractor.vision_model.{k}": v for k, v in clip.vision_model.state_dict().items()}
     state["feature_extractor.visual_projection.weight"] = clip.visual_projection.weight.detach()
@@ -73,11 +105,12 @@ LEGACY_DINOV2 = {"attention.q_proj": "attention.attention.query", "attention.k_p
                  "attention.v_proj": "attention.attention.value", "attention.o_proj": "attention.output.dense"}
 
 
-def make_gend_dino(folder, registers=False, legacy=False, seed=0):
+def make_gend_dino(folder, registers=False, legacy=False, seed=0, config=None):
     from transformers import AutoModel
 
     torch.manual_seed(seed)
-    config = tiny("dinov2", **({"model_type": "dinov2_with_registers", "num_register_tokens": 2} if registers else {}))
+    config = config or tiny("dinov2", **({"model_type": "dinov2_with_registers", "num_register_tokens": 2}
+                                         if registers else {}))
     dino = AutoModel.from_config(config).eval()
     linear = torch.nn.Linear(32, 2)
     state = {f"feature_extractor.backbone.{k}": v for k, v in dino.state_dict().items()}
@@ -90,15 +123,17 @@ def make_gend_dino(folder, registers=False, legacy=False, seed=0):
     save_file({k: v.contiguous() for k, v in state.items()}, folder / "model.safetensors")
     (folder / "config.json").write_text(json.dumps({"model_type": "GenD", "backbone": "facebook/dinov2-base",
                                                     "head": "linear"}))
-    return lambda pixel_values: linear(dino(pixel_values=pixel_values).last_hidden_state[:, 0]).softmax(-1)[:, 1], config
+    return (lambda pixel_values: linear(dino(pixel_values=pixel_values).last_hidden_state[:, 0]).softmax(-1)[:, 1],
+            config)
 
 
-def make_deepfakebench(path, detector, seed=0):
+def make_deepfakebench(path, detector, seed=0, config=None):
     """A DeepfakeBench detector state dict saved with torch.save (DataParallel `module.` prefix)."""
     from transformers import CLIPVisionModel
 
     torch.manual_seed(seed)
-    clip = CLIPVisionModel(tiny("clip_vision_model")).eval()
+    config = config or tiny("clip_vision_model")
+    clip = CLIPVisionModel(config).eval()
     head = torch.nn.Linear(32, 2)
     encoder = {k: v.clone() for k, v in clip.state_dict().items()}  # CLIP vision transformer keys (embeddings.*)
     state = {}
@@ -118,13 +153,13 @@ def make_deepfakebench(path, detector, seed=0):
     state.update({"head.weight": head.weight.detach(), "head.bias": head.bias.detach()})
     torch.save({f"module.{k}": v for k, v in state.items()}, path)
 
-    reference_clip = CLIPVisionModel(tiny("clip_vision_model")).eval()
+    reference_clip = CLIPVisionModel(config).eval()
     merged = dict(encoder)
     if detector == "effort":
         for key in list(merged):
             stem, _, name = key.rpartition(".")
             if ".self_attn." in key and name == "weight":
-                get = lambda part: state[f"backbone.{stem}.{part}"]  # noqa: E731
+                get = lambda part, stem=stem: state[f"backbone.{stem}.{part}"]  # noqa: E731
                 # Effort's forward: F.linear(x, weight_main + U_residual @ diag(S_residual) @ V_residual, bias)
                 merged[key] = get("weight_main") + get("U_residual") @ torch.diag(get("S_residual")) @ get("V_residual")
                 assert (merged[key] - encoder[key]).abs().max() > 1e-2  # the residuals matter
@@ -253,13 +288,13 @@ def make_gend_pe(folder, head="LinearNorm", seed=0):
     return reference, architecture
 
 
-def make_univfd(folder, seed=0):
+def make_univfd(folder, seed=0, vision=None):
     """UnivFD's fc_weights.pth (Linear(projection_dim, 1)) and a full CLIP checkpoint folder as --backbone."""
     from transformers import CLIPConfig, CLIPModel
 
     torch.manual_seed(seed)
     text = dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37, vocab_size=99)
-    vision = {k: v for k, v in TINY_BACKBONES["clip_vision_model"].items() if k != "model_type"}
+    vision = {**{k: v for k, v in TINY_BACKBONES["clip_vision_model"].items() if k != "model_type"}, **(vision or {})}
     clip = CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=16)).eval()
     clip.save_pretrained(folder / "clip")
     fc = torch.nn.Linear(16, 1)
@@ -288,7 +323,7 @@ def make_classifier(folder, id2label, seed=0):
 @pytest.mark.parametrize("head", ["LinearNorm", "linear"])
 def test_gend_clip_is_exact_with_l2_norm_and_clip_preprocessing(tmp_path, head):
     reference = make_gend_clip(tmp_path / "gend", head=head)
-    backbone = save_config(tiny("clip_vision_model"), tmp_path / "arch")
+    backbone = backbone_folder(tmp_path / "arch", tiny("clip_vision_model"), PUBLISHED_PROCESSORS["clip"])
     result = convert(tmp_path / "gend", tmp_path / "out", backbone=backbone)
     assert result["format"] == "gend"
     x = pixels()
@@ -301,7 +336,9 @@ def test_gend_clip_is_exact_with_l2_norm_and_clip_preprocessing(tmp_path, head):
     assert config["face_preprocessing"] == "deepfakebench"  # GenD trains on DeepfakeBench's crops
     processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert processor["image_mean"] == pytest.approx([0.48145466, 0.4578275, 0.40821073])
-    assert processor["crop_size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
+    # the backbone's published processor, in the PIL class transformers 4.56 (GenD's) loaded it as
+    assert processor["crop_size"] == {"height": 224, "width": 224}
+    assert processor["resize_library"] == "pil" and processor["crop_rounding"] == "floor"
     card = (tmp_path / "out" / "README.md").read_text()
     assert "GenD" in card and "github.com/yermandy/GenD" in card and "licence" in card and "2503.19683" in card
 
@@ -309,7 +346,8 @@ def test_gend_clip_is_exact_with_l2_norm_and_clip_preprocessing(tmp_path, head):
 @pytest.mark.parametrize("registers,legacy", [(False, False), (True, False), (False, True)])
 def test_gend_dino_takes_the_cls_token(tmp_path, registers, legacy):
     reference, config = make_gend_dino(tmp_path / "gend", registers=registers, legacy=legacy)
-    result = convert(tmp_path / "gend", tmp_path / "out", backbone=save_config(config, tmp_path / "arch"))
+    result = convert(tmp_path / "gend", tmp_path / "out",
+                     backbone=backbone_folder(tmp_path / "arch", config, PUBLISHED_PROCESSORS["dinov2"]))
     x = pixels()
     with torch.no_grad():
         expected = reference(x)
@@ -353,8 +391,9 @@ def test_deepfakebench_xception_names_are_timm_legacy_xception(tmp_path):
     assert sorted(layout) == sorted(deepfakebench_xception_keys())  # the rename is the prefix, nothing else
     assert detect_format(tmp_path / "x.pth", state=dict.fromkeys(layout)) == ("deepfakebench", "xception")
     # a checkpoint with weights outside backbone.* is another detector built on Xception, not this one
-    torch.save({"backbone.block1.rep.0.conv1.weight": torch.zeros(1), "backbone.last_linear.weight": torch.zeros(2, 2048),
-                "backbone.last_linear.bias": torch.zeros(2), "head.weight": torch.zeros(2)}, tmp_path / "other.pth")
+    torch.save({"backbone.block1.rep.0.conv1.weight": torch.zeros(1),
+                "backbone.last_linear.weight": torch.zeros(2, 2048), "backbone.last_linear.bias": torch.zeros(2),
+                "head.weight": torch.zeros(2)}, tmp_path / "other.pth")
     with pytest.raises(ConvertError, match="unexpected key 'head.weight'"):
         convert(tmp_path / "other.pth", tmp_path / "out")
 
@@ -575,7 +614,9 @@ def test_timm_conversions_are_exact_and_load_with_pipeline_in_a_fresh_process(tm
 def test_converted_folders_load_with_pipeline_in_a_fresh_process(tmp_path):
 
     image = write_image(tmp_path / "face.png", size=(40, 40), seed=3)
-    backbone = save_config(tiny("clip_vision_model"), tmp_path / "arch")
+    # CLIP's published processor at the tiny encoder's input size (its position grid does not interpolate)
+    processor = {**PUBLISHED_PROCESSORS["clip"], "size": IMAGE_SIZE, "crop_size": IMAGE_SIZE}
+    backbone = backbone_folder(tmp_path / "arch", tiny("clip_vision_model"), processor)
     references = {"gend": make_gend_clip(tmp_path / "gend")}
     references["effort"] = make_deepfakebench(tmp_path / "effort.pth", "effort")
     references["univfd"], clip_folder = make_univfd(tmp_path)
@@ -590,6 +631,9 @@ def test_converted_folders_load_with_pipeline_in_a_fresh_process(tmp_path):
         convert(source, folders[name], **options)
     assert_fresh_pipeline_matches(folders, references, image)
     assert os.path.isfile(os.path.join(folders["gend"], "modeling_deepfake.py"))
+    # the fresh process ran the exact processors from the folders' own remote code
+    for name in ("gend", "effort", "univfd"):
+        assert os.path.isfile(os.path.join(folders[name], "image_processing_deepfake.py")), name
 
 
 def assert_fresh_pipeline_matches(folders, references, image):
@@ -607,3 +651,40 @@ def assert_fresh_pipeline_matches(folders, references, image):
         assert abs(scores[name]["fake"] - expected) < TOLERANCE, name
         assert abs(scores[name]["real"] - (1 - expected)) < TOLERANCE, name
     return pixel_values
+
+
+def test_missing_legacy_key_is_named_as_the_source_names_it_with_no_load_report(tmp_path, capfd):
+    """A GenD DINOv2 folder saved by transformers 4 (legacy attention names) missing one weight: the error names
+    that weight in the folder's own naming, and transformers' multi-line LOAD REPORT is not printed before it."""
+    from safetensors.torch import load_file
+
+    _, config = make_gend_dino(tmp_path / "gend", legacy=True)
+    weights = tmp_path / "gend" / "model.safetensors"
+    state = load_file(weights)
+    gone = "feature_extractor.backbone.encoder.layer.1.attention.attention.key.weight"
+    del state[gone]
+    save_file(state, weights)
+    arch = backbone_folder(tmp_path / "arch", config, PUBLISHED_PROCESSORS["dinov2"])
+    capfd.readouterr()
+    with pytest.raises(ConvertError) as error:
+        convert(tmp_path / "gend", tmp_path / "out", backbone=arch)
+    assert str(error.value).endswith(f"missing key {gone!r} (1 missing)") and "\n" not in str(error.value)
+    printed = capfd.readouterr()
+    assert "LOAD REPORT" not in printed.out + printed.err
+
+
+def test_classifier_missing_a_weight_is_refused_not_initialised_at_random(tmp_path, capfd):
+    from safetensors.torch import load_file
+
+    make_classifier(tmp_path / "clf", {0: "real", 1: "fake"})
+    weights = tmp_path / "clf" / "model.safetensors"
+    state = load_file(weights)
+    gone = sorted(key for key in state if key.endswith(".weight") and ".encoder." in key)[0]
+    del state[gone]
+    save_file(state, weights, metadata={"format": "pt"})
+    capfd.readouterr()
+    with pytest.raises(ConvertError, match=r"missing key .*\(1 missing\)") as error:
+        convert(tmp_path / "clf", tmp_path / "out")
+    assert "\n" not in str(error.value) and not (tmp_path / "out").exists()
+    printed = capfd.readouterr()
+    assert "LOAD REPORT" not in printed.out + printed.err

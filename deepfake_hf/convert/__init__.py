@@ -9,7 +9,8 @@ own forward scores.
 Each source format is one module here defining a `SourceFormat` subclass (base.py), found by the registry:
 gend.py (GenD), deepfakebench.py (DeepfakeBench clip, effort, xception), univfd.py (UnivFD), classifier.py
 (stock two-label transformers classifiers). Shared pieces: loading.py (safe weight and config reading),
-encoders.py (encoder configs and exact weight loading), processors.py (image processors), card.py (model card),
+encoders.py (encoder configs and exact weight loading), processors.py (each source's own test-time transform, as a
+stock processor or the remote-code `DeepfakeImageProcessor`), card.py (model card),
 api.py (`convert`, `detect_format`, `list_formats`).
 
 Checkpoints are read with safetensors or `torch.load(weights_only=True)`; anything that would need

@@ -61,13 +61,13 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, format: str = "au
         source_format = get_format(name)
     converted = source_format.load(path, variant=detector, backbone=backbone, fake_label=fake_label)
     model = build_detector(converted, source_format.face_preprocessing)
-    out = prepare_output_dir(out, overwrite)
-    model.save_pretrained(out)
-    write_handler(out)  # handler.py and requirements.txt for Inference Endpoints
+    out_dir = prepare_output_dir(out, overwrite)
+    model.save_pretrained(out_dir)
+    write_handler(out_dir)  # handler.py and requirements.txt for Inference Endpoints
     card = render_card(converted, source, path, source_format.face_preprocessing)
-    (out / "README.md").write_text(card, encoding="utf-8")
+    (out_dir / "README.md").write_text(card, encoding="utf-8")
     reported = source_format.name if converted.variant is None else f"{source_format.name}-{converted.variant}"
-    return {"out": str(out), "format": reported, "source": str(source), "description": converted.description}
+    return {"out": str(out_dir), "format": reported, "source": str(source), "description": converted.description}
 
 
 def _with_variants() -> list[str]:
@@ -87,8 +87,10 @@ def build_detector(converted: Converted, face_preprocessing: str | None) -> Any:
     backbone_config = converted.backbone_config
     require_timm(backbone_config)
     image_size = getattr(backbone_config, "image_size", None)
-    crop = (converted.processor.to_dict().get("crop_size") or converted.processor.to_dict().get("size") or {})
-    image_size = crop.get("height") or image_size
+    settings = converted.processor.to_dict()
+    # the model's input side: the crop when the processor crops, else a square resize's side
+    crop = settings.get("crop_size") if settings.get("do_center_crop") else settings.get("size")
+    image_size = (crop or {}).get("height") or image_size
     # the recorded face mode's crop: DeepfakeBench's aligned 256 px at scale 1.3 (the package defaults)
     geometry = {"face_crop": DEFAULT_CROP, "face_size": FACE_SIZE, "face_scale": FACE_SCALE} if (
         face_preprocessing not in (None, "none")) else {}
@@ -96,7 +98,7 @@ def build_detector(converted: Converted, face_preprocessing: str | None) -> Any:
                                     normalize_features=converted.normalize_features, image_size=image_size,
                                     face_preprocessing=face_preprocessing, **geometry)
     model = DeepfakeDetectorForImageClassification(config).eval()
-    load_encoder(model.backbone, converted.encoder_state, f"{converted.source_key} encoder")
+    load_encoder(model.backbone, converted.encoder_state, f"{converted.source_key} encoder", converted.encoder_prefix)
     weight, bias = converted.head_weight, converted.head_bias
     if tuple(weight.shape) != (2, config.hidden_size) or tuple(bias.shape) != (2,):
         raise ConvertError(f"{converted.source_key} head: shape {tuple(weight.shape)} / {tuple(bias.shape)}, expected "

@@ -52,6 +52,7 @@ class Converted:
     description: str
     info: SourceInfo  # what the model card says about the source
     variant: str | None = None  # the format's variant that was converted (DeepfakeBench's detector), if any
+    encoder_prefix: str = ""  # where the source keeps `encoder_state` (error messages name the source's own keys)
 
 
 @dataclass(frozen=True)

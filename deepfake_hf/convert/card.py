@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 from deepfake_hf.convert.base import Converted
+from deepfake_hf.convert.processors import describe_processor
 
 
 def _source_licence(path: str | os.PathLike) -> str | None:
@@ -24,8 +25,6 @@ def render_card(converted: Converted, source: str | os.PathLike, path: str | os.
     """README.md of a detector converted from `source` (read at `path`), whose config records `face_preprocessing`."""
     info = converted.info
     licence = _source_licence(path) or info.licence
-    processor = converted.processor.to_dict()
-    crop = processor.get("crop_size") if processor.get("do_center_crop") else "none"
     lines = [
         "---", "library_name: transformers", "pipeline_tag: image-classification",
         "tags: [deepfake-detection, image-classification, converted]", "---", "",
@@ -41,13 +40,14 @@ def render_card(converted: Converted, source: str | os.PathLike, path: str | os.
         f"| paper | {info.paper} |",
         f"| licence | {licence} |",
         f"| backbone | {info.backbone} |",
-        f"| input | {info.input} |",
-        f"| preprocessing saved | size {processor.get('size')}, crop {crop}, "
-        f"mean {processor.get('image_mean')}, std {processor.get('image_std')} |",
+        f"| input the source was evaluated on | {info.input} |",
+        # written from the processor saved in this folder, so the card cannot drift from what runs
+        f"| preprocessing saved (the source's test-time transform) | {describe_processor(converted.processor)} |",
         f"| face preprocessing recorded | {face_preprocessing or 'none recorded'} |",
         f"| published cross-dataset results | {info.published} |", "",
         "Labels: `fake` means manipulated or synthetic, `real` means authentic. Published numbers are the "
         "source's, quoted with their citation; they were not re-measured here.", "",
+        *(line for note in info.notes for line in (note, "")),
     ]
     return "\n".join(lines)
 

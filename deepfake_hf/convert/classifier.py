@@ -12,7 +12,6 @@ from typing import Any
 
 from deepfake_hf.convert.base import Converted, ConvertError, Match, SourceFormat, SourceInfo
 from deepfake_hf.convert.loading import head, read_config
-from deepfake_hf.convert.processors import processor_of
 from deepfake_hf.errors import one_line
 
 # Label names read from a classifier's id2label (case-insensitive; separators ignored).
@@ -74,23 +73,55 @@ class Classifier(SourceFormat):
         encoder_name, pooling, head_prefix = CLASSIFIER_LAYOUTS[model_type]
         # transformers' own loader reads the weights (safetensors, or torch weights-only) and renames legacy keys,
         # so the encoder and head are taken from the loaded model rather than from the files' key names.
-        try:
-            model = AutoModelForImageClassification.from_pretrained(str(path), use_safetensors=None,
-                                                                    trust_remote_code=False).eval()
-        except Exception as error:
-            raise ConvertError(f"{path}: cannot load the classifier ({one_line(error, 200)})") from None
+        model = _load_classifier(path, AutoModelForImageClassification)
         state = model.state_dict()
         weight, bias = head(state, head_prefix, path)
         order = [1 - fake_index, fake_index]  # detector rows: 0 real, 1 fake
         weight, bias = weight[order], bias[order]
         encoder_state = getattr(model, encoder_name).state_dict()
         backbone_config = config.vision_config if model_type == "clip" else config
-        processor = processor_of(path)
-        if processor is None:
-            raise ConvertError(f"{path}: no preprocessor_config.json; the classifier's preprocessing is unknown")
+        processor = own_processor(path)
         return Converted(backbone_config, pooling, False, encoder_state, weight.clone(), bias.clone(), processor,
                          "classifier", f"{model_type} image classifier (fake label: {config.id2label[fake_index]!r})",
                          CLASSIFIER)
+
+
+def _load_classifier(path: Path, auto_class: Any) -> Any:
+    """The classifier loaded by transformers (quietly: its LOAD REPORT would precede our one-line error); ConvertError
+    naming the first weight the files lack or do not use, which transformers would otherwise initialise at random
+    or drop."""
+    from transformers.utils import logging as transformers_logging
+
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        model, info = auto_class.from_pretrained(str(path), use_safetensors=None, trust_remote_code=False,
+                                                 output_loading_info=True)
+    except Exception as error:
+        raise ConvertError(f"{path}: cannot load the classifier ({one_line(error, 200)})") from None
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    for kind, keys in (("missing", info.get("missing_keys")), ("unexpected", info.get("unexpected_keys")),
+                       ("mis-shaped", info.get("mismatched_keys"))):
+        if keys:
+            first = sorted(keys)[0]
+            first = first[0] if isinstance(first, (tuple, list)) else first
+            raise ConvertError(f"{path}: {kind} key {first!r} ({len(keys)} {kind}); the classifier's weights do not "
+                               "match its config.json")
+    return model.eval()
+
+
+def own_processor(path: Path) -> Any:
+    """The classifier's own processor, as `pipeline` loads it from its folder (the class and backend transformers
+    picks by default); ConvertError naming the file when there is none."""
+    from transformers import AutoImageProcessor
+
+    if not (Path(path) / "preprocessor_config.json").is_file():
+        raise ConvertError(f"{path}: no preprocessor_config.json; the classifier's preprocessing is unknown")
+    try:  # False, not None: a processor auto_map is refused, never asked about on stdin or run
+        return AutoImageProcessor.from_pretrained(str(path), trust_remote_code=False)
+    except Exception as error:
+        raise ConvertError(f"{path}: cannot load its preprocessor_config.json ({one_line(error, 160)})") from None
 
 
 def fake_label_of(id2label: dict[Any, str], fake_label: str | None = None) -> int:
@@ -118,4 +149,4 @@ def fake_label_of(id2label: dict[Any, str], fake_label: str | None = None) -> in
     raise ConvertError(f"cannot tell which label means fake in id2label {labels}; pass --fake-label NAME")
 
 
-__all__ = ["CLASSIFIER_LAYOUTS", "Classifier", "fake_label_of"]
+__all__ = ["CLASSIFIER_LAYOUTS", "Classifier", "fake_label_of", "own_processor"]

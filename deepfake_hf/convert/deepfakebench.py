@@ -15,7 +15,7 @@ from typing import Any
 from deepfake_hf.convert.base import Converted, ConvertError, Match, SourceFormat, SourceInfo
 from deepfake_hf.convert.encoders import encoder_config, timm_backbone
 from deepfake_hf.convert.loading import head, load_weights, take
-from deepfake_hf.convert.processors import CLIP_MEAN, CLIP_STD, resize_processor
+from deepfake_hf.convert.processors import CLIP_MEAN, CLIP_STD, deepfakebench_processor
 
 DETECTORS = ("clip", "effort", "xception")
 # DeepfakeBench detectors no encoder here computes exactly, with the reason.
@@ -40,7 +40,7 @@ SOURCES = {
         code="https://github.com/SCLBD/DeepfakeBench",
         licence="CC BY-NC 4.0 (DeepfakeBench)",
         backbone="openai/clip-vit-base-patch16 vision tower, pooler_output, Linear(768, 2)",
-        input="256x256 aligned face crops resized to 224x224 (bicubic), mean = std = 0.5",
+        input="DeepfakeBench-aligned 256x256 face crops (its preprocessing, dlib 81 landmarks, scale 1.3)",
     ),
     "effort": SourceInfo(
         title="Effort (DeepfakeBench)",
@@ -50,7 +50,7 @@ SOURCES = {
         licence="CC BY-NC 4.0 (DeepfakeBench)",
         backbone="openai/clip-vit-large-patch14 vision tower with SVD-residual attention (merged), "
                  "pooler_output, Linear(1024, 2)",
-        input="256x256 aligned face crops resized to 224x224 (bicubic), CLIP mean/std",
+        input="DeepfakeBench-aligned 256x256 face crops (its preprocessing, dlib 81 landmarks, scale 1.3)",
         published="AUROC trained on FF++ c23, as DeepfakeBench reports it: CDFv2 0.956, DFD 0.965, DFDC 0.843, "
                   "FFIW 0.921",
     ),
@@ -62,7 +62,7 @@ SOURCES = {
         licence="CC BY-NC 4.0 (DeepfakeBench)",
         backbone="Xception (timm legacy_xception through transformers' TimmWrapperModel), global average pool, "
                  "Linear(2048, 2)",
-        input="256x256 aligned face crops (resized to 256, bicubic), mean = std = 0.5",
+        input="DeepfakeBench-aligned 256x256 face crops (its preprocessing, dlib 81 landmarks, scale 1.3)",
         published="AUROC trained on FF++ c23, as DeepfakeBench reports it: CDFv2 0.737, DFDC 0.708",
     ),
 }
@@ -124,9 +124,9 @@ def _clip(path: Path, state: dict[str, Any], detector: str, backbone: str | None
                            f"got {encoder.model_type!r}")
     size = encoder.image_size
     mean, std = (CLIP_MEAN, CLIP_STD) if detector == "effort" else ([0.5] * 3, [0.5] * 3)
-    return Converted(encoder, "pooler", False, encoder_state, weight, bias, resize_processor(size, mean, std),
+    return Converted(encoder, "pooler", False, encoder_state, weight, bias, deepfakebench_processor(size, mean, std),
                      f"deepfakebench-{detector}", f"DeepfakeBench {detector} detector", SOURCES[detector],
-                     variant=detector)
+                     variant=detector, encoder_prefix="backbone.")
 
 
 def _xception(path: Path, state: dict[str, Any], backbone: str | None) -> Converted:
@@ -149,9 +149,10 @@ def _xception(path: Path, state: dict[str, Any], backbone: str | None) -> Conver
     encoder_state = {key: value for key, value in take(state, "backbone.", path).items()
                      if not key.startswith(("last_linear.", "adjust_channel."))}
     encoder = timm_backbone(backbone, "DeepfakeBench's Xception", (XCEPTION_ARCHITECTURE,))
-    processor = resize_processor(DEEPFAKEBENCH_RESOLUTION, [0.5] * 3, [0.5] * 3)
+    processor = deepfakebench_processor(DEEPFAKEBENCH_RESOLUTION, [0.5] * 3, [0.5] * 3)
     return Converted(encoder, "pooler", False, encoder_state, weight, bias, processor, "deepfakebench-xception",
-                     "DeepfakeBench xception detector (timm legacy_xception)", SOURCES["xception"], variant="xception")
+                     "DeepfakeBench xception detector (timm legacy_xception)", SOURCES["xception"], variant="xception",
+                     encoder_prefix="backbone.")
 
 
 def merge_effort_attention(state: dict[str, Any]) -> dict[str, Any]:
@@ -163,7 +164,8 @@ def merge_effort_attention(state: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    merged, residual_parts = {}, {}
+    merged: dict[str, Any] = {}
+    residual_parts: dict[str, dict[str, Any]] = {}
     for key, value in state.items():
         stem, _, name = key.rpartition(".")
         if name in ("weight_main", "U_residual", "S_residual", "V_residual"):

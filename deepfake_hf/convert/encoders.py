@@ -137,15 +137,82 @@ def _in_module_names(expected: dict[str, Any], state: dict[str, Any]) -> dict[st
     return {key: value for key, value in state.items() if key in expected or not key.endswith("position_ids")}
 
 
-def _key_mismatch(expected: dict[str, Any], state: dict[str, Any], where: str) -> ConvertError | None:
+def _key_mismatch(expected: dict[str, Any], state: dict[str, Any], where: str, prefix: str = "") -> ConvertError | None:
     """The error naming the first missing or unexpected key of `state` against the module's, or None."""
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     if missing:
-        return ConvertError(f"{where}: missing key {missing[0]!r} ({len(missing)} missing)")
+        return ConvertError(f"{where}: missing key {prefix + missing[0]!r} ({len(missing)} missing)")
     if unexpected:
-        return ConvertError(f"{where}: unexpected key {unexpected[0]!r} ({len(unexpected)} not used by the encoder)")
+        return ConvertError(f"{where}: unexpected key {prefix + unexpected[0]!r} ({len(unexpected)} not used by the "
+                            "encoder)")
     return None
+
+
+def _legacy_renamings(module: Any, state: dict[str, Any]) -> list[tuple[str, str]]:
+    """(old, new) key fragments of transformers' own renaming of older checkpoints (e.g. DINOv2's
+    `attention.attention.query` -> `attention.q_proj`) that `state`'s keys use; plain renamings only."""
+    try:
+        from transformers.conversion_mapping import WeightRenaming, get_model_conversion_mapping
+
+        renamings = get_model_conversion_mapping(module)
+    except Exception:  # an older or newer transformers without this table: nothing to map back
+        return []
+    pairs = []
+    for renaming in renamings or []:
+        if type(renaming) is not WeightRenaming or len(renaming.source_patterns) != 1:
+            continue
+        old, new = renaming.source_patterns[0], renaming.target_patterns[0]
+        if re.fullmatch(r"[\w.]+", old) and re.fullmatch(r"[\w.]+", new) and any(old in key for key in state):
+            pairs.append((old, new))
+    return pairs
+
+
+def _source_key(key: str, renamings: list[tuple[str, str]], state: dict[str, Any]) -> str:
+    """A key of the module's in the checkpoint's own naming: legacy fragments restored, wrapper prefix as saved."""
+    for old, new in renamings:
+        key = key.replace(new, old)
+    for wrapped in WRAPPER_PREFIXES:
+        if key.startswith(wrapped) and not any(name.startswith(wrapped) for name in state):
+            key = key[len(wrapped):]
+    return key
+
+
+def _load_legacy(module: Any, state: dict[str, Any], where: str, prefix: str,
+                 renamings: list[tuple[str, str]]) -> Any:
+    """The module loaded by transformers' own loader (which renames legacy keys), quietly; ConvertError naming the
+    first key it could not place, in the checkpoint's own naming."""
+    import tempfile
+
+    from safetensors.torch import save_file
+    from transformers.utils import logging as transformers_logging
+
+    expected = module.state_dict()
+    verbosity = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()  # its LOAD REPORT table would precede our one-line error
+    try:
+        with tempfile.TemporaryDirectory() as folder:
+            module.config.save_pretrained(folder)
+            save_file({key: value.contiguous() for key, value in state.items()},
+                      os.path.join(folder, "model.safetensors"))
+            loaded, info = type(module).from_pretrained(folder, output_loading_info=True)
+    finally:
+        transformers_logging.set_verbosity(verbosity)
+    missing = sorted(info.get("missing_keys") or [], key=list(expected).index)
+    if missing:
+        name = _source_key(missing[0], renamings, state)
+        raise ConvertError(f"{where}: missing key {prefix + name!r} ({len(missing)} missing)")
+    unexpected = sorted(info.get("unexpected_keys") or [])
+    if unexpected:
+        raise ConvertError(f"{where}: unexpected key {prefix + unexpected[0]!r} ({len(unexpected)} not used by the "
+                           "encoder)")
+    mismatched = info.get("mismatched_keys") or []
+    if mismatched:
+        first = mismatched[0]
+        name = _source_key(first[0] if isinstance(first, (tuple, list)) else str(first), renamings, state)
+        raise ConvertError(f"{where}: {prefix + name!r} has a shape the encoder does not expect "
+                           f"({len(mismatched)} such keys)")
+    return loaded
 
 
 def _load_matching(module: Any, expected: dict[str, Any], state: dict[str, Any], where: str) -> None:
@@ -157,31 +224,28 @@ def _load_matching(module: Any, expected: dict[str, Any], state: dict[str, Any],
     module.load_state_dict(state, strict=True)
 
 
-def load_encoder(module: Any, state: dict[str, Any], where: str) -> None:
-    """Load encoder weights exactly, with one-line errors naming the first missing, unexpected or mis-shaped key.
+def load_encoder(module: Any, state: dict[str, Any], where: str, prefix: str = "") -> None:
+    """Load encoder weights exactly, with one-line errors naming the first missing, unexpected or mis-shaped key in
+    the checkpoint's own naming (`prefix`: where the source keeps the encoder, e.g. `feature_extractor.backbone.`).
 
     When the keys are not the module's, the checkpoint may have been saved by an older transformers (legacy key
-    names, e.g. DINOv2's `attention.attention.query`): transformers' own loader, which renames them, is tried,
-    and its result is used only when it accounts for every key."""
-    import tempfile
-
-    from safetensors.torch import save_file
-
+    names, e.g. DINOv2's `attention.attention.query`): transformers' own loader, which renames them, is used,
+    and only when it accounts for every key."""
     expected = module.state_dict()
     renamed = _in_module_names(expected, state)
-    mismatch = _key_mismatch(expected, renamed, where)
+    mismatch = _key_mismatch(expected, renamed, where, prefix)
     if mismatch is None:
         _load_matching(module, expected, renamed, where)
         return
-    with tempfile.TemporaryDirectory() as folder:
-        module.config.save_pretrained(folder)
-        save_file({key: value.contiguous() for key, value in state.items()}, os.path.join(folder, "model.safetensors"))
-        try:
-            loaded, info = type(module).from_pretrained(folder, output_loading_info=True)
-        except Exception:
-            raise mismatch from None
-    if info.get("missing_keys") or info.get("unexpected_keys") or info.get("mismatched_keys"):
+    renamings = _legacy_renamings(module, state)
+    if not renamings:
         raise mismatch
+    try:
+        loaded = _load_legacy(module, state, where, prefix, renamings)
+    except ConvertError:
+        raise
+    except Exception:  # transformers could not build from these weights at all: the plain mismatch says why
+        raise mismatch from None
     legacy = _in_module_names(expected, loaded.state_dict())
     mismatch = _key_mismatch(expected, legacy, where)
     if mismatch is not None:

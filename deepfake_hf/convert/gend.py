@@ -16,7 +16,16 @@ from typing import Any
 from deepfake_hf.convert.base import Converted, ConvertError, Match, SourceFormat, SourceInfo
 from deepfake_hf.convert.encoders import encoder_config, load_backbone_config, timm_backbone
 from deepfake_hf.convert.loading import head, load_folder_weights, read_config, take
-from deepfake_hf.convert.processors import clip_processor, dinov2_processor, processor_of
+from deepfake_hf.convert.processors import backbone_processor, timm_eval_processor
+
+# What GenD's README documents for its data (and so for its published numbers): its own detector.py, not
+# DeepfakeBench's preprocessing. deepfake-hf has no face mode for it; see the model card's note.
+GEND_FACES = ("face crops from GenD's own detector.py (RetinaFace 5 landmarks, similarity to its template, scale 1.3, "
+              "--target_size none: crops keep the face's size), as its README documents")
+GEND_FACE_NOTE = ("GenD's published numbers use crops from its own detector.py (RetinaFace, scale 1.3, crops at the "
+                  "face's own size); deepfake-hf has no such face mode, so this folder records `deepfakebench` "
+                  "(dlib landmarks, ArcFace template, scale 1.3, 256x256), the nearest it has. The difference between "
+                  "the two crops was not measured (RetinaFace's weights were not available offline).")
 
 GEND = SourceInfo(
     title="GenD",
@@ -24,11 +33,11 @@ GEND = SourceInfo(
     code="https://github.com/yermandy/GenD",
     licence="see the source repository (not recorded in the checkpoint)",
     backbone="CLIP ViT (pooler_output) or DINOv2 (CLS token), named in the checkpoint's config",
-    input="DeepfakeBench-aligned 256x256 face crops; the backbone's processor (CLIP: short side 224, "
-          "centre crop 224, CLIP mean/std)",
+    input=GEND_FACES,
     published="not stated here for GenD itself. Its predecessor (CLIP ViT-L/14 LN-tuning, arXiv 2503.19683) "
               "reports video AUROC trained on FF++: CDFv2 96.62, DFD 98.0, DFDC 87.15, FFIW 91.52, "
               "DeepSpeak v1 92.01",
+    notes=[GEND_FACE_NOTE],
 )
 
 GEND_PE = SourceInfo(
@@ -38,8 +47,8 @@ GEND_PE = SourceInfo(
     licence="see the source repository (not recorded in the checkpoint)",
     backbone="Perception Encoder (timm Eva vit_pe_*, attention-pool output, through transformers' "
              "TimmWrapperModel)",
-    input="DeepfakeBench-aligned 256x256 face crops; the timm model's evaluation transform at 224 (its mean, "
-          "std and crop_pct), as GenD's preprocess",
+    input=GEND_FACES,
+    notes=[GEND_FACE_NOTE],
 )
 
 
@@ -73,12 +82,13 @@ class GenD(SourceFormat):
             encoder = timm_backbone(backbone or named, "GenD's Perception Encoder", ("vit_pe",),
                                     dynamic_img_size=True)
             encoder_state = take(state, "feature_extractor.backbone.", path)
-            from deepfake_hf.modeling_deepfake import timm_image_processor, timm_pretrained_cfg
+            from deepfake_hf.modeling_deepfake import timm_pretrained_cfg
 
             # GenD's preprocess: timm's evaluation transform of the model's data config, with input size 224.
-            processor = timm_image_processor(timm_pretrained_cfg(encoder), size=224)
+            processor = timm_eval_processor(timm_pretrained_cfg(encoder), size=224)
             return Converted(encoder, "pooler", kind == "LinearNorm", encoder_state, weight, bias, processor,
-                             "gend-pe", f"GenD (Perception Encoder {encoder.architecture}, head {kind})", GEND_PE)
+                             "gend-pe", f"GenD (Perception Encoder {encoder.architecture}, head {kind})", GEND_PE,
+                             encoder_prefix="feature_extractor.backbone.")
         if any(key.startswith("feature_extractor.vision_model.") for key in state):
             prefix = "feature_extractor.vision_model."
             encoder = encoder_config(backbone, state, clip_prefix=prefix) if backbone or not named else None
@@ -89,23 +99,25 @@ class GenD(SourceFormat):
                     encoder = encoder_config(None, state, clip_prefix=prefix)
             encoder_state = take(state, prefix, path)
             pooling, family = "pooler", "CLIP"
-            processor = processor_of(backbone or named) or clip_processor(encoder.image_size)
+            processor = backbone_processor(backbone or named, f"{path}: GenD's CLIP preprocessing")
         elif any(key.startswith("feature_extractor.backbone.") for key in state):
+            prefix = "feature_extractor.backbone."
             encoder = encoder_config(backbone, default=named)
-            encoder_state = take(state, "feature_extractor.backbone.", path)
+            encoder_state = take(state, prefix, path)
             if not encoder.model_type.startswith("dino"):
                 raise ConvertError(f"{path}: GenD backbone weights under feature_extractor.backbone but the encoder "
                                    f"config is {encoder.model_type!r}, not a DINO model")
             # DINO features are the CLS token of last_hidden_state (after the final LayerNorm); for DINOv2 and its
             # register variant `pooler_output` is that same token, so "pooler" is exact for every DINO family.
             pooling, family = ("cls" if encoder.model_type == "dinov2" else "pooler"), "DINO"
-            # DINOv2 configs say 518 (their position grid) but the published processor crops 224, as GenD trains.
-            processor = processor_of(backbone or named) or dinov2_processor(224)
+            # GenD preprocesses with the backbone's own processor (DINOv2: short side 256, crop 224, bicubic, PIL in
+            # transformers 4.56; DINOv3: 224x224, bilinear, torchvision), never a family default.
+            processor = backbone_processor(backbone or named, f"{path}: GenD's DINO preprocessing")
         else:
             raise ConvertError(f"{path}: GenD weights have neither feature_extractor.vision_model.* (CLIP) nor "
                                "feature_extractor.backbone.* (DINO)")
         return Converted(encoder, pooling, kind == "LinearNorm", encoder_state, weight, bias, processor, "gend",
-                         f"GenD ({family} backbone {named or backbone}, head {kind})", GEND)
+                         f"GenD ({family} backbone {named or backbone}, head {kind})", GEND, encoder_prefix=prefix)
 
 
 __all__ = ["GenD"]

@@ -12,7 +12,7 @@ from typing import Any
 from deepfake_hf.convert.base import Converted, ConvertError, Match, SourceFormat, SourceInfo
 from deepfake_hf.convert.encoders import load_backbone_config
 from deepfake_hf.convert.loading import head, load_folder_weights, load_weights, take
-from deepfake_hf.convert.processors import CLIP_MEAN, CLIP_STD
+from deepfake_hf.convert.processors import univfd_processor
 from deepfake_hf.errors import one_line
 
 DEFAULT_BACKBONE = "openai/clip-vit-large-patch14"
@@ -24,7 +24,7 @@ UNIVFD = SourceInfo(
     code="https://github.com/WisconsinAIVision/UniversalFakeDetect",
     licence="see the source repository (not recorded in the checkpoint)",
     backbone="CLIP ViT-L/14 image features (visual_projection of pooler_output), fc Linear(768, 1) folded in",
-    input="centre crop 224 without resizing, CLIP mean/std (as its evaluation script)",
+    input="whole images (trained on ProGAN pictures, not face crops)",
 )
 
 
@@ -60,13 +60,9 @@ class UnivFD(SourceFormat):
         fake_row = (fc_weight.double() @ projection.double()).to(fc_weight.dtype)
         weight = torch.cat([torch.zeros_like(fake_row), fake_row])
         bias = torch.cat([torch.zeros_like(fc_bias.reshape(1)), fc_bias.reshape(1)])
-        size = encoder.image_size
-        from transformers import CLIPImageProcessor
-
-        processor = CLIPImageProcessor(do_resize=False, crop_size={"height": size, "width": size},
-                                       image_mean=CLIP_MEAN, image_std=CLIP_STD)
+        processor = univfd_processor(encoder.image_size)
         return Converted(encoder, "pooler", False, clip_state, weight, bias, processor, "univfd",
-                         f"UnivFD fc on {backbone}", UNIVFD)
+                         f"UnivFD fc on {backbone}", UNIVFD, encoder_prefix="vision_model.")
 
 
 def _clip_weights_with_projection(backbone: str) -> dict[str, Any]:

@@ -150,6 +150,9 @@ def _auto_map_note(name, entries):
             "neither run nor published)")
 
 
+OWN_PROCESSOR, OWN_PROCESSOR_MODULE = "DeepfakeImageProcessor", "image_processing_deepfake"
+
+
 def _published_processor(model_path, skipped):
     """The folder's image processor rebuilt from preprocessor_config.json as the transformers class it names,
     its `auto_map` removed (and noted in `skipped`); None without the file. Publishing never runs the folder's
@@ -166,8 +169,18 @@ def _published_processor(model_path, skipped):
     if not isinstance(settings, dict):
         raise HubError(f"{path}: not a JSON object")
     auto_map = settings.pop("auto_map", None)
-    if auto_map:
+    own_class = settings.get("image_processor_type") == OWN_PROCESSOR
+    if auto_map and auto_map != {"AutoImageProcessor": f"{OWN_PROCESSOR_MODULE}.{OWN_PROCESSOR}"}:
         skipped.append(_auto_map_note(path.name, auto_map if isinstance(auto_map, dict) else {"auto_map": auto_map}))
+    if own_class:  # this package's own processor (converted detectors), rebuilt from the package, not the folder
+        from deepfake_hf import register
+        from deepfake_hf.image_processing_deepfake import DeepfakeImageProcessor
+
+        register()  # saving it then writes its auto_map entry and the package's copy of its code
+        try:
+            return DeepfakeImageProcessor.from_dict(settings)
+        except Exception as error:  # noqa: BLE001 - a processor's own validation, in one line
+            raise HubError(f"{path}: not a valid {OWN_PROCESSOR} ({one_line(error, 200)})") from None
     name = settings.get("image_processor_type")
     name = name.removesuffix("Fast") if isinstance(name, str) and name.isidentifier() else None
     processor_class = getattr(transformers, name, None) if name else None
