@@ -148,9 +148,11 @@ def _as_backbone_config(backbone_config):
         backbone_config = dict(backbone_config)
         model_type = backbone_config.pop("model_type", None)
         if model_type is None:
-            raise DetectorConfigError("backbone_config: a dict needs a 'model_type' key (e.g. 'vit', 'clip_vision_model').")
+            raise DetectorConfigError(
+                "backbone_config: a dict needs a 'model_type' key (e.g. 'vit', 'clip_vision_model').")
         if model_type not in CONFIG_MAPPING:
-            raise DetectorConfigError(f"backbone_config: unknown model_type {model_type!r} for this transformers version.")
+            raise DetectorConfigError(
+                f"backbone_config: unknown model_type {model_type!r} for this transformers version.")
         try:
             backbone_config = AutoConfig.for_model(model_type, **backbone_config)
         except Exception as error:  # unknown model_type, or the backbone's own validation
@@ -327,9 +329,11 @@ class DeepfakeDetectorConfig(PretrainedConfig):
                 "(use 'pooler' or 'mean')."
             )
         if self.slerp_augmentation and not self.normalize_features:
-            raise DetectorConfigError("slerp_augmentation: interpolates on the unit sphere, so it needs normalize_features=True.")
+            raise DetectorConfigError(
+                "slerp_augmentation: interpolates on the unit sphere, so it needs normalize_features=True.")
         if self.video_aggregation not in AGGREGATIONS:
-            raise DetectorConfigError(f"video_aggregation: {self.video_aggregation!r} is not one of {', '.join(AGGREGATIONS)}.")
+            raise DetectorConfigError(
+                f"video_aggregation: {self.video_aggregation!r} is not one of {', '.join(AGGREGATIONS)}.")
         if self.face_preprocessing is not None and self.face_preprocessing not in FACE_PREPROCESSINGS:
             raise DetectorConfigError(f"face_preprocessing: {self.face_preprocessing!r} is not one of "
                              f"{', '.join(FACE_PREPROCESSINGS)} (or None).")
@@ -362,7 +366,8 @@ class DeepfakeDetectorConfig(PretrainedConfig):
             raise DetectorConfigError(problem)
         labels = {int(k): v for k, v in (self.id2label or {}).items()}
         if labels != {0: "real", 1: "fake"}:
-            raise DetectorConfigError(f"id2label: a deepfake detector has the labels {{0: 'real', 1: 'fake'}}, got {labels}.")
+            raise DetectorConfigError(
+                f"id2label: a deepfake detector has the labels {{0: 'real', 1: 'fake'}}, got {labels}.")
 
     @classmethod
     def get_config_dict(cls, pretrained_model_name_or_path, **kwargs):

@@ -303,8 +303,8 @@ def test_deepfakebench_json_frames_are_scored_as_the_crops_they_are(model_dir, t
 
     entries = {}
     for label_name, video in (("FF-real", "000"), ("FF-DF", "000_001")):
-        paths = [write_image(tmp_path / "crops" / label_name / video / f"{k:03d}.png", size=(64, 64), seed=k + len(video))
-                 for k in range(3)]
+        paths = [write_image(tmp_path / "crops" / label_name / video / f"{k:03d}.png", size=(64, 64),
+                             seed=k + len(video)) for k in range(3)]
         entries[label_name] = {"test": {"c23": {video: {"label": label_name,
                                                         "frames": [str(p.relative_to(tmp_path)) for p in paths]}}}}
     bench = tmp_path / "FF.json"

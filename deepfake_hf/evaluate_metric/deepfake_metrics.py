@@ -35,7 +35,8 @@ class DeepfakeMetrics(evaluate.Metric):
             description=_DESCRIPTION,
             citation="",
             inputs_description=_KWARGS_DESCRIPTION,
-            features=datasets.Features({"predictions": datasets.Value("float64"), "references": datasets.Value("int32")}),
+            features=datasets.Features({"predictions": datasets.Value("float64"),
+                                        "references": datasets.Value("int32")}),
         )
 
     def _compute(self, predictions, references, threshold=0.5, groups=None, aggregation="mean", n_resamples=0):

@@ -83,7 +83,7 @@ class Detector:
 
     # Long: the progress budget, the worker pool, the batcher and the in-order hand-out share state that
     # splitting would pass around in half a dozen arguments.
-    def iter_results(self, inputs: Any, frame_scores: bool = False,
+    def iter_results(self, inputs: Any, frame_scores: bool = False,  # noqa: C901 - see the comment above
                      cancel: threading.Event | None = None) -> Iterator[FileResult]:
         """Like `__call__`, yielding each result as soon as its file is scored (input order kept)."""
         import torch
@@ -94,15 +94,19 @@ class Detector:
         # Progress in frames, so one long video moves the bar too: each file is budgeted its expected
         # frame count (num_frames for videos, 1 for images), ticked as frames decode and topped up when done.
         # Budgets and ticks live only while a file is in flight, so memory does not grow with the input count.
-        budget, ticks = {}, {}
+        budget: dict[int, int] = {}
+        ticks: dict[int, int] = {}
         total = None if counted is None else sum(self._budget(name) for name, _ in counted)
         desc = f"scoring {len(counted)} files" if counted is not None else "scoring"
         bar = tqdm(total=total, unit="frame", desc=desc, disable=self._progress_disabled(counted))
         lock = threading.Lock()
+        # Set when this generator stops early (Ctrl-C, an error, the caller closing it): the workers then give
+        # up within a frame instead of finishing every file in flight, which made Ctrl-C take 20 s and more.
+        stop = _Stop(cancel)
 
         def ticker(position):
             def tick():
-                if cancel is not None and cancel.is_set():
+                if stop.is_set():
                     raise AnalysisCancelled("cancelled")
                 with lock:
                     if position in ticks and ticks[position] < budget[position]:
@@ -111,30 +115,27 @@ class Detector:
 
             return tick
 
-        pending = deque()  # files prepared (or failed), in input order, waiting for their scores
+        pending: deque[Any] = deque()  # files prepared (or failed), in input order, waiting for their scores
         batcher = Batcher(self.scorer)
-        # Set when this generator stops early (Ctrl-C, an error, the caller closing it): the workers then give
-        # up within a frame instead of finishing every file in flight, which made Ctrl-C take 20 s and more.
-        stop = _Stop(cancel)
-        cancel = stop
         with ThreadPoolExecutor(self.workers, thread_name_prefix="deepfake-hf") as pool, torch.inference_mode():
-            futures = deque()
+            futures: deque[Any] = deque()
             source = iter(enumerate(items))
             # Keep every worker busy and the workers a full batch ahead of the model (counted in
             # expected crops, so a few videos do not hold thousands of frames); with a fixed number
             # of files in flight the model waited for each batch of images to be decoded.
             def refill():
-                while len(futures) < 2 * self.workers or sum(budget[p] for p, _ in futures) < 2 * self.scorer.batch_size:
+                while (len(futures) < 2 * self.workers
+                       or sum(budget[p] for p, _ in futures) < 2 * self.scorer.batch_size):
                     position, (name, item) = next(source, (None, (None, None)))
                     if position is None:
                         return
                     budget[position], ticks[position] = self._budget(name), 0
-                    futures.append((position, pool.submit(self._prepare, name, item, ticker(position), cancel)))
+                    futures.append((position, pool.submit(self._prepare, name, item, ticker(position), stop)))
 
             try:
                 refill()
                 while futures or pending:
-                    if cancel.is_set():
+                    if stop.is_set():
                         raise AnalysisCancelled("the analysis was cancelled")
                     if futures:
                         position, future = futures.popleft()
@@ -266,7 +267,7 @@ class _Stop:
 def iter_listed(inputs: Iterable[str | os.PathLike]) -> Iterator[str | MediaError]:
     """`media.iter_media_files(inputs)` with each entry the listing could not list (a looping link to a folder,
     an unreadable folder, a FIFO) in its place as a `MediaError`, so it becomes a failed result, not a silence."""
-    skipped = []
+    skipped: list[Any] = []
     for path in iter_media_files(inputs, skipped=skipped):
         while skipped:
             yield MediaError(*skipped.pop(0))

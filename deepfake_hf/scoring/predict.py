@@ -78,7 +78,8 @@ class PredictInterrupted(KeyboardInterrupt):
 
 
 def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike],
-            faces: Any = DEFAULT_FACES, crop: str | None = None, num_frames: int | None = None, aggregation: str | None = None,
+            faces: Any = DEFAULT_FACES, crop: str | None = None, num_frames: int | None = None,
+            aggregation: str | None = None,
             fmt: str = "table", frame_scores: bool = False, batch_size: int | None = None, device: Any = None,
             trust_remote_code: bool = False, progress: bool | None = None, out: str | os.PathLike | None = None,
             resume: bool = False, on_result: Callable[[FileResult], None] | None = None,
@@ -121,7 +122,7 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str |
     except ValueError as error:  # a model's own config or weights that transformers refuses
         raise ModelLoadError(f"{model}: {one_line(error)}") from None
     if not streamed:  # a table is for people: built in memory, printed or written at the end
-        results = []
+        results: list[FileResult] = []
         try:
             results.extend(detector.iter_results(files, frame_scores=frame_scores))
         except KeyboardInterrupt:

@@ -139,6 +139,7 @@ class ResultWriter:
         elif self.fmt == "json":
             self.handle.write(("" if first else ",") + "\n  " + json.dumps(result.to_dict(self.frame_scores)))
         else:
+            assert self._csv is not None  # made in __init__ for the csv format
             self._csv.writerow(result.csv_row(self.frame_scores))
 
     def close(self) -> dict[str, int]:

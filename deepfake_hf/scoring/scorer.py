@@ -25,7 +25,8 @@ through a `Scorer`, so the same file gets the same number everywhere:
    the threshold for the label. A stock classifier (a native export) has the shift folded into its head:
    its softmax is reported as is.
 5. verdict (`Scorer.decide`): each person's frame probabilities are aggregated (`aggregation`: "mean" or
-   the DFDC "confident" strategy; by default the model config's `video_aggregation`); the file's score is the most suspicious person's, among people seen in at least
+   the DFDC "confident" strategy; by default the model config's `video_aggregation`); the file's score is the
+   most suspicious person's, among people seen in at least
    a quarter of the frames with faces (or the longest-tracked one), so a one-frame false detection does
    not decide a video. The verdict's per-frame scores are that person's (None where they are not seen),
    so the file's score is the aggregate of its frame scores.
@@ -304,7 +305,7 @@ class Scorer:
         from deepfake_hf.faces import face_mode, frame_sampling_of
 
         batch_size = default_batch_size(self.device) if batch_size is None else batch_size
-        self.num_frames = int(num_frames or getattr(config, "num_frames", DEFAULT_NUM_FRAMES))
+        self.num_frames = int(num_frames or getattr(config, "num_frames", None) or DEFAULT_NUM_FRAMES)
         # `video_aggregation` is the saved config.json key (renaming it would change every saved model folder)
         self.aggregation = aggregation or getattr(config, "video_aggregation", DEFAULT_AGGREGATION)
         if self.aggregation not in AGGREGATIONS:
@@ -386,8 +387,8 @@ class Scorer:
                 raise AnalysisCancelled("cancelled")
             detections.append(faces)
         if not any(detections):
-            note = NO_FACE_VIDEO_NOTE if len(frames) > 1 else NO_FACE_NOTE
-            return FacePlan(len(frames), list(frames), whole_frames, 0, 0, note)
+            return FacePlan(len(frames), list(frames), whole_frames, 0, 0,
+                            NO_FACE_VIDEO_NOTE if len(frames) > 1 else NO_FACE_NOTE)
         tracks = track_faces(detections)
         crops, owners = [], []
         for person, track in enumerate(tracks):
@@ -397,7 +398,7 @@ class Scorer:
                                        scale=self.face_scale, margin=self.margin))
                 owners.append((frame_index, person))
         with_faces = sum(1 for faces in detections if faces)
-        note = None
+        note: str | None = None
         if with_faces < len(frames):
             note = (f"faces found in {with_faces} of {len(frames)} sampled frames; "
                     f"only those {with_faces} were scored")
@@ -455,7 +456,7 @@ class Scorer:
     def decide(self, plan: FacePlan, margins: Any) -> Verdict:
         """The file's `Verdict` from the output margins of the plan's crops (in the plan's order)."""
         probabilities = self.probabilities(margins).tolist()
-        crops_of = {}  # person -> crop indices, in frame order
+        crops_of: dict[Any, list[int]] = {}  # person -> crop indices, in frame order
         for index, (_, person) in enumerate(plan.owners):
             crops_of.setdefault(person, []).append(index)
         longest = max(len(indices) for indices in crops_of.values())
@@ -467,8 +468,9 @@ class Scorer:
             score = self.aggregate_scores(probabilities[i] for i in indices)
             if best is None or score > best[0]:
                 best = (score, person)
+        assert best is not None  # the longest-tracked person always qualifies
         score, person = best
-        frame_crops = [None] * plan.frames
+        frame_crops: list[int | None] = [None] * plan.frames
         for index in crops_of[person]:
             frame_crops[plan.owners[index][0]] = index
         frame_scores = [None if index is None else probabilities[index] for index in frame_crops]
