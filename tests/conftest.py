@@ -99,6 +99,15 @@ def isolated_cache(monkeypatch, tmp_path):
     monkeypatch.setenv("DEEPFAKE_HF_CACHE", str(tmp_path / "cache"))
 
 
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """A saved tiny ViT detector (4 frames a video), built once for the session: tests only read it (one that
+    changes a model copies it, or saves its own)."""
+    folder = tmp_path_factory.mktemp("tiny-model") / "model"
+    tiny_detector("vit", num_frames=4).save_pretrained(folder)
+    return folder
+
+
 @pytest.fixture
 def shared_media():
     if not (SHARED_MEDIA / "manifest.csv").is_file():

@@ -24,7 +24,7 @@ import pytest
 from deepfake_hf import cli
 from deepfake_hf.cli import main
 
-from .conftest import tiny_detector, write_image
+from .conftest import write_image
 
 SLOW = pytest.mark.slow
 # (command, case, argv with {placeholders}, outcome, text the error line holds, marks)
@@ -158,13 +158,6 @@ def case_params():
             for command, case, argv, outcome, text, marks in CASES]
 
 
-@pytest.fixture(scope="module")
-def model_folder(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("cli-errors") / "model"
-    tiny_detector("vit", seed=3).save_pretrained(folder)
-    return folder
-
-
 @pytest.fixture
 def places(tmp_path, request):
     """The paths the cases' placeholders stand for; a model folder only for the cases that name one."""
@@ -178,7 +171,7 @@ def places(tmp_path, request):
     return {"missing": str(tmp_path / "missing"), "folder": str(tmp_path / "empty"),
             "text_png": str(tmp_path / "text.png"), "text_txt": str(tmp_path / "text.txt"),
             "file": str(tmp_path / "a-file"), "out": str(tmp_path / "out"), "image": str(tmp_path / "image.png"),
-            "model": str(request.getfixturevalue("model_folder")) if needs_model else None}
+            "model": str(request.getfixturevalue("tiny_model_dir")) if needs_model else None}
 
 
 PROGRESS_BAR = re.compile(r"\d+%\|.*\|\s*\d+/\d+ \[")

@@ -7,14 +7,7 @@ import pytest
 
 from deepfake_hf.cli import main
 
-from .conftest import tiny_detector, write_image
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("failed-runs") / "model"
-    tiny_detector("vit", seed=5).save_pretrained(folder)
-    return folder
+from .conftest import write_image
 
 
 def files_below(folder):
@@ -92,32 +85,32 @@ def test_evaluate_with_a_missing_model_leaves_no_out_folder(tmp_path, capsys):
     assert out.is_dir() and files_below(out) == []
 
 
-def test_evaluate_with_no_usable_data_leaves_no_out_folder(model_dir, tmp_path, capsys):
+def test_evaluate_with_no_usable_data_leaves_no_out_folder(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "data" / "real").mkdir(parents=True)  # no media at all
     out = tmp_path / "eval"
-    assert main(["evaluate", str(model_dir), str(tmp_path / "data"), "--out", str(out), "--faces", "none"]) == 1
+    assert main(["evaluate", str(tiny_model_dir), str(tmp_path / "data"), "--out", str(out), "--faces", "none"]) == 1
     assert "no usable samples" in capsys.readouterr().err
     assert not out.exists()
 
 
-def test_probe_with_unusable_data_leaves_no_out_folder(model_dir, tmp_path, capsys):
+def test_probe_with_unusable_data_leaves_no_out_folder(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "probe"
-    assert main(["probe", str(tmp_path / "missing"), "--backbone", str(model_dir), "--out", str(out)]) == 1
+    assert main(["probe", str(tmp_path / "missing"), "--backbone", str(tiny_model_dir), "--out", str(out)]) == 1
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
     assert not out.exists()
 
 
-def test_calibrate_that_fails_leaves_the_model_folder_as_it_was(model_dir, tmp_path, capsys):
+def test_calibrate_that_fails_leaves_the_model_folder_as_it_was(tiny_model_dir, tmp_path, capsys):
     for index in range(2):
         write_image(tmp_path / "val" / "real" / f"{index}.png", size=(40, 40), seed=index)
     (tmp_path / "val" / "fake").mkdir()
-    before = {name: (model_dir / name).read_bytes() for name in files_below(model_dir)}
-    assert main(["calibrate", str(model_dir), str(tmp_path / "val"), "--faces", "none"]) == 1
+    before = {name: (tiny_model_dir / name).read_bytes() for name in files_below(tiny_model_dir)}
+    assert main(["calibrate", str(tiny_model_dir), str(tmp_path / "val"), "--faces", "none"]) == 1
     assert "both real and fake" in capsys.readouterr().err
-    assert {name: (model_dir / name).read_bytes() for name in files_below(model_dir)} == before
+    assert {name: (tiny_model_dir / name).read_bytes() for name in files_below(tiny_model_dir)} == before
 
 
-def test_predict_that_fails_while_streaming_removes_its_part_file_and_folders(model_dir, tmp_path, monkeypatch):
+def test_predict_that_fails_while_streaming_removes_its_part_file_and_folders(tiny_model_dir, tmp_path, monkeypatch):
     from deepfake_hf.scoring.detector import Detector
     from deepfake_hf.scoring.predict import predict
 
@@ -132,16 +125,16 @@ def test_predict_that_fails_while_streaming_removes_its_part_file_and_folders(mo
     monkeypatch.setattr(Detector, "_finish", finish_then_fail)
     out = tmp_path / "new" / "folder" / "scores.jsonl"
     with pytest.raises(RuntimeError, match="disk full"):
-        predict(str(model_dir), images, faces="none", fmt="jsonl", out=out)
+        predict(str(tiny_model_dir), images, faces="none", fmt="jsonl", out=out)
     assert not (tmp_path / "new").exists()
 
 
-def test_predict_that_fails_on_resume_keeps_the_earlier_part(model_dir, tmp_path, capsys):
+def test_predict_that_fails_on_resume_keeps_the_earlier_part(tiny_model_dir, tmp_path, capsys):
     images = [write_image(tmp_path / "in" / f"{index}.png", size=(40, 40), seed=index) for index in range(2)]
     out = tmp_path / "scores.jsonl"
     part = tmp_path / "scores.jsonl.part-00000-of-00001"
     part.write_text("".join(json.dumps({"index": index, "row": {}}) + "\n" for index in range(5)))
-    code = main(["predict", str(model_dir), *map(str, images), "--faces", "none", "--format", "jsonl", "--out",
+    code = main(["predict", str(tiny_model_dir), *map(str, images), "--faces", "none", "--format", "jsonl", "--out",
                  str(out), "--resume"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1 and "holds more results than there are inputs" in err[0], err

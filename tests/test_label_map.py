@@ -20,13 +20,6 @@ def ffpp_like(tmp_path_factory):
     return root
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    path = tmp_path_factory.mktemp("model")
-    tiny_detector("vit", seed=2).save_pretrained(path)
-    return path
-
-
 MAP = ["--label-map", "original=real", "--label-map", "Deepfakes=fake"]
 
 
@@ -43,24 +36,24 @@ def test_parse_label_map():
         parse_label_map(["a=real", "a=fake"])
 
 
-def test_evaluate_reads_mapped_folders(model_dir, ffpp_like, tmp_path, capsys):
+def test_evaluate_reads_mapped_folders(tiny_model_dir, ffpp_like, tmp_path, capsys):
     # Without a map the folder is not a source, and the error says how to map it.
-    assert main(["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(tmp_path / "none"),
+    assert main(["evaluate", "--faces", "none", str(tiny_model_dir), str(ffpp_like), "--out", str(tmp_path / "none"),
                  "--no-plots"]) == 1
     error = capsys.readouterr().err.strip().splitlines()[-1]  # after the model-loading progress bar
     assert error.startswith("deepfake-hf evaluate: error: ") and "--label-map NAME=real|fake" in error
     out = tmp_path / "mapped"
-    assert main(["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(out), "--no-plots",
+    assert main(["evaluate", "--faces", "none", str(tiny_model_dir), str(ffpp_like), "--out", str(out), "--no-plots",
                  "--bootstrap", "0", *MAP]) == 0
     entry = json.loads((out / "metrics.json").read_text())["test_sets"][ffpp_like.name]
     assert entry["frame"]["n"] == 8 and entry["frame"]["n_real"] == 4
     assert list(entry["per_method"]) == ["Deepfakes"]  # a mapped folder names its method
 
 
-def test_bad_label_map_is_a_one_line_usage_error(model_dir, ffpp_like, tmp_path, capsys):
-    for command in (["evaluate", "--faces", "none", str(model_dir), str(ffpp_like), "--out", str(tmp_path / "x")],
-                    ["calibrate", str(model_dir), str(ffpp_like)],
-                    ["probe", str(ffpp_like), "--backbone", str(model_dir), "--out", str(tmp_path / "p")],
+def test_bad_label_map_is_a_one_line_usage_error(tiny_model_dir, ffpp_like, tmp_path, capsys):
+    for command in (["evaluate", "--faces", "none", str(tiny_model_dir), str(ffpp_like), "--out", str(tmp_path / "x")],
+                    ["calibrate", str(tiny_model_dir), str(ffpp_like)],
+                    ["probe", str(ffpp_like), "--backbone", str(tiny_model_dir), "--out", str(tmp_path / "p")],
                     ["train", "quickstart", "--dry-run"]):
         assert main([*command, "--label-map", "original=genuine"]) == 1, command
         error = capsys.readouterr().err.strip()
@@ -76,9 +69,9 @@ def test_calibrate_reads_mapped_folders(tmp_path, ffpp_like, capsys):
     assert json.loads((model / "calibration.json").read_text())["n"] == 8
 
 
-def test_probe_reads_mapped_folders(model_dir, ffpp_like, tmp_path):
+def test_probe_reads_mapped_folders(tiny_model_dir, ffpp_like, tmp_path):
     out = tmp_path / "probe"
-    assert main(["probe", "--faces", "none", str(ffpp_like), "--backbone", str(model_dir), "--folds", "2",
+    assert main(["probe", "--faces", "none", str(ffpp_like), "--backbone", str(tiny_model_dir), "--folds", "2",
                  "--bootstrap", "0", "--no-plots", "--out", str(out), *MAP]) == 0
     entry = json.loads((out / "metrics.json").read_text())["test_sets"]
     assert next(iter(entry.values()))["frame"]["n"] == 8

@@ -13,14 +13,7 @@ import pytest
 from deepfake_hf.cli import main
 from deepfake_hf.media import list_media_files
 
-from .conftest import tiny_detector, write_image
-
-
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("links") / "model"
-    tiny_detector("vit", seed=4).save_pretrained(folder)
-    return folder
+from .conftest import write_image
 
 
 def linked_and_copied(tmp_path):
@@ -116,12 +109,12 @@ def test_data_source_through_links_gives_the_copied_rows(tmp_path):
     assert {row[3] for row in linked_rows if row[2] == 1} == {"", "Deepfakes"}
 
 
-def test_evaluate_on_a_linked_layout_matches_the_copy(model_dir, tmp_path, capsys):
+def test_evaluate_on_a_linked_layout_matches_the_copy(tiny_model_dir, tmp_path, capsys):
     linked, copied = linked_and_copied(tmp_path)
     metrics = {}
     for name, root in (("linked", linked), ("copied", copied)):
         out = tmp_path / f"eval-{name}"
-        assert main(["evaluate", str(model_dir), str(root), "--out", str(out), "--faces", "none", "--bootstrap",
+        assert main(["evaluate", str(tiny_model_dir), str(root), "--out", str(out), "--faces", "none", "--bootstrap",
                      "0", "--no-plots"]) == 0, capsys.readouterr().err
         metrics[name] = json.loads((out / "metrics.json").read_text())["test_sets"][root.name]
     assert metrics["linked"]["frame"]["n"] == metrics["copied"]["frame"]["n"] == 4 + 2 + 3 + 6
@@ -160,13 +153,13 @@ def test_preprocess_through_links_writes_the_copied_manifest(tmp_path):
 
 
 # --------------------------------------------------------------------------------------------- predict
-def test_predict_scores_linked_folders_and_counts_a_loop_as_failed(model_dir, tmp_path, capsys):
+def test_predict_scores_linked_folders_and_counts_a_loop_as_failed(tiny_model_dir, tmp_path, capsys):
     root = tmp_path / "in"
     write_image(root / "own.png", size=(40, 40))
     write_image(tmp_path / "elsewhere" / "far.png", size=(40, 40), seed=1)
     (root / "linked").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
     (root / "loop").symlink_to(root, target_is_directory=True)
-    code = main(["predict", str(model_dir), str(root), "--faces", "none", "--format", "json"])
+    code = main(["predict", str(tiny_model_dir), str(root), "--faces", "none", "--format", "json"])
     out, err = capsys.readouterr()
     report = json.loads(out)
     assert code == 2
@@ -200,11 +193,12 @@ def finishes(function, fifo, seconds=60):
     return result.get("value")
 
 
-def test_evaluate_refuses_a_fifo_manifest_in_one_line(model_dir, tmp_path, capsys):
+def test_evaluate_refuses_a_fifo_manifest_in_one_line(tiny_model_dir, tmp_path, capsys):
     fifo = tmp_path / "manifest.csv"
     os.mkfifo(fifo)
     out = tmp_path / "eval"
-    code = finishes(lambda: main(["evaluate", str(model_dir), str(fifo), "--out", str(out), "--faces", "none"]), fifo)
+    code = finishes(lambda: main(["evaluate", str(tiny_model_dir), str(fifo), "--out", str(out), "--faces", "none"]),
+                    fifo)
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and len(err) == 1, err
     assert f"{fifo}: is a FIFO (named pipe), not a regular file" in err[0]
@@ -252,11 +246,11 @@ def test_a_fifo_in_a_manifest_or_a_data_folder_is_skipped_and_counted(tmp_path, 
         assert f"skipping {root / 'fake' / 'pipe.png'}: is a FIFO (named pipe), not a regular file" in caplog.text
 
 
-def test_predict_refuses_a_fifo_input_and_scores_the_rest(model_dir, tmp_path, capsys):
+def test_predict_refuses_a_fifo_input_and_scores_the_rest(tiny_model_dir, tmp_path, capsys):
     image = write_image(tmp_path / "ok.png", size=(40, 40))
     fifo = tmp_path / "pipe.jpg"
     os.mkfifo(fifo)
-    code = finishes(lambda: main(["predict", str(model_dir), str(image), str(fifo), "--faces", "none",
+    code = finishes(lambda: main(["predict", str(tiny_model_dir), str(image), str(fifo), "--faces", "none",
                                   "--format", "csv"]), fifo)
     out, err = capsys.readouterr()
     assert code == 2
@@ -265,7 +259,7 @@ def test_predict_refuses_a_fifo_input_and_scores_the_rest(model_dir, tmp_path, c
     assert out.count("\n") == 3  # header and both files
 
 
-def test_evaluate_counts_what_it_skipped(model_dir, tmp_path, capsys, caplog):
+def test_evaluate_counts_what_it_skipped(tiny_model_dir, tmp_path, capsys, caplog):
     import logging
 
     root = tmp_path / "data"
@@ -275,7 +269,7 @@ def test_evaluate_counts_what_it_skipped(model_dir, tmp_path, capsys, caplog):
     (root / "fake" / "loop").symlink_to(root / "fake", target_is_directory=True)
     out = tmp_path / "eval"
     with caplog.at_level(logging.WARNING, logger="deepfake_hf.data.datasets"):
-        assert main(["evaluate", str(model_dir), str(root), "--out", str(out), "--faces", "none", "--bootstrap",
+        assert main(["evaluate", str(tiny_model_dir), str(root), "--out", str(out), "--faces", "none", "--bootstrap",
                      "0", "--no-plots"]) == 0
     assert f"skipping {root / 'fake' / 'loop'}: symbolic link loop" in caplog.text
     assert "data: 1 file skipped (one line each above)" in capsys.readouterr().err.splitlines()

@@ -17,7 +17,7 @@ import time
 import pytest
 import yaml
 
-from tests.conftest import tiny_detector, write_image
+from tests.conftest import write_image
 
 # A module that leaves a marker file when imported: proof that a folder's code ran.
 MARKER_CODE = """
@@ -31,13 +31,6 @@ class EvilModel(PreTrainedModel):
 class EvilProcessor(ViTImageProcessor):
     pass
 """
-
-
-@pytest.fixture(scope="module")
-def detector_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("detector") / "model"
-    tiny_detector("vit", seed=1).save_pretrained(folder)
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -166,20 +159,20 @@ def test_trust_remote_code_option_reaches_the_loader(command, tmp_path, no_promp
         assert marker.exists() is trusted
 
 
-def test_own_folders_still_load_without_the_flag(detector_dir, no_prompt):
+def test_own_folders_still_load_without_the_flag(tiny_model_dir, no_prompt):
     from deepfake_hf.scoring.scorer import load_classifier
 
-    model, processor = load_classifier(str(detector_dir))
+    model, processor = load_classifier(str(tiny_model_dir))
     assert type(model).__name__ == "DeepfakeDetectorForImageClassification"
     assert type(processor).__name__ == "ViTImageProcessor"
 
 
-def test_processor_auto_map_of_a_detector_is_not_followed_when_scoring(detector_dir, tmp_path, no_prompt):
+def test_processor_auto_map_of_a_detector_is_not_followed_when_scoring(tiny_model_dir, tmp_path, no_prompt):
     """A processor config naming code: scoring uses the transformers class it names, and nothing runs."""
     from deepfake_hf.scoring.scorer import load_classifier
 
     marker = tmp_path / "ran"
-    folder = copy_with(detector_dir, tmp_path / "model")
+    folder = copy_with(tiny_model_dir, tmp_path / "model")
     settings = json.loads((folder / "preprocessor_config.json").read_text())
     settings["auto_map"] = {"AutoImageProcessor": "evilproc.EvilProcessor"}
     (folder / "preprocessor_config.json").write_text(json.dumps(settings))
@@ -217,10 +210,10 @@ def test_cli_with_y_on_stdin_never_prompts_nor_runs_custom_code(command, tmp_pat
 
 
 @pytest.mark.slow  # fresh process
-def test_cli_own_folder_needs_no_flag_in_a_fresh_process(detector_dir, tmp_path):
+def test_cli_own_folder_needs_no_flag_in_a_fresh_process(tiny_model_dir, tmp_path):
     image = write_image(tmp_path / "a.png", size=(32, 32))
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
-    result = subprocess.run([sys.executable, "-m", "deepfake_hf.cli", "predict", str(detector_dir), str(image),
+    result = subprocess.run([sys.executable, "-m", "deepfake_hf.cli", "predict", str(tiny_model_dir), str(image),
                              "--faces", "none", "--format", "json"], input="y\n", capture_output=True, text=True,
                             env=env, timeout=300, check=False)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -230,11 +223,11 @@ def test_cli_own_folder_needs_no_flag_in_a_fresh_process(detector_dir, tmp_path)
 
 
 # -------------------------------------------------------------------------------- 6: foreign auto_map
-def test_push_neither_runs_nor_publishes_foreign_auto_map(detector_dir, tmp_path, no_prompt):
+def test_push_neither_runs_nor_publishes_foreign_auto_map(tiny_model_dir, tmp_path, no_prompt):
     from deepfake_hf.publish.hub import assemble_model_repo
 
     marker = tmp_path / "ran"
-    folder = copy_with(detector_dir, tmp_path / "model")
+    folder = copy_with(tiny_model_dir, tmp_path / "model")
     settings = json.loads((folder / "preprocessor_config.json").read_text())
     (folder / "preprocessor_config.json").write_text(json.dumps(
         {**settings, "auto_map": {"AutoImageProcessor": "evilproc.EvilProcessor"}}))
@@ -259,9 +252,9 @@ def test_push_neither_runs_nor_publishes_foreign_auto_map(detector_dir, tmp_path
     assert "widget" in (out / "README.md").read_text()
 
 
-def test_push_refuses_a_processor_only_its_own_code_builds(detector_dir, tmp_path, capsys, no_prompt):
+def test_push_refuses_a_processor_only_its_own_code_builds(tiny_model_dir, tmp_path, capsys, no_prompt):
     marker = tmp_path / "ran"
-    folder = copy_with(detector_dir, tmp_path / "model")
+    folder = copy_with(tiny_model_dir, tmp_path / "model")
     (folder / "preprocessor_config.json").write_text(json.dumps(
         {"image_processor_type": "EvilProcessor", "auto_map": {"AutoImageProcessor": "evilproc.EvilProcessor"}}))
     (folder / "evilproc.py").write_text(MARKER_CODE.format(marker=str(marker)))
@@ -291,11 +284,11 @@ def test_stock_checkpoint_loses_its_auto_map_and_unknown_model_types_are_refused
 
 
 # ---------------------------------------------------------------------------- 7: no local paths published
-def test_published_card_recipe_and_metadata_carry_no_local_paths(detector_dir, tmp_path):
+def test_published_card_recipe_and_metadata_carry_no_local_paths(tiny_model_dir, tmp_path):
     from deepfake_hf.publish.hub import assemble_model_repo
 
     run = tmp_path / "run"
-    shutil.copytree(detector_dir, run / "model")
+    shutil.copytree(tiny_model_dir, run / "model")
     (run / "data").mkdir()
     recipe = {"name": "my-recipe", "model": {"backbone": str(tmp_path / "weights" / "vit-local")},
               "data": {"train": [str(run / "data" / "train.csv"), str(tmp_path / "elsewhere" / "ffpp")],
@@ -322,12 +315,12 @@ def test_published_card_recipe_and_metadata_carry_no_local_paths(detector_dir, t
     ("../weights/vit", None),
     ("runs/vit", None),  # names a folder that exists beside the run: a local path, not a Hub id
 ])
-def test_base_model_is_only_a_hub_id(backbone, expected, detector_dir, tmp_path, monkeypatch):
+def test_base_model_is_only_a_hub_id(backbone, expected, tiny_model_dir, tmp_path, monkeypatch):
     from deepfake_hf.publish.model_card import render_model_card
 
     monkeypatch.chdir(tmp_path)
     (tmp_path / "runs" / "vit").mkdir(parents=True)
-    card = render_model_card(detector_dir, recipe={"name": "my-recipe", "model": {"backbone": backbone}})
+    card = render_model_card(tiny_model_dir, recipe={"name": "my-recipe", "model": {"backbone": backbone}})
     assert card.data.to_dict().get("base_model") == expected
 
 
@@ -409,7 +402,7 @@ def test_absurd_stock_config_is_refused_before_building(key, value, stock_dir, t
 @pytest.mark.parametrize("key, value", [("backbone_config.num_hidden_layers", 10**6),
                                         ("backbone_config.num_labels", 10**8), ("num_frames", 10**7),
                                         ("image_size", 10**7), ("backbone_config.hidden_size", 2**20)])
-def test_absurd_detector_config_is_refused_everywhere_it_loads(key, value, detector_dir, tmp_path):
+def test_absurd_detector_config_is_refused_everywhere_it_loads(key, value, tiny_model_dir, tmp_path):
     """10**8 labels would allocate ~9 GB and 10**6 layers run for minutes: each is refused in milliseconds."""
     from deepfake_hf import DeepfakeDetectorConfig
     from deepfake_hf.errors import DeepfakeHFError
@@ -417,7 +410,7 @@ def test_absurd_detector_config_is_refused_everywhere_it_loads(key, value, detec
     from deepfake_hf.publish.export import export_native
     from deepfake_hf.scoring.scorer import load_classifier
 
-    folder = copy_with(detector_dir, tmp_path / "model", config={key: value})
+    folder = copy_with(tiny_model_dir, tmp_path / "model", config={key: value})
     name = key.split(".")[-1]
     loaders = {"config": lambda: DeepfakeDetectorConfig.from_pretrained(folder),
                "load_classifier": lambda: load_classifier(str(folder)),
@@ -505,14 +498,14 @@ def test_vendored_package_copies_subpackages_and_skips_linked_folders(tmp_path):
     assert skipped == ["deepfake_hf/linked: a link, not one of the package's own files; not published"]
 
 
-def test_dry_run_listing_shows_only_what_this_command_wrote(detector_dir, tmp_path, capsys):
+def test_dry_run_listing_shows_only_what_this_command_wrote(tiny_model_dir, tmp_path, capsys):
     out = tmp_path / "out"
-    assert cli("push", detector_dir, "--repo-id", "alice/x", "--dry-run", out) == 0
+    assert cli("push", tiny_model_dir, "--repo-id", "alice/x", "--dry-run", out) == 0
     first = capsys.readouterr().out
     (out / "my-notes.txt").write_text("mine")
     (out / "drafts").mkdir()
     (out / "drafts" / "card.md").write_text("mine")
-    assert cli("push", detector_dir, "--repo-id", "alice/x", "--dry-run", out, "--overwrite") == 0
+    assert cli("push", tiny_model_dir, "--repo-id", "alice/x", "--dry-run", out, "--overwrite") == 0
     listing = capsys.readouterr().out
     assert "my-notes.txt" not in listing and "drafts/card.md" not in listing
     listed = [line.strip() for line in listing.splitlines()[1:] if not line.strip().startswith("skipped")]

@@ -18,13 +18,6 @@ from .conftest import PROJECT_ROOT, tiny_detector, write_image
 from .media_samples import BAD_CASES, write_bad_inputs, write_video
 
 
-@pytest.fixture(scope="module")
-def model_dir(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("predict") / "model"
-    tiny_detector("vit", num_frames=4).save_pretrained(folder)
-    return folder
-
-
 def snapshot(folder):
     return {
         path.relative_to(folder).as_posix(): (path.stat().st_mtime_ns, hashlib.sha256(path.read_bytes()).hexdigest())
@@ -38,10 +31,10 @@ def run(capsys, *argv):
     return code, out, err
 
 
-def test_all_good_exit_0_json(model_dir, tmp_path, capsys):
+def test_all_good_exit_0_json(tiny_model_dir, tmp_path, capsys):
     image = write_image(tmp_path / "face.png", size=(64, 64))
     video = write_video(tmp_path / "clip.mp4", frames=10)
-    code, out, err = run(capsys, model_dir, image, video, "--format", "json", "--faces", "none", "--frames", "3")
+    code, out, err = run(capsys, tiny_model_dir, image, video, "--format", "json", "--faces", "none", "--frames", "3")
     assert code == 0, err
     report = json.loads(out)
     assert report["summary"] == {"files": 2, "scored": 2, "failed": 0, "fake": report["summary"]["fake"],
@@ -51,12 +44,12 @@ def test_all_good_exit_0_json(model_dir, tmp_path, capsys):
     assert all(0.0 <= row["fake_probability"] <= 1.0 and row["error"] is None for row in report["results"])
 
 
-def test_mixed_folder_exit_2_each_bad_file_one_line_and_nothing_modified(model_dir, tmp_path, capsys):
+def test_mixed_folder_exit_2_each_bad_file_one_line_and_nothing_modified(tiny_model_dir, tmp_path, capsys):
     folder = tmp_path / "mixed"
     cases = write_bad_inputs(folder)
     (folder / "readme.txt").write_text("not media: skipped inside folders")
     before = snapshot(folder)
-    code, out, err = run(capsys, model_dir, folder, "--faces", "none", "--format", "json")
+    code, out, err = run(capsys, tiny_model_dir, folder, "--faces", "none", "--format", "json")
     assert code == 2
     results = {row["path"]: row for row in json.loads(out)["results"]}
     # one result per media file in the folder (the .txt and .xyz files are not media and are skipped)
@@ -74,11 +67,11 @@ def test_mixed_folder_exit_2_each_bad_file_one_line_and_nothing_modified(model_d
     assert snapshot(folder) == before  # nothing in the input folder was written, touched or added
 
 
-def test_unsupported_missing_and_url_inputs_fail_alone(model_dir, tmp_path, capsys):
+def test_unsupported_missing_and_url_inputs_fail_alone(tiny_model_dir, tmp_path, capsys):
     good = write_image(tmp_path / "ok.png", size=(64, 64))
     odd = tmp_path / "data.xyz"
     odd.write_text("1,2")
-    code, out, err = run(capsys, model_dir, good, odd, tmp_path / "gone.mp4", "http://example.com/v.mp4",
+    code, out, err = run(capsys, tiny_model_dir, good, odd, tmp_path / "gone.mp4", "http://example.com/v.mp4",
                          "--faces", "none", "--format", "csv")
     assert code == 2
     rows = {row["path"]: row for row in csv.DictReader(io.StringIO(out))}
@@ -89,26 +82,26 @@ def test_unsupported_missing_and_url_inputs_fail_alone(model_dir, tmp_path, caps
     assert len([line for line in err.splitlines() if line.startswith("error: ")]) == 3
 
 
-def test_table_output_and_output_file(model_dir, tmp_path, capsys):
+def test_table_output_and_output_file(tiny_model_dir, tmp_path, capsys):
     images = [write_image(tmp_path / "in" / f"{i}.png", size=(64, 64), seed=i) for i in range(2)]
-    code, out, err = run(capsys, model_dir, tmp_path / "in", "--faces", "none")
+    code, out, err = run(capsys, tiny_model_dir, tmp_path / "in", "--faces", "none")
     assert code == 0
     lines = out.splitlines()
     assert lines[0].split()[:4] == ["FILE", "KIND", "LABEL", "P(FAKE)"]
     assert lines[1].startswith("0.png") and lines[2].startswith("1.png")
     assert lines[-1].startswith("2 files: 2 scored")
     target = tmp_path / "results.csv"
-    assert run(capsys, model_dir, *images, "--faces", "none", "--format", "csv", "--out", target)[0] == 0
+    assert run(capsys, tiny_model_dir, *images, "--faces", "none", "--format", "csv", "--out", target)[0] == 0
     assert len(list(csv.DictReader(target.open()))) == 2
-    code, _, err = run(capsys, model_dir, *images, "--out", target)
+    code, _, err = run(capsys, tiny_model_dir, *images, "--out", target)
     assert code == 1 and "--overwrite" in err
-    assert run(capsys, model_dir, *images, "--faces", "none", "--out", target, "--overwrite")[0] == 0
+    assert run(capsys, tiny_model_dir, *images, "--faces", "none", "--out", target, "--overwrite")[0] == 0
     assert target.read_text().startswith("FILE")
 
 
-def test_frame_scores_on_request(model_dir, tmp_path, capsys):
+def test_frame_scores_on_request(tiny_model_dir, tmp_path, capsys):
     video = write_video(tmp_path / "clip.mp4", frames=10)
-    code, out, _ = run(capsys, model_dir, video, "--faces", "none", "--frames", "3", "--format", "json",
+    code, out, _ = run(capsys, tiny_model_dir, video, "--faces", "none", "--frames", "3", "--format", "json",
                        "--frame-scores", "--aggregation", "confident")
     row = json.loads(out)["results"][0]
     assert code == 0 and len(row["frame_scores"]) == 3
@@ -122,20 +115,20 @@ def test_frame_scores_on_request(model_dir, tmp_path, capsys):
         (["--faces", "mtcnn"], "invalid choice"),
     ],
 )
-def test_usage_errors_exit_1(model_dir, tmp_path, capsys, argv, message):
+def test_usage_errors_exit_1(tiny_model_dir, tmp_path, capsys, argv, message):
     image = write_image(tmp_path / "a.png", size=(64, 64))
     with pytest.raises(SystemExit) as caught:
-        main(["predict", str(model_dir), str(image), *argv])
+        main(["predict", str(tiny_model_dir), str(image), *argv])
     assert caught.value.code == 1
     assert message in capsys.readouterr().err
 
 
-def test_missing_model_and_empty_folder_exit_1(model_dir, tmp_path, capsys):
+def test_missing_model_and_empty_folder_exit_1(tiny_model_dir, tmp_path, capsys):
     image = write_image(tmp_path / "a.png", size=(64, 64))
     code, _, err = run(capsys, tmp_path / "no-model", image)
     assert code == 1 and "no such model folder" in err and len(err.strip().splitlines()) == 1
     (tmp_path / "empty").mkdir()
-    code, _, err = run(capsys, model_dir, tmp_path / "empty")
+    code, _, err = run(capsys, tiny_model_dir, tmp_path / "empty")
     assert code == 1 and "no image or video files" in err
 
 
@@ -148,13 +141,13 @@ def test_help_documents_exit_codes(capsys):
 
 
 @pytest.mark.slow  # decodes the shared real media (10-20 s): outside the 90 s fast subset
-def test_predict_over_shared_media(model_dir, shared_media, capsys):
+def test_predict_over_shared_media(tiny_model_dir, shared_media, capsys):
     """One result per media file of the real samples, no errors, faces found in every video."""
     from deepfake_hf.faces import dlib_available
     from deepfake_hf.media import list_media_files
 
     faces = "dlib" if dlib_available() else "none"
-    code, out, err = run(capsys, model_dir, shared_media, "--faces", faces, "--frames", "4", "--format", "json",
+    code, out, err = run(capsys, tiny_model_dir, shared_media, "--faces", faces, "--frames", "4", "--format", "json",
                          "--batch-size", "32")
     assert code == 0, err
     results = json.loads(out)["results"]
@@ -168,11 +161,11 @@ def test_predict_over_shared_media(model_dir, shared_media, capsys):
         assert all(row["faces"] >= 1 for row in videos)
 
 
-def test_table_columns_stay_in_line_with_long_paths_and_counts_are_pluralised(model_dir, tmp_path, capsys):
+def test_table_columns_stay_in_line_with_long_paths_and_counts_are_pluralised(tiny_model_dir, tmp_path, capsys):
     deep = tmp_path / "in" / ("a-rather-long-folder-name-" * 3) / ("and-another-level-" * 2)
     images = [write_image(tmp_path / "in" / "short.png", size=(64, 64)),
               write_image(deep / ("an-image-with-a-long-file-name-" * 2 + ".png"), size=(64, 64), seed=1)]
-    code, out, _ = run(capsys, model_dir, *images, "--faces", "none")
+    code, out, _ = run(capsys, tiny_model_dir, *images, "--faces", "none")
     assert code == 0
     header, *rows, summary = out.splitlines()
     kind_column = header.index("KIND")
@@ -180,16 +173,16 @@ def test_table_columns_stay_in_line_with_long_paths_and_counts_are_pluralised(mo
     assert all(len(row[:kind_column].rstrip()) <= 60 for row in rows)
     assert "..." in rows[1] and rows[1][:kind_column].rstrip().endswith("-an-image-with-a-long-file-name-.png")
     assert summary.startswith("2 files: 2 scored")
-    code, out, err = run(capsys, model_dir, images[0], "--faces", "none")
+    code, out, err = run(capsys, tiny_model_dir, images[0], "--faces", "none")
     assert out.splitlines()[-1].startswith("1 file: 1 scored")
-    code, out, err = run(capsys, model_dir, images[0], "--faces", "none", "--format", "csv")
+    code, out, err = run(capsys, tiny_model_dir, images[0], "--faces", "none", "--format", "csv")
     assert err.strip().splitlines()[-1] == "1 file: 1 scored, 0 failed"
 
 
-def test_resume_without_out_is_one_line(model_dir, tmp_path, capsys):
+def test_resume_without_out_is_one_line(tiny_model_dir, tmp_path, capsys):
     image = write_image(tmp_path / "a.png", size=(64, 64))
     for extra in ([], ["--format", "table", "--out", str(tmp_path / "table.txt")]):
-        code, _, err = run(capsys, model_dir, image, "--resume", *extra)
+        code, _, err = run(capsys, tiny_model_dir, image, "--resume", *extra)
         lines = err.strip().splitlines()
         assert code == 1 and len(lines) == 1 and "Traceback" not in err, err
         assert lines[0].startswith("deepfake-hf predict: error: --resume") and "--out" in lines[0]
@@ -197,7 +190,7 @@ def test_resume_without_out_is_one_line(model_dir, tmp_path, capsys):
     from deepfake_hf.scoring.predict import predict
 
     with pytest.raises(DeepfakeHFError, match="--resume needs --out"):
-        predict(str(model_dir), [image], faces="none", resume=True)
+        predict(str(tiny_model_dir), [image], faces="none", resume=True)
 
 
 # ------------------------------------------------------------------------------------------ unreachable Hub
@@ -260,7 +253,7 @@ def test_predict_fails_fast_in_one_line_when_the_hub_does_not_answer(tmp_path, m
     assert constants.HF_HUB_OFFLINE is True  # the offline switch predict flips for its load is put back
 
 
-def test_a_cached_hub_model_still_loads_when_the_hub_does_not_answer(model_dir, tmp_path, monkeypatch):
+def test_a_cached_hub_model_still_loads_when_the_hub_does_not_answer(tiny_model_dir, tmp_path, monkeypatch):
     """The check only turns retries into the cache: a model downloaded before still scores offline."""
     import shutil
 
@@ -270,7 +263,7 @@ def test_a_cached_hub_model_still_loads_when_the_hub_does_not_answer(model_dir, 
 
     cache = tmp_path / "hub"
     snapshot = cache / "models--someorg--cached-detector" / "snapshots" / ("0" * 40)
-    shutil.copytree(model_dir, snapshot)
+    shutil.copytree(tiny_model_dir, snapshot)
     (cache / "models--someorg--cached-detector" / "refs").mkdir()
     (cache / "models--someorg--cached-detector" / "refs" / "main").write_text("0" * 40)
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(cache))
