@@ -215,7 +215,7 @@ def test_hub_check_says_why_an_endpoint_does_not_answer(silent_port):
     import http.server
     import threading
 
-    from deepfake_hf.scoring.predict import hub_unreachable
+    from deepfake_hf.scoring.hub import hub_unreachable
 
     assert hub_unreachable(f"http://127.0.0.1:{free_port()}", timeout=2) == "connection refused"
     start = time.monotonic()
@@ -232,13 +232,15 @@ def test_hub_check_says_why_an_endpoint_does_not_answer(silent_port):
 def test_predict_fails_fast_in_one_line_when_the_hub_does_not_answer(tmp_path, monkeypatch, silent_port):
     from huggingface_hub import constants
 
+    from deepfake_hf.scoring import hub
     from deepfake_hf.scoring.predict import predict
     from deepfake_hf.scoring.scorer import ModelLoadError
 
+    monkeypatch.setattr(hub, "HUB_CHECK_TIMEOUT_S", 1.0)  # read at each check: the silent port costs 1 s, not 5
     image = write_image(tmp_path / "a.png", size=(64, 64))
     model = "someorg/no-such-detector-7f3a"
     cases = [(f"http://127.0.0.1:{free_port()}", False, "does not answer (connection refused)"),
-             (f"http://127.0.0.1:{silent_port}", False, "does not answer (no answer within 5 s)"),
+             (f"http://127.0.0.1:{silent_port}", False, "does not answer (no answer within 1 s)"),
              (f"http://127.0.0.1:{free_port()}", True, "HF_HUB_OFFLINE is set")]
     for endpoint, offline, reason in cases:
         monkeypatch.setattr(constants, "ENDPOINT", endpoint)
@@ -251,6 +253,29 @@ def test_predict_fails_fast_in_one_line_when_the_hub_does_not_answer(tmp_path, m
         assert message.startswith(f"{model}: not in the local Hugging Face cache, and ") and reason in message
         assert "\n" not in message
     assert constants.HF_HUB_OFFLINE is True  # the offline switch predict flips for its load is put back
+
+
+def test_python_loading_by_hub_id_fails_fast_when_the_hub_does_not_answer(tmp_path, monkeypatch):
+    """Detector.from_pretrained (and evaluate, explain: every load goes through scorer.load_classifier) gets
+    predict's check: one line at once instead of a minute of transformers' retries."""
+    from huggingface_hub import constants
+
+    from deepfake_hf import Detector
+    from deepfake_hf.scoring.scorer import ModelLoadError, Scorer
+
+    endpoint = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setattr(constants, "ENDPOINT", endpoint)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub"))  # an empty cache
+    for load in (Detector.from_pretrained, Scorer.from_pretrained):
+        start = time.monotonic()
+        with pytest.raises(ModelLoadError) as caught:
+            load("someorg/no-such-detector-7f3a")
+        assert time.monotonic() - start < 15
+        assert str(caught.value) == (f"someorg/no-such-detector-7f3a: not in the local Hugging Face cache, and the "
+                                     f"Hub at {endpoint} does not answer (connection refused); check the network "
+                                     "or HF_ENDPOINT, or give a local model folder")
+    assert constants.HF_HUB_OFFLINE is False  # the offline switch is put back after the load
 
 
 def test_a_cached_hub_model_still_loads_when_the_hub_does_not_answer(tiny_model_dir, tmp_path, monkeypatch):

@@ -1,7 +1,7 @@
 """`predict`: what `deepfake-hf predict` does with a `Detector`'s results.
 
 Inputs (files, folders, URLs to refuse) are expanded lazily; a model given as a Hub id is loaded from the
-local cache only when the Hub does not answer (`hub_unreachable`). Without `--out`, or for a table, the
+local cache only when the Hub does not answer (`scoring.hub`, as every load). Without `--out`, or for a table, the
 results are formatted in memory (`format_results`); with `--out` and a machine format they are streamed
 (`results.ResultWriter`): under torchrun / accelerate each rank writes a part file and rank 0 merges them in
 input order, and `--resume` skips what a killed run already wrote.
@@ -9,7 +9,6 @@ input order, and `--resume` skips what a killed run already wrote.
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 import json
@@ -23,6 +22,7 @@ from deepfake_hf.defaults import DEFAULT_FACES
 from deepfake_hf.errors import DeepfakeHFError, one_line
 from deepfake_hf.media import is_url
 from deepfake_hf.scoring.detector import Detector, iter_listed
+from deepfake_hf.scoring.hub import is_hub_id
 from deepfake_hf.scoring.results import STREAM_FORMATS, FileResult, ResultWriter, summarize
 from deepfake_hf.scoring.scorer import ModelLoadError
 
@@ -49,13 +49,8 @@ def expand_inputs(inputs: str | os.PathLike | Iterable[str | os.PathLike]) -> It
     return itertools.chain([first], files)
 
 
-# How long predict waits for the Hub to answer before loading a Hub id from the local cache only: without
-# this, an unreachable host cost a minute of retries (12 multi-line messages) before the one-line error.
-HUB_CHECK_TIMEOUT_S = 5.0
-
-
 class PredictError(DeepfakeHFError, ValueError):
-    """A predict run that cannot start as asked (a format, --resume without --out, an unreachable Hub)."""
+    """A predict run that cannot start as asked (a format, --resume without --out)."""
 
 
 class NoInputsError(DeepfakeHFError, FileNotFoundError):
@@ -104,20 +99,13 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str |
         raise PredictError(f"{'--resume' if resume else 'a data-parallel run'} needs --out FILE and --format "
                            f"{' or '.join(STREAM_FORMATS)}: the results are streamed to that file")
     files = expand_inputs(inputs)
-    local = os.path.exists(model)
-    if not local and (str(model).count("/") != 1 or str(model).startswith((".", "/", "~"))):
+    if not os.path.exists(model) and not is_hub_id(model):
         raise NoInputsError(f"{model}: no such model folder (and not a Hub id of the form org/name)")
-    offline_reason = None if local else _hub_offline_reason()
-    try:
-        with _hub_offline(offline_reason is not None):
-            detector = Detector.from_pretrained(model, faces=faces, crop=crop, num_frames=num_frames,
-                                                aggregation=aggregation, batch_size=batch_size, device=device,
-                                                trust_remote_code=trust_remote_code, progress=progress)
-    except ModelLoadError:
-        if offline_reason and not _in_hub_cache(str(model)):
-            raise ModelLoadError(f"{model}: not in the local Hugging Face cache, and {offline_reason}") from None
-        raise
-    except DeepfakeHFError:  # an option that does not fit (crop, aggregation): its own line, not a load error
+    try:  # a Hub id that is not cached fails at once when the Hub does not answer (scoring.hub)
+        detector = Detector.from_pretrained(model, faces=faces, crop=crop, num_frames=num_frames,
+                                            aggregation=aggregation, batch_size=batch_size, device=device,
+                                            trust_remote_code=trust_remote_code, progress=progress)
+    except DeepfakeHFError:  # a load error, or an option that does not fit (crop, aggregation): its own line
         raise
     except ValueError as error:  # a model's own config or weights that transformers refuses
         raise ModelLoadError(f"{model}: {one_line(error)}") from None
@@ -136,72 +124,6 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str |
             Path(out).write_text(text, encoding="utf-8")
         return text, results
     return None, _stream_predictions(detector, files, out, fmt, model, ranks, resume, frame_scores, on_result)
-
-
-def _hub_offline_reason():
-    """Why a Hub id must be loaded from the local cache only: HF_HUB_OFFLINE is set, or the endpoint does not
-    answer within HUB_CHECK_TIMEOUT_S (then a cached model still loads and a missing one fails at once, in one
-    line, instead of after a minute of retries); None when the Hub answers."""
-    from huggingface_hub import constants
-
-    if constants.HF_HUB_OFFLINE:
-        return "HF_HUB_OFFLINE is set, so nothing is downloaded"
-    problem = hub_unreachable(constants.ENDPOINT)
-    if problem is None:
-        return None
-    return (f"the Hub at {constants.ENDPOINT} does not answer ({problem}); check the network or HF_ENDPOINT, or "
-            "give a local model folder")
-
-
-@contextlib.contextmanager
-def _hub_offline(enabled):
-    """huggingface_hub's offline mode for the block. Passing local_files_only is not enough: transformers'
-    PEFT adapter lookup drops it and retried an unreachable host for a minute."""
-    from huggingface_hub import constants
-
-    previous = constants.HF_HUB_OFFLINE
-    constants.HF_HUB_OFFLINE = previous or enabled
-    try:
-        yield
-    finally:
-        constants.HF_HUB_OFFLINE = previous
-
-
-def hub_unreachable(endpoint: str, timeout: float = HUB_CHECK_TIMEOUT_S) -> str | None:
-    """Why `endpoint` gives no HTTP answer within `timeout` seconds (refused, timed out, unknown host), or
-    None when it answers at all: any status, or a TLS error, shows a host is there (loading then says more)."""
-    import socket
-    import ssl
-    import urllib.error
-    import urllib.request
-
-    request = urllib.request.Request(endpoint.rstrip("/") + "/", method="HEAD")
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):
-            return None
-    except urllib.error.HTTPError:
-        return None
-    except (urllib.error.URLError, OSError, ValueError) as error:
-        reason = getattr(error, "reason", error)
-        if isinstance(reason, ssl.SSLError):
-            return None
-        if isinstance(reason, (socket.timeout, TimeoutError)):
-            return f"no answer within {timeout:g} s"
-        if isinstance(reason, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(reason, socket.gaierror):
-            return "unknown host"
-        return one_line(reason, 120)
-
-
-def _in_hub_cache(model_id):
-    """True when the Hugging Face cache holds a config.json of `model_id` (so a load error is not a missing model)."""
-    from huggingface_hub import try_to_load_from_cache
-
-    try:
-        return isinstance(try_to_load_from_cache(model_id, "config.json"), str)
-    except Exception:  # noqa: BLE001 - a malformed id: treat as not cached
-        return False
 
 
 def _stream_predictions(detector, files, out, fmt, model, ranks, resume, frame_scores, on_result):
@@ -325,5 +247,5 @@ def _table(results):
     return "\n".join(line.rstrip() for line in lines) + "\n"
 
 
-__all__ = ["NoInputsError", "PredictError", "PredictInterrupted", "expand_inputs", "format_results", "hub_unreachable",
+__all__ = ["NoInputsError", "PredictError", "PredictInterrupted", "expand_inputs", "format_results",
            "predict", "shorten_path"]

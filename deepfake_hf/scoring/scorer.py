@@ -63,6 +63,7 @@ from deepfake_hf.media import (
     media_kind,
     open_image,
 )
+from deepfake_hf.scoring import hub
 
 MIN_TRACK_SHARE = 0.25
 HUB_LOAD_KEYS = ("revision", "token", "trust_remote_code", "local_files_only", "cache_dir")
@@ -81,13 +82,28 @@ class ScoringOptionError(DeepfakeHFError, ValueError):
 
 
 # ------------------------------------------------------------------------------------------ loading
-def load_classifier(path_or_id, **load_kwargs):
+def load_classifier(path_or_id: str | os.PathLike, **load_kwargs: Any) -> tuple[Any, Any]:
     """(model in eval mode, image processor) of a saved image classifier: a deepfake-hf detector or a native export.
 
     The folder's own processor is used; a detector saved without one gets its backbone's matching processor.
     `load_kwargs` go to the model's `from_pretrained` (e.g. `attn_implementation`); the Hub options among them
-    (`HUB_LOAD_KEYS`) also go to the processor's.
+    (`HUB_LOAD_KEYS`) also go to the processor's. A Hub id is loaded from the local cache alone when
+    HF_HUB_OFFLINE is set or the Hub does not answer within `hub.HUB_CHECK_TIMEOUT_S`: a model not cached then
+    fails at once, in one line, instead of after a minute of retries.
     """
+    reason = hub.offline_reason(path_or_id, local_files_only=bool(load_kwargs.get("local_files_only")))
+    try:
+        with hub.offline(reason is not None):
+            return _load_classifier(path_or_id, load_kwargs)
+    except ModelLoadError:
+        message = reason and hub.not_cached_message(str(path_or_id), reason, revision=load_kwargs.get("revision"),
+                                                    cache_dir=load_kwargs.get("cache_dir"))
+        if message:
+            raise ModelLoadError(message) from None
+        raise
+
+
+def _load_classifier(path_or_id, load_kwargs):
     from transformers import AutoImageProcessor, AutoModelForImageClassification
 
     from deepfake_hf import register
