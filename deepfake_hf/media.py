@@ -18,16 +18,24 @@ before a pixel is decoded. Readers given `cancel` (a threading.Event) poll it be
 and raise `AnalysisCancelled` once it is set, so an abandoned request stops within a frame.
 """
 
+from __future__ import annotations
+
 import errno
 import os
 import re
 import stat
 import struct
+import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from deepfake_hf.errors import AnalysisCancelled, DeepfakeHFError, one_line
+
+if TYPE_CHECKING:
+    from PIL.Image import Image
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".gif", ".tif", ".tiff")
 VIDEO_EXTENSIONS = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".mpg", ".mpeg", ".wmv", ".flv", ".3gp")
@@ -454,7 +462,8 @@ def sample_frame_indices(count: int, num_frames: int, times=None, sampling: str 
 
 
 def _read_animated_frames(path, num_frames, cancel=None):
-    """Up to `num_frames` distinct frames of an animated image, even in display time (frame durations)."""
+    """Up to `num_frames` distinct (frame number, frame) of an animated image, even in display time (frame
+    durations)."""
     with _open_pil(path) as image:
         count = _checked_frame_count(image, path, cancel)
         durations = []
@@ -466,8 +475,8 @@ def _read_animated_frames(path, num_frames, cancel=None):
         frames = []
         for index in sample_frame_indices(count, num_frames, times=starts):
             _seek_frame(image, index, path, cancel)
-            frames.append(_load_frame(image, path))
-    _check_size(frames[0], path)
+            frames.append((index, _load_frame(image, path)))
+    _check_size(frames[0][1], path)
     return frames
 
 
@@ -638,7 +647,8 @@ def _video_packets(av, container, path, cancel=None):
     return stream, packets
 
 
-def read_video_frames(path, num_frames=32, on_frame=None, sampling="even", cancel=None):
+def read_video_frames(path: str | os.PathLike, num_frames: int = 32, on_frame: Callable[[], None] | None = None,
+                      sampling: str = "even", cancel: threading.Event | None = None) -> list[Image]:
     """Up to `num_frames` distinct RGB `PIL.Image` frames spread evenly over the whole video, in order.
 
     Frames are chosen by `sample_frame_indices` on their presentation times; a video (or animated
@@ -648,8 +658,19 @@ def read_video_frames(path, num_frames=32, on_frame=None, sampling="even", cance
     `on_frame()`, if given, is called as each sampled frame is decoded (for progress bars).
     `sampling="deepfakebench"` picks frames by number as DeepfakeBench does (`sample_frame_indices`).
     Frames over `MAX_PIXELS` are refused from the stream's header; `cancel` (a threading.Event) is polled
-    between packets and frames, raising `AnalysisCancelled` once set.
+    between packets and frames, raising `AnalysisCancelled` once set. `read_numbered_video_frames` gives
+    each frame's number too.
     """
+    return [frame for _, frame in read_numbered_video_frames(path, num_frames, on_frame, sampling, cancel)]
+
+
+def read_numbered_video_frames(path: str | os.PathLike, num_frames: int = 32,
+                               on_frame: Callable[[], None] | None = None, sampling: str = "even",
+                               cancel: threading.Event | None = None) -> list[tuple[int, Image]]:
+    """`read_video_frames`' frames as (frame number, frame): the number is the frame's position in the video's
+    presentation order (its n-th frame, from 0; an animated image's n-th frame), as DeepfakeBench names its
+    crops. A sampled frame the decoder never gives out (`_decode_at` then returns the frame before it) keeps
+    the sampled number."""
     if num_frames < 1:
         raise FrameSamplingError(f"num_frames: {num_frames} must be >= 1")
     if media_kind(path) == "image":
@@ -664,12 +685,13 @@ def read_video_frames(path, num_frames=32, on_frame=None, sampling="even", cance
         context.options = {**context.options, "max_pixels": str(MAX_PIXELS)}
         stream.thread_type = "AUTO"
         pts = [p for p, _ in packets]
-        wanted = [pts[i] for i in sample_frame_indices(len(pts), num_frames, times=pts, sampling=sampling)]
+        numbers = sample_frame_indices(len(pts), num_frames, times=pts, sampling=sampling)
         keyframes = [p for p, key in packets if key] or [pts[0]]
-        decoded = _decode_at(av, container, stream, wanted, keyframes, path, on_frame, cancel)
+        decoded = _decode_at(av, container, stream, [pts[number] for number in numbers], keyframes, path, on_frame,
+                             cancel)
     if not decoded:
         raise MediaError(path, "no decodable video frames")
-    return [decoded[target] for target in wanted if target in decoded]
+    return [(number, decoded[pts[number]]) for number in numbers if pts[number] in decoded]
 
 
 # Decoders that read `skip_frame` for each frame they decode (also under frame threading, where FFmpeg copies
@@ -766,6 +788,7 @@ __all__ = [
     "media_kind",
     "not_regular_file",
     "open_image",
+    "read_numbered_video_frames",
     "read_video_frames",
     "sample_frame_indices",
     "video_info",

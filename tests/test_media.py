@@ -18,6 +18,7 @@ from deepfake_hf.media import (
     list_media_files,
     media_kind,
     open_image,
+    read_numbered_video_frames,
     read_video_frames,
     sample_frame_indices,
     video_info,
@@ -230,6 +231,25 @@ def test_variable_frame_rate_sampled_by_time(tmp_path):
     assert indices[0] == 0 and indices[-1] == 19
     assert all(index >= 10 for index in indices[1:])
     assert len(set(indices)) == 5
+
+
+def test_numbered_frames_carry_the_decoded_frames_indices(tmp_path):
+    """read_numbered_video_frames numbers each frame by its position in the video (each test frame's grey level
+    encodes it), for even and DeepfakeBench sampling, a variable frame rate and an animated image alike."""
+    clip = write_video(tmp_path / "clip.mp4", frames=20)
+    times = [0.01 * i for i in range(10)] + [0.1 + 0.2 * i for i in range(10)]
+    vfr = write_video(tmp_path / "vfr.mp4", frames=20, times=times)
+    for path, sampling in ((clip, "even"), (clip, "deepfakebench"), (vfr, "even")):
+        numbered = read_numbered_video_frames(path, 5, sampling=sampling)
+        assert [number for number, _ in numbered] == [level_index(frame) for _, frame in numbered], (path, sampling)
+        assert [frame.tobytes() for _, frame in numbered] == [
+            frame.tobytes() for frame in read_video_frames(path, 5, sampling=sampling)]
+    assert [number for number, _ in read_numbered_video_frames(clip, 5, sampling="deepfakebench")] == [
+        0, 4, 9, 14, 19]  # linspace(0, 19, 5) rounded down, by frame number
+    gif = write_gif(tmp_path / "slow_start.gif", [2000] + [100] * 9)
+    numbered = read_numbered_video_frames(gif, 4)
+    assert [number for number, _ in numbered] == gif_levels(frame for _, frame in numbered) == sample_frame_indices(
+        10, 4, times=[0, 2000, 2100, 2200, 2300, 2400, 2500, 2600, 2700, 2800])
 
 
 # ----------------------------------------------------------------------------------------- the sampler

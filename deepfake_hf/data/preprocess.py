@@ -91,31 +91,6 @@ def landmark_path(crop: str) -> str:
     return crop.replace("frames", "landmarks").replace(".png", ".npy")
 
 
-def _numbered_video_frames(path, num_frames, sampling):
-    """[(frame number, frame)] of the frames `media.read_video_frames` returns, numbered as DeepfakeBench names
-    its crops: the frame's position in the video's presentation order (its n-th frame, from 0)."""
-    from deepfake_hf import media
-
-    if media.media_kind(path) == "image":  # an animated image: its frames in order
-        return list(enumerate(media.read_video_frames(path, num_frames=num_frames, sampling=sampling)))
-    # read_video_frames' own steps, keeping which sampled frame each decoded image is (it returns the images only)
-    av = media._import_av()
-    path = media.check_file(path)
-    with media._open_container(av, path) as container:
-        stream, packets = media._video_packets(av, container, path)
-        context = stream.codec_context
-        media._check_pixels(path, context.width, context.height, "video frame")
-        context.options = {**context.options, "max_pixels": str(media.MAX_PIXELS)}
-        stream.thread_type = "AUTO"
-        pts = [p for p, _ in packets]
-        numbers = media.sample_frame_indices(len(pts), num_frames, times=pts, sampling=sampling)
-        keyframes = [p for p, key in packets if key] or [pts[0]]
-        decoded = media._decode_at(av, container, stream, [pts[i] for i in numbers], keyframes, path)
-    if not decoded:
-        raise media.MediaError(path, "no decodable video frames")
-    return [(number, decoded[pts[number]]) for number in numbers if pts[number] in decoded]
-
-
 def _one_folder_each(items, dataset):
     """`items`, refusing the first that would share its crop folder with an earlier one: every rank sees every
     item, so all stop there alike, before cropping more (the merge would refuse the run at its very end)."""
@@ -133,14 +108,14 @@ def _one_folder_each(items, dataset):
 def _crop_video(item, out, dataset, detector, landmarks, num_frames, crop, size, scale):
     """Write the crops (and their landmarks) of one work item; returns its manifest record."""
     from deepfake_hf.faces import crop_face, detect_video, frame_sampling_of, most_prominent
-    from deepfake_hf.media import MediaError, open_image
+    from deepfake_hf.media import MediaError, open_image, read_numbered_video_frames
 
     method, folder = _crop_folder(item, dataset)
     record = {"source": item["source"], "label": item["label"], "method": method, "video": folder.as_posix(),
               "frames": [], "frames_without_face": 0, "frames_without_landmarks": 0, "problem": None}
     try:
         if item["kind"] == "video":
-            frames = _numbered_video_frames(item["source"], num_frames, frame_sampling_of(detector))
+            frames = read_numbered_video_frames(item["source"], num_frames, sampling=frame_sampling_of(detector))
         else:
             frames = [(max(frame, 0), open_image(path)) for frame, path in item["frames"]]
     except MediaError as error:
