@@ -114,6 +114,34 @@ def test_training_arguments_guard_trainer_5_traps():
     assert args.greater_is_better and args.load_best_model_at_end
 
 
+def test_checkpoint_selection_direction_comes_from_the_metric_registry(monkeypatch):
+    from deepfake_hf.evaluation import metric_defs
+    from deepfake_hf.evaluation.metric_defs import MetricDef, registered_metrics
+    from deepfake_hf.training.recipes import RecipeError
+
+    def selection(metric):
+        recipe = load_recipe({**tiny_recipe().to_dict(), "evaluation": {"metric": metric}})
+        return training_arguments(recipe, "unused", check_only=True)["greater_is_better"]
+
+    for name, metric in registered_metrics().items():
+        if metric.higher_is_better is None:  # a threshold, not a score: it cannot rank checkpoints
+            with pytest.raises(RecipeError, match=f"evaluation.metric: '{name}' is not a metric that ranks"):
+                selection(name)
+        else:
+            assert selection(name) is metric.higher_is_better, name
+    assert selection("auroc") is True and selection("eer") is False and selection("eval_brier") is False
+    assert selection("loss") is False  # the Trainer's own validation loss
+    # a metric added to the registry (one new module in metric_defs/) is ranked by its own definition
+    miss_rate = MetricDef(name="miss_rate", label="Miss rate", compute=lambda inputs: 0.0, order=99,
+                          higher_is_better=False)
+    monkeypatch.setattr(metric_defs, "registered_metrics", lambda: {**registered_metrics(), "miss_rate": miss_rate})
+    assert selection("miss_rate") is False
+    with pytest.raises(RecipeError) as caught:
+        selection("aurco")
+    assert str(caught.value).startswith("<recipe>: evaluation.metric: 'aurco' is not a metric that ranks checkpoints "
+                                        "(one of loss, ") and "miss_rate" in str(caught.value)
+
+
 def test_augmentation_keeps_uint8_images_of_the_right_size():
     transform = build_augmentation([{"hflip": {}}, {"affine": {"degrees": 10, "translate": [0.1, 0.1]}},
                                     {"blur": {"kernel_size": [3, 7], "p": 1.0}}, {"color_jitter": {"brightness": 0.1}},

@@ -276,7 +276,8 @@ def training_arguments(recipe, output_dir, check_only=False):
         args.setdefault("save_steps", args["eval_steps"])
     args.setdefault("load_best_model_at_end", True)
     args.setdefault("metric_for_best_model", recipe.evaluation.metric)
-    args.setdefault("greater_is_better", recipe.evaluation.metric not in ("eer", "log_loss", "brier", "ece", "loss"))
+    if "greater_is_better" not in args:
+        args["greater_is_better"] = greater_is_better(recipe.evaluation.metric, recipe.source_file or "<recipe>")
     args.setdefault("save_total_limit", 2)
     args.setdefault("report_to", "none")
     if not torch.cuda.is_available():
@@ -297,6 +298,24 @@ def training_arguments(recipe, output_dir, check_only=False):
         return TrainingArguments(output_dir=str(output_dir), **args)
     except (TypeError, ValueError) as error:
         raise RecipeError(f"{recipe.source_file}: training: {one_line(error, 300)}") from None
+
+
+def greater_is_better(metric: str, source: object = "recipe") -> bool:
+    """Whether a larger value of the selection metric `metric` is better: the metric registry's
+    `MetricDef.higher_is_better`, or False for the Trainer's own validation loss ("loss"). A metric that is not
+    registered, or is no quality score (the EER threshold), cannot select a checkpoint: `RecipeError`."""
+    from deepfake_hf.evaluation.metric_defs import registered_metrics
+
+    name = metric.removeprefix("eval_")  # the Trainer's own spelling of a validation metric
+    if name == "loss":
+        return False
+    metrics = registered_metrics()
+    definition = metrics.get(name)
+    if definition is None or definition.higher_is_better is None:
+        scores = ", ".join(key for key, value in metrics.items() if value.higher_is_better is not None)
+        raise RecipeError(f"{source}: evaluation.metric: {metric!r} is not a metric that ranks checkpoints "
+                          f"(one of loss, {scores})")
+    return definition.higher_is_better
 
 
 def _logits_only(logits, labels):
@@ -429,6 +448,7 @@ __all__ = [
     "build_model",
     "count_parameters",
     "dry_run",
+    "greater_is_better",
     "layer_norm_names",
     "merged_model",
     "train",
