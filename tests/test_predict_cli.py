@@ -256,7 +256,7 @@ def test_predict_fails_fast_in_one_line_when_the_hub_does_not_answer(tmp_path, m
 
 
 def test_python_loading_by_hub_id_fails_fast_when_the_hub_does_not_answer(tmp_path, monkeypatch):
-    """Detector.from_pretrained (and evaluate, explain: every load goes through scorer.load_classifier) gets
+    """Detector.from_pretrained and Scorer.from_pretrained (both load through scorer.load_classifier) get
     predict's check: one line at once instead of a minute of transformers' retries."""
     from huggingface_hub import constants
 

@@ -1,8 +1,8 @@
 """Loading a model by Hub id without a minute of retries when the Hub cannot be reached.
 
-`scorer.load_classifier` (which every Python and CLI door loads through: `Detector.from_pretrained`,
-`Scorer.from_pretrained`, `predict`, `evaluate`, `explain`) asks `offline_reason` before loading a Hub id that is
-not a local folder: when `HF_HUB_OFFLINE` is set or the endpoint does not answer within `HUB_CHECK_TIMEOUT_S`,
+`scorer.load_classifier`, which every load by Hub id goes through (`Detector.from_pretrained`,
+`Scorer.from_pretrained`, `predict`; `evaluate`, `calibrate` and `explain` take folders only), asks
+`offline_reason` first: when `HF_HUB_OFFLINE` is set or the endpoint does not answer within `HUB_CHECK_TIMEOUT_S`,
 the load runs in huggingface_hub's offline mode (`offline`), so a cached model still loads and a missing one
 fails at once, in one line (`not_cached_message`). Nothing heavy is imported at module level.
 """
