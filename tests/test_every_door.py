@@ -4,7 +4,14 @@ mode, give the same fake probability (within 1e-5) and say the same about faces.
 A door is one entry of `DOORS`: a name and a function (model folder, {input name: path}, scratch folder) ->
 {input name: (fake probability, face_found or None where the door does not say per file)}. The inputs are a
 photo with one face, one with two faces, one with none and a short video; the reference is the `Detector`
-(the first door). Adding a door (the app's API, an endpoint handler) is one function and one `Door(...)` line.
+(the first door). The doors: the Detector, predict (CLI), pipeline image and video, evaluate's predictions.csv,
+the app's API (gradio_client against app.py on 127.0.0.1) and the endpoint handler (handler.py imported from the
+folder in a fresh process). No door is told a face mode, crop or frame count: each takes the model's record
+(the dlib model records a margin crop, not the package default, so a door that picked its own would show).
+Adding a door is one function and one `Door(...)` line.
+
+The last test checks the video doors of a converted processor (DeepfakeImageProcessor, OpenCV resize): each
+sampled frame gets exactly the image processor's pixels.
 """
 
 from __future__ import annotations
@@ -103,7 +110,7 @@ def evaluate_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores
     with open(scratch / "eval" / "predictions.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             rows.setdefault(Path(row["path"]).name, []).append(float(row["score"]))
-    scores = {name: (float(np.mean(rows[path.name])), None) for name, path in inputs.items()}
+    scores: Scores = {name: (float(np.mean(rows[path.name])), None) for name, path in inputs.items()}
     scores["files without a face"] = (float(without_face), None)
     return scores
 
