@@ -482,17 +482,65 @@ AUTO_MAP = {
 class DeepfakeVideoProcessor(BaseVideoProcessor):
     """Video processor for the detector: decodes with PyAV, samples `num_frames` frames evenly over the whole
     clip (frame indices `linspace(0, n - 1, num_frames)`, nearest frame, repeats for short clips), applies
-    rotation metadata, then the same resize / crop / normalisation as the image processor.
+    rotation metadata, then gives each frame exactly the pixels the model's image processor gives that frame as
+    a picture (`frames_from_image_processor`, set for every saved model: a converted detector's processor
+    resizes with OpenCV or PIL, which torchvision's video steps would not reproduce). `from_pretrained` loads
+    that image processor from the same folder or Hub repo. Without the flag (folders saved before it), the
+    frames get torchvision's resize / crop / normalisation with the image processor's settings.
 
     Returns `pixel_values_videos` of shape (batch, frames, C, H, W).
     """
 
     num_frames = 32
     do_sample_frames = True
+    frames_from_image_processor = False
+
+    def __init__(self, frames_from_image_processor=False, **kwargs):
+        super().__init__(**kwargs)
+        self.frames_from_image_processor = bool(frames_from_image_processor)
+        self._frame_processor = None  # the image processor itself, never saved in this processor's JSON
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        """The saved video processor, with the folder's (or repo's) image processor when it scores frames with it."""
+        loaded = super().from_pretrained(pretrained_model_name_or_path, *args, **kwargs)
+        processor = loaded[0] if isinstance(loaded, tuple) else loaded
+        if processor.frames_from_image_processor:
+            hub = {key: kwargs[key] for key in ("cache_dir", "force_download", "local_files_only", "token",
+                                                 "revision", "subfolder") if kwargs.get(key) is not None}
+            # This file runs from a model folder only when its user trusted that folder's code, and the image
+            # processor's code comes from the same folder; inside the package the registered class is used.
+            processor._frame_processor = AutoImageProcessor.from_pretrained(
+                pretrained_model_name_or_path, trust_remote_code=_RUNS_AS_REMOTE_CODE, **hub)
+        return loaded
+
+    def to_dict(self):
+        settings = super().to_dict()
+        settings.pop("_frame_processor", None)
+        return settings
+
+    def _preprocess(self, videos, return_tensors=None, **kwargs):
+        """(frames, C, H, W) pixel values per video: the image processor's own, frame by frame, when so saved."""
+        if not self.frames_from_image_processor:
+            return super()._preprocess(videos, return_tensors=return_tensors, **kwargs)
+        if self._frame_processor is None:
+            raise VideoInputError("this video processor scores frames with the model's image processor: load it "
+                                  "with from_pretrained(model folder or Hub id), or build it with "
+                                  "from_image_processor(image_processor)")
+        from PIL import Image
+        from transformers.feature_extraction_utils import BatchFeature
+
+        clips = []
+        for video in videos:  # (T, C, H, W) uint8, RGB: each frame as the PIL picture the Scorer gives the processor
+            pictures = [Image.fromarray(frame.permute(1, 2, 0).cpu().numpy()) for frame in video]
+            clips.append(self._frame_processor(images=pictures, return_tensors="pt")["pixel_values"])
+        return BatchFeature(data={"pixel_values_videos": clips}, tensor_type=return_tensors)
 
     @classmethod
     def from_image_processor(cls, image_processor, **kwargs):
-        """The video counterpart of an image processor (same geometry and normalisation)."""
+        """The video counterpart of an image processor: its frames get exactly that processor's pixels (its
+        geometry and normalisation are saved too, for readers of the JSON)."""
+        kwargs.setdefault("frames_from_image_processor", True)
         settings = image_processor.to_dict()
         options = {key: settings[key] for key in VIDEO_PROCESSOR_KEYS if settings.get(key) is not None}
         size = dict(settings.get("size") or {})
@@ -504,7 +552,9 @@ class DeepfakeVideoProcessor(BaseVideoProcessor):
                                crop_size={"height": edge, "width": edge})
             else:
                 options.update(size={"height": edge, "width": edge}, do_center_crop=False)
-        return cls(**options, **kwargs)
+        processor = cls(**options, **kwargs)
+        processor._frame_processor = image_processor
+        return processor
 
     def sample_frames(self, metadata, num_frames=None, fps=None, **kwargs):
         """Indices of `num_frames` frames spread evenly over the clip; every frame once if it has fewer.
@@ -526,6 +576,9 @@ class DeepfakeVideoProcessor(BaseVideoProcessor):
         return read_video_pyav_rotated(video_url_or_urls, sample_indices_fn)
 
 
+# True for the copy of this file that transformers runs from a model folder (its module lives under
+# transformers_modules), False for the package's own module.
+_RUNS_AS_REMOTE_CODE = not __name__.startswith("deepfake_hf.")
 VIDEO_PROCESSOR_KEYS = ("do_resize", "size", "resample", "do_center_crop", "crop_size", "do_rescale",
                         "rescale_factor", "do_normalize", "image_mean", "image_std", "do_convert_rgb")
 

@@ -4,7 +4,14 @@ mode, give the same fake probability (within 1e-5) and say the same about faces.
 A door is one entry of `DOORS`: a name and a function (model folder, {input name: path}, scratch folder) ->
 {input name: (fake probability, face_found or None where the door does not say per file)}. The inputs are a
 photo with one face, one with two faces, one with none and a short video; the reference is the `Detector`
-(the first door). Adding a door (the app's API, an endpoint handler) is one function and one `Door(...)` line.
+(the first door). The doors: the Detector, predict (CLI), pipeline image and video, evaluate's predictions.csv,
+the app's API (gradio_client against app.py on 127.0.0.1) and the endpoint handler (handler.py imported from the
+folder in a fresh process). No door is told a face mode, crop or frame count: each takes the model's record
+(the dlib model records a margin crop, not the package default, so a door that picked its own would show).
+Adding a door is one function and one `Door(...)` line.
+
+The last test checks the video doors of a converted processor (DeepfakeImageProcessor, OpenCV resize): each
+sampled frame gets exactly the image processor's pixels.
 """
 
 from __future__ import annotations
@@ -12,6 +19,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -102,9 +110,56 @@ def evaluate_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores
     with open(scratch / "eval" / "predictions.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             rows.setdefault(Path(row["path"]).name, []).append(float(row["score"]))
-    scores = {name: (float(np.mean(rows[path.name])), None) for name, path in inputs.items()}
+    scores: Scores = {name: (float(np.mean(rows[path.name])), None) for name, path in inputs.items()}
     scores["files without a face"] = (float(without_face), None)
     return scores
+
+
+def app_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
+    """The Gradio app's API (app.py on 127.0.0.1, its own defaults, called with gradio_client): the "fake"
+    confidence is the number; a verdict that is "not a verdict" is the app saying no face was found."""
+    pytest.importorskip("gradio")
+    from gradio_client import Client, handle_file
+
+    from .app_server import running_app
+
+    scores: Scores = {}
+    with running_app(model) as url:
+        client = Client(url, verbose=False)
+        for name, path in inputs.items():
+            api = "/analyse_video" if path.suffix == ".mp4" else "/analyse_image"
+            verdict, probabilities, *_ = client.predict(handle_file(str(path)), api_name=api)
+            assert probabilities is not None, f"{name}: {verdict}"
+            fake = {row["label"]: row["confidence"] for row in probabilities["confidences"]}["fake"]
+            scores[name] = (fake, "not a verdict" not in verdict)
+    return scores
+
+
+TOOLKIT = """
+import base64, importlib.util, json, os, sys
+model_dir = sys.argv[1]
+spec = importlib.util.spec_from_file_location("handler.EndpointHandler", os.path.join(model_dir, "handler.py"))
+sys.path.insert(0, model_dir)
+module = importlib.util.module_from_spec(spec)
+sys.modules["handler.EndpointHandler"] = module
+spec.loader.exec_module(module)
+handler = module.EndpointHandler(model_dir)
+print(json.dumps([handler({"inputs": open(path, "rb").read()}) for path in sys.argv[2:]]))
+"""
+
+
+def handler_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
+    """The Inference Endpoints handler as the toolkit runs it: handler.py imported from the model folder in a fresh
+    process, each file sent as raw bytes."""
+    from deepfake_hf.publish.endpoint import write_handler
+
+    folder = scratch / "model"
+    shutil.copytree(model, folder)
+    write_handler(folder)
+    answers = json.loads(run_python(TOOLKIT, folder, *inputs.values()).stdout.strip().splitlines()[-1])
+    for name, answer in zip(inputs, answers):
+        assert answer["error"] is None, f"{name}: {answer['error']}"
+    return {name: (answer["fake_probability"], answer["face_found"]) for name, answer in zip(inputs, answers)}
 
 
 DOORS = [
@@ -112,6 +167,8 @@ DOORS = [
     Door("predict (CLI)", predict_door),
     Door("pipeline image and video", pipeline_door),
     Door("evaluate predictions.csv", evaluate_door),
+    Door("app API (gradio_client)", app_door),
+    Door("Inference Endpoints handler", handler_door),
 ]
 
 
@@ -149,7 +206,9 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module", params=["deepfakebench", "dlib"])
 def model(request, tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp(f"door_model_{request.param}") / "model"
-    tiny_detector("vit", face_preprocessing=request.param, num_frames=NUM_FRAMES).save_pretrained(folder)
+    # The dlib model records a crop other than the package default, so a door that picked its own crop shows.
+    geometry = {"face_crop": "margin", "face_margin": 0.2} if request.param == "dlib" else {}
+    tiny_detector("vit", face_preprocessing=request.param, num_frames=NUM_FRAMES, **geometry).save_pretrained(folder)
     return folder
 
 
@@ -207,3 +266,48 @@ def test_a_whole_image_model_keeps_the_stock_pipeline_without_remote_code(tmp_pa
     ours = Detector.from_pretrained(tmp_path / "model", faces="auto", progress=False)([inputs["one face"]])[0]
     assert ours.face_found is None  # "auto" takes the recorded "none": the image as given
     assert fake == pytest.approx(ours.fake_probability, abs=TOLERANCE)
+
+
+# ------------------------------------------------------------------------- a converted processor's video frames
+VIDEO_AND_FRAMES = """
+import json, sys
+from transformers import pipeline
+from deepfake_hf.media import read_video_frames
+folder, video, num_frames, options = sys.argv[1], sys.argv[2], int(sys.argv[3]), json.loads(sys.argv[4])
+clip = pipeline("video-classification", model=folder, trust_remote_code=True, **options)
+image = pipeline("image-classification", model=folder, trust_remote_code=True, **options)
+fake = lambda rows: {row["label"]: row["score"] for row in rows}["fake"]
+frames = [fake(image(frame)) for frame in read_video_frames(video, num_frames)]
+print(json.dumps({"video": fake(clip(video)), "frames": frames, "class": type(clip).__name__}))
+"""
+
+
+def test_a_converted_processor_gives_every_video_door_the_image_pixels(tmp_path, inputs):
+    """A converted DeepfakeBench clip detector resizes with OpenCV (DeepfakeImageProcessor): the video pipeline
+    (the face-aware one with face_mode="none", and the stock one with its saved video processor on a copy that
+    records whole images) scores each sampled frame with exactly the image processor's pixels, so it agrees with
+    `predict --faces none` and with the image pipeline on the same decoded frames."""
+    from deepfake_hf import DeepfakeDetectorForImageClassification
+
+    from .test_processors import build
+
+    face_folder, _, _ = build("deepfakebench-clip", tmp_path)
+    whole = DeepfakeDetectorForImageClassification.from_pretrained(face_folder)
+    whole.config.face_preprocessing = "none"
+    whole.save_pretrained(tmp_path / "whole")
+    settings = json.loads((tmp_path / "whole" / "video_preprocessor_config.json").read_text())
+    assert settings["frames_from_image_processor"] is True
+    num_frames = int(json.loads((face_folder / "config.json").read_text()).get("num_frames") or 32)
+    video = inputs["video"]
+    predicted = run_python(PREDICT, "predict", face_folder, video, "--faces", "none", "--frame-scores",
+                           "--format", "json", "--out", tmp_path / "p.json")
+    assert predicted.returncode == 0
+    (expected,) = json.loads((tmp_path / "p.json").read_text())["results"]
+    for folder, options, pipeline_class in ((face_folder, {"face_mode": "none"}, "DeepfakeVideoClassificationPipeline"),
+                                            (tmp_path / "whole", {}, "VideoClassificationPipeline")):
+        got = json.loads(run_python(VIDEO_AND_FRAMES, folder, video, num_frames, json.dumps(options))
+                         .stdout.strip().splitlines()[-1])
+        assert got["class"] == pipeline_class
+        assert got["video"] == pytest.approx(expected["fake_probability"], abs=TOLERANCE), folder.name
+        assert got["frames"] == pytest.approx(expected["frame_scores"], abs=TOLERANCE), folder.name
+        assert float(np.mean(got["frames"])) == pytest.approx(got["video"], abs=TOLERANCE)  # mean aggregation

@@ -29,6 +29,9 @@ from any of:
   `#train` / `#val` / `#test` after the file name picks one split. Every entry is kept (also entries
   whose frames share a folder), `\\` and `/` separators both work, and a video's frames are the first
   `num_frames` by frame number, as DeepfakeBench's loader reads them.
+- `#crops` after a folder or manifest (`crops/manifest.csv#crops`) marks its images as ready-made face
+  crops: like a DeepfakeBench JSON's frames, they are kept as given whatever `faces` says (`evaluate` scores
+  them without its face policy; the report's "crops" says so).
 
 The decoded rows are written once as an Arrow file under `cache_dir`, keyed by a hash of the source
 files (path, size, modification time) and the options, so later epochs and runs read the cache.
@@ -67,6 +70,9 @@ COLUMNS = ("image", "label", "path", "group", "method", "frame")
 MANIFEST_EXTENSIONS = (".csv", ".jsonl", ".ndjson")
 DEEPFAKEBENCH_EXTENSIONS = (".json",)
 DEEPFAKEBENCH_SPLITS = ("train", "val", "test")
+# What a user appends to a folder or manifest whose images are face crops already ("crops/manifest.csv#crops"):
+# they are scored as given, like a DeepfakeBench JSON's frames, never searched for faces again.
+CROPS_MARK = "#crops"
 # Bump when the rows written for the same inputs change, so stale caches are not reused.
 # 2: video files shorter than num_frames give each frame once (no repeats); 3: aligned crops resampled with
 # cv2's pixel-centre convention (faces.warp_affine), animated images give their frames; 4: aligned crops by
@@ -435,9 +441,19 @@ def _deepfakebench_videos(json_path, data, splits, label_map, compression, base)
     return videos_found, problems
 
 
-def _split_spec(spec):
-    """"file.json#test" -> (Path("file.json"), "test"); anything else -> (Path(spec), None)."""
+def crops_marked(spec: str | os.PathLike) -> bool:
+    """Whether a source spec ends in `#crops` (its images are ready-made face crops, scored as given), unless a
+    file or folder of that very name exists."""
     text = os.fspath(spec)
+    return text.endswith(CROPS_MARK) and not Path(text).expanduser().exists()
+
+
+def _split_spec(spec):
+    """"file.json#test" -> (Path("file.json"), "test"); anything else -> (Path(spec), None); a `#crops` mark
+    (`crops_marked`) is left out of the path."""
+    text = os.fspath(spec)
+    if crops_marked(text):
+        text = text[:-len(CROPS_MARK)]
     if "#" in text:
         head, _, tail = text.rpartition("#")
         if tail in DEEPFAKEBENCH_SPLITS and head.lower().endswith(DEEPFAKEBENCH_EXTENSIONS):
@@ -615,7 +631,8 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
 
     Args:
         spec: a folder with real/ and fake/ (or mapped) subfolders, a .csv/.jsonl manifest, or a
-            DeepfakeBench .json (append `#train`, `#val` or `#test` to read one split).
+            DeepfakeBench .json (append `#train`, `#val` or `#test` to read one split); `#crops` after a
+            folder or manifest marks its images as face crops already, kept as given (as a JSON's frames).
         label_map: folder or label names -> "real"/"fake"/0/1, e.g. {"original": "real", "Deepfakes": "fake"}.
         faces: "none" keeps whole frames; "dlib" crops the most prominent face of every frame
             (frames without one are dropped and counted); "deepfakebench" crops as DeepfakeBench's
@@ -631,7 +648,7 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
         default_split: the split read from a DeepfakeBench JSON whose spec names none (a warning says
             so); None reads every split. `evaluate` passes "test".
         verbose: print the class-balance table and show progress.
-        return_report: also return the report dict (counts, balance, cache path).
+        return_report: also return the report dict (kind, crops, counts, balance, cache path).
         frame_sampling: which frames of a video: "even" (media.sample_frame_indices) or "deepfakebench"
             (a video file's `linspace(0, n-1, num_frames)` rounded down, a frame folder's first `num_frames`
             by frame number); default "deepfakebench" with faces="deepfakebench".
@@ -661,10 +678,12 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
     faces = mode.name
     label_map = _normalise_label_map(label_map)
     kind, collected = _collect(spec, label_map, num_frames, compression, root, default_split, frame_sampling)
-    if kind == "deepfakebench" and mode.finds_faces:
-        # Its frames are already aligned face crops (DeepfakeBench trains on them as they are); finding and
+    crops = kind == "deepfakebench" or crops_marked(spec)
+    if crops and mode.finds_faces:
+        # Its frames are already face crops (DeepfakeBench trains on its JSON's as they are); finding and
         # aligning a face inside a crop again would zoom out a second time.
-        logger.info("%s: DeepfakeBench frames are aligned face crops already; faces=%r not applied", spec, faces)
+        what = "DeepfakeBench frames are aligned" if kind == "deepfakebench" else "marked #crops: its images are"
+        logger.info("%s: %s face crops already; faces=%r not applied", spec, what, faces)
         faces = NO_FACES
     decode_options = {"num_frames": num_frames, "frame_sampling": frame_sampling, "faces": faces,
                       "face_crop": face_crop, "face_size": face_size}
@@ -691,7 +710,7 @@ def load_source(spec, label_map=None, faces="none", num_frames=32, cache_dir=Non
             f"{name}: no usable samples ({counts['files']} files found, {counts['skipped']} skipped as unreadable"
             + (", no face found" if counts.get("files_without_face") else "") + ")"
         )
-    report = {"source": name, "kind": kind, "cache": str(cache_path) if cache_path else None,
+    report = {"source": name, "kind": kind, "crops": crops, "cache": str(cache_path) if cache_path else None,
               "from_cache": cached, "counts": counts, "balance": class_balance(dataset)}
     if verbose:
         _print_load_report(report)

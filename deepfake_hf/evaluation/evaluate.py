@@ -95,13 +95,14 @@ def load_frames_for(scorer: Any, spec: str | os.PathLike, cache_dir: str | os.Pa
                     label_map: dict[str, str] | None = None, counts: dict | None = None) -> tuple[Any, bool]:
     """(dataset, frames_are_crops): a test set's whole frames, taken as `scorer` takes a file's frames (its
     number and sampling rule), for the scorer's face policy to run on as it does in predict; except that a
-    DeepfakeBench JSON's frames are its aligned face crops (`frames_are_crops`), scored as they are.
+    DeepfakeBench JSON's frames, or a source marked `#crops`, are face crops (`frames_are_crops`), scored as
+    they are.
     `counts`, a dict, receives data.load_source's counts (files, skipped, ...)."""
     dataset, report = load_test_set(spec, num_frames=scorer.num_frames, cache_dir=cache_dir, label_map=label_map,
                                     frame_sampling=scorer.frame_sampling, return_report=True)
     if counts is not None:
         counts.update(report["counts"])
-    return dataset, report["kind"] == "deepfakebench"
+    return dataset, report["crops"]
 
 
 # ----------------------------------------------------------------------------------------- scoring
@@ -253,8 +254,10 @@ def evaluate_model(model_path: str | os.PathLike, test_sets: Mapping[str, str | 
         parts = out_dir / f".scores-{set_number}"
         find_faces = not frames_are_crops[name]
         if not find_faces and finds_faces(scorer.face_detector):
-            result.setdefault("notes", {})[name] = ("DeepfakeBench frames are aligned face crops: scored as they "
-                                                   f"are, without the {scorer.face_detector.name} face policy")
+            result.setdefault("notes", {})[name] = ("ready-made face crops (a DeepfakeBench JSON's aligned face "
+                                                   "crops, or a source marked #crops): scored as they are, "
+                                                   "without the "
+                                                   f"{scorer.face_detector.name} face policy")
         margins = score_dataset(scorer, dataset, batch_size, description=name, no_face=no_face, ranks=ranks,
                                 find_faces=find_faces, parts=parts)
         columns, scores = _scored_rows(dataset, margins, scorer)
