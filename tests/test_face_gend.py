@@ -14,7 +14,7 @@ from PIL import Image
 
 from deepfake_hf import faces
 from deepfake_hf.media import sample_frame_indices, spread_frame_order
-from tests.conftest import tiny_detector, write_image
+from tests.conftest import tiny_detector
 
 cv2 = pytest.importorskip("cv2")
 
