@@ -221,3 +221,26 @@ def test_missing_weights_and_runtime_are_one_line(monkeypatch, tmp_path):
     monkeypatch.setitem(sys.modules, "onnxruntime", None)
     with pytest.raises(faces.FaceDependencyError, match=r"pip install 'deepfake-hf\[gend-faces\]'"):
         Scrfd(tmp_path / "broken.onnx")
+
+
+def test_hub_is_fetched_only_when_asked_and_from_gends_file(monkeypatch, tmp_path):
+    import huggingface_hub
+
+    from deepfake_hf.faces.gend import HUB_FILE, scrfd_model_path
+
+    asked = []
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda **kwargs: asked.append(kwargs) or "/x/det.onnx")
+    (tmp_path / "det_10g.onnx").write_bytes(b"")
+    monkeypatch.setenv("DEEPFAKE_HF_SCRFD_MODEL", str(tmp_path / "det_10g.onnx"))
+    assert scrfd_model_path() == tmp_path / "det_10g.onnx" and not asked
+    monkeypatch.setenv("DEEPFAKE_HF_SCRFD_MODEL", "hub")
+    assert str(scrfd_model_path()) == "/x/det.onnx" and asked == [HUB_FILE]
+    assert HUB_FILE["filename"].endswith("buffalo_l/det_10g.onnx") and len(HUB_FILE["revision"]) == 40
+
+    def offline(**kwargs):
+        raise OSError("offline\nsecond line")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", offline)
+    with pytest.raises(faces.FaceError, match="could not fetch .*offline second line") as error:
+        scrfd_model_path()
+    assert "\n" not in str(error.value)

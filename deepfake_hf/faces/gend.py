@@ -23,8 +23,10 @@ from typing import Any
 import numpy as np
 
 from deepfake_hf.defaults import FACE_SCALE
+from deepfake_hf.errors import one_line
 from deepfake_hf.faces.base import Face, FaceDependencyError, FaceError, FaceMode, register
 from deepfake_hf.media import GEND_FRAMES
+from deepfake_hf.runtime.threads import explicit_threads, thread_budget
 
 # Where the five points (left eye, right eye, nose tip, left and right mouth corner) land in a unit crop.
 GEND_TEMPLATE = ((0.34, 0.46), (0.66, 0.46), (0.5, 0.64), (0.37, 0.82), (0.63, 0.82))
@@ -149,8 +151,8 @@ class Scrfd:
             raise FaceDependencyError(f"face mode 'gend' needs onnxruntime: {EXTRA}") from None
         self.model_path = str(model_path)
         options = onnxruntime.SessionOptions()
-        threads = int(os.environ.get("OMP_NUM_THREADS", 0) or 0)  # 0: onnxruntime's own choice
-        options.intra_op_num_threads = options.inter_op_num_threads = threads
+        # the user's OMP_NUM_THREADS, else this process's share of the cores, as torch gets (runtime.threads)
+        options.intra_op_num_threads = explicit_threads() or thread_budget()
         try:
             self.session = onnxruntime.InferenceSession(self.model_path, options, providers=["CPUExecutionProvider"])
         except Exception as error:  # onnxruntime raises its own exception types for a bad file
@@ -211,7 +213,11 @@ def scrfd_model_path(model_path: str | os.PathLike[str] | None = None) -> Path:
     if chosen == HUB:
         from huggingface_hub import hf_hub_download
 
-        return Path(hf_hub_download(**HUB_FILE))
+        try:
+            return Path(hf_hub_download(**HUB_FILE))
+        except Exception as error:  # offline, no such revision, network: huggingface_hub's own exception types
+            raise FaceError(f"{SCRFD_ENV}={HUB}: could not fetch {HUB_FILE['filename']} from "
+                            f"{HUB_FILE['repo_id']} ({one_line(error, 200)}); set it to a local det_10g.onnx") from None
     path = Path(chosen).expanduser()
     if not path.is_file():
         raise FaceError(f"{SCRFD_ENV}: {path} is not a file (SCRFD's det_10g.onnx, or '{HUB}')")
