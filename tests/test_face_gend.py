@@ -244,3 +244,24 @@ def test_hub_is_fetched_only_when_asked_and_from_gends_file(monkeypatch, tmp_pat
     with pytest.raises(faces.FaceError, match="could not fetch .*offline second line") as error:
         scrfd_model_path()
     assert "\n" not in str(error.value)
+
+
+def test_a_video_is_read_in_gends_frame_order(tmp_path):
+    pytest.importorskip("av")
+    from deepfake_hf.media import read_video_frames
+    from tests.media_samples import level_index, write_video
+
+    video = write_video(tmp_path / "clip.mp4", frames=40)
+    frames = read_video_frames(video, 5, sampling=faces.face_mode("gend").frame_sampling)
+    assert [level_index(frame) for frame in frames] == sorted(spread_frame_order(40, 5)) == [0, 10, 20, 29, 39]
+
+
+def test_predict_without_the_detector_file_fails_in_one_line(tmp_path, monkeypatch, capsys):
+    from deepfake_hf.cli import main
+
+    monkeypatch.delenv("DEEPFAKE_HF_SCRFD_MODEL", raising=False)
+    tiny_detector("vit", face_preprocessing="gend").save_pretrained(tmp_path / "model")
+    image = textured_image(tmp_path / "frame.png")
+    assert main(["predict", str(tmp_path / "model"), str(image)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "DEEPFAKE_HF_SCRFD_MODEL" in err[0] and "--faces none" in err[0], err
