@@ -58,7 +58,7 @@ def _import_cv2() -> Any:
 def gend_alignment(landmarks: Any, scale: float = FACE_SCALE) -> tuple[np.ndarray, int]:
     """(2x3 image->crop matrix, crop side) of GenD's `align_face` with `target_size=None`.
 
-    The side is round(mean over the 10 point pairs of landmark distance / template distance) * scale); the
+    The side is round(scale * the mean over the 10 point pairs of landmark / template distance); the
     template is scaled to the side, moved by the margin side * (scale - 1) / 2 and shrunk back into the side;
     the matrix is OpenCV's LMEDS partial affine fit of the points onto it. The dtypes are GenD's under numpy 2
     (float32 points and template; the margin and shrink factor in float64, stored back into the float32
