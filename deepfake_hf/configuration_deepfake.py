@@ -38,7 +38,7 @@ AGGREGATIONS = ("mean", "confident")
 # The face modes a model can record as the input it expects, in the registry's order (deepfake_hf.faces has the
 # detectors of these names; tests/test_face_modes.py checks the two agree): "none" is whole images or
 # ready-made crops, scored as given.
-FACE_PREPROCESSINGS = ("dlib", "deepfakebench", "none")
+FACE_PREPROCESSINGS = ("dlib", "deepfakebench", "gend", "none")
 WHOLE_IMAGE = "none"
 # How a found face is cut (deepfake_hf.faces.FACE_CROPS): 5-point aligned, or the box plus a margin.
 FACE_CROPS = ("align", "margin")

@@ -21,6 +21,7 @@ and raise `AnalysisCancelled` once it is set, so an abandoned request stops with
 from __future__ import annotations
 
 import errno
+import heapq
 import os
 import re
 import stat
@@ -406,11 +407,12 @@ def is_animated(path):
 _TIE_TOLERANCE = 1e-6
 
 
-# Which frames of a video are taken: the package's even rule, or DeepfakeBench's own frame numbers (the face
-# modes say which one their crops come from: faces.FaceMode.frame_sampling).
+# Which frames of a video are taken: the package's even rule, DeepfakeBench's own frame numbers, or GenD's
+# "at_least" order (the face modes say which one their crops come from: faces.FaceMode.frame_sampling).
 EVEN_FRAMES = "even"
 DEEPFAKEBENCH_FRAMES = "deepfakebench"
-FRAME_SAMPLINGS = (EVEN_FRAMES, DEEPFAKEBENCH_FRAMES)
+GEND_FRAMES = "gend"
+FRAME_SAMPLINGS = (EVEN_FRAMES, DEEPFAKEBENCH_FRAMES, GEND_FRAMES)
 
 
 class FrameSamplingError(DeepfakeHFError, ValueError):
@@ -431,7 +433,8 @@ def sample_frame_indices(count: int, num_frames: int, times=None, sampling: str 
 
     `sampling="deepfakebench"` takes the frames DeepfakeBench's preprocessing takes,
     `linspace(0, count - 1, num_frames)` rounded down, by frame number (`times` unused); the faces of
-    models converted from DeepfakeBench or GenD were cut from those frames.
+    models converted from DeepfakeBench were cut from those frames. `sampling="gend"` takes the first
+    `num_frames` frames of GenD's spread order (`spread_frame_order`), in increasing order.
 
     `DeepfakeVideoProcessor.sample_frames` (modeling_deepfake.py, remote code that cannot import this
     module) keeps a copy of the even rule; tests/test_media.py checks that the two agree.
@@ -445,6 +448,8 @@ def sample_frame_indices(count: int, num_frames: int, times=None, sampling: str 
         return list(range(max(count, 0)))
     if sampling == DEEPFAKEBENCH_FRAMES:  # distinct, since the spacing (count-1)/(num_frames-1) is >= 1 here
         return np.linspace(0, count - 1, num_frames, dtype=np.int64).tolist()
+    if sampling == GEND_FRAMES:
+        return sorted(spread_frame_order(count, num_frames))
     if times is None:
         positions = np.linspace(0, count - 1, num_frames)
     else:
@@ -459,6 +464,41 @@ def sample_frame_indices(count: int, num_frames: int, times=None, sampling: str 
     for k in range(1, num_frames):  # only a variable frame rate can make two targets share a frame
         indices[k] = min(max(indices[k], indices[k - 1] + 1), count - num_frames + k)
     return indices.tolist()
+
+
+def spread_frame_order(count: int, limit: int | None = None) -> list[int]:
+    """The first `limit` (default all) frame numbers of GenD's "at_least" order over `count` frames.
+
+    GenD's detector.py (`max_spread_permutation_pq`) starts at frame `count // 2` and then always takes the
+    frame farthest from every frame taken so far, the lowest-numbered one on a tie. Each untaken frame's
+    nearest taken frames are the two that bound its gap, so the next frame is the best of each gap's best
+    (a gap's middle, rounded down, or the first or last frame for the gaps at the ends): a heap of gaps
+    gives the same order in O(limit log limit) instead of GenD's O(count^2).
+    """
+    count = int(count)
+    limit = count if limit is None else max(0, min(int(limit), count))
+    if count <= 0 or limit == 0:
+        return []
+    start = count // 2
+    order = [start]
+    gaps: list[tuple[int, int, int | None, int | None]] = []  # (-distance, frame, left taken, right taken)
+
+    def push(left: int | None, right: int | None) -> None:
+        if left is None and right is not None and right >= 1:
+            heapq.heappush(gaps, (-right, 0, None, right))
+        elif right is None and left is not None and left <= count - 2:
+            heapq.heappush(gaps, (-(count - 1 - left), count - 1, left, None))
+        elif left is not None and right is not None and right - left >= 2:
+            heapq.heappush(gaps, (-((right - left) // 2), left + (right - left) // 2, left, right))
+
+    push(None, start)
+    push(start, None)
+    while len(order) < limit:
+        _, frame, left, right = heapq.heappop(gaps)
+        order.append(frame)
+        push(left, frame)
+        push(frame, right)
+    return order
 
 
 def _read_animated_frames(path, num_frames, cancel=None):

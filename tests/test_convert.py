@@ -333,7 +333,7 @@ def test_gend_clip_is_exact_with_l2_norm_and_clip_preprocessing(tmp_path, head):
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["pooling"] == "pooler" and config["normalize_features"] is (head == "LinearNorm")
     assert config["id2label"] == {"0": "real", "1": "fake"} and "AutoModelForImageClassification" in config["auto_map"]
-    assert config["face_preprocessing"] == "deepfakebench"  # GenD trains on DeepfakeBench's crops
+    assert config["face_preprocessing"] == "gend"  # GenD's published numbers use its own detector.py's crops
     processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert processor["image_mean"] == pytest.approx([0.48145466, 0.4578275, 0.40821073])
     # the backbone's published processor, in the PIL class transformers 4.56 (GenD's) loaded it as
@@ -341,6 +341,7 @@ def test_gend_clip_is_exact_with_l2_norm_and_clip_preprocessing(tmp_path, head):
     assert processor["resize_library"] == "pil" and processor["crop_rounding"] == "floor"
     card = (tmp_path / "out" / "README.md").read_text()
     assert "GenD" in card and "github.com/yermandy/GenD" in card and "licence" in card and "2503.19683" in card
+    assert "| face preprocessing recorded | gend |" in card and "DEEPFAKE_HF_SCRFD_MODEL" in card
 
 
 @pytest.mark.parametrize("registers,legacy", [(False, False), (True, False), (False, True)])
@@ -430,7 +431,7 @@ def test_gend_perception_encoder_is_exact_through_timm_wrapper(tmp_path, head):
         assert (converted_fake_probability(tmp_path / "out", x) - expected).abs().max() < TOLERANCE
     config = json.loads((tmp_path / "out" / "config.json").read_text())
     assert config["backbone_config"]["model_args"]["dynamic_img_size"] is True
-    assert config["face_preprocessing"] == "deepfakebench"
+    assert config["face_preprocessing"] == "gend"
     assert config["normalize_features"] is (head == "LinearNorm")
     processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert processor["crop_size"] == {"height": 224, "width": 224} and processor["image_mean"] == [0.5] * 3

@@ -6,6 +6,7 @@ reference pixels. The checkpoints are tiny random encoders in each source's layo
 size, built by tests/test_convert.py's helpers."""
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -249,13 +250,16 @@ def test_saved_processor_is_the_sources_transform(tmp_path, images, name):
 
 
 def fake_probabilities(out, paths, tmp_path):
-    """The converted folder's fake probability of each file through pipeline, Detector and predict --faces none."""
+    """The converted folder's fake probability of each file through pipeline, Detector and predict, faces "none"."""
     from transformers import pipeline
 
     from deepfake_hf import Detector
     from deepfake_hf.cli import main
 
-    classify = pipeline("image-classification", model=str(out), trust_remote_code=True)
+    # the inputs are crops already: a face-finding model's pipeline (pipeline_deepfake.py) is told so, as predict is
+    # (a GenD folder's recorded "gend" mode would otherwise need SCRFD's weights)
+    as_given = {"face_mode": "none"} if (Path(out) / "pipeline_deepfake.py").is_file() else {}
+    classify = pipeline("image-classification", model=str(out), trust_remote_code=True, **as_given)
     through = {"pipeline": [next(row["score"] for row in classify(str(path)) if row["label"] == "fake")
                             for path in paths]}
     through["Detector"] = [result.fake_probability for result in Detector.from_pretrained(out, faces="none")(

@@ -18,14 +18,19 @@ from deepfake_hf.convert.encoders import encoder_config, load_backbone_config, t
 from deepfake_hf.convert.loading import head, load_folder_weights, read_config, take
 from deepfake_hf.convert.processors import backbone_processor, timm_eval_processor
 
-# What GenD's README documents for its data (and so for its published numbers): its own detector.py, not
-# DeepfakeBench's preprocessing. deepfake-hf has no face mode for it; see the model card's note.
-GEND_FACES = ("face crops from GenD's own detector.py (RetinaFace 5 landmarks, similarity to its template, scale 1.3, "
-              "--target_size none: crops keep the face's size), as its README documents")
-GEND_FACE_NOTE = ("GenD's published numbers use crops from its own detector.py (RetinaFace, scale 1.3, crops at the "
-                  "face's own size); deepfake-hf has no such face mode, so this folder records `deepfakebench` "
-                  "(dlib landmarks, ArcFace template, scale 1.3, 256x256), the nearest it has. The difference between "
-                  "the two crops was not measured (RetinaFace's weights were not available offline).")
+# What GenD's README documents for its data (and so for its published numbers): its own detector.py, which the
+# "gend" face mode (faces/gend.py) follows.
+GEND_FACES = ("face crops from GenD's own detector.py (SCRFD det_10g.onnx 5 landmarks, partial affine fit to its "
+              "template, scale 1.3, --target_size none: crops keep the face's size), as its README documents")
+GEND_FACE_NOTE = ("GenD's published numbers use crops from its own detector.py (`-m at_least -n 32 --det_thres 0.1 "
+                  "-s 1.3 --target_size none`), so this folder records `face_preprocessing: gend`: deepfake-hf's "
+                  "`gend` face mode runs those steps (insightface's SCRFD `det_10g.onnx` with onnxruntime, the "
+                  "largest face, GenD's five-point template fitted by OpenCV's LMEDS, crops at the face's own size, "
+                  "GenD's frame order). It needs `pip install 'deepfake-hf[gend-faces]'` and the detector file: set "
+                  "`DEEPFAKE_HF_SCRFD_MODEL` to a local `det_10g.onnx`, or to `hub` to fetch the copy GenD's script "
+                  "fetches. Inputs that are GenD crops already: `--faces none` (or `face_mode=\"none\"`). Where "
+                  "GenD's script moves on to later frames when a frame has no face, the mode scores the frames it "
+                  "found faces in.")
 
 GEND = SourceInfo(
     title="GenD",
@@ -56,8 +61,8 @@ class GenD(SourceFormat):
     name = "gend"
     description = ("GenD save_pretrained folder (config model_type GenD): CLIP, DINOv2 or Perception Encoder (timm) "
                    "backbone, linear/LinearNorm head")
-    # GenD trains on DeepfakeBench-preprocessed face crops.
-    face_preprocessing = "deepfakebench"
+    # GenD's README prepares its data with its own detector.py: the "gend" face mode follows it.
+    face_preprocessing = "gend"
     order = 10
 
     def recognise_config(self, path: Path, config: dict[str, Any]) -> Match | None:

@@ -111,6 +111,9 @@ def align_face(image: Any, face: Face, size: int = FACE_SIZE, scale: float = FAC
     """DeepfakeBench-style aligned face crop (`size` x `size`) of a PIL image or RGB array; needs 5 landmarks."""
     if face.landmarks is None:
         raise FaceError("align_face: this face has no landmarks; use margin_crop or a detector with landmarks")
+    own = face.aligned_crop(image, size, scale)
+    if own is not None:  # a mode with its own template and crop size (faces/gend.py)
+        return own
     return warp_affine(image, alignment_matrix(face.landmarks, size, scale), (size, size))
 
 

@@ -53,6 +53,11 @@ class Face:
         x0, y0, x1, y1 = self.box
         return max(0.0, x1 - x0) * max(0.0, y1 - y0)
 
+    def aligned_crop(self, image: Any, size: int, scale: float) -> Any | None:
+        """This face's own aligned crop, for a mode whose alignment is not align.align_face's (faces/gend.py);
+        None: align_face cuts it the DeepfakeBench way."""
+        return None
+
 
 class FaceMode:
     """One face mode: class attributes describe it, an instance detects faces.
