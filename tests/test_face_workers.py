@@ -189,6 +189,27 @@ def test_detector_results_and_crops_are_identical_with_and_without_workers(tmp_p
     assert all(np.array_equal(a, b) for a, b in zip(crops[0], crops[2]))
 
 
+@needs_dlib
+def test_a_lone_scorer_uses_workers_for_independent_frames_and_the_detector_for_every_mode(monkeypatch):
+    from deepfake_hf.scoring.detector import Detector
+    from deepfake_hf.scoring.scorer import Scorer
+
+    monkeypatch.setenv(FACE_WORKERS_VARIABLE, "1")
+    model = tiny_detector("vit")
+    processor = model.matching_image_processor()
+    frames = face_frames(count=2)
+    for name, pooled in (("dlib", False), ("deepfakebench", True)):
+        scorer = Scorer(model, processor, faces=name)
+        try:
+            scorer.plan(frames)
+            assert (scorer.face_pool is not None) == pooled, name  # evaluate, calibrate: one file at a time
+        finally:
+            scorer.close()
+    assert Detector(model, processor, faces="dlib", progress=False).scorer.face_workers == 1
+    with pytest.raises(DeepfakeHFError, match="face_workers"):
+        Detector(model, processor, faces="dlib", progress=False, face_workers=-1)
+
+
 def write_frames(path, frames, fps=10):
     import av
 
@@ -204,19 +225,23 @@ def write_frames(path, frames, fps=10):
 
 # ----------------------------------------------------------------------------------------------- cancel, leaks
 @needs_dlib
-def test_cancel_stops_within_a_frame_and_the_pool_stays_usable(pool):
+def test_cancel_stops_within_a_frame_and_the_pool_stays_usable():
     detector = get_face_detector("deepfakebench")
     frames = face_frames(count=8, size=(1280, 720))
     cancel = threading.Event()
-    stream = pool.detect_video(detector, frames, cancel)
-    next(stream)
-    cancel.set()
-    started = time.monotonic()
-    with pytest.raises(AnalysisCancelled):
-        list(stream)
-    assert time.monotonic() - started < 0.5  # no waiting for the frames in flight
-    expected = list(detect_video(detector, frames[:3]))
-    same_faces(expected, list(pool.detect_video(detector, frames[:3])))  # the abandoned answers were skipped
+    with FacePool(1) as single:
+        stream = single.detect_video(detector, frames, cancel)
+        next(stream)
+        # set while the caller waits for frame 1, with frame 2 queued behind it in the worker
+        threading.Timer(0.1, cancel.set).start()
+        started = time.monotonic()
+        with pytest.raises(AnalysisCancelled):
+            list(stream)
+        assert time.monotonic() - started < 0.1 + 0.5  # no waiting for the frame in hand
+        expected = list(detect_video(detector, frames[:3]))
+        same_faces(expected, list(single.detect_video(detector, frames[:3])))  # the abandoned answers were skipped
+        (worker,) = single._workers
+        assert worker.discarded <= 1  # only the frame in hand was finished: the queued one was dropped
 
 
 CTRL_C = """

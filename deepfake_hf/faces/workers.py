@@ -10,8 +10,8 @@ Detector's worker threads cannot put a second core to work on faces. A `FacePool
   frame, in order, from the same `detect_video` code on the same pixels, so the results are those of the
   in-thread path (modes that follow faces between frames keep a whole video in one process; a mode whose
   frames are independent spreads one video's frames over every idle worker);
-- `cancel` is polled while a frame is in flight (every 50 ms): `AnalysisCancelled` is raised at once and
-  the worker finishes the frame or two it holds before it takes the next file;
+- `cancel` is polled while a frame is in flight (every 50 ms): `AnalysisCancelled` is raised at once, and
+  each worker finishes the frame in hand, drops the ones queued behind it, and takes the next file;
 - workers are fresh interpreters (as with multiprocessing's 'spawn': nothing fork-only, and the caller's
   main script is not run again), ignore SIGINT (Ctrl-C reaches the parent, which ends them), exit when
   their parent's end of the socket closes, and `close()` (also at garbage collection and interpreter
@@ -27,6 +27,7 @@ import os
 import signal
 import threading
 import weakref
+from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -90,25 +91,39 @@ def _session(conn: Any, modes: dict, name: str, options: dict) -> None:
 
 
 class _Frames:
-    """A session's frames as PIL images, read from the pipe up to the parent's ("end",)."""
+    """A session's frames as PIL images, read from the pipe up to the parent's ("end",) or ("abort",).
+
+    Everything waiting in the pipe is read before each frame is handed out, so an ("abort",) sent after a
+    cancel drops the frames queued behind the one in hand: the worker stops within a frame.
+    """
 
     def __init__(self, conn: Any) -> None:
-        self.conn, self.ended = conn, False
+        self.conn, self.ended, self.waiting = conn, False, deque()
+
+    def _read(self, block: bool) -> None:
+        while not self.ended and (block or self.conn.poll(0)):
+            message, block = self.conn.recv(), False
+            if message[0] == "frame":
+                self.waiting.append(message[1])
+                continue
+            self.ended = True
+            if message[0] == "abort":
+                self.waiting.clear()
 
     def __iter__(self) -> Iterator[Any]:
         from PIL import Image
 
-        while not self.ended:
-            message = self.conn.recv()
-            if message[0] == "end":
-                self.ended = True
+        while True:
+            self._read(block=not self.waiting)
+            if not self.waiting:
                 return
-            yield Image.fromarray(message[1])
+            yield Image.fromarray(self.waiting.popleft())
 
     def drain(self) -> None:
         """Skip the frames the mode did not take (it failed, or stopped early), so the next session starts clean."""
         while not self.ended:
-            self.ended = self.conn.recv()[0] == "end"
+            self._read(block=True)
+        self.waiting.clear()
 
 
 # ---------------------------------------------------------------------------------------- parent side
@@ -137,6 +152,7 @@ class _Worker:
         theirs.close()  # only the child holds it now: the child sees EOF if this process dies
         self.conn = Connection(ours.detach())
         self.open = False
+        self.discarded = 0  # frames detected for files that were abandoned (cancelled, failed) meanwhile
 
     @property
     def pid(self) -> int:
@@ -148,8 +164,9 @@ class _Worker:
     def settle(self) -> None:
         """Read what a session abandoned (cancelled, failed) left in the pipe, up to its "done"."""
         while self.open:
-            if self.receive(None)[0] == "done":
-                self.open = False
+            answer = self.receive(None)[0]
+            self.open = answer != "done"
+            self.discarded += answer == "faces"
 
     def receive(self, cancel: Any) -> tuple:
         while cancel is None or not cancel.is_set():
@@ -275,7 +292,7 @@ class FacePool:
             self._in_thread.add(key)
             yield from _local(detector, frames)
             return
-        feed = _Feed(workers, frames)
+        feed, answered = _Feed(workers, frames), 0
         try:
             for index in range(len(frames)):
                 if cancel is not None and cancel.is_set():  # no more frames for a file nobody waits for
@@ -288,9 +305,11 @@ class FacePool:
                     raise FaceWorkerError(f"face worker: unexpected {answer[0]!r} for frame {index}")
                 if answer[2] and isinstance(getattr(detector, "stage_times", None), dict):
                     _add_stages(detector, answer[2])
+                answered += 1
                 yield answer[1]
         finally:
-            feed.end()
+            if answered < len(frames):  # cancelled or failed: the workers drop the frames they have not started
+                feed.abort()
             # What a worker still owes this file is read by its next user (`settle`); a dead one is replaced.
             for worker in workers:
                 self._release(worker, worker.alive())
@@ -321,7 +340,7 @@ class FacePool:
         except BaseException:
             if worker.open:  # the session waits for frames: end it; its answers are read by `settle`
                 with contextlib.suppress(OSError, ValueError):
-                    worker.conn.send(("end",))
+                    worker.conn.send(("abort",))
             self._release(worker, healthy=worker.alive())
             raise
         if answer[0] == "ready":
@@ -357,6 +376,13 @@ class _Feed:
             for worker in self.workers:
                 with contextlib.suppress(OSError, ValueError):
                     worker.conn.send(("end",))
+
+    def abort(self) -> None:
+        """End the session now (also after its ("end",): a worker between sessions ignores it)."""
+        self.ended = True
+        for worker in self.workers:
+            with contextlib.suppress(OSError, ValueError):
+                worker.conn.send(("abort",))
 
 
 def _local(detector: Any, frames: list) -> Iterator[list]:

@@ -14,7 +14,10 @@ person's; a person must appear in at least a quarter of the frames with faces (o
 longest-tracked one) so a one-frame false detection does not decide a video. Frames without a face
 are left out when other frames have one; only when no frame has a face are whole frames scored.
 All of that is `scoring.Scorer`'s (the one scorer `evaluate`, `calibrate` and `explain` use too);
-the Detector runs its steps in threads. `scoring.predict` writes its results for the command line.
+the Detector runs its steps in threads. Face detection (and landmarks) runs in `face_workers` processes
+(`faces.workers.FacePool`; default: the thread budget, cores / local ranks, 0 on one core; `face_workers=0`
+detects in the threads), since dlib keeps the GIL; the results are the same. `close()` (or `with`) ends them.
+`scoring.predict` writes its results for the command line.
 """
 
 from __future__ import annotations
@@ -40,6 +43,7 @@ class Detector:
 
     `model` is a model (with `image_processor` and the scorer options) or a ready `scoring.Scorer`
     (e.g. a saved probe, `probes.load_probe`); the scoring itself is the scorer's, the threads are the Detector's.
+    `face_workers`: face detection processes (None: `runtime.threads.face_worker_budget()`; 0: in the threads).
     """
 
     def __init__(self, model: Any, image_processor: Any = None, faces: Any = None, num_frames: int | None = None,
@@ -53,6 +57,10 @@ class Detector:
             self.scorer = Scorer(model, image_processor, faces=faces, num_frames=num_frames, aggregation=aggregation,
                                  batch_size=batch_size, device=device, crop=crop, face_size=face_size,
                                  face_scale=face_scale, margin=margin)
+        if face_workers is None and self.scorer.face_workers is None:
+            from deepfake_hf.runtime.threads import face_worker_budget
+
+            face_workers = face_worker_budget()  # several files in flight: every mode gains from the processes
         if face_workers is not None:
             if int(face_workers) < 0:
                 raise ScoringOptionError(f"face_workers: {face_workers} is not a number of processes (0 or more)")
@@ -72,10 +80,7 @@ class Detector:
 
     def _threads(self) -> int:
         """Files prepared at once: `workers`, and at least one per face worker process so each has a file."""
-        from deepfake_hf.runtime.threads import face_worker_budget
-
-        face_workers = self.scorer.face_workers
-        return max(self.workers, face_worker_budget() if face_workers is None else face_workers)
+        return max(self.workers, self.scorer.face_workers or 0)
 
     @classmethod
     def from_pretrained(cls, path_or_id: str | os.PathLike, faces: Any = None, num_frames: int | None = None,

@@ -273,8 +273,11 @@ class Scorer:
     """A deepfake detector (any image classifier with a "fake" label) with its face policy, frame sampling,
     batching and calibration: see the module docstring for each step."""
 
-    # Face detection in worker processes (faces.workers.FacePool): how many (None: runtime.threads'
-    # face_worker_budget(); 0: in the calling thread), and the pool, started by the first plan() that finds faces.
+    # Face detection in worker processes (faces.workers.FacePool): how many (0: in the calling thread; None: the
+    # thread budget, runtime.threads.face_worker_budget(), for a mode whose frames are independent, so that one
+    # caller's video is spread over the processes, else in-thread: a lone caller would only pay for sending
+    # frames; the Detector, which plans several files at once, resolves None to the budget for every mode),
+    # and the pool, started by the first plan() that finds faces.
     face_workers: int | None = None
     face_pool: Any = None
 
@@ -422,6 +425,8 @@ class Scorer:
         if self.face_pool is None:
             from deepfake_hf.runtime.threads import face_worker_budget
 
+            if self.face_workers is None and not getattr(self.face_detector, "independent_frames", False):
+                return None
             size = face_worker_budget() if self.face_workers is None else int(self.face_workers)
             if size < 1:
                 return None
