@@ -190,7 +190,7 @@ def test_detector_results_and_crops_are_identical_with_and_without_workers(tmp_p
 
 
 @needs_dlib
-def test_a_lone_scorer_uses_workers_for_independent_frames_and_the_detector_for_every_mode(monkeypatch):
+def test_by_default_workers_take_modes_with_independent_frames_only(monkeypatch):
     from deepfake_hf.scoring.detector import Detector
     from deepfake_hf.scoring.scorer import Scorer
 
@@ -205,7 +205,8 @@ def test_a_lone_scorer_uses_workers_for_independent_frames_and_the_detector_for_
             assert (scorer.face_pool is not None) == pooled, name  # evaluate, calibrate: one file at a time
         finally:
             scorer.close()
-    assert Detector(model, processor, faces="dlib", progress=False).scorer.face_workers == 1
+    assert Detector(model, processor, faces="dlib", progress=False).scorer.face_workers is None  # the scorer's rule
+    assert Detector(model, processor, faces="dlib", progress=False, face_workers=2).scorer.face_workers == 2
     with pytest.raises(DeepfakeHFError, match="face_workers"):
         Detector(model, processor, faces="dlib", progress=False, face_workers=-1)
 

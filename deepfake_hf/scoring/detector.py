@@ -14,9 +14,11 @@ person's; a person must appear in at least a quarter of the frames with faces (o
 longest-tracked one) so a one-frame false detection does not decide a video. Frames without a face
 are left out when other frames have one; only when no frame has a face are whole frames scored.
 All of that is `scoring.Scorer`'s (the one scorer `evaluate`, `calibrate` and `explain` use too);
-the Detector runs its steps in threads. Face detection (and landmarks) runs in `face_workers` processes
-(`faces.workers.FacePool`; default: the thread budget, cores / local ranks, 0 on one core; `face_workers=0`
-detects in the threads), since dlib keeps the GIL; the results are the same. `close()` (or `with`) ends them.
+the Detector runs its steps in threads. Face detection (and landmarks) may run in `face_workers` processes
+(`faces.workers.FacePool`), with the same results; by default (None) it does for a mode whose frames are
+independent ("deepfakebench"), so one video's frames use every core of the thread budget, and in the threads
+otherwise (they already detect two files at once: benchmarks/results/face_workers_cpu.json); `face_workers=0`
+always detects in the threads. `close()` (or `with`) ends the processes.
 `scoring.predict` writes its results for the command line.
 """
 
@@ -43,7 +45,7 @@ class Detector:
 
     `model` is a model (with `image_processor` and the scorer options) or a ready `scoring.Scorer`
     (e.g. a saved probe, `probes.load_probe`); the scoring itself is the scorer's, the threads are the Detector's.
-    `face_workers`: face detection processes (None: `runtime.threads.face_worker_budget()`; 0: in the threads).
+    `face_workers`: face detection processes (None: the scorer's default, `Scorer.face_workers`; 0: in the threads).
     """
 
     def __init__(self, model: Any, image_processor: Any = None, faces: Any = None, num_frames: int | None = None,
@@ -57,10 +59,6 @@ class Detector:
             self.scorer = Scorer(model, image_processor, faces=faces, num_frames=num_frames, aggregation=aggregation,
                                  batch_size=batch_size, device=device, crop=crop, face_size=face_size,
                                  face_scale=face_scale, margin=margin)
-        if face_workers is None and self.scorer.face_workers is None:
-            from deepfake_hf.runtime.threads import face_worker_budget
-
-            face_workers = face_worker_budget()  # several files in flight: every mode gains from the processes
         if face_workers is not None:
             if int(face_workers) < 0:
                 raise ScoringOptionError(f"face_workers: {face_workers} is not a number of processes (0 or more)")

@@ -275,9 +275,9 @@ class Scorer:
 
     # Face detection in worker processes (faces.workers.FacePool): how many (0: in the calling thread; None: the
     # thread budget, runtime.threads.face_worker_budget(), for a mode whose frames are independent, so that one
-    # caller's video is spread over the processes, else in-thread: a lone caller would only pay for sending
-    # frames; the Detector, which plans several files at once, resolves None to the budget for every mode),
-    # and the pool, started by the first plan() that finds faces.
+    # video's frames are spread over the processes, else in-thread, where threads planning several files at once
+    # already use the cores: benchmarks/results/face_workers_cpu.json), and the pool, started by the first plan()
+    # that finds faces.
     face_workers: int | None = None
     face_pool: Any = None
 
