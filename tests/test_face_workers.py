@@ -1,5 +1,6 @@
 """faces/workers.py: face detection in worker processes gives the in-thread results, in order, and never leaks."""
 
+import importlib
 import os
 import signal
 import subprocess
@@ -153,12 +154,20 @@ def test_a_mode_the_worker_cannot_build_falls_back_to_the_thread(tmp_path, monke
             def detect(self, image):
                 return [Face(box=(1, 2, 3, 4))]
     """))
+    from deepfake_hf.faces import base
+
+    importlib.invalidate_caches()
     monkeypatch.setattr(faces, "__path__", [*faces.__path__, str(tmp_path)])
+    monkeypatch.setattr(base, "_MODES", dict(base._MODES))  # what it registers goes when the test ends
+    monkeypatch.delitem(sys.modules, f"{faces.__name__}.test_only_box", raising=False)
     mode = get_face_detector("only-here")
     with FacePool(1) as single:
         assert [f.box for f in next(iter(single.detect_video(mode, [Image.new("RGB", (8, 8))])))] == [(1, 2, 3, 4)]
         assert len(single.pids) == 1  # it asked a worker once, which said it could not build the mode
         assert list(single.detect_video(mode, [Image.new("RGB", (8, 8))]))[0][0].box == (1, 2, 3, 4)
+    sys.modules.pop(f"{faces.__name__}.test_only_box", None)
+    if hasattr(faces, "test_only_box"):
+        delattr(faces, "test_only_box")
 
 
 # ----------------------------------------------------------------------------------------------- the scorer
