@@ -254,6 +254,30 @@ def test_cancel_stops_within_a_frame_and_the_pool_stays_usable():
         assert worker.discarded <= 1  # only the frame in hand was finished: the queued one was dropped
 
 
+@needs_dlib
+def test_an_abandoned_detector_request_stops_its_workers_within_a_frame(tmp_path):
+    from deepfake_hf.scoring.detector import Detector
+
+    video = tmp_path / "face.mp4"
+    write_frames(video, face_frames(count=8, size=(1280, 720)))
+    model = tiny_detector("vit")
+    cancel = threading.Event()
+    with Detector(model, model.matching_image_processor(), faces="deepfakebench", num_frames=8, progress=False,
+                  face_workers=1) as detector:
+        detector.scorer.plan(face_frames(count=1))  # start the worker, untimed
+        threading.Timer(1.0, cancel.set).start()  # the app's time limit running out mid-video
+        started = time.monotonic()
+        try:  # the Detector raises, or (its last file) hands the file back failed as cancelled
+            results = detector([video], cancel=cancel)
+        except AnalysisCancelled:
+            results = None
+        assert results is None or results[0].error == "cancelled", results
+        assert time.monotonic() - started < 1.0 + 1.0
+        (worker,) = detector.scorer.face_pool._workers
+        worker.settle()
+        assert worker.discarded <= 1  # the frame in hand; the queued one was dropped
+
+
 CTRL_C = """
 import sys, threading
 from PIL import Image

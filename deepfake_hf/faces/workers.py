@@ -98,7 +98,8 @@ class _Frames:
     """
 
     def __init__(self, conn: Any) -> None:
-        self.conn, self.ended, self.waiting = conn, False, deque()
+        self.conn, self.ended = conn, False
+        self.waiting: deque[Any] = deque()
 
     def _read(self, block: bool) -> None:
         while not self.ended and (block or self.conn.poll(0)):
