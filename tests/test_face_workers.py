@@ -170,6 +170,19 @@ def test_a_mode_the_worker_cannot_build_falls_back_to_the_thread(tmp_path, monke
         delattr(faces, "test_only_box")
 
 
+def test_workers_that_cannot_start_leave_detection_to_the_thread(monkeypatch):
+    from deepfake_hf.faces import workers
+
+    monkeypatch.setattr(workers.sys, "executable", "/bin/false")  # every worker exits at once
+    mode = get_face_detector("none")
+    detected = []
+    monkeypatch.setattr(type(mode), "worker_options", lambda self: {})
+    monkeypatch.setattr(type(mode), "detect_video", lambda self, frames: (detected.append(1) or [] for _ in frames))
+    with FacePool(1) as broken:
+        assert list(broken.detect_video(mode, [Image.new("RGB", (8, 8))] * 2)) == [[], []]
+    assert detected == [1, 1]
+
+
 # ----------------------------------------------------------------------------------------------- the scorer
 @needs_dlib
 def test_detector_results_and_crops_are_identical_with_and_without_workers(tmp_path):

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import sys
 import threading
 import weakref
 from collections import deque
@@ -139,7 +140,6 @@ class _Worker:
     def __init__(self) -> None:
         import socket
         import subprocess
-        import sys
         from multiprocessing.connection import Connection
 
         import deepfake_hf
@@ -288,8 +288,13 @@ class FacePool:
         return self._stream(detector, options, key, list(frames), cancel)
 
     def _stream(self, detector: Any, options: dict, key: tuple, frames: list, cancel: Any) -> Iterator[list]:
-        workers = self._claim_session(detector, options, len(frames), cancel)
-        if not workers:  # the worker cannot build this mode: this thread detects, now and for later files
+        try:
+            workers = self._claim_session(detector, options, len(frames), cancel)
+        except FaceWorkerError as error:  # a worker that cannot start (no interpreter, a broken install)
+            if "ended" not in str(error):
+                raise
+            workers = []
+        if not workers:  # the worker cannot build this mode, or start: this thread detects, now and for later files
             self._in_thread.add(key)
             yield from _local(detector, frames)
             return
