@@ -233,6 +233,29 @@ def test_by_default_workers_take_modes_with_independent_frames_only(monkeypatch)
         Detector(model, processor, faces="dlib", progress=False, face_workers=-1)
 
 
+@needs_dlib
+def test_preprocess_writes_the_same_crops_with_workers(tmp_path, monkeypatch):
+    from deepfake_hf.data.preprocess import preprocess
+
+    video = tmp_path / "in" / "fake" / "face.mp4"  # a folder with real/ and fake/
+    video.parent.mkdir(parents=True)
+    (tmp_path / "in" / "real").mkdir()
+    write_frames(video, face_frames(count=6))
+    outputs, pooled = {}, []
+    original = FacePool.detect_video
+    monkeypatch.setattr(FacePool, "detect_video",
+                        lambda self, *args: pooled.append(self.size) or original(self, *args))
+    for workers in ("0", "2"):
+        monkeypatch.setenv(FACE_WORKERS_VARIABLE, workers)
+        out = tmp_path / f"out{workers}"
+        summary = preprocess([tmp_path / "in"], out, faces="deepfakebench", num_frames=6, dataset="gen", progress=False,
+                             landmarks=False)
+        outputs[workers] = (summary, {path.relative_to(out).as_posix(): path.read_bytes()
+                                      for path in sorted(out.rglob("*.png"))})
+    assert outputs["0"][0]["crops"] > 0 and pooled == [2]  # the second run's one video went through 2 workers
+    assert outputs["0"] == outputs["2"]
+
+
 def write_frames(path, frames, fps=10):
     import av
 

@@ -391,6 +391,19 @@ class _Feed:
                 worker.conn.send(("abort",))
 
 
+def pool_size(detector: Any, face_workers: int | None = None) -> int:
+    """Worker processes for `detector`: `face_workers` as given; None: the thread budget
+    (`runtime.threads.face_worker_budget`) for a mode whose frames are independent, whose one video then uses
+    every core, else 0 (a mode that follows faces keeps a video in one process: threads over files do as well)."""
+    if face_workers is not None:
+        return max(0, int(face_workers))
+    if not getattr(detector, "independent_frames", False):
+        return 0
+    from deepfake_hf.runtime.threads import face_worker_budget
+
+    return face_worker_budget()
+
+
 def _local(detector: Any, frames: list) -> Iterator[list]:
     from deepfake_hf.faces.tracking import detect_video
 
@@ -418,4 +431,4 @@ def _add_stages(detector: Any, timing: dict) -> None:
             totals[2] += calls
 
 
-__all__ = ["FacePool", "FaceWorkerError"]
+__all__ = ["FacePool", "FaceWorkerError", "pool_size"]

@@ -423,14 +423,11 @@ class Scorer:
     def _face_pool(self) -> Any:
         """The face worker pool (started on first use, shared by the threads that plan), or None for in-thread."""
         if self.face_pool is None:
-            from deepfake_hf.runtime.threads import face_worker_budget
+            from deepfake_hf.faces.workers import FacePool, pool_size
 
-            if self.face_workers is None and not getattr(self.face_detector, "independent_frames", False):
-                return None
-            size = face_worker_budget() if self.face_workers is None else int(self.face_workers)
+            size = pool_size(self.face_detector, self.face_workers)
             if size < 1:
                 return None
-            from deepfake_hf.faces.workers import FacePool
 
             with _POOL_LOCK:
                 if self.face_pool is None:
