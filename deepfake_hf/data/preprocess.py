@@ -105,7 +105,7 @@ def _one_folder_each(items, dataset):
         yield item
 
 
-def _crop_video(item, out, dataset, detector, landmarks, num_frames, crop, size, scale):
+def _crop_video(item, out, dataset, detector, landmarks, num_frames, crop, size, scale, pool=None):
     """Write the crops (and their landmarks) of one work item; returns its manifest record."""
     from deepfake_hf.faces import crop_face, detect_video, frame_sampling_of, most_prominent
     from deepfake_hf.media import MediaError, open_image, read_numbered_video_frames
@@ -123,7 +123,9 @@ def _crop_video(item, out, dataset, detector, landmarks, num_frames, crop, size,
         return record
     (out / folder).mkdir(parents=True, exist_ok=True)
     # A video's (or frame folder's) frames together: the detector follows faces between key frames.
-    for (number, image), faces in zip(frames, detect_video(detector, [image for _, image in frames])):
+    images = [image for _, image in frames]
+    found = detect_video(detector, images) if pool is None else pool.detect_video(detector, images)
+    for (number, image), faces in zip(frames, found):
         if not faces:
             record["frames_without_face"] += 1
             continue
@@ -189,6 +191,7 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     from tqdm.auto import tqdm
 
     from deepfake_hf.faces import finds_faces
+    from deepfake_hf.faces.workers import FacePool, pool_size
 
     if "frames" in json_prefix or ".png" in json_prefix:
         # DeepfakeBench finds a crop's landmarks by rewriting these in the whole path: it would look elsewhere
@@ -207,6 +210,8 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     if not landmarks and landmarks_model is not None:
         raise PreprocessError("--landmarks-model: not used with --no-landmarks; give one of them")
     crop_landmarks = _crop_landmarks(landmarks_model) if landmarks else None
+    # one video's frames over several processes for a mode whose frames are independent (faces.workers)
+    pool = FacePool(pool_size(detector)) if pool_size(detector) else None
     ranks = current_ranks()
     out = Path(out_dir)
     owner = None
@@ -229,7 +234,7 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
                     record = {"source": item["source"], "problem": item["problem"], "frames": []}
                 else:
                     record = _crop_video(item, out, dataset, detector, crop_landmarks, num_frames, crop, size,
-                                         scale)
+                                         scale, pool)
                 part.write(index, record)
                 bar.update(1)
             bar.close()
@@ -237,6 +242,8 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         summary = _merge(out, dataset, split, ranks, crop_landmarks, json_prefix) if ranks.is_main else None
         barrier(ranks)
     finally:
+        if pool is not None:
+            pool.close()
         if owner is not None:
             owner.__exit__(None, None, None)
     if summary is None:

@@ -93,6 +93,17 @@ class FaceMode:
         """The faces of each frame of one video, in order (a mode may follow faces between frames)."""
         return (self.detect(frame) for frame in frames)
 
+    def worker_options(self) -> dict[str, Any] | None:
+        """The constructor options that rebuild this detector in another process (`face_mode(name)(**options)`,
+        what `faces.workers` does), or None when it cannot be rebuilt from its name (then it runs in-thread)."""
+        return {} if type(self).__init__ is FaceMode.__init__ else None
+
+    @property
+    def independent_frames(self) -> bool:
+        """Whether each frame's faces depend on that frame only (no following between frames), so the frames of
+        one video may be searched by several processes at once."""
+        return type(self).detect_video is FaceMode.detect_video
+
 
 _MODES: dict[str, type[FaceMode]] = {}
 

@@ -64,11 +64,17 @@ class DeepfakeBenchFaceDetector(DlibFaceDetector):
                 raise FaceError(f"--landmarks-model: {predictor.predictor_path} places {predictor.points} points; "
                                 "the key points need the 68-point layout (68 or 81 points)")
             self._predictor_path = predictor.predictor_path
-        self.size, self.scale = size, scale
+        self.size, self.scale, self.landmarks_model = size, scale, landmarks_model
         # {stage: [wall seconds, CPU seconds of the calling thread, calls]}: what `deepfake-hf bench video`
         # reports per stage (frame to array, detection, landmarks, warp, re-detection in the crop)
         self.stage_times: dict[str, list[float]] = {}
         self._stage_lock = threading.Lock()
+
+    def worker_options(self) -> dict[str, Any] | None:
+        if type(self).__init__ is not DeepfakeBenchFaceDetector.__init__:
+            return None
+        landmarks = None if self.landmarks_model is None else os.fspath(self.landmarks_model)
+        return {"size": self.size, "scale": self.scale, "landmarks_model": landmarks}
 
     @contextlib.contextmanager
     def _stage(self, name):

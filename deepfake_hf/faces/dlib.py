@@ -70,6 +70,16 @@ class DlibFaceDetector(FaceMode):
         self._predictor_path = _dlib_model_path("shape_predictor_68_face_landmarks.dat")
         self._models()
 
+    def worker_options(self) -> dict[str, Any] | None:
+        if type(self).__init__ is not DlibFaceDetector.__init__:  # a subclass's own options are unknown here
+            return None
+        return {"detect_size": self.detect_size, "min_score": self.min_score, "keypoints": self.keypoints,
+                "keyframe_interval": self.keyframe_interval, "track_margin": self.track_margin}
+
+    @property
+    def independent_frames(self) -> bool:
+        return self.keyframe_interval == 1
+
     def _models(self):
         """This thread's (HOG detector, shape predictor): see _thread_models."""
         return _thread_models(self._dlib, self._predictor_path)

@@ -22,6 +22,13 @@ earlier) is kept, and so is an explicit `OMP_WAIT_POLICY`.
 import os
 import sys
 
+from deepfake_hf.errors import DeepfakeHFError
+
+
+class ThreadOptionError(DeepfakeHFError, ValueError):
+    """A thread or process count set in the environment that is not a usable number."""
+
+
 # Thread-count variables of the OpenMP / BLAS runtimes torch and numpy may load (set for child processes too).
 THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
 _SET_HERE: dict[str, str] = {}  # the environment values configure_threads set, so a later call may update them
@@ -48,6 +55,26 @@ def local_world_size(ranks=None):
 def thread_budget(ranks=None):
     """This process's share of the cores: available cores // local processes, at least 1."""
     return max(1, available_cpus() // local_world_size(ranks))
+
+
+FACE_WORKERS_VARIABLE = "DEEPFAKE_HF_FACE_WORKERS"
+
+
+def face_worker_budget(ranks=None):
+    """Face worker processes for this process (faces.workers.FacePool): DEEPFAKE_HF_FACE_WORKERS when set to a
+    number >= 0, else the thread budget (cores // local processes), or 0 (detect in-thread) when that is 1 core,
+    where a worker process would only add the cost of sending frames."""
+    text = os.environ.get(FACE_WORKERS_VARIABLE, "").strip()
+    if text:
+        try:
+            value = int(text)
+        except ValueError:
+            value = -1
+        if value < 0:
+            raise ThreadOptionError(f"{FACE_WORKERS_VARIABLE}: {text!r} is not a number of processes (0 or more)")
+        return value
+    budget = thread_budget(ranks)
+    return budget if budget > 1 else 0
 
 
 def explicit_threads():
@@ -92,5 +119,5 @@ def configure_threads(ranks=None, wait_policy="PASSIVE"):
             "source": source, "wait_policy": os.environ.get("OMP_WAIT_POLICY")}
 
 
-__all__ = ["THREAD_VARIABLES", "available_cpus", "configure_threads", "explicit_threads",
-           "local_world_size", "thread_budget"]
+__all__ = ["FACE_WORKERS_VARIABLE", "THREAD_VARIABLES", "ThreadOptionError", "available_cpus", "configure_threads",
+           "explicit_threads", "face_worker_budget", "local_world_size", "thread_budget"]

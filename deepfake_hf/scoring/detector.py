@@ -14,7 +14,12 @@ person's; a person must appear in at least a quarter of the frames with faces (o
 longest-tracked one) so a one-frame false detection does not decide a video. Frames without a face
 are left out when other frames have one; only when no frame has a face are whole frames scored.
 All of that is `scoring.Scorer`'s (the one scorer `evaluate`, `calibrate` and `explain` use too);
-the Detector runs its steps in threads. `scoring.predict` writes its results for the command line.
+the Detector runs its steps in threads. Face detection (and landmarks) may run in `face_workers` processes
+(`faces.workers.FacePool`), with the same results; by default (None) it does for a mode whose frames are
+independent ("deepfakebench"), so one video's frames use every core of the thread budget, and in the threads
+otherwise (they already detect two files at once: benchmarks/results/face_workers_cpu.json); `face_workers=0`
+always detects in the threads. `close()` (or `with`) ends the processes.
+`scoring.predict` writes its results for the command line.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ import numpy as np
 from deepfake_hf.errors import AnalysisCancelled
 from deepfake_hf.media import MediaError, is_url, iter_media_files, media_kind, not_regular_file
 from deepfake_hf.scoring.results import FileResult
-from deepfake_hf.scoring.scorer import Batcher, PendingScores, Scorer
+from deepfake_hf.scoring.scorer import Batcher, PendingScores, Scorer, ScoringOptionError
 
 
 class Detector:
@@ -40,20 +45,40 @@ class Detector:
 
     `model` is a model (with `image_processor` and the scorer options) or a ready `scoring.Scorer`
     (e.g. a saved probe, `probes.load_probe`); the scoring itself is the scorer's, the threads are the Detector's.
+    `face_workers`: face detection processes (None: the scorer's default, `Scorer.face_workers`; 0: in the threads).
     """
 
     def __init__(self, model: Any, image_processor: Any = None, faces: Any = None, num_frames: int | None = None,
                  aggregation: str | None = None, batch_size: int | None = None, device: Any = None,
                  crop: str | None = None, face_size: int | None = None, face_scale: float | None = None,
-                 margin: float | None = None, workers: int = 2, progress: bool | None = None) -> None:
+                 margin: float | None = None, workers: int = 2, progress: bool | None = None,
+                 face_workers: int | None = None) -> None:
         if isinstance(model, Scorer):
             self.scorer = model
         else:
             self.scorer = Scorer(model, image_processor, faces=faces, num_frames=num_frames, aggregation=aggregation,
                                  batch_size=batch_size, device=device, crop=crop, face_size=face_size,
                                  face_scale=face_scale, margin=margin)
+        if face_workers is not None:
+            if int(face_workers) < 0:
+                raise ScoringOptionError(f"face_workers: {face_workers} is not a number of processes (0 or more)")
+            self.scorer.face_workers = int(face_workers)
         self.workers = max(1, int(workers))
         self.progress = progress
+
+    def close(self) -> None:
+        """Stop the face worker processes (`face_workers`); the Detector starts new ones if it is used again."""
+        self.scorer.close()
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _threads(self) -> int:
+        """Files prepared at once: `workers`, and at least one per face worker process so each has a file."""
+        return max(self.workers, self.scorer.face_workers or 0)
 
     @classmethod
     def from_pretrained(cls, path_or_id: str | os.PathLike, faces: Any = None, num_frames: int | None = None,
@@ -62,11 +87,11 @@ class Detector:
         """Load a saved detector folder or Hub id (and its image processor), or a saved probe folder.
 
         Loading options (`revision`, `token`, `trust_remote_code`, `local_files_only`, `cache_dir`)
-        go to `from_pretrained`; `workers` and `progress` to the Detector; the rest to `scoring.Scorer`.
+        go to `from_pretrained`; `workers`, `progress` and `face_workers` to the Detector; the rest to `scoring.Scorer`.
         """
         from deepfake_hf.evaluation.probes import load_scorer
 
-        threads = {key: kwargs.pop(key) for key in ("workers", "progress") if key in kwargs}
+        threads = {key: kwargs.pop(key) for key in ("workers", "progress", "face_workers") if key in kwargs}
         scorer = load_scorer(path_or_id, faces=faces, num_frames=num_frames, aggregation=aggregation,
                              batch_size=batch_size, device=device, **kwargs)
         return cls(scorer, **threads)
@@ -117,14 +142,15 @@ class Detector:
 
         pending: deque[Any] = deque()  # files prepared (or failed), in input order, waiting for their scores
         batcher = Batcher(self.scorer)
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="deepfake-hf") as pool, torch.inference_mode():
+        threads = self._threads()
+        with ThreadPoolExecutor(threads, thread_name_prefix="deepfake-hf") as pool, torch.inference_mode():
             futures: deque[Any] = deque()
             source = iter(enumerate(items))
             # Keep every worker busy and the workers a full batch ahead of the model (counted in
             # expected crops, so a few videos do not hold thousands of frames); with a fixed number
             # of files in flight the model waited for each batch of images to be decoded.
             def refill():
-                while (len(futures) < 2 * self.workers
+                while (len(futures) < 2 * threads
                        or sum(budget[p] for p, _ in futures) < 2 * self.scorer.batch_size):
                     position, (name, item) = next(source, (None, (None, None)))
                     if position is None:

@@ -36,6 +36,7 @@ from __future__ import annotations
 
 import math
 import os
+import threading
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -66,6 +67,7 @@ from deepfake_hf.media import (
 from deepfake_hf.scoring import hub
 
 MIN_TRACK_SHARE = 0.25
+_POOL_LOCK = threading.Lock()  # one face worker pool per scorer, though several threads plan at once
 HUB_LOAD_KEYS = ("revision", "token", "trust_remote_code", "local_files_only", "cache_dir")
 # The headline for a file in which a face detector found nobody: a face-trained model's score of a
 # whole image is outside what it learned, so it must not read like a verdict.
@@ -287,6 +289,14 @@ class Scorer:
     """A deepfake detector (any image classifier with a "fake" label) with its face policy, frame sampling,
     batching and calibration: see the module docstring for each step."""
 
+    # Face detection in worker processes (faces.workers.FacePool): how many (0: in the calling thread; None: the
+    # thread budget, runtime.threads.face_worker_budget(), for a mode whose frames are independent, so that one
+    # video's frames are spread over the processes, else in-thread, where threads planning several files at once
+    # already use the cores: benchmarks/results/face_workers_cpu.json), and the pool, started by the first plan()
+    # that finds faces.
+    face_workers: int | None = None
+    face_pool: Any = None
+
     def __init__(self, model: Any, image_processor: Any, faces: Any = None, num_frames: int | None = None,
                  aggregation: str | None = None, batch_size: int | None = None, device: Any = None,
                  crop: str | None = None, face_size: int | None = None, face_scale: float | None = None,
@@ -397,11 +407,17 @@ class Scorer:
         if not finds_faces(self.face_detector) or not find_faces:
             return FacePlan(len(frames), list(frames), whole_frames, None, None, None)
         detections = []
+        pool = self._face_pool()
         # A video's frames together: the detector follows faces between key frames (faces.detect_video).
-        for faces in detect_video(self.face_detector, frames):
-            if cancel is not None and cancel.is_set():
-                raise AnalysisCancelled("cancelled")
-            detections.append(faces)
+        source = detect_video(self.face_detector, frames) if pool is None else \
+            pool.detect_video(self.face_detector, frames, cancel)
+        try:
+            for faces in source:
+                if cancel is not None and cancel.is_set():
+                    raise AnalysisCancelled("cancelled")
+                detections.append(faces)
+        finally:  # a cancelled file hands its face workers back now, not when the traceback is dropped
+            getattr(source, "close", lambda: None)()
         if not any(detections):
             return FacePlan(len(frames), list(frames), whole_frames, 0, 0,
                             NO_FACE_VIDEO_NOTE if len(frames) > 1 else NO_FACE_NOTE)
@@ -419,6 +435,26 @@ class Scorer:
             note = (f"faces found in {with_faces} of {len(frames)} sampled frames; "
                     f"only those {with_faces} were scored")
         return FacePlan(len(frames), crops, owners, len(tracks), with_faces, note)
+
+    def _face_pool(self) -> Any:
+        """The face worker pool (started on first use, shared by the threads that plan), or None for in-thread."""
+        if self.face_pool is None:
+            from deepfake_hf.faces.workers import FacePool, pool_size
+
+            size = pool_size(self.face_detector, self.face_workers)
+            if size < 1:
+                return None
+
+            with _POOL_LOCK:
+                if self.face_pool is None:
+                    self.face_pool = FacePool(size)
+        return self.face_pool
+
+    def close(self) -> None:
+        """Stop the face worker processes, if any were started (a later plan() starts new ones)."""
+        pool, self.face_pool = self.face_pool, None
+        if pool is not None:
+            pool.close()
 
     # --------------------------------------------------------------------------- 3. inputs and batches
     def preprocess(self, images: list) -> list:
