@@ -61,8 +61,9 @@ def test_children_run_as_fresh_processes(tmp_path):
     assert run_child("peak-rss", "tiny-vit", "d", tmp_path) > 0
 
 
-def test_video_benchmark_compares_per_frame_and_video_detection(tmp_path):
+def test_video_benchmark_compares_per_frame_and_video_detection(tmp_path, monkeypatch):
     """The face modes run on the same clip; the video-aware mode goes through faces.detect_video."""
+    monkeypatch.setenv("DEEPFAKE_HF_FACE_WORKERS", "0")  # in-thread, where the spy below sees every call
     from deepfake_hf import faces
     from deepfake_hf.cli.bench.measure import measure_video, write_face_video
 

@@ -340,7 +340,10 @@ class FacePool:
         assert worker is not None
         try:
             worker.settle()
-            worker.conn.send(("begin", name, options))
+            try:
+                worker.conn.send(("begin", name, options))
+            except OSError:  # the process ended before it read anything (it could not start)
+                raise worker._ended() from None
             worker.open = True
             answer = worker.receive(cancel)
         except BaseException:
