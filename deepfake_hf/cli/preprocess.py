@@ -78,5 +78,6 @@ class PreprocessCommand(Command):
                          f"{counted(summary['crops'], 'face crop')}, "
                          f"{counted(summary['frames_without_face'], 'frame')} without a face, "
                          f"{counted(summary['skipped'], 'file')} skipped",
-                         f"manifest.csv, the DeepfakeBench JSON and summary.json written to {args.out}")
+                         f"manifest.csv, the DeepfakeBench JSON and summary.json written to {args.out} "
+                         f"(score the crops as given: evaluate MODEL '{args.out}/manifest.csv#crops')")
         return EXIT_PARTIAL if summary["skipped"] else EXIT_OK
