@@ -98,6 +98,12 @@ def test_requirements_add_timm_for_a_timm_encoder(tmp_path):
     assert handler_requirements(tmp_path / "missing")[0].startswith("deepfake-hf[video,faces]>=")
 
 
+def test_requirements_add_onnxruntime_for_a_model_recording_gend_faces(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "deepfake_detector",
+                                                      "face_preprocessing": "gend"}))
+    assert handler_requirements(tmp_path)[0].startswith("deepfake-hf[video,faces,gend-faces]>=")
+
+
 def test_handler_template_imports_only_the_package_absolutely():
     source = HANDLER_TEMPLATE.read_text()
     assert "from ." not in source and "import deepfake_hf" not in source.replace("from deepfake_hf", "")

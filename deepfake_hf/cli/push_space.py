@@ -14,7 +14,7 @@ class PushSpaceCommand(Command):
     order = 90
     help = "create a Gradio Space demo for a model on the Hub"
     description = ("Uploads README.md (Space front matter), app.py, this installed package (deepfake_hf/) and "
-                   "requirements.txt with its dependencies (app, video, faces and timm extras).")
+                   "requirements.txt with its dependencies (app, video, faces, gend-faces and timm extras).")
 
     def add_arguments(self, parser: argparse.ArgumentParser) -> None:
         parser.add_argument("--model", required=True, help="the model's Hub id")

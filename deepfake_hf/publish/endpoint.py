@@ -20,6 +20,7 @@ HANDLER_TEMPLATE = Path(__file__).with_name("endpoint_handler.py")
 # score whole frames where predict scores faces.
 HANDLER_EXTRAS = ("video", "faces")
 TIMM_MODEL_TYPE = "timm_wrapper"
+GEND_FACE_MODE = "gend"
 
 
 def handler_requirements(folder: str | os.PathLike) -> list[str]:
@@ -28,20 +29,25 @@ def handler_requirements(folder: str | os.PathLike) -> list[str]:
     from deepfake_hf import __version__
 
     extras = list(HANDLER_EXTRAS)
-    if TIMM_MODEL_TYPE in _model_types(Path(folder) / "config.json"):
+    config = _read_config(Path(folder) / "config.json")
+    if TIMM_MODEL_TYPE in _model_types(config):
         extras.append("timm")
+    if config.get("face_preprocessing") == GEND_FACE_MODE:  # SCRFD through onnxruntime (faces/gend.py)
+        extras.append("gend-faces")
     return [f"deepfake-hf[{','.join(extras)}]>={__version__}"]
 
 
-def _model_types(config_path: Path) -> set[str]:
+def _read_config(config_path: Path) -> dict:
     from deepfake_hf.safety import UnsafeFileError, read_json
 
     try:
         config = read_json(config_path)
     except (OSError, UnsafeFileError, json.JSONDecodeError):
-        return set()
-    if not isinstance(config, dict):
-        return set()
+        return {}
+    return config if isinstance(config, dict) else {}
+
+
+def _model_types(config: dict) -> set[str]:
     backbone = config.get("backbone_config")
     return {value for value in (config.get("model_type"), (backbone or {}).get("model_type")
                                 if isinstance(backbone, dict) else None) if isinstance(value, str)}

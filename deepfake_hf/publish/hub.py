@@ -32,7 +32,7 @@ DEFAULT_MODEL_LINE = "DEFAULT_MODEL = None"
 # What a Space installs besides the vendored package: the core dependencies and these extras (faces,
 # because the app finds faces by default and a face detector scored on whole frames is off its training; timm,
 # because a detector on a timm encoder cannot load without it).
-SPACE_EXTRAS = ("app", "video", "faces", "timm")
+SPACE_EXTRAS = ("app", "video", "faces", "gend-faces", "timm")
 # Installed by the Space itself from the card's sdk_version; listing it again can pull a second version.
 SPACE_PROVIDED = ("gradio",)
 
