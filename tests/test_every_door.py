@@ -5,10 +5,11 @@ A door is one entry of `DOORS`: a name and a function (model folder, {input name
 {input name: (fake probability, face_found or None where the door does not say per file)}. The inputs are a
 photo with one face, one with two faces, one with none and a short video; the reference is the `Detector`
 (the first door). The doors: the Detector, predict (CLI), pipeline image and video, evaluate's predictions.csv,
-the app's API (gradio_client against app.py on 127.0.0.1) and the endpoint handler (handler.py imported from the
-folder in a fresh process). No door is told a face mode, crop or frame count: each takes the model's record
-(the dlib model records a margin crop, not the package default, so a door that picked its own would show).
-Adding a door is one function and one `Door(...)` line.
+the app's API (gradio_client against app.py on 127.0.0.1), the endpoint handler (handler.py imported from the
+folder in a fresh process) and explain's printed probability (pictures only). No door is told a face mode, crop
+or frame count: each takes the model's record (the dlib model records a margin crop, not the package default, so
+a door that picked its own would show), and for a model recording nothing every door takes the one default
+(`scoring.scorer.resolve_faces`: the picture as given). Adding a door is one function and one `Door(...)` line.
 
 The last test checks the video doors of a converted processor (DeepfakeImageProcessor, OpenCV resize): each
 sampled frame gets exactly the image processor's pixels.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +46,7 @@ Scores = dict[str, tuple[float, "bool | None"]]
 class Door:
     name: str
     score: Callable[[Path, dict[str, Path], Path], Scores]
+    videos: bool = True  # False: a door for pictures only (explain), given the photos alone
 
 
 # ------------------------------------------------------------------------------------------------ the doors
@@ -75,7 +78,9 @@ video = pipeline("video-classification", model=sys.argv[1], trust_remote_code=Tr
 out = {}
 for name, path in inputs.items():
     rows = (video if path.endswith(".mp4") else image)(path)
-    out[name] = [rows[0]["fake_probability"], rows[0]["face_found"], {r["label"]: r["score"] for r in rows}["fake"]]
+    fake = {r["label"]: r["score"] for r in rows}["fake"]
+    # the stock pipelines (a model recording nothing) give the label scores alone
+    out[name] = [rows[0].get("fake_probability", fake), rows[0].get("face_found"), fake, type(image).__name__]
 print(json.dumps(out))
 """
 
@@ -83,9 +88,16 @@ print(json.dumps(out))
 def pipeline_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
     stdout = run_python(PIPELINE, model, json.dumps({name: str(path) for name, path in inputs.items()})).stdout
     out = json.loads(stdout.strip().splitlines()[-1])
-    for name, (probability, _, fake_score) in out.items():
+    face_model = _records_faces(model)
+    for name, (probability, _, fake_score, pipeline_class) in out.items():
         assert fake_score == probability, name  # the "fake" row's score is predict's number
-    return {name: (probability, face_found) for name, (probability, face_found, _) in out.items()}
+        # a face model gets the face-aware pipeline; one recording nothing keeps transformers' own
+        assert (pipeline_class == "DeepfakeImageClassificationPipeline") == face_model, pipeline_class
+    return {name: (probability, face_found) for name, (probability, face_found, _, _) in out.items()}
+
+
+def _records_faces(model: Path) -> bool:
+    return json.loads((model / "config.json").read_text()).get("face_preprocessing") not in (None, "none")
 
 
 EVALUATE = """
@@ -131,7 +143,21 @@ def app_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
             verdict, probabilities, *_ = client.predict(handle_file(str(path)), api_name=api)
             assert probabilities is not None, f"{name}: {verdict}"
             fake = {row["label"]: row["confidence"] for row in probabilities["confidences"]}["fake"]
-            scores[name] = (fake, "not a verdict" not in verdict)
+            # "not a verdict": no face found; "N face(s) found": faces were looked for; neither: they were not
+            found = False if "not a verdict" in verdict else True if re.search(r"\d+ faces? found", verdict) else None
+            scores[name] = (fake, found)
+    return scores
+
+
+def explain_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
+    """`deepfake-hf explain`'s function (explain_to_file, in this process): the fake probability it prints with the
+    heatmap, on the crop predict scores. A door for pictures: it draws one image's map, so it takes no video."""
+    from deepfake_hf.scoring.explain import explain_to_file
+
+    scores: Scores = {}
+    for name, path in inputs.items():
+        result = explain_to_file(model, path, scratch / f"{path.stem}.png")
+        scores[name] = (result["fake_probability"], None if result["faces"] is None else result["faces"] > 0)
     return scores
 
 
@@ -169,6 +195,7 @@ DOORS = [
     Door("evaluate predictions.csv", evaluate_door),
     Door("app API (gradio_client)", app_door),
     Door("Inference Endpoints handler", handler_door),
+    Door("explain (heatmap)", explain_door, videos=False),
 ]
 
 
@@ -203,8 +230,10 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
                                                    ("no face", "no_face.png"), ("video", "clip.mp4"))}
 
 
-@pytest.fixture(scope="module", params=["deepfakebench", "dlib"])
+@pytest.fixture(scope="module", params=["deepfakebench", "dlib", None], ids=["deepfakebench", "dlib", "nothing"])
 def model(request, tmp_path_factory) -> Path:
+    """A model recording each face mode, and one recording nothing (an older folder): no door is told a face mode,
+    so for the last every door must fall back on the same default (the picture as given, resolve_faces)."""
     folder = tmp_path_factory.mktemp(f"door_model_{request.param}") / "model"
     # The dlib model records a crop other than the package default, so a door that picked its own crop shows.
     geometry = {"face_crop": "margin", "face_margin": 0.2} if request.param == "dlib" else {}
@@ -215,13 +244,17 @@ def model(request, tmp_path_factory) -> Path:
 # -------------------------------------------------------------------------------------------------- the test
 def test_every_door_gives_the_same_answer(model, inputs, tmp_path):
     reference = detector_door(model, inputs, tmp_path)
-    assert reference["no face"][1] is False and reference["one face"][1] is True and reference["video"][1] is True
+    if _records_faces(model):
+        assert reference["no face"][1] is False and reference["one face"][1] is True and reference["video"][1] is True
+    else:  # recording nothing, the one default is the picture as given: no door looks for a face
+        assert all(face_found is None for _, face_found in reference.values())
     for number, door in enumerate(DOORS[1:]):
         scratch = tmp_path / f"door{number}"
         scratch.mkdir()
-        scores = door.score(model, inputs, scratch)
-        for name, (probability, face_found) in reference.items():
-            got, said = scores[name]
+        given = {name: path for name, path in inputs.items() if door.videos or path.suffix != ".mp4"}
+        scores = door.score(model, given, scratch)
+        for name in given:
+            (probability, face_found), (got, said) = reference[name], scores[name]
             assert got == pytest.approx(probability, abs=TOLERANCE), f"{door.name}: {name}"
             assert said is None or said == face_found, f"{door.name}: {name} face_found"
         if "files without a face" in scores:
@@ -242,15 +275,28 @@ def run_without_terminal(code: str, *args: object) -> subprocess.CompletedProces
 
 
 STOCK_PIPELINE = ("import json, sys, deepfake_hf; deepfake_hf.register(); from transformers import pipeline; "
-                  "rows = pipeline('image-classification', model=sys.argv[1])(sys.argv[2]); "
+                  "trust = {'trust_remote_code': True} if sys.argv[3:] == ['trust'] else {}; "
+                  "rows = pipeline('image-classification', model=sys.argv[1], **trust)(sys.argv[2]); "
                   "print(json.dumps({r['label']: r['score'] for r in rows}))")
 
 
-def test_a_face_model_without_trust_remote_code_is_refused_not_scored_whole(model, inputs):
-    """What the README says: a model that finds faces needs trust_remote_code=True for `pipeline`; without it,
-    even after register(), transformers refuses (no prompt, no whole-picture score)."""
-    result = run_without_terminal(STOCK_PIPELINE, model, inputs["one face"])
-    assert result.returncode != 0 and "trust_remote_code=True" in result.stderr
+def test_pipeline_needs_what_the_readme_says(model, inputs):
+    """README "Use", in a fresh process whose stdin is no terminal (where transformers' "[y/N]" prompt fails): a
+    model recording no face mode (nothing, as an older folder, or "none") loads after register() without
+    trust_remote_code and gives the Detector's number; a model that finds faces is refused (no prompt, no
+    whole-picture score) until trust_remote_code=True, and then gives it too. Following the README, no traceback."""
+    from deepfake_hf import Detector
+
+    (expected,) = Detector.from_pretrained(model, progress=False)([inputs["one face"]])
+    plain = run_without_terminal(STOCK_PIPELINE, model, inputs["one face"])
+    if _records_faces(model):
+        assert plain.returncode != 0 and "trust_remote_code=True" in plain.stderr
+        followed = run_without_terminal(STOCK_PIPELINE, model, inputs["one face"], "trust")
+    else:
+        followed = plain
+    assert followed.returncode == 0 and "Traceback" not in followed.stderr, followed.stderr[-2000:]
+    fake = json.loads(followed.stdout.strip().splitlines()[-1])["fake"]
+    assert fake == pytest.approx(expected.fake_probability, abs=TOLERANCE)
 
 
 def test_a_whole_image_model_keeps_the_stock_pipeline_without_remote_code(tmp_path, inputs):

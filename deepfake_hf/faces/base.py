@@ -160,7 +160,10 @@ def face_mode(name: str) -> type[FaceMode]:
 
 def prefer_recorded(faces: str | None, recorded: str | None) -> str:
     """The face mode asked for, with a model's recorded preprocessing in place of None ("the model's") and
-    "auto"; None with nothing recorded is whole frames, "auto" with nothing recorded stays "auto"."""
+    "auto"; None with nothing recorded is whole frames, "auto" with nothing recorded stays "auto".
+
+    The one rule for a door's default: every door passes None (defaults.MODEL_FACES) unless the caller names a
+    mode, and the scorer resolves it here (scoring.scorer.resolve_faces), so no door starts from its own."""
     if faces is None:
         return recorded or NO_FACES
     if faces == AUTO and recorded:
