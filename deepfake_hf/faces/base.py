@@ -171,6 +171,23 @@ def prefer_recorded(faces: str | None, recorded: str | None) -> str:
     return faces
 
 
+def input_record(faces: str, num_frames: int | None = None) -> dict[str, Any]:
+    """The config keys (`configuration_deepfake.INPUT_KEYS`) of a model fitted on data read with face mode `faces`
+    ("auto" as it resolves here): that mode, the crop geometry the data loaders cut with when it finds faces, and
+    the frames per video. Empty of face keys for a mode that is not recorded. `train` and `probe` write it, so
+    every door later feeds the model what it was fitted on."""
+    from deepfake_hf.defaults import DEFAULT_CROP, FACE_SCALE, FACE_SIZE
+
+    mode = face_mode(faces)
+    record: dict[str, Any] = {"num_frames": num_frames} if num_frames else {}
+    if not mode.recorded:
+        return record
+    record["face_preprocessing"] = mode.name
+    if mode.finds_faces:  # data.load_source's crop: aligned, FACE_SIZE pixels at FACE_SCALE
+        record.update(face_crop=DEFAULT_CROP, face_size=FACE_SIZE, face_scale=FACE_SCALE)
+    return record
+
+
 def get_face_detector(name: str | Any = AUTO, **options: Any) -> Any:
     """A detector by mode name (`options` go to the mode's constructor); a detector object is returned as is."""
     if not isinstance(name, str):
