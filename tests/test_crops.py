@@ -100,8 +100,7 @@ def test_evaluate_scores_crops_without_the_face_policy(crops, kind, tmp_path):
 
 
 @pytest.mark.skipif(not dlib_available(), reason="dlib not installed")
-@pytest.mark.parametrize("kind", ["folder", "manifest"])
-def test_predict_and_the_detector_score_marked_crops_as_given(crops, kind, tmp_path):
+def test_predict_and_the_detector_score_marked_crops_as_given(crops, tmp_path):
     """`predict` and the `Detector` read the `#crops` mark as evaluate does: a marked folder's or manifest's
     pictures are scored as given (predict --faces none's numbers, no face search), though the model records dlib."""
     from deepfake_hf import Detector
@@ -111,12 +110,13 @@ def test_predict_and_the_detector_score_marked_crops_as_given(crops, kind, tmp_p
     paths = sorted(str(path) for path in crops["folder"].rglob("*.png"))
     as_given = Detector.from_pretrained(tmp_path / "model", faces="none", progress=False)(paths)
     expected = {result.path: result.fake_probability for result in as_given}
-    spec = f"{crops[kind]}#crops"
     detector = Detector.from_pretrained(tmp_path / "model", progress=False)
-    _, predicted = predict(tmp_path / "model", [spec], fmt="json", progress=False)
-    for results in (detector([spec]), predicted):
-        assert all(result.error is None and result.face_found is None for result in results)
-        assert {result.path: result.fake_probability for result in results} == pytest.approx(expected, abs=1e-5)
+    for kind in ("folder", "manifest"):
+        spec = f"{crops[kind]}#crops"
+        _, predicted = predict(tmp_path / "model", [spec], fmt="json", progress=False)
+        for results in (detector([spec]), predicted):
+            assert all(result.error is None and result.face_found is None for result in results), kind
+            assert {result.path: result.fake_probability for result in results} == pytest.approx(expected, abs=1e-5)
     (unmarked,) = detector(paths[:1])
     assert unmarked.face_found is True  # without the mark the model's face policy runs on the same picture
 
