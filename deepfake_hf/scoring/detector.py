@@ -303,10 +303,13 @@ def iter_listed(inputs: Iterable[str | os.PathLike]) -> Iterator[str | os.PathLi
     mark on something else is one failed entry."""
     from deepfake_hf.data.datasets import DataSourceError, marked_crops_paths
 
+    unmarked: list[Any] = []  # listed together, so a file or folder given twice is listed once
     for item in inputs:
         if not _marked(item):
-            yield from _listed([item])
+            unmarked.append(item)
             continue
+        yield from _listed(unmarked)
+        unmarked = []
         try:
             listed = marked_crops_paths(item)
         except (DataSourceError, OSError) as error:
@@ -314,6 +317,7 @@ def iter_listed(inputs: Iterable[str | os.PathLike]) -> Iterator[str | os.PathLi
             continue
         for source in _listed(listed):
             yield source if isinstance(source, MediaError) else AsGiven(source)
+    yield from _listed(unmarked)
 
 
 def _listed(inputs):
