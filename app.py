@@ -121,7 +121,8 @@ class DeepfakeDemo:
 
     def __init__(self, model_id, faces=None, time_limit=TIME_LIMIT_S):
         self.model_id = model_id
-        self.faces = faces or os.environ.get("DEEPFAKE_HF_FACES", "auto")
+        # None: the model's recorded face mode, resolved by the scorer as at every other door
+        self.faces = faces or os.environ.get("DEEPFAKE_HF_FACES") or None
         self.time_limit = time_limit
         self._detector = None
         self._explainer = None
@@ -620,7 +621,8 @@ def main(argv=None):
 
     parser = argparse.ArgumentParser(description="Gradio demo of a deepfake detector.")
     parser.add_argument("--model", help="model folder or Hub id (default: $DEEPFAKE_HF_MODEL)")
-    parser.add_argument("--faces", choices=face_mode_names(), help="face detection (default: auto)")
+    parser.add_argument("--faces", choices=face_mode_names(),
+                        help="face detection (default: the model's recorded face mode, else the picture as given)")
     # SIGTERM (a stopped container or Space) shuts gradio down like Ctrl-C, so its cache cleanup runs.
     signal.signal(signal.SIGTERM, _interrupt)
     args = parser.parse_args(argv)

@@ -248,7 +248,7 @@ class DeepfakeDetectorConfig(PretrainedConfig):
             otherwise: `"deepfakebench"` (DeepfakeBench's dlib alignment, 256x256 at scale 1.3, frames at
             `linspace(0, n-1, num_frames)` rounded down), `"dlib"` (the package's fast dlib face mode),
             `"none"` (whole images or ready-made face crops, scored as given), or None (nothing recorded:
-            the command line's "auto", whole images in Python).
+            every door scores the picture as given unless told a face mode).
         face_crop (`str`, *optional*): how a found face is cut: `"align"` (5-point aligned) or `"margin"`
             (box plus `face_margin`); None: the package default ("align").
         face_size (`int`, *optional*), face_scale (`float`, *optional*), face_margin (`float`, *optional*):

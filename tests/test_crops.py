@@ -97,3 +97,35 @@ def test_evaluate_scores_crops_without_the_face_policy(crops, kind, tmp_path):
     assert [scored[path] for path in paths] == pytest.approx([r.fake_probability for r in as_given], abs=1e-5)
     assert all(r.face_found for r in searched)  # the face policy would have cropped again...
     assert max(abs(a.fake_probability - b.fake_probability) for a, b in zip(as_given, searched)) > 1e-4  # ...and moved
+
+
+@pytest.mark.skipif(not dlib_available(), reason="dlib not installed")
+def test_predict_and_the_detector_score_marked_crops_as_given(crops, tmp_path):
+    """`predict` and the `Detector` read the `#crops` mark as evaluate does: a marked folder's or manifest's
+    pictures are scored as given (predict --faces none's numbers, no face search), though the model records dlib."""
+    from deepfake_hf import Detector
+    from deepfake_hf.scoring.predict import predict
+
+    tiny_detector("vit", face_preprocessing="dlib").save_pretrained(tmp_path / "model")
+    paths = sorted(str(path) for path in crops["folder"].rglob("*.png"))
+    as_given = Detector.from_pretrained(tmp_path / "model", faces="none", progress=False)(paths)
+    expected = {result.path: result.fake_probability for result in as_given}
+    detector = Detector.from_pretrained(tmp_path / "model", progress=False)
+    for kind in ("folder", "manifest"):
+        spec = f"{crops[kind]}#crops"
+        _, predicted = predict(tmp_path / "model", [spec], fmt="json", progress=False)
+        for results in (detector([spec]), predicted):
+            assert all(result.error is None and result.face_found is None for result in results), kind
+            assert {result.path: result.fake_probability for result in results} == pytest.approx(expected, abs=1e-5)
+    (unmarked,) = detector(paths[:1])
+    assert unmarked.face_found is True  # without the mark the model's face policy runs on the same picture
+
+
+def test_a_mark_on_something_else_is_one_failed_input(crops, tmp_path):
+    from deepfake_hf.media import MediaError
+    from deepfake_hf.scoring.detector import iter_listed
+
+    (failed,) = list(iter_listed([f"{crops['json']}#crops"]))
+    assert isinstance(failed, MediaError) and "marks a folder or a manifest" in str(failed)
+    (missing,) = list(iter_listed([f"{tmp_path}/nothing#crops"]))
+    assert isinstance(missing, MediaError) and "no such file or folder" in str(missing)

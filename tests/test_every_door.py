@@ -5,10 +5,11 @@ A door is one entry of `DOORS`: a name and a function (model folder, {input name
 {input name: (fake probability, face_found or None where the door does not say per file)}. The inputs are a
 photo with one face, one with two faces, one with none and a short video; the reference is the `Detector`
 (the first door). The doors: the Detector, predict (CLI), pipeline image and video, evaluate's predictions.csv,
-the app's API (gradio_client against app.py on 127.0.0.1) and the endpoint handler (handler.py imported from the
-folder in a fresh process). No door is told a face mode, crop or frame count: each takes the model's record
-(the dlib model records a margin crop, not the package default, so a door that picked its own would show).
-Adding a door is one function and one `Door(...)` line.
+the app's API (gradio_client against app.py on 127.0.0.1), the endpoint handler (handler.py imported from the
+folder in a fresh process) and explain's printed probability (pictures only). No door is told a face mode, crop
+or frame count: each takes the model's record (the dlib model records a margin crop, not the package default, so
+a door that picked its own would show), and for a model recording nothing every door takes the one default
+(`scoring.scorer.resolve_faces`: the picture as given). Adding a door is one function and one `Door(...)` line.
 
 The last test checks the video doors of a converted processor (DeepfakeImageProcessor, OpenCV resize): each
 sampled frame gets exactly the image processor's pixels.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -37,13 +39,17 @@ from .conftest import run_python, tiny_detector
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not dlib_available(), reason="dlib not installed")]
 NUM_FRAMES = 4
 TOLERANCE = 1e-5
-Scores = dict[str, tuple[float, "bool | None"]]
+# A door's answer per input: (fake probability, face_found or None where the door does not say per file, note or
+# NOT_SAID where the door gives none per file).
+Scores = dict[str, tuple]
+NOT_SAID = "(this door gives no note per file)"
 
 
 @dataclass
 class Door:
     name: str
     score: Callable[[Path, dict[str, Path], Path], Scores]
+    videos: bool = True  # False: a door for pictures only (explain), given the photos alone
 
 
 # ------------------------------------------------------------------------------------------------ the doors
@@ -51,7 +57,7 @@ def detector_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores
     from deepfake_hf import Detector
 
     results = Detector.from_pretrained(model, progress=False)(list(inputs.values()))
-    return {name: (result.fake_probability, result.face_found) for name, result in zip(inputs, results)}
+    return {name: (result.fake_probability, result.face_found, result.note) for name, result in zip(inputs, results)}
 
 
 PREDICT = "import sys; from deepfake_hf.cli import main; sys.exit(main(sys.argv[1:]))"
@@ -62,7 +68,7 @@ def predict_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
     assert out.returncode == 0
     results = json.loads((scratch / "p.json").read_text())["results"]
     by_path = {result["path"]: result for result in results}
-    return {name: (by_path[str(path)]["fake_probability"], by_path[str(path)]["face_found"])
+    return {name: (by_path[str(path)]["fake_probability"], by_path[str(path)]["face_found"], by_path[str(path)]["note"])
             for name, path in inputs.items()}
 
 
@@ -72,20 +78,32 @@ from transformers import pipeline
 inputs = json.loads(sys.argv[2])
 image = pipeline("image-classification", model=sys.argv[1], trust_remote_code=True)
 video = pipeline("video-classification", model=sys.argv[1], trust_remote_code=True)
+NOT_SAID = sys.argv[3]
 out = {}
 for name, path in inputs.items():
     rows = (video if path.endswith(".mp4") else image)(path)
-    out[name] = [rows[0]["fake_probability"], rows[0]["face_found"], {r["label"]: r["score"] for r in rows}["fake"]]
+    fake = {r["label"]: r["score"] for r in rows}["fake"]
+    # the stock pipelines (a model recording nothing) give the label scores alone
+    out[name] = [rows[0].get("fake_probability", fake), rows[0].get("face_found"), fake, type(image).__name__,
+                 rows[0].get("note", NOT_SAID)]
 print(json.dumps(out))
 """
 
 
 def pipeline_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
-    stdout = run_python(PIPELINE, model, json.dumps({name: str(path) for name, path in inputs.items()})).stdout
+    stdout = run_python(PIPELINE, model, json.dumps({name: str(path) for name, path in inputs.items()}),
+                        NOT_SAID).stdout
     out = json.loads(stdout.strip().splitlines()[-1])
-    for name, (probability, _, fake_score) in out.items():
+    face_model = _records_faces(model)
+    for name, (probability, _, fake_score, pipeline_class, _) in out.items():
         assert fake_score == probability, name  # the "fake" row's score is predict's number
-    return {name: (probability, face_found) for name, (probability, face_found, _) in out.items()}
+        # a face model gets the face-aware pipeline; one recording nothing keeps transformers' own
+        assert (pipeline_class == "DeepfakeImageClassificationPipeline") == face_model, pipeline_class
+    return {name: (probability, face_found, note) for name, (probability, face_found, _, _, note) in out.items()}
+
+
+def _records_faces(model: Path) -> bool:
+    return json.loads((model / "config.json").read_text()).get("face_preprocessing") not in (None, "none")
 
 
 EVALUATE = """
@@ -110,8 +128,8 @@ def evaluate_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores
     with open(scratch / "eval" / "predictions.csv", newline="") as handle:
         for row in csv.DictReader(handle):
             rows.setdefault(Path(row["path"]).name, []).append(float(row["score"]))
-    scores: Scores = {name: (float(np.mean(rows[path.name])), None) for name, path in inputs.items()}
-    scores["files without a face"] = (float(without_face), None)
+    scores: Scores = {name: (float(np.mean(rows[path.name])), None, NOT_SAID) for name, path in inputs.items()}
+    scores["files without a face"] = (float(without_face), None, NOT_SAID)
     return scores
 
 
@@ -131,7 +149,23 @@ def app_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
             verdict, probabilities, *_ = client.predict(handle_file(str(path)), api_name=api)
             assert probabilities is not None, f"{name}: {verdict}"
             fake = {row["label"]: row["confidence"] for row in probabilities["confidences"]}["fake"]
-            scores[name] = (fake, "not a verdict" not in verdict)
+            # "not a verdict": no face found, its note the headline; "N face(s) found": faces were looked for
+            found = False if "not a verdict" in verdict else True if re.search(r"\d+ faces? found", verdict) else None
+            headline = verdict.splitlines()[0].removeprefix("### ")
+            scores[name] = (fake, found, headline[:1].lower() + headline[1:] if found is False else NOT_SAID)
+    return scores
+
+
+def explain_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
+    """`deepfake-hf explain`'s function (explain_to_file, in this process): the fake probability it prints with the
+    heatmap, on the crop predict scores. A door for pictures: it draws one image's map, so it takes no video."""
+    from deepfake_hf.scoring.explain import explain_to_file
+
+    scores: Scores = {}
+    for name, path in inputs.items():
+        result = explain_to_file(model, path, scratch / f"{path.stem}.png")
+        scores[name] = (result["fake_probability"], None if result["faces"] is None else result["faces"] > 0,
+                        result["note"])
     return scores
 
 
@@ -159,7 +193,8 @@ def handler_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
     answers = json.loads(run_python(TOOLKIT, folder, *inputs.values()).stdout.strip().splitlines()[-1])
     for name, answer in zip(inputs, answers):
         assert answer["error"] is None, f"{name}: {answer['error']}"
-    return {name: (answer["fake_probability"], answer["face_found"]) for name, answer in zip(inputs, answers)}
+    return {name: (answer["fake_probability"], answer["face_found"], answer["note"])
+            for name, answer in zip(inputs, answers)}
 
 
 DOORS = [
@@ -169,6 +204,7 @@ DOORS = [
     Door("evaluate predictions.csv", evaluate_door),
     Door("app API (gradio_client)", app_door),
     Door("Inference Endpoints handler", handler_door),
+    Door("explain (heatmap)", explain_door, videos=False),
 ]
 
 
@@ -203,8 +239,10 @@ def inputs(tmp_path_factory) -> dict[str, Path]:
                                                    ("no face", "no_face.png"), ("video", "clip.mp4"))}
 
 
-@pytest.fixture(scope="module", params=["deepfakebench", "dlib"])
+@pytest.fixture(scope="module", params=["deepfakebench", "dlib", None], ids=["deepfakebench", "dlib", "nothing"])
 def model(request, tmp_path_factory) -> Path:
+    """A model recording each face mode, and one recording nothing (an older folder): no door is told a face mode,
+    so for the last every door must fall back on the same default (the picture as given, resolve_faces)."""
     folder = tmp_path_factory.mktemp(f"door_model_{request.param}") / "model"
     # The dlib model records a crop other than the package default, so a door that picked its own crop shows.
     geometry = {"face_crop": "margin", "face_margin": 0.2} if request.param == "dlib" else {}
@@ -214,19 +252,47 @@ def model(request, tmp_path_factory) -> Path:
 
 # -------------------------------------------------------------------------------------------------- the test
 def test_every_door_gives_the_same_answer(model, inputs, tmp_path):
+    from deepfake_hf.scoring.scorer import NO_FACE_NOTE
+
     reference = detector_door(model, inputs, tmp_path)
-    assert reference["no face"][1] is False and reference["one face"][1] is True and reference["video"][1] is True
+    if _records_faces(model):
+        assert [reference[name][1] for name in ("one face", "two faces", "no face", "video")] == [True, True, False,
+                                                                                                  True]
+        assert reference["no face"][2] == NO_FACE_NOTE  # what every door that gives a note must say too
+        assert_the_most_suspicious_face_decides(model, inputs["two faces"], reference["two faces"][0])
+    else:  # recording nothing, the one default is the picture as given: no door looks for a face
+        assert all(face_found is None and note is None for _, face_found, note in reference.values())
     for number, door in enumerate(DOORS[1:]):
         scratch = tmp_path / f"door{number}"
         scratch.mkdir()
-        scores = door.score(model, inputs, scratch)
-        for name, (probability, face_found) in reference.items():
-            got, said = scores[name]
+        given = {name: path for name, path in inputs.items() if door.videos or path.suffix != ".mp4"}
+        scores = door.score(model, given, scratch)
+        for name in given:
+            (probability, face_found, note), (got, said, noted) = reference[name], scores[name]
             assert got == pytest.approx(probability, abs=TOLERANCE), f"{door.name}: {name}"
             assert said is None or said == face_found, f"{door.name}: {name} face_found"
+            assert noted == NOT_SAID or noted == note, f"{door.name}: {name} note"
         if "files without a face" in scores:
-            expected = sum(face_found is False for _, face_found in reference.values())
+            expected = sum(face_found is False for _, face_found, _ in reference.values())
             assert scores["files without a face"][0] == expected, door.name
+
+
+def assert_the_most_suspicious_face_decides(model: Path, path: Path, score: float) -> None:
+    """The two-face photo's score (every door's, since they all agree with the Detector) is the higher of its two
+    people's own scores, and those differ, so a door that took the first face or a mean would show. The
+    deepfakebench mode keeps the largest face of a frame only, as DeepfakeBench's preprocessing does: one person."""
+    from deepfake_hf import Scorer
+
+    scorer = Scorer.from_pretrained(model)
+    frames, _ = scorer.read(path)
+    plan = scorer.plan(frames)
+    people = scorer.probabilities(scorer.margins(plan.crops))
+    if scorer.face_detector.name == "deepfakebench":
+        assert plan.faces == 1 and score == pytest.approx(people[0], abs=TOLERANCE)
+        return
+    assert plan.faces == 2 and len(people) == 2 and abs(people[0] - people[1]) > 1e-4
+    assert score == pytest.approx(max(people), abs=TOLERANCE)
+    assert scorer.decide(plan, scorer.margins(plan.crops)).person == int(np.argmax(people))
 
 
 def test_the_doors_are_listed_once():
@@ -242,15 +308,28 @@ def run_without_terminal(code: str, *args: object) -> subprocess.CompletedProces
 
 
 STOCK_PIPELINE = ("import json, sys, deepfake_hf; deepfake_hf.register(); from transformers import pipeline; "
-                  "rows = pipeline('image-classification', model=sys.argv[1])(sys.argv[2]); "
+                  "trust = {'trust_remote_code': True} if sys.argv[3:] == ['trust'] else {}; "
+                  "rows = pipeline('image-classification', model=sys.argv[1], **trust)(sys.argv[2]); "
                   "print(json.dumps({r['label']: r['score'] for r in rows}))")
 
 
-def test_a_face_model_without_trust_remote_code_is_refused_not_scored_whole(model, inputs):
-    """What the README says: a model that finds faces needs trust_remote_code=True for `pipeline`; without it,
-    even after register(), transformers refuses (no prompt, no whole-picture score)."""
-    result = run_without_terminal(STOCK_PIPELINE, model, inputs["one face"])
-    assert result.returncode != 0 and "trust_remote_code=True" in result.stderr
+def test_pipeline_needs_what_the_readme_says(model, inputs):
+    """README "Use", in a fresh process whose stdin is no terminal (where transformers' "[y/N]" prompt fails): a
+    model recording no face mode (nothing, as an older folder, or "none") loads after register() without
+    trust_remote_code and gives the Detector's number; a model that finds faces is refused (no prompt, no
+    whole-picture score) until trust_remote_code=True, and then gives it too. Following the README, no traceback."""
+    from deepfake_hf import Detector
+
+    (expected,) = Detector.from_pretrained(model, progress=False)([inputs["one face"]])
+    plain = run_without_terminal(STOCK_PIPELINE, model, inputs["one face"])
+    if _records_faces(model):
+        assert plain.returncode != 0 and "trust_remote_code=True" in plain.stderr
+        followed = run_without_terminal(STOCK_PIPELINE, model, inputs["one face"], "trust")
+    else:
+        followed = plain
+    assert followed.returncode == 0 and "Traceback" not in followed.stderr, followed.stderr[-2000:]
+    fake = json.loads(followed.stdout.strip().splitlines()[-1])["fake"]
+    assert fake == pytest.approx(expected.fake_probability, abs=TOLERANCE)
 
 
 def test_a_whole_image_model_keeps_the_stock_pipeline_without_remote_code(tmp_path, inputs):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from deepfake_hf.faces import dlib_available
 from deepfake_hf.publish.endpoint import HANDLER_FILE, HANDLER_TEMPLATE, REQUIREMENTS_FILE, handler_requirements
 from deepfake_hf.publish.endpoint_handler import EndpointHandler, PayloadError, parse_size, sniff
 from deepfake_hf.scoring.results import FIELD_NAMES
@@ -39,7 +40,8 @@ def model_dir(tmp_path_factory):
     from deepfake_hf.publish.endpoint import write_handler
 
     folder = tmp_path_factory.mktemp("handler") / "model"
-    tiny_detector("vit", seed=5).save_pretrained(folder)
+    # a face model where dlib is here (the faces extra the handler's requirements install), so faces are found
+    tiny_detector("vit", seed=5, face_preprocessing="dlib" if dlib_available() else None).save_pretrained(folder)
     write_handler(folder)
     return folder
 

@@ -1,6 +1,7 @@
 """Publishing through a local fake Hub: push, load back in a fresh process, error paths, Spaces."""
 
 import json
+import shutil
 import socket
 from pathlib import Path
 
@@ -375,7 +376,12 @@ def test_native_widget_example_is_an_aligned_face_crop(run_dir, tmp_path):
 
     pytest.importorskip("skimage")  # the default example photo (public-domain astronaut)
     pytest.importorskip("dlib")
-    out = assemble_model_repo(run_dir, tmp_path / "native", "alice/native", native=True, endpoint="http://hub")
+    # a model that records the dlib face mode (one recording nothing is scored as given, so its example would be too)
+    run = tmp_path / "run"
+    shutil.copytree(run_dir, run)
+    shutil.rmtree(run / "model")
+    tiny_detector("vit", seed=3, face_preprocessing="dlib").save_pretrained(run / "model")
+    out = assemble_model_repo(run, tmp_path / "native", "alice/native", native=True, endpoint="http://hub")
     assert Image.open(out / "example.png").size == (256, 256)  # the aligned crop, not the 512x512 photo
     card = (out / "README.md").read_text()
     front = yaml.safe_load(card.split("---")[1])
@@ -384,6 +390,6 @@ def test_native_widget_example_is_an_aligned_face_crop(run_dir, tmp_path):
     assert "scores **the picture as given**" in card and "handler.py" in card
 
     noise = write_image(tmp_path / "noise.png", size=(40, 40), seed=9)
-    out = assemble_model_repo(run_dir, tmp_path / "stand-in", "alice/native", native=True, example_image=noise)
+    out = assemble_model_repo(run, tmp_path / "stand-in", "alice/native", native=True, example_image=noise)
     assert Image.open(out / "example.png").size == (40, 40)
     assert "is a stand-in, the picture as given: the `dlib` face mode found no face" in (out / "README.md").read_text()

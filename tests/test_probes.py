@@ -16,6 +16,7 @@ from deepfake_hf.evaluation.probes import (
     probe_scores,
     run_probe,
 )
+from deepfake_hf.faces import dlib_available
 
 from .conftest import TINY_BACKBONES, tiny_detector
 
@@ -61,6 +62,9 @@ def test_linear_probe_becomes_a_detector_with_the_same_scores(encoders, data, tm
                        cache_dir=tmp_path / "cache", plots=False, **params)
     assert result["probe"]["detector"] == str(out / "model")
     assert result["test_sets"]["3-fold CV"]["frame"]["n"] == 20
+    # both record the input their features came from (faces "none" here), so every door feeds them that
+    assert json.loads((out / "probe" / "probe.json").read_text())["input"]["face_preprocessing"] == "none"
+    assert json.loads((out / "model" / "config.json").read_text())["face_preprocessing"] == "none"
     for name in ("predictions.csv", "metrics.json", "report.md", "probe/probe.json", f"probe/{FEATURES_FILE}"):
         assert (out / name).is_file(), name
 
@@ -117,6 +121,15 @@ def test_nonlinear_probe_saved_without_pickle_and_evaluated_by_cli(encoders, dat
     assert code == 0
     metrics = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert metrics["test_sets"][data.name]["frame"]["auroc"] > 0.9  # its own training data
+
+
+    # a probe fitted on face crops is fed face crops by default: its record is read as a model config's
+    spec["input"] = {"face_preprocessing": "deepfakebench", "num_frames": 3}
+    (out / "probe" / "probe.json").write_text(json.dumps(spec))
+    if dlib_available():
+        scorer = load_probe(out / "probe")
+        assert (scorer.face_detector.name, scorer.num_frames) == ("deepfakebench", 3)
+        assert load_probe(out / "probe", faces="none").face_detector.name == "none"  # an option given wins
 
 
 def test_features_are_cached(encoders, data, tmp_path):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from deepfake_hf.defaults import AGGREGATIONS, DEFAULT_CROP, DEFAULT_FACES
+from deepfake_hf.defaults import AGGREGATIONS, DEFAULT_CROP, MODEL_FACES, MODEL_FACES_TEXT
 from deepfake_hf.faces import AUTO, FACE_CROPS, auto_description, face_mode_names, face_modes
 
 # The CLI's own defaults of ideas whose default is the model's (frames, aggregation) are None: "the model's".
@@ -22,12 +22,14 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_faces_option(parser: argparse.ArgumentParser) -> None:
+def add_faces_option(parser: argparse.ArgumentParser, default: str | None = MODEL_FACES) -> None:
+    """--faces; `default` None (a command that scores with a model) is "the model's", resolved by the scorer
+    (scoring.scorer.resolve_faces) as at every other door; a command without a model gives "auto"."""
     # the choices and their descriptions come from the face-mode registry (a new mode file shows up here)
     described = [f"{AUTO} ({auto_description()})"]
     described += [f"{name} ({mode.description})" for name, mode in face_modes().items()]
-    parser.add_argument("--faces", choices=face_mode_names(), default=DEFAULT_FACES,
-                        help=f"face detection: {', '.join(described)}; default {DEFAULT_FACES}")
+    parser.add_argument("--faces", choices=face_mode_names(), default=default,
+                        help=f"face detection: {', '.join(described)}; default {default or MODEL_FACES_TEXT}")
 
 
 def add_crop_option(parser: argparse.ArgumentParser, default: str | None = None) -> None:

@@ -28,8 +28,10 @@ exit codes:
   1  usage error (bad option, model that cannot be loaded, no media found, output exists)
 
 Folders are searched recursively for images and videos; URLs are refused (download first).
---faces auto uses the model's recorded face preprocessing (converted DeepfakeBench/GenD models:
-deepfakebench), else dlib when installed (pip install 'deepfake-hf[faces]'), else scores whole frames.
+By default faces are found the way the model's config records (converted DeepfakeBench models:
+deepfakebench); a model recording nothing scores the picture as given, as every other door does
+(--faces auto: dlib when installed, pip install 'deepfake-hf[faces]'). A folder or manifest ending in
+#crops holds ready-made face crops: scored as given.
 """
 
 

@@ -17,6 +17,7 @@ from deepfake_hf.cli.options import (
     label_map_of,
     positive_int,
 )
+from deepfake_hf.defaults import DEFAULT_FACES
 
 
 class PreprocessCommand(Command):
@@ -34,7 +35,7 @@ class PreprocessCommand(Command):
         parser.add_argument("data", nargs="+",
                             help="data sources: folders with real/ and fake/, manifests, DeepfakeBench JSON")
         add_output_option(parser)
-        add_faces_option(parser)
+        add_faces_option(parser, DEFAULT_FACES)  # no model to read a face mode from
         add_crop_option(parser, default="align")  # preprocess has no model to read a crop from
         add_frames_option(parser, default_text="32")
         parser.add_argument("--size", type=positive_int, default=256, help="crop size in pixels (default 256)")

@@ -14,6 +14,7 @@ from deepfake_hf.cli.options import (
     add_overwrite_option,
     label_map_of,
 )
+from deepfake_hf.defaults import DEFAULT_FACES
 
 
 class ProbeCommand(Command):
@@ -34,7 +35,7 @@ class ProbeCommand(Command):
         parser.add_argument("--pca", type=int, default=None, help="reduce features to N components first")
         parser.add_argument("--no-standardize", action="store_true", help="skip feature standardisation")
         parser.add_argument("--folds", type=int, default=5)
-        add_faces_option(parser)
+        add_faces_option(parser, DEFAULT_FACES)  # no model to read a face mode from
         add_frames_option(parser, "the detector config's default, 32")
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples for 95%% intervals")

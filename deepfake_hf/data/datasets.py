@@ -448,6 +448,27 @@ def crops_marked(spec: str | os.PathLike) -> bool:
     return text.endswith(CROPS_MARK) and not Path(text).expanduser().exists()
 
 
+def marked_crops_paths(spec: str | os.PathLike) -> list[Path]:
+    """The paths a source marked `#crops` (`crops_marked`) names, for a door that scores files one by one
+    (predict, the Detector): the folder itself, or the `path` column of a CSV / JSON-lines manifest resolved
+    against its folder (a row's folder of frames is listed as a folder: each picture is a file there). Raises
+    `DataSourceError` for a source that is neither, or a manifest without a `path` column."""
+    path = Path(os.fspath(spec)[:-len(CROPS_MARK)]).expanduser()
+    if not path.exists():
+        raise DataSourceError(f"{spec}: no such file or folder")
+    if path.is_dir():
+        return [path]
+    if path.suffix.lower() not in MANIFEST_EXTENSIONS:
+        raise DataSourceError(f"{spec}: {CROPS_MARK} marks a folder or a manifest "
+                              f"({', '.join(MANIFEST_EXTENSIONS)}) of face crops, not {path.suffix or 'this file'}")
+    fields, rows = _read_manifest_rows(path)
+    if rows and "path" not in fields:
+        raise DataSourceError(f"{spec}: no path column (a manifest needs path,label[,group][,method])")
+    listed = [Path(str(row.get("path") or "").strip()).expanduser() for _, row in rows
+              if str(row.get("path") or "").strip()]
+    return [item if item.is_absolute() else path.parent / item for item in listed]
+
+
 def _split_spec(spec):
     """"file.json#test" -> (Path("file.json"), "test"); anything else -> (Path(spec), None); a `#crops` mark
     (`crops_marked`) is left out of the path."""
@@ -887,12 +908,15 @@ def split_by_group(dataset, val_fraction, test_fraction=0.0, seed=0, link_ids=Tr
 
 __all__ = [
     "COLUMNS",
+    "CROPS_MARK",
     "DataSourceError",
     "class_balance",
+    "crops_marked",
     "default_cache_dir",
     "features",
     "linked_groups",
     "load_source",
+    "marked_crops_paths",
     "split_by_group",
     "split_report",
 ]

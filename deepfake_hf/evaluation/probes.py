@@ -22,6 +22,7 @@ import json
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -245,7 +246,8 @@ class ProbeScorer(Scorer):
         self.model = self.image_processor = None  # no single transformers model
         # The probe's scores are probabilities as they are: threshold 0.5, temperature 1, no centring.
         self.fake_index, self.threshold, self.temperature, self.centre = 1, DEFAULT_THRESHOLD, 1.0, 0.0
-        self.set_policy(None, **policy)
+        # the input its features were extracted from (faces.input_record), read as any model's config is
+        self.set_policy(SimpleNamespace(**self.spec.get("input", {})), **policy)
 
     def preprocess(self, images):
         """One input per image: its pixel values for each encoder (each has its own processor)."""
@@ -288,13 +290,15 @@ def load_scorer(path_or_id, device=None, **options):
     return Scorer.from_pretrained(path_or_id, device=device, **options)
 
 
-def save_probe(folder, backbones, classifier, pca, standardize, seed, params, features, labels):
+def save_probe(folder, backbones, classifier, pca, standardize, seed, params, features, labels, record=None):
+    """Save a probe; `record` (faces.input_record) is the input its features came from, which every door reads."""
     from safetensors.numpy import save_file
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     spec = {"backbones": [os.fspath(b) for b in backbones], "classifier": classifier, "pca": pca,
             "standardize": standardize, "seed": seed, "params": params, "feature_dim": int(features.shape[1]),
+            "input": dict(record or {}),
             "format": "scikit-learn pipeline refitted on train_features.safetensors at load (no pickle)"}
     (folder / PROBE_FILE).write_text(json.dumps(spec, indent=2))
     save_file({"features": np.ascontiguousarray(features, dtype=np.float32),
@@ -302,8 +306,9 @@ def save_probe(folder, backbones, classifier, pca, standardize, seed, params, fe
     return folder
 
 
-def probe_to_detector(backbone, pipeline, out_dir):
-    """Fold a fitted linear pipeline into a detector on `backbone` and save it; returns the model."""
+def probe_to_detector(backbone, pipeline, out_dir, record=None):
+    """Fold a fitted linear pipeline into a detector on `backbone` and save it, recording `record`
+    (faces.input_record: the input its features came from); returns the model."""
     import torch
 
     weight, bias = linear_head(pipeline)
@@ -317,6 +322,8 @@ def probe_to_detector(backbone, pipeline, out_dir):
         model.classifier.bias[1] = bias
     model.config.threshold = DEFAULT_THRESHOLD
     model.config.calibration_temperature = 1.0
+    for key, value in (record or {}).items():
+        setattr(model.config, key, value)
     model.image_processor = processor
     model.requires_grad_(True)
     model.save_pretrained(out_dir)
@@ -337,6 +344,7 @@ def run_probe(data: dict[str, str | os.PathLike], backbones: Sequence[str | os.P
     """
     # Long: one linear pipeline (load, extract, cross-validate, report, fit, save), each step a call.
     from deepfake_hf.data.datasets import linked_groups
+    from deepfake_hf.faces import input_record
 
     out_dir = Path(out_dir)
     prepare_output_dir(out_dir, overwrite)
@@ -383,10 +391,12 @@ def run_probe(data: dict[str, str | os.PathLike], backbones: Sequence[str | os.P
                                                        labels.tolist(), methods, scores.tolist()))
     n_components = min(pca, labels.size, features.shape[1]) if pca else None
     final = build_probe(classifier, n_components, standardize, seed, **params).fit(features, labels)
-    save_probe(out_dir / "probe", backbones, classifier, n_components, standardize, seed, params, features, labels)
+    record = input_record(faces, num_frames)  # "auto" as it resolved for the data
+    save_probe(out_dir / "probe", backbones, classifier, n_components, standardize, seed, params, features, labels,
+               record)
     result["probe"]["saved"] = str(out_dir / "probe")
     if classifier in LINEAR_CLASSIFIERS and len(backbones) == 1:
-        probe_to_detector(backbones[0], final, out_dir / "model")
+        probe_to_detector(backbones[0], final, out_dir / "model", record)
         result["probe"]["detector"] = str(out_dir / "model")
     (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     written = write_plots({name: (labels, scores)}, out_dir) if plots else []

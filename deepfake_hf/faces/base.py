@@ -160,12 +160,32 @@ def face_mode(name: str) -> type[FaceMode]:
 
 def prefer_recorded(faces: str | None, recorded: str | None) -> str:
     """The face mode asked for, with a model's recorded preprocessing in place of None ("the model's") and
-    "auto"; None with nothing recorded is whole frames, "auto" with nothing recorded stays "auto"."""
+    "auto"; None with nothing recorded is whole frames, "auto" with nothing recorded stays "auto".
+
+    The one rule for a door's default: every door passes None (defaults.MODEL_FACES) unless the caller names a
+    mode, and the scorer resolves it here (scoring.scorer.resolve_faces), so no door starts from its own."""
     if faces is None:
         return recorded or NO_FACES
     if faces == AUTO and recorded:
         return recorded
     return faces
+
+
+def input_record(faces: str, num_frames: int | None = None) -> dict[str, Any]:
+    """The config keys (`configuration_deepfake.INPUT_KEYS`) of a model fitted on data read with face mode `faces`
+    ("auto" as it resolves here): that mode, the crop geometry the data loaders cut with when it finds faces, and
+    the frames per video. Empty of face keys for a mode that is not recorded. `train` and `probe` write it, so
+    every door later feeds the model what it was fitted on."""
+    from deepfake_hf.defaults import DEFAULT_CROP, FACE_SCALE, FACE_SIZE
+
+    mode = face_mode(faces)
+    record: dict[str, Any] = {"num_frames": num_frames} if num_frames else {}
+    if not mode.recorded:
+        return record
+    record["face_preprocessing"] = mode.name
+    if mode.finds_faces:  # data.load_source's crop: aligned, FACE_SIZE pixels at FACE_SCALE
+        record.update(face_crop=DEFAULT_CROP, face_size=FACE_SIZE, face_scale=FACE_SCALE)
+    return record
 
 
 def get_face_detector(name: str | Any = AUTO, **options: Any) -> Any:

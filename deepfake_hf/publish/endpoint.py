@@ -16,8 +16,7 @@ HANDLER_FILE = "handler.py"
 REQUIREMENTS_FILE = "requirements.txt"
 HANDLER_TEMPLATE = Path(__file__).with_name("endpoint_handler.py")
 # What the handler needs besides the core package: video decoding (PyAV) for videos, and the faces extra because
-# predict's default face mode ("auto") finds faces with dlib when it is installed: without it an endpoint would
-# score whole frames where predict scores faces.
+# a model that records a face mode finds faces with dlib: without it the handler could not load such a model.
 HANDLER_EXTRAS = ("video", "faces")
 TIMM_MODEL_TYPE = "timm_wrapper"
 GEND_FACE_MODE = "gend"

@@ -66,13 +66,13 @@ class EndpointHandler:
     """`EndpointHandler(model_dir)(data)` as Inference Endpoints calls it: one file in, predict's result out."""
 
     def __init__(self, path: str = "", **detector_options: Any) -> None:
-        from deepfake_hf.defaults import DEFAULT_FACES
+        from deepfake_hf.defaults import MODEL_FACES
         from deepfake_hf.scoring.detector import Detector
 
         self.path = path or "."
         self.max_bytes = parse_size(os.environ.get(MAX_BYTES_ENV) or DEFAULT_MAX_BYTES)
-        # predict's defaults: the crop, like the face mode, is the one the model records (Scorer.set_policy)
-        options = {"faces": DEFAULT_FACES, "progress": False, **detector_options}
+        # predict's defaults: the face mode and the crop the model records, resolved by Scorer.set_policy
+        options = {"faces": MODEL_FACES, "progress": False, **detector_options}
         self.detector = Detector.from_pretrained(self.path, **options)
         self._detectors: dict[Any, Any] = {None: self.detector}
         # The toolkit may call from several threads; the face detectors are not thread-safe.

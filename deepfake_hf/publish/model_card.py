@@ -153,9 +153,10 @@ def is_hub_id(text, *folders):
 
 
 def default_face_mode(model_path: str | os.PathLike) -> str:
-    """The face mode `predict` runs for the model at `model_path` by default: the one its config records, else
-    what "auto" picks here ("none" when dlib is not installed)."""
-    from deepfake_hf.defaults import DEFAULT_FACES
+    """The face mode `predict` (and every other door) runs for the model at `model_path` by default: the one its
+    config records, else the picture as given ("none"): `faces.prefer_recorded`, the rule every door's scorer
+    applies."""
+    from deepfake_hf.defaults import MODEL_FACES
     from deepfake_hf.faces import face_mode, prefer_recorded
     from deepfake_hf.safety import UnsafeFileError
 
@@ -163,7 +164,7 @@ def default_face_mode(model_path: str | os.PathLike) -> str:
         recorded = _read_json(Path(model_path) / "config.json").get("face_preprocessing")
     except (UnsafeFileError, AttributeError):
         recorded = None
-    return face_mode(prefer_recorded(DEFAULT_FACES, recorded if isinstance(recorded, str) else None)).name
+    return face_mode(prefer_recorded(MODEL_FACES, recorded if isinstance(recorded, str) else None)).name
 
 
 def _endpoint_requirements(model_path: Path) -> list[str] | None:

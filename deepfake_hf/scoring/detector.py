@@ -40,6 +40,11 @@ from deepfake_hf.scoring.results import FileResult
 from deepfake_hf.scoring.scorer import Batcher, PendingScores, Scorer, ScoringOptionError
 
 
+class AsGiven(str):
+    """A file path listed under a source marked `#crops` (a folder or manifest of ready-made face crops,
+    `data.datasets.crops_marked`): scored as given, without the face policy, as `evaluate` scores such a source."""
+
+
 class Detector:
     """Scores images and videos with a deepfake detector (any image-classification model with a "fake" label).
 
@@ -206,7 +211,7 @@ class Detector:
         """The items when they can be listed without walking folders or draining an iterator, else None."""
         listed = [inputs] if self._single(inputs) else inputs
         if isinstance(listed, Iterator) or any(isinstance(item, (str, os.PathLike)) and not is_url(item)
-                                               and Path(item).is_dir() for item in listed):
+                                               and (Path(item).is_dir() or _marked(item)) for item in listed):
             return None
         return list(self._items(listed))
 
@@ -218,7 +223,7 @@ class Detector:
             if isinstance(item, (str, os.PathLike)):
                 if is_url(item):
                     yield str(item), item
-                elif Path(item).is_dir():
+                elif Path(item).is_dir() or _marked(item):
                     for source in iter_listed([item]):
                         yield (source.path if isinstance(source, MediaError) else str(source)), source
                 else:
@@ -243,7 +248,7 @@ class Detector:
             if special:  # a FIFO would block its reader until someone writes to it
                 raise MediaError(name, special)
             frames, record["kind"] = self.scorer.read(source, name, tick, cancel=cancel)
-            plan = self.scorer.plan(frames, cancel)
+            plan = self.scorer.plan(frames, cancel, find_faces=not isinstance(source, AsGiven))
             inputs = self.scorer.preprocess(plan.crops)
         except AnalysisCancelled:
             record["error"] = f"{name}: cancelled"
@@ -290,9 +295,32 @@ class _Stop:
         self.event.set()
 
 
-def iter_listed(inputs: Iterable[str | os.PathLike]) -> Iterator[str | MediaError]:
+def iter_listed(inputs: Iterable[str | os.PathLike]) -> Iterator[str | os.PathLike | MediaError]:
     """`media.iter_media_files(inputs)` with each entry the listing could not list (a looping link to a folder,
-    an unreadable folder, a FIFO) in its place as a `MediaError`, so it becomes a failed result, not a silence."""
+    an unreadable folder, a FIFO) in its place as a `MediaError`, so it becomes a failed result, not a silence.
+
+    A folder or manifest marked `#crops` gives its files as `AsGiven` paths (scored without the face policy); a
+    mark on something else is one failed entry."""
+    from deepfake_hf.data.datasets import DataSourceError, marked_crops_paths
+
+    unmarked: list[Any] = []  # listed together, so a file or folder given twice is listed once
+    for item in inputs:
+        if not _marked(item):
+            unmarked.append(item)
+            continue
+        yield from _listed(unmarked)
+        unmarked = []
+        try:
+            listed = marked_crops_paths(item)
+        except (DataSourceError, OSError) as error:
+            yield MediaError(str(item), str(error).removeprefix(f"{item}: "))
+            continue
+        for source in _listed(listed):
+            yield source if isinstance(source, MediaError) else AsGiven(source)
+    yield from _listed(unmarked)
+
+
+def _listed(inputs):
     skipped: list[Any] = []
     for path in iter_media_files(inputs, skipped=skipped):
         while skipped:
@@ -302,4 +330,11 @@ def iter_listed(inputs: Iterable[str | os.PathLike]) -> Iterator[str | MediaErro
         yield MediaError(*skipped.pop(0))
 
 
-__all__ = ["Detector", "iter_listed"]
+def _marked(item: Any) -> bool:
+    """Whether a path input carries the `#crops` mark (data.datasets.crops_marked: the one rule evaluate reads)."""
+    from deepfake_hf.data.datasets import crops_marked
+
+    return isinstance(item, (str, os.PathLike)) and not is_url(item) and crops_marked(item)
+
+
+__all__ = ["AsGiven", "Detector", "iter_listed"]

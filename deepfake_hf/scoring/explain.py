@@ -161,8 +161,9 @@ def overlay(image, heatmap, alpha=0.5, min_side=256):
 def explain(model, image, processor=None, method="auto", faces=None, trust_remote_code=False, **face_options):
     """Heatmap of one image for a detector (object or folder), on the crop `predict` would score.
 
-    `faces` ("none", "auto", "dlib" or a detector object) and `face_options` (crop, face_size, face_scale,
-    margin) are the scorer's face policy: with a face found, the map is of the most suspicious face's crop.
+    `faces` (None: the model's recorded face mode, as at every door; "none", "auto", "dlib" or a detector object)
+    and `face_options` (crop, face_size, face_scale, margin) are the scorer's face policy: with a face found, the
+    map is of the most suspicious face's crop.
     Returns {"method", "heatmap" (side x side in [0, 1]), "overlay" (PIL), "input" (PIL crop the model saw),
     "fake_probability" (the calibrated probability, as `predict` reports it), "label" (by the model's
     threshold), "faces", "note"}.
@@ -193,12 +194,12 @@ def explain(model, image, processor=None, method="auto", faces=None, trust_remot
             "faces": plan.faces, "note": plan.note}
 
 
-def explain_to_file(model_path, image, out, method="auto", overwrite=False, faces="auto", trust_remote_code=False,
+def explain_to_file(model_path, image, out, method="auto", overwrite=False, faces=None, trust_remote_code=False,
                     **face_options):
     """Write the overlay PNG of `image` to `out`; returns the explain() result without the images.
 
-    `faces` defaults to "auto", as `deepfake-hf predict` does, so the command explains (and prints the
-    probability of) what predict scores.
+    `faces` defaults to None, the model's (resolved by the scorer), as at every door, so the command explains
+    (and prints the probability of) what predict scores.
     """
     out = os.fspath(out)
     if os.path.exists(out) and not overwrite:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from deepfake_hf.defaults import DEFAULT_FACES
+from deepfake_hf.defaults import MODEL_FACES
 from deepfake_hf.errors import DeepfakeHFError, one_line
 from deepfake_hf.media import is_url
 from deepfake_hf.scoring.detector import Detector, iter_listed
@@ -73,7 +73,7 @@ class PredictInterrupted(KeyboardInterrupt):
 
 
 def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str | os.PathLike],
-            faces: Any = DEFAULT_FACES, crop: str | None = None, num_frames: int | None = None,
+            faces: Any = MODEL_FACES, crop: str | None = None, num_frames: int | None = None,
             aggregation: str | None = None,
             fmt: str = "table", frame_scores: bool = False, batch_size: int | None = None, device: Any = None,
             trust_remote_code: bool = False, progress: bool | None = None, out: str | os.PathLike | None = None,

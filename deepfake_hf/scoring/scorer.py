@@ -17,6 +17,7 @@ through a `Scorer`, so the same file gets the same number everywhere:
    every door (predict, evaluate, calibrate, the Detector, the app and the face-aware pipeline in
    `pipeline_deepfake.py`): an option given wins, else the recorded value (`resolve_faces` for the face
    mode, with None and "auto" taking the recorded one; `recorded_crop` for the crop), else the default.
+   Every door's own face default is None, so a model recording nothing is scored as given at every door.
 3. model inputs (`Scorer.preprocess`) and batched forward passes (`Scorer.forward`, `Batcher`): crops of
    several files share a batch.
 4. calibrated probability (`Scorer.probabilities`): a deepfake-hf detector's logits are divided by its
@@ -157,7 +158,8 @@ def _load_problem(path_or_id, error):
 
 def resolve_faces(faces, config):
     """The face mode to run: `faces` as asked, except that None ("the model's") and "auto" take the face
-    preprocessing the model's config records (`face_preprocessing`); with none recorded, None is "none"."""
+    preprocessing the model's config records (`face_preprocessing`); with none recorded, None is "none".
+    Every door passes None unless its caller names a mode, so this is the one default they all share."""
     from deepfake_hf.faces import prefer_recorded
 
     return prefer_recorded(faces, getattr(config, "face_preprocessing", None))

@@ -80,17 +80,9 @@ def input_record(recipe: Recipe) -> dict:
     """The config keys saying what input a model trained on `recipe` expects (`configuration_deepfake.INPUT_KEYS`):
     the face mode its data was read with ("auto" as resolved here), the crop geometry `data.load_source` cut with
     when that mode finds faces, and the frames per video. Every door scores new files that way by default."""
-    from deepfake_hf.defaults import DEFAULT_CROP, FACE_SCALE, FACE_SIZE
-    from deepfake_hf.faces import face_mode
+    from deepfake_hf.faces import input_record as faces_input_record
 
-    mode = face_mode(recipe.data.faces)
-    record: dict = {"num_frames": recipe.data.num_frames} if recipe.data.num_frames else {}
-    if not mode.recorded:
-        return record
-    record["face_preprocessing"] = mode.name
-    if mode.finds_faces:  # load_source's crop: aligned, FACE_SIZE pixels at FACE_SCALE
-        record.update(face_crop=DEFAULT_CROP, face_size=FACE_SIZE, face_scale=FACE_SCALE)
-    return record
+    return faces_input_record(recipe.data.faces, recipe.data.num_frames)
 
 
 def record_input(config, recipe: Recipe) -> None:
