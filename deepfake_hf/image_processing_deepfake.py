@@ -29,6 +29,8 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
 RESIZE_LIBRARIES = ("opencv", "pil", "torchvision")
+# Stock processors whose own `_preprocess` rescales to [0, 1] before resizing (the others resize the uint8 image)
+RESCALE_FIRST = ("DINOv3ViTImageProcessor",)
 # PIL's resampling codes, as transformers saves `resample`
 BILINEAR, BICUBIC = 2, 3
 
@@ -200,6 +202,10 @@ def describe_settings(settings: dict[str, Any]) -> str:
         crop = settings.get("crop_size") or {}
         steps.append(f"centre crop {crop.get('height')}x{crop.get('width')} (offset floored)")
     mean, std = settings.get("image_mean"), settings.get("image_std")
+    if name.removesuffix("Fast") in RESCALE_FIRST and settings.get("do_rescale", True):
+        steps.insert(0, "x/255 (before the resize, which runs on the float image)")
+        steps.append(f"mean {_short(mean)}, std {_short(std)}" if settings.get("do_normalize", True) else "")
+        return f"{name}: " + ", ".join(step for step in steps if step)
     steps.append(f"x/255, mean {_short(mean)}, std {_short(std)}" if settings.get("do_normalize", True) else "x/255")
     return f"{name}: " + ", ".join(steps)
 

@@ -250,6 +250,7 @@ def test_saved_processor_is_the_sources_transform(images, converted):
 
     assert describe_processor(AutoImageProcessor.from_pretrained(out, trust_remote_code=True)) in row
     assert ("no resize" in row) is (name == "univfd")  # UnivFD only crops
+    assert ("x/255 (before the resize" in row) is (name == "gend-dinov3")  # the steps in the order they run
     assert "CLIP" not in row or not name.startswith("gend-dino")
     if name.startswith("gend-"):  # the backbone row names this checkpoint's encoder, not a list of families
         backbone_row = next(line for line in card.splitlines() if line.startswith("| backbone "))
