@@ -449,8 +449,13 @@ def test_univfd_projection_and_fc_fold_into_the_head(tmp_path):
     processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert processor["do_resize"] is False and processor["crop_size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     assert "Ojha" in (tmp_path / "out" / "README.md").read_text()
-    # UnivFD scores whole images (trained on ProGAN pictures, not faces): no face mode recorded
-    assert json.loads((tmp_path / "out" / "config.json").read_text()).get("face_preprocessing") is None
+    # UnivFD scores whole images (trained on ProGAN pictures, not faces): it records "none", so every door scores
+    # the picture as given instead of cutting a face out of it
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["face_preprocessing"] == "none" and config["face_crop"] is None
+    from deepfake_hf.publish.model_card import default_face_mode
+
+    assert default_face_mode(tmp_path / "out") == "none"
 
 
 def test_classifier_labels_are_mapped_so_fake_means_fake_and_native_export_works(tmp_path):

@@ -396,8 +396,8 @@ def test_published_card_keeps_the_source_and_states_the_saved_transform(tmp_path
     assert "## Source" in card and "trained with deepfake-hf" not in card
     assert "\nlicense: other\n" in card  # the source's terms, never this package's apache-2.0
     assert str(out.parent) not in card and str(out.parent) in converted_card  # the backbone folder's path
-    if name == "univfd":
-        assert "whole images" in card and "no resize" in card
+    if name == "univfd":  # whole pictures: the card does not send people to face crops
+        assert "whole images" in card and "no resize" in card and "It expects face crops" not in card
 
 
 @pytest.mark.slow
