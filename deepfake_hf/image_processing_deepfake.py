@@ -29,6 +29,8 @@ from transformers.feature_extraction_utils import BatchFeature
 from transformers.image_processing_utils import BaseImageProcessor
 
 RESIZE_LIBRARIES = ("opencv", "pil", "torchvision")
+# Stock processors whose own `_preprocess` rescales to [0, 1] before resizing (the others resize the uint8 image)
+RESCALE_FIRST = ("DINOv3ViTImageProcessor",)
 # PIL's resampling codes, as transformers saves `resample`
 BILINEAR, BICUBIC = 2, 3
 
@@ -176,8 +178,40 @@ class DeepfakeImageProcessor(BaseImageProcessor):
         return f"{self.source_transform}: {text}" if self.source_transform else text
 
 
-def _short(values: list[float]) -> str:
-    return "[" + ", ".join(f"{value:g}" for value in values) + "]"
+def describe_settings(settings: dict[str, Any]) -> str:
+    """One line saying what a saved processor does, from its preprocessor_config.json settings (never running a
+    folder's code): DeepfakeImageProcessor's own `describe()`, else a stock transformers processor's steps as
+    `pipeline` runs them (transformers 5 loads the torchvision backend unless the class is a `*Pil` one)."""
+    name = str(settings.get("image_processor_type") or "image processor")
+    if name == "DeepfakeImageProcessor":
+        own = {key: value for key, value in settings.items() if key not in ("auto_map", "processor_class")}
+        return DeepfakeImageProcessor(**own).describe()
+    library = "PIL" if name.endswith("Pil") else "torchvision"
+    steps = []
+    if settings.get("do_resize", True):
+        size = settings.get("size") or {}
+        target = (f"short side {size['shortest_edge']}" if "shortest_edge" in size
+                  else f"{size.get('height')}x{size.get('width')}")
+        code = settings.get("resample")
+        resample = {2: "bilinear", 3: "bicubic"}.get(code, f"resample {code}") if isinstance(code, int) else \
+            f"resample {code}"
+        steps.append(f"resize to {target} ({library}, {resample})")
+    else:
+        steps.append("no resize")
+    if settings.get("do_center_crop"):
+        crop = settings.get("crop_size") or {}
+        steps.append(f"centre crop {crop.get('height')}x{crop.get('width')} (offset floored)")
+    mean, std = settings.get("image_mean"), settings.get("image_std")
+    if name.removesuffix("Fast") in RESCALE_FIRST and settings.get("do_rescale", True):
+        steps.insert(0, "x/255 (before the resize, which runs on the float image)")
+        steps.append(f"mean {_short(mean)}, std {_short(std)}" if settings.get("do_normalize", True) else "")
+        return f"{name}: " + ", ".join(step for step in steps if step)
+    steps.append(f"x/255, mean {_short(mean)}, std {_short(std)}" if settings.get("do_normalize", True) else "x/255")
+    return f"{name}: " + ", ".join(steps)
+
+
+def _short(values: Any) -> str:
+    return "[" + ", ".join(f"{value:g}" for value in values) + "]" if values else "none"
 
 
 def _rgb_array(image: Any, convert_rgb: bool) -> np.ndarray:
@@ -196,4 +230,4 @@ def _rgb_array(image: Any, convert_rgb: bool) -> np.ndarray:
     return array
 
 
-__all__ = ["DeepfakeImageProcessor"]
+__all__ = ["DeepfakeImageProcessor", "describe_settings"]

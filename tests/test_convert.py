@@ -449,8 +449,13 @@ def test_univfd_projection_and_fc_fold_into_the_head(tmp_path):
     processor = json.loads((tmp_path / "out" / "preprocessor_config.json").read_text())
     assert processor["do_resize"] is False and processor["crop_size"] == {"height": IMAGE_SIZE, "width": IMAGE_SIZE}
     assert "Ojha" in (tmp_path / "out" / "README.md").read_text()
-    # UnivFD scores whole images (trained on ProGAN pictures, not faces): no face mode recorded
-    assert json.loads((tmp_path / "out" / "config.json").read_text()).get("face_preprocessing") is None
+    # UnivFD scores whole images (trained on ProGAN pictures, not faces): it records "none", so every door scores
+    # the picture as given instead of cutting a face out of it
+    config = json.loads((tmp_path / "out" / "config.json").read_text())
+    assert config["face_preprocessing"] == "none" and config["face_crop"] is None
+    from deepfake_hf.publish.model_card import default_face_mode
+
+    assert default_face_mode(tmp_path / "out") == "none"
 
 
 def test_classifier_labels_are_mapped_so_fake_means_fake_and_native_export_works(tmp_path):
@@ -523,13 +528,24 @@ def test_errors_name_the_key_option_or_missing_support(tmp_path):
     state = torch.load(checkpoint, weights_only=True)
     del state["module.head.bias"]
     torch.save(state, tmp_path / "no_bias.pth")
-    with pytest.raises(ConvertError, match="missing key 'head.bias'"):
+    # keys are named as the file spells them: DeepfakeBench saves through DataParallel (`module.`)
+    with pytest.raises(ConvertError, match="missing key 'module.head.bias'"):
         convert(tmp_path / "no_bias.pth", tmp_path / "o1", format="deepfakebench", detector="clip", backbone=backbone)
+    state = torch.load(checkpoint, weights_only=True)
+    gone = next(key for key in state if key.endswith("layers.1.self_attn.k_proj.weight"))
+    assert gone.startswith("module.backbone.")
+    del state[gone]
+    torch.save(state, tmp_path / "no_key.pth")
+    with pytest.raises(ConvertError) as error:
+        convert(tmp_path / "no_key.pth", tmp_path / "o1", format="deepfakebench", detector="clip", backbone=backbone)
+    assert str(error.value).startswith(str(tmp_path / "no_key.pth"))
+    assert str(error.value).endswith(f"missing key {gone!r} (1 missing)") and "\n" not in str(error.value)
     wider = save_config(tiny("clip_vision_model", hidden_size=48, num_attention_heads=4), tmp_path / "wide")
     with pytest.raises(ConvertError, match=r"has shape .* the encoder expects") as error:
         convert(checkpoint, tmp_path / "o2", backbone=wider)
     assert "'embeddings." in str(error.value) and "\n" not in str(error.value)
-    with pytest.raises(ConvertError, match="unexpected key 'head.bias': DeepfakeBench's xception detector keeps"):
+    with pytest.raises(ConvertError, match="unexpected key 'module.head.bias': DeepfakeBench's xception detector "
+                                           "keeps"):
         convert(checkpoint, tmp_path / "o3", format="deepfakebench", detector="xception")
     # no --backbone: a tiny CLIP's hidden size (32) does not say how many 64-wide heads it has
     with pytest.raises(ConvertError, match="not a multiple of 64"):
@@ -573,12 +589,15 @@ def test_cli_lists_formats_and_reports_errors_in_one_line(tmp_path, capsys):
 
 
 # ------------------------------------------------------------------------------------------- fresh process
+# The image is a crop already: a face-finding folder's pipeline (pipeline_deepfake.py, e.g. GenD's recorded "gend"
+# mode, which would need SCRFD's weights) is told so, as predict --faces none is.
 PIPELINE_CHECK = """
-import json, sys
+import json, os, sys
 from transformers import pipeline
 results = {}
 for name, folder in json.loads(sys.argv[1]).items():
-    classify = pipeline("image-classification", model=folder, trust_remote_code=True)
+    as_given = {"face_mode": "none"} if os.path.isfile(os.path.join(folder, "pipeline_deepfake.py")) else {}
+    classify = pipeline("image-classification", model=folder, trust_remote_code=True, **as_given)
     results[name] = {row["label"]: row["score"] for row in classify(sys.argv[2])}
 print(json.dumps(results))
 """

@@ -216,6 +216,14 @@ SOURCES = ["deepfakebench-clip", "deepfakebench-effort", "deepfakebench-xception
            "gend-dinov3", "gend-pe", "univfd", "classifier"]
 
 
+@pytest.fixture(scope="module")
+def converted(request, tmp_path_factory):
+    """(name, converted folder, reference forward, reference transform) of source `request.param`, built once for
+    this module (tests that change the folder build their own)."""
+    name = request.param
+    return (name, *build(name, tmp_path_factory.mktemp(name)))
+
+
 def saved_pixels(out, paths):
     """Pixel values of the converted folder's processor, loaded as a pipeline loads it (remote code allowed)."""
     from PIL import Image
@@ -226,9 +234,9 @@ def saved_pixels(out, paths):
             for path in paths]
 
 
-@pytest.mark.parametrize("name", SOURCES)
-def test_saved_processor_is_the_sources_transform(tmp_path, images, name):
-    out, _, reference = build(name, tmp_path)
+@pytest.mark.parametrize("converted", SOURCES, indirect=True)
+def test_saved_processor_is_the_sources_transform(images, converted):
+    name, out, _, reference = converted
     for path, got in zip(images, saved_pixels(out, images), strict=True):
         expected = reference(path)
         assert got.shape == expected.shape, (name, path.name)
@@ -242,7 +250,13 @@ def test_saved_processor_is_the_sources_transform(tmp_path, images, name):
 
     assert describe_processor(AutoImageProcessor.from_pretrained(out, trust_remote_code=True)) in row
     assert ("no resize" in row) is (name == "univfd")  # UnivFD only crops
+    assert ("x/255 (before the resize" in row) is (name == "gend-dinov3")  # the steps in the order they run
     assert "CLIP" not in row or not name.startswith("gend-dino")
+    if name.startswith("gend-"):  # the backbone row names this checkpoint's encoder, not a list of families
+        backbone_row = next(line for line in card.splitlines() if line.startswith("| backbone "))
+        assert {"gend-clip": "clip_vision_model", "gend-dinov2": "dinov2", "gend-dinov3": "dinov3",
+                "gend-pe": "vit_pe"}[name] in backbone_row, backbone_row
+        assert ("clip" in backbone_row.lower()) is (name == "gend-clip"), backbone_row
     settings = json.loads((out / "preprocessor_config.json").read_text())
     if settings["image_processor_type"] == "DeepfakeImageProcessor":  # remote code saved beside the model's
         assert (out / "image_processing_deepfake.py").is_file()
@@ -276,9 +290,10 @@ def fake_probabilities(out, paths, tmp_path):
 FAST = [name for name in SOURCES if name not in ("deepfakebench-xception",)]
 
 
-@pytest.mark.parametrize("name", [*FAST, pytest.param("deepfakebench-xception", marks=pytest.mark.slow)])
-def test_probability_matches_the_reference_forward_through_every_entry_point(tmp_path, images, name):
-    out, forward, reference = build(name, tmp_path)
+@pytest.mark.parametrize("converted", [*FAST, pytest.param("deepfakebench-xception", marks=pytest.mark.slow)],
+                         indirect=True)
+def test_probability_matches_the_reference_forward_through_every_entry_point(tmp_path, images, converted):
+    name, out, forward, reference = converted
     with torch.no_grad():
         expected = forward(torch.stack([reference(path) for path in images])).tolist()
     assert 0.01 < min(expected) and max(expected) < 0.99  # not saturated: the comparison means something
@@ -356,3 +371,61 @@ def test_push_publishes_the_converted_processor_rebuilt_from_the_package(tmp_pat
     assert "SystemExit" not in (published / "image_processing_deepfake.py").read_text()  # the package's copy
     for path, got in zip(images, saved_pixels(published, images), strict=True):
         assert (got - reference(path)).abs().max() <= PIXELS, path.name
+
+
+@pytest.mark.parametrize("converted", ["univfd", "gend-dinov3", "deepfakebench-clip"], indirect=True)
+def test_published_card_keeps_the_source_and_states_the_saved_transform(tmp_path, converted):
+    """push re-renders a converted folder's card: the source, paper, licence, input and test-time transform of the
+    converted card are carried over, the text on how pictures are fed states the saved processor's steps (not a
+    template's "resized to its input size"), and no path of this machine is published."""
+    from transformers import AutoImageProcessor
+
+    from deepfake_hf.cli import main
+    from deepfake_hf.convert.processors import describe_processor
+
+    name, out, _, _ = converted
+    published = tmp_path / "published"
+    assert main(["push", str(out), "--repo-id", "alice/converted", "--dry-run", str(published)]) == 0
+    card = (published / "README.md").read_text()
+    saved = describe_processor(AutoImageProcessor.from_pretrained(published, trust_remote_code=True))
+    assert f"prepared by its saved image processor ({saved})" in card and "resized to its input size" not in card
+    converted_card = (out / "README.md").read_text()
+    for line in converted_card.splitlines():
+        if line.startswith(("# ", "| paper ", "| preprocessing saved ", "| face preprocessing recorded ")):
+            assert line in card, line
+    assert "## Source" in card and "trained with deepfake-hf" not in card
+    assert "\nlicense: other\n" in card  # the source's terms, never this package's apache-2.0
+    assert str(out.parent) not in card and str(out.parent) in converted_card  # the backbone folder's path
+    if name == "univfd":  # whole pictures: the card does not send people to face crops
+        assert "whole images" in card and "no resize" in card and "It expects face crops" not in card
+
+
+@pytest.mark.slow
+def test_converted_folder_runs_its_processor_from_a_hub_repo(tmp_path, images, monkeypatch):
+    """Pushed to a (local, fake) Hub and loaded by id in a fresh process, a converted folder's remote-code processor
+    and model give the reference probability."""
+    from huggingface_hub import constants
+
+    from deepfake_hf.cli import main
+    from tests.conftest import run_python
+    from tests.fake_hub import FakeHub
+
+    script = ("import json, sys\nfrom transformers import pipeline\nclassify = pipeline('image-classification', "
+              "model=sys.argv[1], trust_remote_code=True)\nprint(json.dumps([{r['label']: r['score'] for r in "
+              "classify(path)}['fake'] for path in sys.argv[2:]]))")
+    with FakeHub(tokens={"hf_alice": "alice"}) as hub:
+        for key, value in (("ENDPOINT", hub.url), ("HF_HUB_DISABLE_XET", True), ("HF_HUB_OFFLINE", False),
+                           ("HF_TOKEN_PATH", str(tmp_path / "no-token-file"))):
+            monkeypatch.setattr(constants, key, value)
+        monkeypatch.setenv("HF_TOKEN", "hf_alice")
+        env = {"HF_ENDPOINT": hub.url, "HF_HUB_OFFLINE": "0", "HF_HUB_DISABLE_XET": "1", "HF_TOKEN": "hf_alice",
+               "HF_HOME": str(tmp_path / "hf-home")}
+        for name in ("deepfakebench-clip", "univfd"):
+            (tmp_path / name).mkdir()
+            out, forward, reference = build(name, tmp_path / name)
+            assert main(["push", str(out), "--repo-id", f"alice/{name}"]) == 0
+            assert "image_processing_deepfake.py" in hub.files(f"alice/{name}")
+            got = json.loads(run_python(script, f"alice/{name}", *images, env=env).stdout.strip().splitlines()[-1])
+            with torch.no_grad():
+                expected = forward(torch.stack([reference(path) for path in images])).tolist()
+            assert np.abs(np.array(got) - np.array(expected)).max() < PROBABILITY, (name, got, expected)

@@ -9,7 +9,7 @@ from typing import Any
 from deepfake_hf.convert.base import Converted, ConvertError, format_names, formats, get_format
 from deepfake_hf.convert.card import render_card
 from deepfake_hf.convert.encoders import load_encoder, require_timm
-from deepfake_hf.convert.loading import load_weights, read_config, resolve_source
+from deepfake_hf.convert.loading import load_weights, read_config, resolve_source, source_name
 from deepfake_hf.publish.endpoint import write_handler
 
 
@@ -60,7 +60,10 @@ def convert(source: str | os.PathLike, out: str | os.PathLike, format: str = "au
         name, detector = detect_format(path)
         source_format = get_format(name)
     converted = source_format.load(path, variant=detector, backbone=backbone, fake_label=fake_label)
-    model = build_detector(converted, source_format.face_preprocessing)
+    try:
+        model = build_detector(converted, source_format.face_preprocessing)
+    except ConvertError as error:  # the weights of `path` do not fit: the one line names that file
+        raise ConvertError(str(error) if str(path) in str(error) else f"{path}: {error}") from None
     out_dir = prepare_output_dir(out, overwrite)
     model.save_pretrained(out_dir)
     write_handler(out_dir)  # handler.py and requirements.txt for Inference Endpoints
@@ -98,7 +101,9 @@ def build_detector(converted: Converted, face_preprocessing: str | None) -> Any:
                                     normalize_features=converted.normalize_features, image_size=image_size,
                                     face_preprocessing=face_preprocessing, **geometry)
     model = DeepfakeDetectorForImageClassification(config).eval()
-    load_encoder(model.backbone, converted.encoder_state, f"{converted.source_key} encoder", converted.encoder_prefix)
+    # errors name the source's own keys: its DataParallel wrapper (if loading stripped one) and encoder prefix
+    load_encoder(model.backbone, converted.encoder_state, f"{converted.source_key} encoder",
+                 source_name(converted.encoder_state, converted.encoder_prefix))
     weight, bias = converted.head_weight, converted.head_bias
     if tuple(weight.shape) != (2, config.hidden_size) or tuple(bias.shape) != (2,):
         raise ConvertError(f"{converted.source_key} head: shape {tuple(weight.shape)} / {tuple(bias.shape)}, expected "

@@ -14,7 +14,7 @@ from typing import Any
 
 from deepfake_hf.convert.base import Converted, ConvertError, Match, SourceFormat, SourceInfo
 from deepfake_hf.convert.encoders import encoder_config, timm_backbone
-from deepfake_hf.convert.loading import head, load_weights, take
+from deepfake_hf.convert.loading import SourceState, head, load_weights, source_name, take
 from deepfake_hf.convert.processors import CLIP_MEAN, CLIP_STD, deepfakebench_processor
 
 DETECTORS = ("clip", "effort", "xception")
@@ -113,7 +113,7 @@ class DeepfakeBench(SourceFormat):
 def _clip(path: Path, state: dict[str, Any], detector: str, backbone: str | None) -> Converted:
     """The clip and effort detectors: a CLIP vision model under `backbone.*` (pooler_output), Linear `head`."""
     if detector == "effort":
-        state = merge_effort_attention(state)
+        state = merge_effort_attention(state, path)
     elif any(key.endswith(".weight_main") for key in state):
         raise ConvertError(f"{path}: has Effort's SVD-residual keys; use --detector effort")
     weight, bias = head(state, "head.", path)
@@ -138,7 +138,8 @@ def _xception(path: Path, state: dict[str, Any], backbone: str | None) -> Conver
     cannot be told from them; "adjust_channel_iid" is refused by its head's shape (512 inputs)."""
     outside = sorted(key for key in state if not key.startswith("backbone."))
     if outside:
-        raise ConvertError(f"{path}: unexpected key {outside[0]!r}: DeepfakeBench's xception detector keeps every "
+        raise ConvertError(f"{path}: unexpected key {source_name(state, outside[0])!r}: DeepfakeBench's xception "
+                           "detector keeps every "
                            "weight under backbone.* (another detector built on Xception is not converted)")
     prefix = "backbone.last_linear.1." if "backbone.last_linear.1.weight" in state else "backbone.last_linear."
     weight, bias = head(state, prefix, path)
@@ -146,8 +147,10 @@ def _xception(path: Path, state: dict[str, Any], backbone: str | None) -> Conver
         raise ConvertError(f"{path}: {prefix}weight has shape {tuple(weight.shape)}; the xception detector's head is "
                            "Linear(2048, 2) (an adjust_channel Xception is not converted)")
     # adjust_channel is built in every mode but used only in DeepfakeBench's adjust_channel modes.
-    encoder_state = {key: value for key, value in take(state, "backbone.", path).items()
-                     if not key.startswith(("last_linear.", "adjust_channel."))}
+    taken = take(state, "backbone.", path)
+    encoder_state = SourceState({key: value for key, value in taken.items()
+                                 if not key.startswith(("last_linear.", "adjust_channel."))})
+    encoder_state.wrapper = taken.wrapper
     encoder = timm_backbone(backbone, "DeepfakeBench's Xception", (XCEPTION_ARCHITECTURE,))
     processor = deepfakebench_processor(DEEPFAKEBENCH_RESOLUTION, [0.5] * 3, [0.5] * 3)
     return Converted(encoder, "pooler", False, encoder_state, weight, bias, processor, "deepfakebench-xception",
@@ -155,7 +158,7 @@ def _xception(path: Path, state: dict[str, Any], backbone: str | None) -> Conver
                      encoder_prefix="backbone.")
 
 
-def merge_effort_attention(state: dict[str, Any]) -> dict[str, Any]:
+def merge_effort_attention(state: dict[str, Any], path: Any = "effort checkpoint") -> dict[str, Any]:
     """Effort's SVD-residual attention Linear layers merged into plain `weight` tensors, exactly.
 
     `weight = weight_main + U_residual @ diag(S_residual) @ V_residual` is the weight its forward
@@ -164,7 +167,8 @@ def merge_effort_attention(state: dict[str, Any]) -> dict[str, Any]:
     """
     import torch
 
-    merged: dict[str, Any] = {}
+    merged = SourceState()
+    merged.wrapper = getattr(state, "wrapper", "")
     residual_parts: dict[str, dict[str, Any]] = {}
     for key, value in state.items():
         stem, _, name = key.rpartition(".")
@@ -174,15 +178,15 @@ def merge_effort_attention(state: dict[str, Any]) -> dict[str, Any]:
             merged[key] = value
     for stem, parts in residual_parts.items():
         if "weight_main" not in parts:
-            raise ConvertError(f"effort checkpoint: missing key {stem + '.weight_main'!r}")
+            raise ConvertError(f"{path}: missing key {source_name(state, stem + '.weight_main')!r}")
         weight = parts["weight_main"].double()
         if any(name in parts for name in ("U_residual", "S_residual", "V_residual")):
             missing = [n for n in ("U_residual", "S_residual", "V_residual") if n not in parts]
             if missing:
-                raise ConvertError(f"effort checkpoint: missing key {stem + '.' + missing[0]!r}")
+                raise ConvertError(f"{path}: missing key {source_name(state, stem + '.' + missing[0])!r}")
             u, s, v = parts["U_residual"].double(), parts["S_residual"].double(), parts["V_residual"].double()
             if u.shape[0] != weight.shape[0] or v.shape[1] != weight.shape[1] or u.shape[1] != s.shape[0] != v.shape[0]:
-                raise ConvertError(f"effort checkpoint: {stem}: residual shapes U {tuple(u.shape)}, "
+                raise ConvertError(f"{path}: {source_name(state, stem)}: residual shapes U {tuple(u.shape)}, "
                                    f"S {tuple(s.shape)}, V {tuple(v.shape)} do not match weight_main "
                                    f"{tuple(weight.shape)}")
             weight = weight + u @ torch.diag(s) @ v

@@ -10,6 +10,7 @@ LinearNorm L2-normalises before the head.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -121,8 +122,11 @@ class GenD(SourceFormat):
         else:
             raise ConvertError(f"{path}: GenD weights have neither feature_extractor.vision_model.* (CLIP) nor "
                                "feature_extractor.backbone.* (DINO)")
+        # the card's backbone row names this checkpoint's encoder, not every family GenD supports
+        features = "pooler_output" if family == "CLIP" else "CLS token of last_hidden_state"
+        info = replace(GEND, backbone=f"{encoder.model_type} {named or backbone} ({features}), head {kind}")
         return Converted(encoder, pooling, kind == "LinearNorm", encoder_state, weight, bias, processor, "gend",
-                         f"GenD ({family} backbone {named or backbone}, head {kind})", GEND, encoder_prefix=prefix)
+                         f"GenD ({family} backbone {named or backbone}, head {kind})", info, encoder_prefix=prefix)
 
 
 __all__ = ["GenD"]

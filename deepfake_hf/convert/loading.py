@@ -53,11 +53,25 @@ def load_state_dict(path: str | os.PathLike) -> dict[str, Any]:
     return strip_module_prefix(loaded)
 
 
+class SourceState(dict):
+    """A state dict whose keys lost the source's DataParallel wrapper (`wrapper`, e.g. "module."): errors put it
+    back, so that they name a key as the source's file spells it."""
+
+    wrapper = ""
+
+
 def strip_module_prefix(state: dict[str, Any]) -> dict[str, Any]:
     """`state` without DataParallel's `module.` prefix, when every key has it."""
     if all(key.startswith("module.") for key in state):
-        return {key[len("module."):]: value for key, value in state.items()}
-    return dict(state)
+        stripped = SourceState({key[len("module."):]: value for key, value in state.items()})
+        stripped.wrapper = "module."
+        return stripped
+    return SourceState(state)
+
+
+def source_name(state: dict[str, Any], key: str) -> str:
+    """`key` of `state` as the source's file spells it (the stripped wrapper restored)."""
+    return getattr(state, "wrapper", "") + key
 
 
 def weight_files(folder: str | os.PathLike) -> list[Path]:
@@ -113,11 +127,13 @@ def read_config(folder: str | os.PathLike) -> dict[str, Any] | None:
         raise ConvertError(str(error)) from None
 
 
-def take(state: dict[str, Any], prefix: str, where: Any) -> dict[str, Any]:
+def take(state: dict[str, Any], prefix: str, where: Any) -> SourceState:
     """The entries of `state` under `prefix`, with the prefix removed; ConvertError when there are none."""
-    taken = {key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)}
+    taken = SourceState({key[len(prefix):]: value for key, value in state.items() if key.startswith(prefix)})
+    taken.wrapper = getattr(state, "wrapper", "")
     if not taken:
-        raise ConvertError(f"{where}: no keys under {prefix!r} (found e.g. {sorted(state)[:3]})")
+        raise ConvertError(f"{where}: no keys under {source_name(state, prefix)!r} (found e.g. "
+                           f"{[source_name(state, key) for key in sorted(state)[:3]]})")
     return taken
 
 
@@ -125,9 +141,10 @@ def head(state: dict[str, Any], prefix: str, where: Any) -> tuple[Any, Any]:
     """The (weight, bias) of the Linear layer under `prefix`; ConvertError naming a missing key."""
     for name in ("weight", "bias"):
         if prefix + name not in state:
-            raise ConvertError(f"{where}: missing key {prefix + name!r}")
+            raise ConvertError(f"{where}: missing key {source_name(state, prefix + name)!r}")
     return state[prefix + "weight"], state[prefix + "bias"]
 
 
 __all__ = ["PICKLE_SUFFIXES", "WEIGHT_SUFFIXES", "head", "load_folder_weights", "load_state_dict", "load_weights",
-           "read_config", "resolve_source", "strip_module_prefix", "take", "weight_files"]
+           "read_config", "resolve_source", "source_name", "SourceState", "strip_module_prefix", "take",
+           "weight_files"]

@@ -113,30 +113,11 @@ def timm_eval_processor(data_config: dict[str, Any], size: int) -> Any:
 
 def describe_processor(processor: Any) -> str:
     """One line saying what a saved processor does to an image (the model card's preprocessing row)."""
+    from deepfake_hf.image_processing_deepfake import describe_settings
+
     if hasattr(processor, "describe"):
         return processor.describe()
-    settings = processor.to_dict()
-    name = type(processor).__name__
-    library = "PIL" if name.endswith("Pil") else "torchvision"
-    steps = []
-    if settings.get("do_resize", True):
-        size = settings.get("size") or {}
-        target = (f"short side {size['shortest_edge']}" if "shortest_edge" in size
-                  else f"{size.get('height')}x{size.get('width')}")
-        resample = {2: "bilinear", 3: "bicubic"}.get(settings.get("resample"), f"resample {settings.get('resample')}")
-        steps.append(f"resize to {target} ({library}, {resample})")
-    else:
-        steps.append("no resize")
-    if settings.get("do_center_crop"):
-        crop = settings.get("crop_size") or {}
-        steps.append(f"centre crop {crop.get('height')}x{crop.get('width')} (offset floored)")
-    mean, std = settings.get("image_mean"), settings.get("image_std")
-    steps.append(f"x/255, mean {_short(mean)}, std {_short(std)}" if settings.get("do_normalize", True) else "x/255")
-    return f"{name}: " + ", ".join(steps)
-
-
-def _short(values: Any) -> str:
-    return "[" + ", ".join(f"{value:g}" for value in values) + "]" if values else "none"
+    return describe_settings({**processor.to_dict(), "image_processor_type": type(processor).__name__})
 
 
 __all__ = ["CLIP_MEAN", "CLIP_STD", "IMAGENET_MEAN", "IMAGENET_STD", "backbone_processor", "deepfakebench_processor",

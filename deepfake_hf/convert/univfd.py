@@ -32,6 +32,9 @@ class UnivFD(SourceFormat):
     name = "univfd"
     description = ("UnivFD fc_weights.pth (Linear(768, 1)) + CLIP ViT-L/14 (--backbone, default "
                    f"{DEFAULT_BACKBONE}), projection folded into the head")
+    # UnivFD scores whole pictures (its validate.py centre-crops the image itself): every door feeds it the picture
+    # as given, never a face crop
+    face_preprocessing = "none"
     order = 30
 
     def recognise_weights(self, path: Path, state: dict[str, Any]) -> Match | None:

@@ -105,7 +105,8 @@ def _assemble_model_repo(source, out, repo_id, native, example_image, endpoint, 
     example = _widget_example(out, example_image or (_default_example_photo() if native else None), repo_id,
                               endpoint, faces)
     card = render_model_card(out, metrics=out / "metrics.json" if metrics_path is not None else None,
-                             recipe=recipe, repo_id=repo_id, example=example, run_dir=run_path, face_mode=faces)
+                             recipe=recipe, repo_id=repo_id, example=example, run_dir=run_path, face_mode=faces,
+                             source_card=model_path / "README.md")
     card.save(out / "README.md")
     return out
 

@@ -71,6 +71,52 @@ def _read_json(path):
     return read_json(path)  # one-line UnsafeFileError (a ValueError) for invalid, huge or deeply nested JSON
 
 
+def saved_preprocessing(model_path: str | os.PathLike) -> str | None:
+    """What the folder's saved image processor does, in one line (from preprocessor_config.json, never running the
+    folder's code), or None when it has none or it cannot be read."""
+    from deepfake_hf.image_processing_deepfake import describe_settings
+    from deepfake_hf.safety import UnsafeFileError
+
+    path = Path(model_path) / "preprocessor_config.json"
+    if not path.is_file():
+        return None
+    try:
+        settings = _read_json(path)
+        return describe_settings(settings) if isinstance(settings, dict) else None
+    except (UnsafeFileError, ValueError, TypeError, KeyError):  # a malformed file: the card says nothing of it
+        return None
+
+
+def converted_source(card_path: str | os.PathLike | None) -> dict | None:
+    """What a `deepfake-hf convert` card (convert/card.py: front matter tagged `converted`) says of the source:
+    title, description, the paper (as the citation) and its table and notes (`provenance`); None for other cards."""
+    if card_path is None or not Path(card_path).is_file():
+        return None
+    text = Path(card_path).read_text(encoding="utf-8", errors="replace")
+    front = re.match(r"---\n(.*?)\n---\n", text, re.DOTALL)
+    if not front or not re.search(r"^tags:.*\bconverted\b", front.group(1), re.MULTILINE):
+        return None
+    body = text[front.end():]
+    title = re.search(r"^# (.+)$", body, re.MULTILINE)
+    description = re.search(r"^Converted with .+$", body, re.MULTILINE)
+    table = body.find("| | |")
+    paper = re.search(r"^\| paper \| (.+?) \|$", body, re.MULTILINE)
+    if not (title and description and table >= 0):
+        return None
+    licence = re.search(r"^\| licence \| ([a-z0-9][a-z0-9.+-]*) \|$", body, re.MULTILINE)
+    scope = re.search(r"^\| input the source was evaluated on \| (.+?) \|$", body, re.MULTILINE)
+    return {"title": title.group(1).strip(), "description": _file_names(description.group(0).strip()),
+            "citation": paper.group(1).strip() if paper else None, "provenance": _file_names(body[table:].strip()),
+            # an identifier the source declared, else "other": the source's terms, not this package's
+            "license": licence.group(1) if licence else "other", "scope": scope.group(1) if scope else None}
+
+
+def _file_names(text: str) -> str:
+    """`text` with this machine's absolute paths (the files convert was given) cut to their last part; URLs and Hub
+    ids are kept."""
+    return re.sub(r"(?<![\w:/.~-])~?/[^\s`|,;()]*", lambda m: Path(m.group(0)).name or m.group(0), text)
+
+
 def find_metrics(model_path, run_path):
     """The evaluation's metrics.json next to the model or in the run's eval/ folder, or None."""
     candidates = [model_path / "metrics.json"]
@@ -432,7 +478,7 @@ def _base_model(config, recipe, source, run_path=None):
 
 
 def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, example=None, license=None,
-                      run_dir=None, face_mode=None):
+                      run_dir=None, face_mode=None, source_card=None):
     """Render the model card of a saved detector (a model folder, or a run folder holding `model/`).
 
     Args:
@@ -447,6 +493,8 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
             e.g. a repo folder being assembled for upload.
         face_mode: the face mode `predict` runs for this model (default: `default_face_mode(model_dir)`); a native
             export's stock config records none, so `push` passes the source model's.
+        source_card: the README.md of the folder being published (default: the model folder's own); when it is a
+            `deepfake-hf convert` card, its source, paper, licence and test-time transform are carried over.
 
     Returns a `huggingface_hub.ModelCard`; `card.save(path)` writes README.md.
     """
@@ -464,6 +512,10 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
     if not recipe_name and run_path is not None and (run_path / "summary.json").is_file():
         recipe_name = "quickstart"
     source = load_card_source(recipe_name)
+    converted = converted_source(model_path / "README.md" if source_card is None else source_card)
+    if converted and not recipe_name:  # a converted detector: the source's title, words, paper, licence and input
+        source = {**source, **{key: converted[key] for key in ("title", "description", "citation", "license",
+                                                                 "scope") if converted[key]}}
 
     remote_code = config.get("model_type") == "deepfake_detector"
     backbone_type = (config.get("backbone_config") or {}).get("model_type") or config.get("model_type")
@@ -515,6 +567,8 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
         backbone_type=backbone_type,
         face_preprocessing=config.get("face_preprocessing"),
         face_mode=face_mode,
+        preprocessing=saved_preprocessing(model_path),
+        provenance=(converted or {}).get("provenance") if not recipe_name else None,
         num_frames=config.get("num_frames", DEFAULT_NUM_FRAMES),
         example_description=(example or {}).get("description"),
         endpoint_requirements=_endpoint_requirements(model_path),
@@ -530,5 +584,5 @@ def render_model_card(model_dir, metrics=None, recipe=None, *, repo_id=None, exa
     return card
 
 
-__all__ = ["default_face_mode", "render_model_card", "eval_results", "is_hub_id", "load_metrics", "locate_run",
-           "model_cards_dir", "public_paths"]
+__all__ = ["converted_source", "default_face_mode", "render_model_card", "saved_preprocessing", "eval_results",
+           "is_hub_id", "load_metrics", "locate_run", "model_cards_dir", "public_paths"]
