@@ -22,6 +22,25 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (a usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def add_face_workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--face-workers", type=non_negative_int, default=None, metavar="N",
+                        help="face detection processes (0: in this process's threads). Default: "
+                        "DEEPFAKE_HF_FACE_WORKERS if set, else this process's share of the cores (cores / "
+                        "local ranks) for a mode whose frames are independent (deepfakebench), and in the threads "
+                        "for dlib, which follows faces from frame to frame; see docs/performance.md")
+
+
 def add_faces_option(parser: argparse.ArgumentParser) -> None:
     # the choices and their descriptions come from the face-mode registry (a new mode file shows up here)
     described = [f"{AUTO} ({auto_description()})"]
