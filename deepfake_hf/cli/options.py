@@ -35,10 +35,11 @@ def non_negative_int(text: str) -> int:
 
 def add_face_workers_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face-workers", type=non_negative_int, default=None, metavar="N",
-                        help="face detection processes (0: in this process's threads). Default: "
-                        "DEEPFAKE_HF_FACE_WORKERS if set, else this process's share of the cores (cores / "
-                        "local ranks) for a mode whose frames are independent (deepfakebench), and in the threads "
-                        "for dlib, which follows faces from frame to frame; see docs/performance.md")
+                        help="face detection processes (0: in this process's threads); N applies to every face "
+                        "mode (dlib, which follows faces from frame to frame, sends each video whole to one worker). "
+                        "Default: for a mode whose frames are independent (deepfakebench) DEEPFAKE_HF_FACE_WORKERS "
+                        "if set, else this process's share of the cores (cores / local ranks); dlib stays in the "
+                        "threads. See docs/performance.md")
 
 
 def add_faces_option(parser: argparse.ArgumentParser) -> None:
