@@ -167,7 +167,8 @@ def test_video_benchmark_times_each_stage_of_the_exact_face_mode(tmp_path):
 
 
 def test_every_benchmark_script_is_the_bench_command_with_the_same_options(monkeypatch, capsys):
-    """benchmarks/bench_KIND.py passes its arguments to `deepfake-hf bench KIND` unchanged: one parser, no other."""
+    """benchmarks/bench_KIND.py passes its arguments to `deepfake-hf bench KIND` unchanged: one parser, no other
+    (a KIND's dash is an underscore in the script's name: bench_face_workers.py is `bench face-workers`)."""
     import runpy
     import sys
     from pathlib import Path
@@ -176,7 +177,7 @@ def test_every_benchmark_script_is_the_bench_command_with_the_same_options(monke
 
     bench = cli.build_parser()._subparsers._group_actions[0].choices["bench"]
     kinds = set(bench._subparsers._group_actions[0].choices)
-    scripts = {path.stem.removeprefix("bench_"): path
+    scripts = {path.stem.removeprefix("bench_").replace("_", "-"): path
                for path in (Path(__file__).parents[1] / "benchmarks").glob("bench_*.py")}
     assert set(scripts) == kinds
     calls = []
@@ -192,3 +193,29 @@ def test_every_benchmark_script_is_the_bench_command_with_the_same_options(monke
     with pytest.raises(SystemExit):
         runpy.run_path(str(scripts["threads"]), run_name="__main__")
     assert capsys.readouterr().out.startswith("usage: deepfake-hf bench threads")
+
+
+@pytest.mark.slow
+def test_face_workers_benchmark_runs_every_part_with_identical_results(tmp_path):
+    """Starts face worker processes and whole predict runs: results must match between settings."""
+    from deepfake_hf import faces
+    from deepfake_hf.cli.bench.faceworkers import run_face_workers_benchmark
+    from deepfake_hf.cli.bench.measure import write_face_video
+
+    if not faces.dlib_available():
+        pytest.skip("dlib (the faces extra) is not installed")
+    (tmp_path / "clips").mkdir()
+    write_face_video(tmp_path / "clips" / "a.mp4", seconds=1, size=(480, 360), fps=6)
+    out = tmp_path / "workers.json"
+    results = run_face_workers_benchmark(out, [tmp_path / "clips"], faces="deepfakebench", num_frames=2,
+                                         settings=(0, 1))
+    assert json.loads(out.read_text())["predict"]["runs"] == results["predict"]["runs"]
+    assert [(run["face_workers"], run["frames"]) for run in results["runs"]] == [(0, 2), (1, 2)]
+    assert all(run["results_identical"] and run["errors"] == 0 for run in results["runs"])
+    assert all(run["crops_identical"] for run in results["one_file_at_a_time"]["runs"])
+    predict = results["predict"]
+    assert predict["outputs_identical"]
+    assert [run["run"] for run in predict["runs"]] == ["1 worker", "2 workers", "solo", "pair"]
+    assert len(predict["runs"][-1]["wall_s"]) == 2  # the pair: two processes at once
+    assert predict["pair_vs_solo_median"] == pytest.approx(
+        max(predict["runs"][3]["wall_s"]) / predict["runs"][2]["wall_s"][0], rel=1e-2)

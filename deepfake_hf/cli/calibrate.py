@@ -7,6 +7,7 @@ import argparse
 from deepfake_hf.cli.base import EXIT_OK, Command, print_result, stdout_to_stderr
 from deepfake_hf.cli.options import (
     add_crop_option,
+    add_face_workers_option,
     add_faces_option,
     add_frames_option,
     add_json_option,
@@ -33,6 +34,7 @@ class CalibrateCommand(Command):
         add_faces_option(parser)
         add_crop_option(parser)
         add_frames_option(parser)
+        add_face_workers_option(parser)
         parser.add_argument("--batch-size", type=int, default=32)
         add_json_option(parser, "the calibration record")
         add_label_map_option(parser)
@@ -50,7 +52,7 @@ class CalibrateCommand(Command):
             record = calibrate_model(args.model, parse_named_sources(args.data), method=args.method,
                                      target_fpr=args.target_fpr, faces=args.faces, num_frames=args.frames,
                                      batch_size=args.batch_size, label_map=label_map_of(args), crop=args.crop,
-                                     trust_remote_code=args.trust_remote_code)
+                                     trust_remote_code=args.trust_remote_code, face_workers=args.face_workers)
         if args.json:
             return print_result(args, record)
         print(f"calibration_temperature {record['previous']['calibration_temperature']:g} -> "

@@ -9,6 +9,7 @@ from deepfake_hf.cli.base import EXIT_OK, EXIT_PARTIAL, Command, main_process, p
 from deepfake_hf.cli.options import (
     add_aggregation_option,
     add_crop_option,
+    add_face_workers_option,
     add_faces_option,
     add_frames_option,
     add_json_option,
@@ -39,6 +40,7 @@ class EvaluateCommand(Command):
         add_faces_option(parser)
         add_crop_option(parser)
         add_frames_option(parser)
+        add_face_workers_option(parser)
         add_aggregation_option(parser)
         parser.add_argument("--batch-size", type=int, default=32)
         parser.add_argument("--bootstrap", type=int, default=1000,
@@ -65,7 +67,8 @@ class EvaluateCommand(Command):
                                     faces=args.faces, num_frames=args.frames, batch_size=args.batch_size,
                                     n_resamples=args.bootstrap, aggregation=args.aggregation,
                                     overwrite=args.overwrite, plots=not args.no_plots, label_map=label_map_of(args),
-                                    crop=args.crop, trust_remote_code=args.trust_remote_code)
+                                    crop=args.crop, trust_remote_code=args.trust_remote_code,
+                                    face_workers=args.face_workers)
         if main_process():  # under torchrun / accelerate launch every rank has the result; one reports it
             for name, message in result.get("errors", {}).items():
                 print(f"{name}: not evaluated: {message}", file=sys.stderr)

@@ -22,6 +22,26 @@ def positive_int(text: str) -> int:
     return value
 
 
+def non_negative_int(text: str) -> int:
+    """argparse type: an integer >= 0 (a usage error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
+    return value
+
+
+def add_face_workers_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--face-workers", type=non_negative_int, default=None, metavar="N",
+                        help="face detection processes (0: in this process's threads); N applies to every face "
+                        "mode (dlib, which follows faces from frame to frame, sends each video whole to one worker). "
+                        "Default: for a mode whose frames are independent (deepfakebench) DEEPFAKE_HF_FACE_WORKERS "
+                        "if set, else this process's share of the cores (cores / local ranks); dlib stays in the "
+                        "threads. See docs/performance.md")
+
+
 def add_faces_option(parser: argparse.ArgumentParser, default: str | None = MODEL_FACES) -> None:
     """--faces; `default` None (a command that scores with a model) is "the model's", resolved by the scorer
     (scoring.scorer.resolve_faces) as at every other door; a command without a model gives "auto"."""

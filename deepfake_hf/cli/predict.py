@@ -10,6 +10,7 @@ from deepfake_hf.cli.base import EXIT_OK, EXIT_PARTIAL, Command, CommandError, R
 from deepfake_hf.cli.options import (
     add_aggregation_option,
     add_crop_option,
+    add_face_workers_option,
     add_faces_option,
     add_frames_option,
     add_output_option,
@@ -56,6 +57,7 @@ class PredictCommand(Command):
         add_faces_option(parser)
         add_crop_option(parser)
         add_frames_option(parser)
+        add_face_workers_option(parser)
         add_aggregation_option(parser)
         parser.add_argument("--format", choices=("table", "json", "jsonl", "csv"), default="table",
                             help="output format; with --out, json/jsonl/csv results are written as they are produced")
@@ -90,7 +92,7 @@ class PredictCommand(Command):
                               num_frames=args.frames, aggregation=args.aggregation, fmt=args.format,
                               frame_scores=args.frame_scores, batch_size=args.batch_size, device=args.device,
                               trust_remote_code=args.trust_remote_code, out=args.out, resume=args.resume,
-                              on_result=_print_error)
+                              on_result=_print_error, face_workers=args.face_workers)
         except PredictInterrupted as stopped:
             return _report_interrupted(args, stopped)
         if outcome[0] is None:  # streamed to --out; the counts come back (every rank reports its own errors)

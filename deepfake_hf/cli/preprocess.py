@@ -8,6 +8,7 @@ import sys
 from deepfake_hf.cli.base import EXIT_OK, EXIT_PARTIAL, Command, ReportedInterrupt, main_process, print_result
 from deepfake_hf.cli.options import (
     add_crop_option,
+    add_face_workers_option,
     add_faces_option,
     add_frames_option,
     add_json_option,
@@ -38,6 +39,7 @@ class PreprocessCommand(Command):
         add_faces_option(parser, DEFAULT_FACES)  # no model to read a face mode from
         add_crop_option(parser, default="align")  # preprocess has no model to read a crop from
         add_frames_option(parser, default_text="32")
+        add_face_workers_option(parser)
         parser.add_argument("--size", type=positive_int, default=256, help="crop size in pixels (default 256)")
         parser.add_argument("--dataset", help="dataset name in the layout and JSON (default: the first input's name)")
         parser.add_argument("--split", default="test",
@@ -66,7 +68,7 @@ class PreprocessCommand(Command):
                                  size=args.size, dataset=args.dataset, split=args.split,
                                  label_map=label_map_of(args), overwrite=args.overwrite, resume=args.resume,
                                  landmarks=args.landmarks, landmarks_model=args.landmarks_model,
-                                 json_prefix=args.json_prefix)
+                                 json_prefix=args.json_prefix, face_workers=args.face_workers)
         except KeyboardInterrupt:
             if main_process():
                 print(f"deepfake-hf preprocess: interrupted; the crops made so far are kept in {args.out}; run the "

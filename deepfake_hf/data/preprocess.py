@@ -177,7 +177,8 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
                size: int = FACE_SIZE, scale: float = FACE_SCALE, dataset: str | None = None, split: str = "test",
                label_map: dict | None = None, overwrite: bool = False, resume: bool = False,
                progress: bool | None = None, landmarks: bool = True,
-               landmarks_model: str | os.PathLike[str] | None = None, json_prefix: str = "") -> dict:
+               landmarks_model: str | os.PathLike[str] | None = None, json_prefix: str = "",
+               face_workers: int | None = None) -> dict:
     """Crop the faces of `sources` into `out_dir` (see the module docstring); returns the summary dict.
 
     `faces` is a face mode name or a detector object; `landmarks_model` a dlib shape predictor file for the
@@ -185,7 +186,8 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
     none (finding them costs about as much as a frame's detection in the "dlib" mode). `json_prefix` goes
     before every frame path in the DeepfakeBench JSON (default: paths relative to `out_dir`, as the package
     reads them; DeepfakeBench opens the paths that start with "." from the folder it runs in, e.g.
-    "./datasets/crops/"). Runs as one rank of a
+    "./datasets/crops/"). `face_workers`: face detection processes (0: in this process; None: the default of
+    `faces.workers.pool_size`). Runs as one rank of a
     torchrun / accelerate launch when started by one; every rank returns the summary.
     """
     from tqdm.auto import tqdm
@@ -211,7 +213,8 @@ def preprocess(sources: str | os.PathLike[str] | Iterable[str | os.PathLike[str]
         raise PreprocessError("--landmarks-model: not used with --no-landmarks; give one of them")
     crop_landmarks = _crop_landmarks(landmarks_model) if landmarks else None
     # one video's frames over several processes for a mode whose frames are independent (faces.workers)
-    pool = FacePool(pool_size(detector)) if pool_size(detector) else None
+    workers = pool_size(detector, face_workers)
+    pool = FacePool(workers) if workers else None
     ranks = current_ranks()
     out = Path(out_dir)
     owner = None

@@ -60,12 +60,13 @@ def calibrate_model(model_path: str | os.PathLike, val_sources: Mapping[str, str
                     target_fpr: float | None = None, faces: Any = None, num_frames: int | None = None,
                     batch_size: int = 32, device: Any = None, cache_dir: str | os.PathLike | None = None,
                     label_map: dict[str, str] | None = None, crop: str | None = None,
-                    trust_remote_code: bool = False) -> dict[str, Any]:
+                    trust_remote_code: bool = False, face_workers: int | None = None) -> dict[str, Any]:
     """Fit temperature scaling and a threshold on validation data; store both in the model's config.json.
 
     method "eer": the threshold at the equal-error point; "fpr": the lowest threshold whose false-positive
-    rate on the validation reals is at most `target_fpr`. `label_map` as in `evaluate_model`. The previous
-    values and the fit's numbers are written to calibration.json next to the config. Returns that record.
+    rate on the validation reals is at most `target_fpr`. `label_map` and `face_workers` as in `evaluate_model`.
+    The previous values and the fit's numbers are written to calibration.json next to the config. Returns that
+    record.
     """
     # Long: one linear pass (check, score, fit, validate through the config class, record), each step a call.
     if method not in CALIBRATION_METHODS:
@@ -74,7 +75,7 @@ def calibrate_model(model_path: str | os.PathLike, val_sources: Mapping[str, str
         raise EvaluationError("--target-fpr in [0, 1) is needed with --method fpr")
     sources = {str(name): os.fspath(spec) for name, spec in val_sources.items()}
     scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, crop=crop,
-                        trust_remote_code=trust_remote_code)
+                        trust_remote_code=trust_remote_code, face_workers=face_workers)
     if not hasattr(getattr(scorer.model, "config", None), "calibration_temperature"):
         raise EvaluationError(f"{model_path}: not a deepfake-hf detector (no calibration_temperature in its config)")
     label_blocks, margin_blocks = [], []

@@ -52,21 +52,26 @@ from deepfake_hf.runtime.outputs import prepare_output_dir, undone_on_failure
 def load_model(model_path: str | os.PathLike, device: Any = None, **options: Any) -> Any:
     """A `scoring.Scorer` for a saved detector (or any image classifier with a "fake" label, or a saved probe).
 
-    `options` (faces, num_frames, aggregation, batch_size, crop, ...) go to the scorer, as `predict` passes them.
+    `options` (faces, num_frames, aggregation, batch_size, crop, ...) go to the scorer, as `predict` passes them;
+    `face_workers` (None: the scorer's default) is set on it.
     """
     from deepfake_hf.evaluation.probes import PROBE_FILE, load_scorer
 
+    face_workers = options.pop("face_workers", None)
     model_path = os.fspath(model_path)
     if not any(os.path.isfile(os.path.join(model_path, name)) for name in ("config.json", PROBE_FILE)):
         raise EvaluationError(f"{model_path}: not a model folder (no config.json)")
     try:
-        return load_scorer(model_path, device=device, **options)
+        scorer = load_scorer(model_path, device=device, **options)
     except DeepfakeHFError:  # ModelLoadError and ProbeError name the folder and the reason
         raise
     except (OSError, KeyError) as error:
         raise EvaluationError(f"{model_path}: cannot load the model ({one_line(error, 300)})") from None
     except ValueError as error:  # no "fake" label, or a bad option
         raise EvaluationError(f"{model_path}: {one_line(error)}") from None
+    if face_workers is not None:
+        scorer.face_workers = int(face_workers)
+    return scorer
 
 
 # ----------------------------------------------------------------------------------------- data
@@ -212,11 +217,12 @@ def evaluate_model(model_path: str | os.PathLike, test_sets: Mapping[str, str | 
                    aggregation: str | None = None, overwrite: bool = False, device: Any = None, seed: int = 0,
                    cache_dir: str | os.PathLike | None = None, plots: bool = True,
                    label_map: dict[str, str] | None = None, crop: str | None = None,
-                   trust_remote_code: bool = False) -> dict[str, Any]:
+                   trust_remote_code: bool = False, face_workers: int | None = None) -> dict[str, Any]:
     """Score `test_sets` ({name: data spec}) with the model and write predictions, metrics, report and plots.
 
     `faces` ("none", "auto", "dlib" or a detector object) is the scorer's face policy, as in `predict`;
     `label_map` ({folder or label name: "real"/"fake"}) is passed to `data.load_source` for every test set.
+    `face_workers`: face detection processes (as the Detector's; None: `Scorer.face_workers`' default).
     Returns the metrics dict (also in metrics.json).
     """
     # Long: one pass per test set keeps its dataset, clean and perturbed scores together (split, it would
@@ -229,7 +235,7 @@ def evaluate_model(model_path: str | os.PathLike, test_sets: Mapping[str, str | 
     prepare_output_dir(out_dir, overwrite)
     sources = {str(name): os.fspath(spec) for name, spec in test_sets.items()}
     scorer = load_model(model_path, device=device, faces=faces, num_frames=num_frames, aggregation=aggregation,
-                        crop=crop, trust_remote_code=trust_remote_code)
+                        crop=crop, trust_remote_code=trust_remote_code, face_workers=face_workers)
     aggregation = scorer.aggregation
     aggregation_options = dict(confident_threshold=scorer.confident_threshold,
                                confident_fraction=scorer.confident_fraction)

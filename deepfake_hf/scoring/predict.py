@@ -78,7 +78,7 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str |
             fmt: str = "table", frame_scores: bool = False, batch_size: int | None = None, device: Any = None,
             trust_remote_code: bool = False, progress: bool | None = None, out: str | os.PathLike | None = None,
             resume: bool = False, on_result: Callable[[FileResult], None] | None = None,
-            ) -> tuple[str, list[FileResult]] | tuple[None, dict[str, int]]:
+            face_workers: int | None = None) -> tuple[str, list[FileResult]] | tuple[None, dict[str, int]]:
     """What `deepfake-hf predict` does.
 
     Without `out`, or for a table: (formatted text, `FileResult`s), the text also written to `out` if given.
@@ -87,6 +87,7 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str |
     inputs. Under torchrun / accelerate launch each rank scores its shard into its own part file and rank 0
     merges them into `out` in input order (the single-process output, row for row); `resume` skips the
     inputs a killed run already wrote. `on_result(result)` is called for each result as it is written.
+    `face_workers`: face detection processes (the Detector's option; None: its default).
     Bad files are results with `error`.
     """
     from deepfake_hf.runtime.distributed import current_ranks
@@ -104,7 +105,8 @@ def predict(model: str | os.PathLike, inputs: str | os.PathLike | Iterable[str |
     try:  # a Hub id that is not cached fails at once when the Hub does not answer (scoring.hub)
         detector = Detector.from_pretrained(model, faces=faces, crop=crop, num_frames=num_frames,
                                             aggregation=aggregation, batch_size=batch_size, device=device,
-                                            trust_remote_code=trust_remote_code, progress=progress)
+                                            trust_remote_code=trust_remote_code, progress=progress,
+                                            face_workers=face_workers)
     except DeepfakeHFError:  # a load error, or an option that does not fit (crop, aggregation): its own line
         raise
     except ValueError as error:  # a model's own config or weights that transformers refuses

@@ -1,7 +1,8 @@
 """`deepfake-hf bench`: speed and memory measurements written as JSON.
 
-This package's `__init__` is the command (parsing only, light); `measure.py` runs the benchmarks and
-`child.py` is the child process some of them start. benchmarks/bench_*.py call this command.
+This package's `__init__` is the command (parsing only, light); `measure.py` runs the benchmarks (and
+`faceworkers.py` the face-workers one) and `child.py` is the child process some of them start.
+benchmarks/bench_*.py call this command.
 """
 
 from __future__ import annotations
@@ -13,12 +14,13 @@ from typing import Any
 
 from deepfake_hf.cli.base import EXIT_OK, Command, CommandError, stdout_to_stderr
 from deepfake_hf.cli.options import add_frames_option, add_json_option, add_output_option
+from deepfake_hf.faces import face_mode_names
 
 
 class BenchCommand(Command):
     name = "bench"
     order = 130
-    help = "speed and memory benchmarks (inference, training, start-up) written as JSON"
+    help = "speed and memory benchmarks (inference, training, video, face workers, start-up) written as JSON"
     description = ("Random weights of published encoder sizes; nothing is downloaded. Ratios are measured side by "
                    "side in one run. See the README's Performance section.")
 
@@ -65,7 +67,22 @@ class BenchCommand(Command):
                               help="inputs of the large memory, resume and scaling runs")
         scaleout.add_argument("--faces", type=int, default=120, help="face images preprocessed with dlib")
         scaleout.add_argument("--rounds", type=int, default=2)
-        for kind in (inference, training, video, startup, threads, scaleout):
+        workers = kinds.add_parser("face-workers", help="face detection in 0 / 1 / 2 worker processes, and whole "
+                                   "predict runs: 1 vs 2 workers, one run alone vs two at once")
+        workers.add_argument("media", nargs="+", metavar="VIDEO",
+                             help="video files or folders of them (e.g. ../shared/media/videos)")
+        workers.add_argument("--faces", default="deepfakebench", choices=face_mode_names(),
+                             help="face mode (default deepfakebench, the exact mode)")
+        add_frames_option(workers, "4")
+        workers.add_argument("--rounds", type=int, default=1, help="rounds over the settings (interleaved)")
+        workers.add_argument("--settings", default="0,1,2",
+                             help="comma list of face worker counts for the in-process runs (0: in the threads)")
+        workers.add_argument("--model", default="tiny-vit", choices=["tiny-vit", "vit-b16", "clip-b32"],
+                             help="random-weight detector (tiny-vit: the time is decode + faces)")
+        workers.add_argument("--parts", default="detector,one-file,predict",
+                             help="comma list of detector (one Detector over all videos), one-file (Scorer.plan "
+                             "per video), predict (whole predict processes: 1 vs 2 workers, solo vs pair)")
+        for kind in (inference, training, video, startup, threads, scaleout, workers):
             # not required by argparse: a missing --out is then one error line naming it, like every other error
             add_output_option(kind, "the JSON file the results are written to", required=False)
             add_json_option(kind, "the results")
@@ -110,6 +127,27 @@ def _check_inputs(measure: Any, args: argparse.Namespace) -> None:
         if args.no_generated and not args.videos:
             raise CommandError("no clip to measure: give VIDEOS or leave out --no-generated")
         measure.video_face_modes(args.faces)
+    elif args.bench_kind == "face-workers":
+        _check_face_workers(args)
+
+
+def _check_face_workers(args: argparse.Namespace) -> None:
+    from pathlib import Path
+
+    from deepfake_hf.cli.bench.faceworkers import PARTS, video_files
+
+    for item in map(Path, args.media):
+        if not item.exists():
+            raise CommandError(f"{item}: no such file or folder")
+    if not video_files(args.media):
+        raise CommandError(f"{', '.join(args.media)}: no video files there")
+    _check_comma_list("--parts", args.parts, PARTS)
+    try:
+        settings = [int(value) for value in args.settings.split(",")]
+    except ValueError:
+        settings = [-1]
+    if not settings or min(settings) < 0:
+        raise CommandError(f"--settings: {args.settings!r}: expected a comma list of worker counts (0 or more)")
 
 
 def _run_kind(measure: Any, args: argparse.Namespace) -> dict:
@@ -129,6 +167,12 @@ def _run_kind(measure: Any, args: argparse.Namespace) -> dict:
         return measure.run_predict_concurrency_benchmark(out, images=args.images, rounds=args.rounds)
     if args.bench_kind == "threads":
         return measure.run_threads_benchmark(out, steps=args.steps, rounds=args.rounds)
+    if args.bench_kind == "face-workers":
+        from deepfake_hf.cli.bench.faceworkers import run_face_workers_benchmark
+
+        return run_face_workers_benchmark(out, args.media, faces=args.faces, num_frames=args.frames or 4,
+                                          rounds=args.rounds, model=args.model, parts=args.parts.split(","),
+                                          settings=[int(value) for value in args.settings.split(",")])
     if args.bench_kind == "scaleout":
         return measure.run_scaleout_benchmark(out, args.small, args.large, args.faces, args.rounds)
     return measure.run_startup_benchmark(out, args.repeats)

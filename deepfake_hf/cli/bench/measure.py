@@ -674,15 +674,18 @@ def run_threads_benchmark(json_path, modes=tuple(THREAD_MODES), steps=30, rounds
 PREDICT_CHILD = "import sys; from deepfake_hf.cli import main; sys.exit(main(sys.argv[1:]))"
 
 
-def run_predict_processes(model_dir, inputs, out_dir, copies):
+def run_predict_processes(model_dir, inputs, out_dir, copies, options=("--faces", "none"), env=None):
     """Start `copies` whole `deepfake-hf predict` runs at once (each its own process: imports, model load,
-    decode, forward, output); returns each one's wall time from start to exit."""
-    env = {**_clean_thread_environment(), "TRANSFORMERS_VERBOSITY": "error", "HF_HUB_OFFLINE": "1"}
+    decode, forward, output) of `inputs` (a path or a list of them) with `options`; returns each one's wall time
+    from start to exit. `env`: the children's environment (default: this one without thread settings)."""
+    env = {**(_clean_thread_environment() if env is None else env), "TRANSFORMERS_VERBOSITY": "error",
+           "HF_HUB_OFFLINE": "1"}
+    inputs = [str(inputs)] if isinstance(inputs, (str, os.PathLike)) else [str(path) for path in inputs]
     started, processes = [], []
     for copy in range(copies):
         out = Path(out_dir) / f"predict-{copy}.jsonl"
         out.unlink(missing_ok=True)
-        command = [sys.executable, "-c", PREDICT_CHILD, "predict", str(model_dir), str(inputs), "--faces", "none",
+        command = [sys.executable, "-c", PREDICT_CHILD, "predict", str(model_dir), *inputs, *options,
                    "--format", "jsonl", "--out", str(out)]
         started.append(time.perf_counter())
         processes.append(subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
