@@ -176,7 +176,7 @@ def test_every_benchmark_script_is_the_bench_command_with_the_same_options(monke
 
     bench = cli.build_parser()._subparsers._group_actions[0].choices["bench"]
     kinds = set(bench._subparsers._group_actions[0].choices)
-    scripts = {path.stem.removeprefix("bench_"): path
+    scripts = {path.stem.removeprefix("bench_").replace("_", "-"): path
                for path in (Path(__file__).parents[1] / "benchmarks").glob("bench_*.py")}
     assert set(scripts) == kinds
     calls = []
