@@ -185,31 +185,45 @@ def coarse_face_boxes(detector: Any, rgb: np.ndarray, skip_levels: int, margin: 
     levels from there up, bit for bit (the same scores), for about 0.69**skip_levels of its work; the boxes are
     mapped to the frame as the full scan maps them. What it cannot see: faces smaller than those levels find
     (about 36.5 * 1.2**skip_levels px), and a smaller box of a higher score, in the skipped levels, that would
-    have suppressed one of these in dlib's overlap test. So it answers None (scan the full frame) unless its
-    largest box lies `margin` levels above the skipped ones, and also when a box cannot be mapped exactly."""
+    have suppressed one of these in dlib's overlap test. So a scan counts only when its largest box lies
+    `margin` levels above the levels it skipped; when it finds a face closer to them, the levels from `margin`
+    below that face up are scanned once more (their images are built already). None (scan the full frame) when
+    no scan counts, and when a box cannot be mapped exactly."""
     import dlib
 
     height, width = rgb.shape[:2]
     up, down = dlib.pyramid_down(2), dlib.pyramid_down(_PYRAMID_RATE)
     size = up.rect_up(dlib.rectangle(0, 0, width - 1, height - 1))
-    image = dlib.resize_image(rgb, size.bottom() + 1, size.right() + 1)  # what pyramid_up does in detector(rgb, 1)
-    full_levels = _pyramid_levels(dlib, down, image.shape[1], image.shape[0])
+    levels = [dlib.resize_image(rgb, size.bottom() + 1, size.right() + 1)]  # what pyramid_up does in detector(rgb, 1)
+    full_levels = _pyramid_levels(dlib, down, levels[0].shape[1], levels[0].shape[0])
     for _ in range(skip_levels):
-        image = down(image)
-    if _pyramid_levels(dlib, down, image.shape[1], image.shape[0]) != full_levels - skip_levels:
-        return None  # the top of the pyramid would differ: leave it to the full scan
-    boxes, top = [], -1
-    for box in detector(image, 0):
-        guess = round(math.log(max(box.width(), 1) / _LEVEL_BOX) / math.log(_PYRAMID_RATE / (_PYRAMID_RATE - 1)))
-        for level in (guess, guess - 1, guess + 1):
-            found = _level_box(dlib, down, box, level) if level >= 0 else None
-            if found is not None:
-                break
-        else:
-            return None
-        boxes.append(up.rect_down(down.rect_up(found, skip_levels + level)))
-        top = max(top, level)
-    return boxes if top >= margin else None
+        levels.append(down(levels[-1]))
+
+    def scan(skip):
+        """(boxes in the frame, the largest one's level above `skip`, -1 for none), or None (not mapped)."""
+        image = levels[skip]
+        if _pyramid_levels(dlib, down, image.shape[1], image.shape[0]) != full_levels - skip:
+            return None  # the top of the pyramid would differ: leave it to the full scan
+        boxes, top = [], -1
+        for box in detector(image, 0):
+            guess = round(math.log(max(box.width(), 1) / _LEVEL_BOX) / math.log(_PYRAMID_RATE / (_PYRAMID_RATE - 1)))
+            for level in (guess, guess - 1, guess + 1):
+                found = _level_box(dlib, down, box, level) if level >= 0 else None
+                if found is not None:
+                    break
+            else:
+                return None
+            boxes.append(up.rect_down(down.rect_up(found, skip + level)))
+            top = max(top, level)
+        return boxes, top
+
+    scanned = scan(skip_levels)
+    if scanned is not None and 0 <= scanned[1] < margin and skip_levels + scanned[1] - margin >= 1:
+        # a face just above the skipped levels: once more from `margin` levels below it (already built)
+        scanned = scan(skip_levels + scanned[1] - margin)
+    if scanned is None or scanned[1] < margin:
+        return None
+    return scanned[0]
 
 
 class CropLandmarks:
