@@ -101,3 +101,30 @@ def test_fast_mode_matches_the_exact_mode_on_the_shared_videos(shared_media):
         for number, image in video_frames(video, every=60):
             row = compare_frame(exact, fast, image, "exact" if number % 2 else "fast")
             assert row["same_boxes"] and row["faces_exact"] == row["faces_fast"], (video.name, number, row)
+
+
+def test_bench_exact_faces_checks_its_options(tmp_path, capsys):
+    from deepfake_hf.cli import main
+
+    assert main(["bench", "exact-faces", "--every", "0", "--out", str(tmp_path / "x.json")]) != 0
+    assert "--every: 0" in capsys.readouterr().err
+    assert main(["bench", "exact-faces", str(tmp_path / "missing.mp4"), "--out", str(tmp_path / "x.json")]) != 0
+    assert "missing.mp4: no such file" in capsys.readouterr().err
+    assert not (tmp_path / "x.json").exists()
+
+
+def test_bench_exact_faces_compares_both_modes_on_a_clip(tmp_path):
+    import json
+
+    pytest.importorskip("av")
+    from deepfake_hf.cli.bench.exact_faces import run_exact_faces_benchmark
+    from deepfake_hf.cli.bench.measure import write_face_video
+
+    clip = write_face_video(tmp_path / "clip.mp4", seconds=1, size=(320, 240))
+    results = run_exact_faces_benchmark(tmp_path / "r.json", (clip,), every=5, generated=False)
+    assert json.loads((tmp_path / "r.json").read_text())["benchmark"] == "exact-faces"
+    summary = results["all"]
+    assert summary["frames"] == 5 and summary["identical_percent"] == 100.0 and not results["mismatches"]
+    assert summary["frames_kept_exact"] == summary["frames_kept_fast"] > 0
+    assert summary["cpu_s_exact"] > 0 and summary["cpu_s_fast"] > 0
+    assert set(results["load_average_1_5_15min"]) == {"before", "after"}
