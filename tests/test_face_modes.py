@@ -51,7 +51,7 @@ def faces_option(command):
 
 
 def test_the_built_in_modes_in_order_and_what_auto_picks(monkeypatch):
-    assert faces.face_mode_names() == ("auto", "dlib", "deepfakebench", "gend", "none")
+    assert faces.face_mode_names() == ("auto", "dlib", "deepfakebench", "deepfakebench-fast", "gend", "none")
     monkeypatch.setattr("deepfake_hf.faces.dlib.dlib_available", lambda: True)
     assert faces.face_mode("auto") is faces.DlibFaceDetector
     monkeypatch.setattr("deepfake_hf.faces.dlib.dlib_available", lambda: False)
@@ -60,7 +60,8 @@ def test_the_built_in_modes_in_order_and_what_auto_picks(monkeypatch):
     assert faces.prefer_recorded(None, "deepfakebench") == "deepfakebench"
     assert faces.prefer_recorded(None, None) == "none" and faces.prefer_recorded("auto", None) == "auto"
     assert faces.prefer_recorded("dlib", "deepfakebench") == "dlib"
-    with pytest.raises(faces.FaceError, match="'mtcnn' is not one of auto, dlib, deepfakebench, gend, none"):
+    names = "auto, dlib, deepfakebench, deepfakebench-fast, gend, none"
+    with pytest.raises(faces.FaceError, match=f"'mtcnn' is not one of {names}"):
         faces.face_mode("mtcnn")
 
 
@@ -104,7 +105,7 @@ def test_a_new_mode_file_is_seen_everywhere_names_are(toy_mode, capsys):
     from deepfake_hf.cli import main
     from deepfake_hf.data.datasets import DataSourceError, load_source
 
-    assert faces.face_mode_names() == ("auto", "dlib", "deepfakebench", "gend", toy_mode, "none")
+    assert faces.face_mode_names() == ("auto", "dlib", "deepfakebench", "deepfakebench-fast", "gend", toy_mode, "none")
     detector = faces.get_face_detector(toy_mode)
     assert detector.name == toy_mode and detector.detect(Image.new("RGB", (8, 6)))[0].box == (0, 0, 8, 6)
     for command in ("predict", "evaluate", "calibrate", "explain"):

@@ -52,6 +52,13 @@ class BenchCommand(Command):
         video.add_argument("--faces", default="none,dlib-per-frame,dlib,deepfakebench",
                            help="comma list of face modes: none, dlib-per-frame, dlib, deepfakebench (the exact mode)")
         video.add_argument("--rounds", type=int, default=1, help="rounds over all clips and modes (medians kept)")
+        exact_faces = kinds.add_parser("exact-faces", help="face mode deepfakebench-fast vs the exact deepfakebench, "
+                                       "frame by frame: agreement and CPU time")
+        exact_faces.add_argument("videos", nargs="*", help="clips whose frames are compared (e.g. "
+                                 "../shared/media/videos/*/*/*.mp4)")
+        exact_faces.add_argument("--every", type=int, default=1, help="compare every Nth frame (1: every frame)")
+        exact_faces.add_argument("--no-generated", action="store_true",
+                                 help="skip the generated frames (0, 1 and several faces, small and large)")
         startup = kinds.add_parser("startup", help="import and --help times, heavy modules imported")
         startup.add_argument("--repeats", type=int, default=5)
         threads = kinds.add_parser("threads", help="two runs sharing the cores: default vs configured threads")
@@ -82,7 +89,7 @@ class BenchCommand(Command):
         workers.add_argument("--parts", default="detector,one-file,predict",
                              help="comma list of detector (one Detector over all videos), one-file (Scorer.plan "
                              "per video), predict (whole predict processes: 1 vs 2 workers, solo vs pair)")
-        for kind in (inference, training, video, startup, threads, scaleout, workers):
+        for kind in (inference, training, video, exact_faces, startup, threads, scaleout, workers):
             # not required by argparse: a missing --out is then one error line naming it, like every other error
             add_output_option(kind, "the JSON file the results are written to", required=False)
             add_json_option(kind, "the results")
@@ -118,7 +125,10 @@ def _check_inputs(measure: Any, args: argparse.Namespace) -> None:
         from deepfake_hf.training.recipes import TUNING_METHODS
 
         _check_comma_list("--methods", args.methods, TUNING_METHODS)
-    elif args.bench_kind == "video":
+    elif args.bench_kind == "exact-faces":
+        if args.every < 1:
+            raise CommandError(f"--every: {args.every}: expected 1 or more")
+    if args.bench_kind in ("video", "exact-faces"):
         for video in map(Path, args.videos):
             if video.is_dir():
                 raise CommandError(f"{video}: is a directory, not a video file")
@@ -126,6 +136,7 @@ def _check_inputs(measure: Any, args: argparse.Namespace) -> None:
                 raise CommandError(f"{video}: no such file")
         if args.no_generated and not args.videos:
             raise CommandError("no clip to measure: give VIDEOS or leave out --no-generated")
+    if args.bench_kind == "video":
         measure.video_face_modes(args.faces)
     elif args.bench_kind == "face-workers":
         _check_face_workers(args)
@@ -163,6 +174,10 @@ def _run_kind(measure: Any, args: argparse.Namespace) -> dict:
         return measure.run_video_benchmark(out, args.model, args.videos, args.frames or 32, args.batch,
                                            generated=not args.no_generated,
                                            face_modes=measure.video_face_modes(args.faces), rounds=args.rounds)
+    if args.bench_kind == "exact-faces":
+        from deepfake_hf.cli.bench.exact_faces import run_exact_faces_benchmark
+
+        return run_exact_faces_benchmark(out, tuple(args.videos), args.every, generated=not args.no_generated)
     if args.bench_kind == "threads" and args.workload == "predict":
         return measure.run_predict_concurrency_benchmark(out, images=args.images, rounds=args.rounds)
     if args.bench_kind == "threads":
