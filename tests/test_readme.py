@@ -33,7 +33,7 @@ SKIPPED = {
     "--format jsonl --out scores.jsonl":
         "eight processes; tests/test_scale_out.py runs predict under torchrun with 2 (accelerate "
         "launch --multi_gpu --num_processes 2 on CPU was checked by hand: the same 2 gloo ranks)",
-    "torchrun --nproc_per_node 8 $(which deepfake-hf) evaluate MODEL ffpp-crops/manifest.csv --out eval-ffpp/":
+    "torchrun --nproc_per_node 8 $(which deepfake-hf) evaluate MODEL 'ffpp-crops/manifest.csv#crops' --out eval-ffpp/":
         "eight processes; tests/test_scale_out.py runs evaluate under torchrun with 2",
 }
 # Extra arguments that keep a long README command short here (the command's own arguments are kept as written).
