@@ -67,6 +67,19 @@ def run_python(code, *args, env=None, timeout=300):
     return result
 
 
+# What the Inference Endpoints toolkit does with a repo holding handler.py (huggingface_inference_toolkit.utils.
+# check_and_register_custom_pipeline_from_directory): `handler` is then the EndpointHandler of the folder argv[1].
+LOAD_HANDLER = """
+import base64, importlib.util, json, os, sys
+model_dir = sys.argv[1]
+spec = importlib.util.spec_from_file_location("handler.EndpointHandler", os.path.join(model_dir, "handler.py"))
+sys.path.insert(0, model_dir)
+module = importlib.util.module_from_spec(spec)
+sys.modules["handler.EndpointHandler"] = module
+spec.loader.exec_module(module)
+handler = module.EndpointHandler(model_dir)
+"""
+
 PIPELINE_SCORES = """
 import json, sys
 from transformers import pipeline

@@ -159,3 +159,29 @@ def real_video_frames(path, num_frames=8):
     if key not in _REAL_FRAMES:
         _REAL_FRAMES[key] = read_video_frames(path, num_frames)
     return _REAL_FRAMES[key]
+
+
+def astronaut_face(size):
+    """A real face (scikit-image's astronaut) at `size`; skips the test where scikit-image is not installed."""
+    import pytest
+    from PIL import Image
+
+    data = pytest.importorskip("skimage.data")
+    return Image.fromarray(data.astronaut()).crop((120, 0, 400, 300)).resize(size)
+
+
+def drifting_face_frames(count, size, face_size, start, step, gap=()):
+    """`astronaut_face` drifting over a textured frame from `start` by `step` a frame; absent in the `gap` frames."""
+    from PIL import Image
+
+    face = astronaut_face(face_size)
+    rng = np.random.default_rng(0)
+    background = Image.fromarray(rng.integers(0, 256, size=(size[1] // 20, size[0] // 20, 3), dtype=np.uint8))
+    background = background.resize(size, Image.BILINEAR)
+    frames = []
+    for index in range(count):
+        frame = background.copy()
+        if index not in gap:
+            frame.paste(face, (start[0] + step[0] * index, start[1] + step[1] * index))
+        frames.append(frame)
+    return frames

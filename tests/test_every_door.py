@@ -34,7 +34,7 @@ from PIL import Image
 
 from deepfake_hf.faces import dlib_available
 
-from .conftest import run_python, tiny_detector
+from .conftest import LOAD_HANDLER, run_python, tiny_detector
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(not dlib_available(), reason="dlib not installed")]
 NUM_FRAMES = 4
@@ -169,15 +169,7 @@ def explain_door(model: Path, inputs: dict[str, Path], scratch: Path) -> Scores:
     return scores
 
 
-TOOLKIT = """
-import base64, importlib.util, json, os, sys
-model_dir = sys.argv[1]
-spec = importlib.util.spec_from_file_location("handler.EndpointHandler", os.path.join(model_dir, "handler.py"))
-sys.path.insert(0, model_dir)
-module = importlib.util.module_from_spec(spec)
-sys.modules["handler.EndpointHandler"] = module
-spec.loader.exec_module(module)
-handler = module.EndpointHandler(model_dir)
+TOOLKIT = LOAD_HANDLER + """
 print(json.dumps([handler({"inputs": open(path, "rb").read()}) for path in sys.argv[2:]]))
 """
 

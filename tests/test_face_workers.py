@@ -19,26 +19,16 @@ from deepfake_hf.faces.workers import AHEAD, FacePool
 from deepfake_hf.runtime.threads import FACE_WORKERS_VARIABLE, face_worker_budget, thread_budget
 
 from .conftest import PROJECT_ROOT, tiny_detector, write_image
-from .media_samples import real_video_frames
+from .media_samples import astronaut_face, drifting_face_frames, real_video_frames
 
 needs_dlib = pytest.mark.skipif(not dlib_available(), reason="dlib / face_recognition_models not installed")
 
 
 def face_frames(count=8, size=(640, 360), gap=(5,)):
     """A real face (astronaut) drifting over a textured frame, absent in the `gap` frames; one frame with two faces."""
-    data = pytest.importorskip("skimage.data")
-    face = Image.fromarray(data.astronaut()).crop((120, 0, 400, 300)).resize((150, 160))
-    rng = np.random.default_rng(0)
-    background = Image.fromarray(rng.integers(0, 256, size=(size[1] // 20, size[0] // 20, 3), dtype=np.uint8))
-    background = background.resize(size, Image.BILINEAR)
-    frames = []
-    for index in range(count):
-        frame = background.copy()
-        if index not in gap:
-            frame.paste(face, (100 + 16 * index, 80 + 4 * index))
-        if index == 2:
-            frame.paste(face.resize((120, 128)), (460, 60))
-        frames.append(frame)
+    frames = drifting_face_frames(count, size, (150, 160), (100, 80), (16, 4), gap)
+    if count > 2:
+        frames[2].paste(astronaut_face((150, 160)).resize((120, 128)), (460, 60))
     return frames
 
 

@@ -30,7 +30,7 @@ from deepfake_hf.faces import (
 )
 
 from .conftest import PROJECT_ROOT
-from .media_samples import real_video_frames
+from .media_samples import drifting_face_frames, real_video_frames
 
 needs_dlib = pytest.mark.skipif(not dlib_available(), reason="dlib / face_recognition_models not installed")
 ARTIFACTS = PROJECT_ROOT / "test-artifacts"
@@ -264,18 +264,7 @@ def test_detect_video_falls_back_to_detect_per_frame():
 
 def moving_face_frames(count=12, size=(1280, 720), step=(24, 6), gap=(6, 7)):
     """A real face (astronaut) drifting across a textured 720p frame; absent in the `gap` frames."""
-    data = pytest.importorskip("skimage.data")
-    face = Image.fromarray(data.astronaut()).crop((120, 0, 400, 300)).resize((240, 260))
-    rng = np.random.default_rng(0)
-    background = Image.fromarray(rng.integers(0, 256, size=(size[1] // 20, size[0] // 20, 3), dtype=np.uint8))
-    background = background.resize(size, Image.BILINEAR)
-    frames = []
-    for index in range(count):
-        frame = background.copy()
-        if index not in gap:
-            frame.paste(face, (200 + step[0] * index, 200 + step[1] * index))
-        frames.append(frame)
-    return frames
+    return drifting_face_frames(count, size, (240, 260), (200, 200), step, gap)
 
 
 def assert_same_faces(per_frame, video, context):

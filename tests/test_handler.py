@@ -20,7 +20,7 @@ from deepfake_hf.publish.endpoint import HANDLER_FILE, HANDLER_TEMPLATE, REQUIRE
 from deepfake_hf.publish.endpoint_handler import EndpointHandler, PayloadError, parse_size, sniff
 from deepfake_hf.scoring.results import FIELD_NAMES
 
-from .conftest import run_python, tiny_detector, write_image
+from .conftest import LOAD_HANDLER, run_python, tiny_detector, write_image
 from .media_samples import truncate, write_video
 
 TOLERANCE = 1e-5
@@ -218,15 +218,7 @@ def test_url_only_when_the_caller_opts_in(handler, model_dir, media, monkeypatch
 # What the endpoint toolkit does with a repo holding handler.py (huggingface_inference_toolkit.utils.
 # check_and_register_custom_pipeline_from_directory), then one call per argument: "b:FILE" sends the bytes,
 # "64:FILE" the base64 string, "big:FILE" the bytes with a too-small pixel cap set before anything was imported.
-TOOLKIT = """
-import base64, importlib.util, json, os, sys
-model_dir = sys.argv[1]
-spec = importlib.util.spec_from_file_location("handler.EndpointHandler", os.path.join(model_dir, "handler.py"))
-sys.path.insert(0, model_dir)
-module = importlib.util.module_from_spec(spec)
-sys.modules["handler.EndpointHandler"] = module
-spec.loader.exec_module(module)
-handler = module.EndpointHandler(model_dir)
+TOOLKIT = LOAD_HANDLER + """
 answers = []
 for argument in sys.argv[2:]:
     how, path = argument.split(":", 1)

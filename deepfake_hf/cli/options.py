@@ -11,26 +11,24 @@ from deepfake_hf.faces import AUTO, FACE_CROPS, auto_description, face_mode_name
 # The CLI's own defaults of ideas whose default is the model's (frames, aggregation) are None: "the model's".
 
 
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (a usage error otherwise)."""
+def _integer_at_least(text: str, minimum: int) -> int:
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 1")
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"{value} must be >= {minimum}")
     return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type: an integer >= 1 (a usage error otherwise)."""
+    return _integer_at_least(text, 1)
 
 
 def non_negative_int(text: str) -> int:
     """argparse type: an integer >= 0 (a usage error otherwise)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{value} must be >= 0")
-    return value
+    return _integer_at_least(text, 0)
 
 
 def add_face_workers_option(parser: argparse.ArgumentParser) -> None:
