@@ -333,9 +333,12 @@ def test_ctrl_c_stops_predict_at_once_and_keeps_what_is_done(tmp_path):
     model = tmp_path / "model"
     tiny_detector("vit", num_frames=32).save_pretrained(model)
     source = write_video(tmp_path / "src.mp4", frames=60, size=(640, 480))
-    for index in range(60):  # one clip under many names: long work, cheap to make (links to files are read)
-        (tmp_path / "in" / f"clip_{index:02d}.mp4").parent.mkdir(exist_ok=True)
-        (tmp_path / "in" / f"clip_{index:02d}.mp4").symlink_to(source)
+    # One clip under many names: long work, cheap to make (links to files are read). Enough that neither run can
+    # finish before it is interrupted: a run that has finished may still be tearing down (poll() is None), and
+    # SIGINT then ends it silently with -2 (seen on a loaded CI machine with 60 names).
+    for index in range(400):
+        (tmp_path / "in" / f"clip_{index:03d}.mp4").parent.mkdir(exist_ok=True)
+        (tmp_path / "in" / f"clip_{index:03d}.mp4").symlink_to(source)
     env = {**os.environ, "PYTHONPATH": str(PROJECT_ROOT), "HF_HUB_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error"}
     command = [sys.executable, "-m", "deepfake_hf.cli", "predict", str(model), str(tmp_path / "in"), "--faces", "none"]
 
