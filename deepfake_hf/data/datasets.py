@@ -296,6 +296,15 @@ def _read_manifest_rows(manifest):
     return sorted(fields), rows
 
 
+def _manifest_row_path(row, manifest):
+    """A manifest row's `path` as a Path (relative ones are relative to the manifest's folder), None when empty."""
+    text = str(row.get("path") or "").strip()
+    if not text:
+        return None
+    path = Path(text).expanduser()
+    return path if path.is_absolute() else manifest.parent / path
+
+
 def _collect_manifest(manifest, label_map, num_frames, frame_sampling="even"):
     fields, rows = _read_manifest_rows(manifest)
     missing = [name for name in ("path", "label") if name not in fields]
@@ -310,13 +319,10 @@ def _collect_manifest(manifest, label_map, num_frames, frame_sampling="even"):
         if "__error__" in row:
             problems.append((where, row["__error__"]))
             continue
-        raw_path = str(row.get("path") or "").strip()
-        if not raw_path:
+        path = _manifest_row_path(row, manifest)
+        if path is None:
             problems.append((where, "empty path"))
             continue
-        path = Path(raw_path).expanduser()
-        if not path.is_absolute():
-            path = manifest.parent / path
         label = _parse_label(row.get("label", ""), label_map)
         if label is None:
             problems.append((str(path), f"unknown label {row.get('label')!r} on {where} (use real, fake, 0 or 1)"))
@@ -464,9 +470,8 @@ def marked_crops_paths(spec: str | os.PathLike) -> list[Path]:
     fields, rows = _read_manifest_rows(path)
     if rows and "path" not in fields:
         raise DataSourceError(f"{spec}: no path column (a manifest needs path,label[,group][,method])")
-    listed = [Path(str(row.get("path") or "").strip()).expanduser() for _, row in rows
-              if str(row.get("path") or "").strip()]
-    return [item if item.is_absolute() else path.parent / item for item in listed]
+    listed = (_manifest_row_path(row, path) for _, row in rows)
+    return [item for item in listed if item is not None]
 
 
 def _split_spec(spec):
